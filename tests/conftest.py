@@ -1,0 +1,43 @@
+"""Fixtures shared by every test package.
+
+`moto_server` is moto's real HTTP emulator of the AWS APIs on 127.0.0.1 (one per test session);
+`aws` gives a test its own clean account state on it and the environment boto3 needs to reach it.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+REGION = "eu-west-1"
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """Start moto's server on a free loopback port; yield its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A clean moto account for one test, with boto3 pointed at the server through the environment."""
+    import requests
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    requests.post(f"{moto_server}/moto-api/reset", timeout=10).raise_for_status()
+    yield moto_server
