@@ -1,0 +1,521 @@
+"""The stack configuration: one team's ML platform in one environment, as one strict model.
+
+Stack YAML -> `StackConfig` (this module; `extra="forbid"`, frozen) -> typed component args.
+Field-level rules (types, ranges, AWS enums and patterns) live on the fields; rules across fields
+(references between sections, environment policy, derived AWS names) live in `components.rules`,
+which `components.stack_files` runs after this model validates.
+"""
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal, Union
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from components import instance_types
+
+Environment = Literal["local", "dev", "staging", "prod"]
+ENVIRONMENTS: tuple[str, ...] = ("local", "dev", "staging", "prod")
+REQUIRED_TAGS: tuple[str, ...] = ("CostCenter", "Owner")
+
+_SLUG = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
+_SLUG_ALLOWED = "lowercase letters, digits and single hyphens, starting with a letter (e.g. 'fraud-detection')"
+
+
+def _slug(value: str) -> str:
+    if not re.match(_SLUG, value):
+        raise ValueError(f"{value!r} is not a valid name; allowed: {_SLUG_ALLOWED}")
+    return value
+
+
+Slug = Annotated[str, AfterValidator(_slug)]
+"""Keys that become parts of AWS names (team, endpoints, variants, models, feature groups)."""
+
+
+def _endpoint_instance(value: str) -> str:
+    return instance_types.check(value, instance_types.ENDPOINT_SHAPE, purpose="endpoint")
+
+
+def _training_instance(value: str) -> str:
+    return instance_types.check(value, instance_types.TRAINING_SHAPE, purpose="training")
+
+
+def _processing_instance(value: str) -> str:
+    return instance_types.check(value, instance_types.PROCESSING_SHAPE, purpose="processing")
+
+
+EndpointInstanceType = Annotated[str, AfterValidator(_endpoint_instance)]
+TrainingInstanceType = Annotated[str, AfterValidator(_training_instance)]
+ProcessingInstanceType = Annotated[str, AfterValidator(_processing_instance)]
+AccountId = Annotated[str, Field(pattern=r"^\d{12}$", description="A 12-digit AWS account id, quoted in YAML.")]
+S3Uri = Annotated[str, Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")]
+
+
+class Strict(BaseModel):
+    """Base of every config section: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Account, tags, images, network
+
+
+class AwsTarget(Strict):
+    """Where the stack deploys. Taken from the AWS provider's config (`aws:region`, `aws:allowedAccountIds`)."""
+
+    account_id: AccountId
+    region: Annotated[str, Field(pattern=r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")]
+
+
+def _tags(tags: dict[str, str]) -> dict[str, str]:
+    missing = [t for t in REQUIRED_TAGS if t not in tags]
+    if missing:
+        raise ValueError(
+            f"missing mandatory tag(s) {', '.join(missing)}; every stack must tag its resources with "
+            f"{' and '.join(REQUIRED_TAGS)} for cost allocation and ownership"
+        )
+    for key, value in tags.items():
+        if key.lower().startswith("aws:"):
+            raise ValueError(f"tag key {key!r} uses the reserved prefix 'aws:'")
+        if not 1 <= len(key) <= 128:
+            raise ValueError(f"tag key {key!r} is {len(key)} characters; AWS allows 1 to 128")
+        if len(value) > 256:
+            raise ValueError(f"tag {key!r} value is {len(value)} characters; AWS allows 256")
+        if not re.match(r"^[\w .:/=+\-@]*$", key + value):
+            raise ValueError(f"tag {key}={value!r} has characters AWS tags do not allow (letters, digits, spaces, _ . : / = + - @)")
+    if len(tags) > 40:
+        raise ValueError(f"{len(tags)} tags; the framework adds 10 of its own and AWS allows 50 per resource")
+    return tags
+
+
+Tags = Annotated[dict[str, str], AfterValidator(_tags)]
+
+
+class Images(Strict):
+    """The container images the stack runs. Tags are immutable in our ECR repositories: pin versions."""
+
+    training_tag: Annotated[str, Field(pattern=r"^[\w][\w.-]{0,127}$")] = "0.1.0"
+    """Tag of the team's training image in its ECR repository. @default "0.1.0"."""
+    serving_tag: Annotated[str, Field(pattern=r"^[\w][\w.-]{0,127}$")] = "0.1.0"
+    """Tag of the team's serving image in its ECR repository. @default "0.1.0"."""
+
+
+class Network(Strict):
+    """Private networking for training jobs and endpoints (SageMaker VpcConfig)."""
+
+    vpc_id: Annotated[str, Field(pattern=r"^vpc-[0-9a-f]{8,17}$")]
+    subnet_ids: Annotated[list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]], Field(min_length=1, max_length=16)]
+    security_group_ids: Annotated[list[Annotated[str, Field(pattern=r"^sg-[0-9a-f]{8,17}$")]], Field(min_length=1, max_length=5)]
+
+
+# --------------------------------------------------------------------------------------------
+# Feature store
+
+FeatureType = Literal["Integral", "Fractional", "String"]
+FeatureName = Annotated[str, Field(pattern=r"^[a-zA-Z0-9]([-_]*[a-zA-Z0-9]){0,63}$")]
+# Feature Store adds these columns itself; a feature of the same name is rejected by AWS.
+RESERVED_FEATURE_NAMES = frozenset({"is_deleted", "write_time", "api_invocation_time"})
+
+
+class FeatureDefinition(Strict):
+    """One typed feature (SageMaker FeatureDefinition), with the sanity checks training applies."""
+
+    name: FeatureName
+    type: FeatureType
+    """SageMaker Feature Store type: Integral, Fractional or String."""
+    nullable: bool = False
+    """Whether training data may hold nulls in this column. @default false."""
+    min: float | None = None
+    """Smallest valid value (numeric features); rows below it are refused by training."""
+    max: float | None = None
+    """Largest valid value (numeric features)."""
+
+    @model_validator(mode="after")
+    def _range(self) -> FeatureDefinition:
+        if self.name in RESERVED_FEATURE_NAMES:
+            raise ValueError(f"feature name {self.name!r} is reserved by SageMaker Feature Store ({', '.join(sorted(RESERVED_FEATURE_NAMES))})")
+        if self.type == "String" and (self.min is not None or self.max is not None):
+            raise ValueError(f"feature {self.name!r}: min/max apply to Integral and Fractional features, not String")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"feature {self.name!r}: min {self.min} is greater than max {self.max}")
+        return self
+
+
+class OnlineStore(Strict):
+    """Low-latency store for serving-time lookups, encrypted with the stack's KMS key."""
+
+    enabled: bool = True
+    """@default true."""
+    ttl_hours: Annotated[int, Field(ge=1, le=87600)] | None = None
+    """Records expire this many hours after their event time. @default none (kept until deleted)."""
+
+
+class FeatureGroupConfig(Strict):
+    """A SageMaker Feature Group: record id, event time and typed features."""
+
+    description: Annotated[str, Field(max_length=128)] = ""
+    record_identifier: FeatureName
+    """The feature that identifies a record (Integral or String)."""
+    event_time: FeatureName
+    """The feature that holds the record's event time (String ISO-8601 or Fractional epoch seconds)."""
+    features: Annotated[list[FeatureDefinition], Field(min_length=2, max_length=2500)]
+    online_store: OnlineStore = OnlineStore()
+    offline_store: bool = True
+    """Export to S3 and the Glue catalog (needed for training). @default true."""
+
+    @model_validator(mode="after")
+    def _identity_columns(self) -> FeatureGroupConfig:
+        by_name = {f.name: f for f in self.features}
+        dupes = sorted({f.name for f in self.features if [g.name for g in self.features].count(f.name) > 1})
+        if dupes:
+            raise ValueError(f"duplicate feature name(s) {', '.join(dupes)}")
+        rid = by_name.get(self.record_identifier)
+        if rid is None:
+            raise ValueError(f"record_identifier {self.record_identifier!r} is not one of the features ({', '.join(by_name)})")
+        if rid.type not in ("Integral", "String"):
+            raise ValueError(f"record_identifier {rid.name!r} is {rid.type}; AWS allows Integral or String")
+        et = by_name.get(self.event_time)
+        if et is None:
+            raise ValueError(f"event_time {self.event_time!r} is not one of the features ({', '.join(by_name)})")
+        if et.type not in ("String", "Fractional"):
+            raise ValueError(f"event_time {et.name!r} is {et.type}; AWS allows String (ISO-8601) or Fractional (epoch seconds)")
+        if not (self.online_store.enabled or self.offline_store):
+            raise ValueError("a feature group needs an online store, an offline store or both")
+        return self
+
+
+class FeatureStoreConfig(Strict):
+    """The team's feature groups, keyed by name."""
+
+    feature_groups: dict[Slug, FeatureGroupConfig] = {}
+
+
+# --------------------------------------------------------------------------------------------
+# Training and model registry
+
+Hyperparameter = Union[bool, int, float, str]
+
+
+class TrainingConfig(Strict):
+    """SageMaker training jobs for the team's models."""
+
+    instance_type: TrainingInstanceType = "ml.m5.xlarge"
+    """@default "ml.m5.xlarge" (CPU). GPU types (g5, g6, p4d, p5) run the same image with CUDA."""
+    instance_count: Annotated[int, Field(ge=1, le=100)] = 1
+    """Hosts per job; above 1 the container trains with DistributedDataParallel. @default 1."""
+    volume_size_gb: Annotated[int, Field(ge=1, le=16384)] = 30
+    """@default 30."""
+    max_runtime_hours: Annotated[int, Field(ge=1, le=672)] = 24
+    """SageMaker stops a job after this long (AWS maximum 28 days). @default 24."""
+    use_spot: bool = False
+    """Managed spot training with checkpoints to S3; interrupted jobs resume. @default false."""
+    max_wait_hours: Annotated[int, Field(ge=1, le=672)] | None = None
+    """Spot only: longest wait for capacity plus runtime. @default max_runtime_hours * 2."""
+    hyperparameters: dict[str, Hyperparameter] = {}
+    """Passed to the container as hyperparameters.json (SageMaker sends every value as a string)."""
+    schedule: Annotated[str, Field(pattern=r"^(cron|rate)\(.+\)$")] | None = None
+    """EventBridge Scheduler expression for periodic retraining, e.g. "cron(0 3 ? * MON *)". @default none."""
+
+    @model_validator(mode="after")
+    def _spot(self) -> TrainingConfig:
+        if self.max_wait_hours is not None:
+            if not self.use_spot:
+                raise ValueError("max_wait_hours applies to spot training only; set use_spot: true or remove it")
+            if self.max_wait_hours < self.max_runtime_hours:
+                raise ValueError(
+                    f"max_wait_hours ({self.max_wait_hours}) must be at least max_runtime_hours ({self.max_runtime_hours}) (AWS rule)"
+                )
+        return self
+
+
+Task = Literal["binary_classification", "regression"]
+GateMetric = Literal["auc", "accuracy", "log_loss", "rmse", "mae", "r2"]
+LOWER_IS_BETTER: frozenset[str] = frozenset({"log_loss", "rmse", "mae"})
+TASK_METRICS: dict[str, frozenset[str]] = {
+    "binary_classification": frozenset({"auc", "accuracy", "log_loss"}),
+    "regression": frozenset({"rmse", "mae", "r2"}),
+}
+
+
+class ModelConfig(Strict):
+    """A model the team trains, registers and serves: one SageMaker Model Package Group."""
+
+    description: Annotated[str, Field(max_length=1024)] = ""
+    feature_group: Slug
+    """The feature group (key under feature_store.feature_groups) whose offline store it trains on."""
+    label: FeatureName
+    """The feature to predict; it is excluded from the model's inputs."""
+    task: Task
+    approval: Literal["manual", "auto"] = "manual"
+    """Registered versions start PendingManualApproval (manual) or Approved (auto). @default "manual"."""
+    gates: dict[GateMetric, float] = {}
+    """Evaluation gates, e.g. {auc: 0.85}: a minimum for higher-is-better metrics, a maximum for
+    log_loss, rmse and mae. Promotion into this environment refuses versions that miss one."""
+    max_regression: Annotated[float, Field(ge=0, le=1)] = 0.01
+    """Promotion refuses a version whose gated metrics are worse than the target's champion by more
+    than this (absolute). @default 0.01."""
+
+
+class ModelRegistryConfig(Strict):
+    """Model Package Groups and who may read them."""
+
+    models: dict[Slug, ModelConfig] = {}
+    cross_account_readers: list[AccountId] = []
+    """Accounts (staging, prod) allowed to describe and deploy approved packages. @default none."""
+
+
+# --------------------------------------------------------------------------------------------
+# Endpoints
+
+
+class Variant(Strict):
+    """One production or shadow variant: a pinned model version on a fleet of instances."""
+
+    model_version: Annotated[int, Field(ge=1)]
+    """Version in the model's Model Package Group; promotion writes it."""
+    model_data_url: S3Uri
+    """The version's model.tar.gz (its ModelDataUrl in the registry); promotion writes it."""
+    instance_type: EndpointInstanceType = "ml.c6i.large"
+    """@default "ml.c6i.large"."""
+    instance_count: Annotated[int, Field(ge=1, le=100)] = 1
+    """@default 1; prod requires at least 2 per production variant."""
+
+
+class WeightedVariant(Variant):
+    """A production variant in an A/B test."""
+
+    weight: float
+    """Relative share of traffic; must be greater than 0 (shares are weight / sum of weights)."""
+
+    @field_validator("weight")
+    @classmethod
+    def _positive(cls, weight: float) -> float:
+        if not weight > 0:
+            raise ValueError(f"A/B weight must be greater than 0, got {weight}; remove the variant to send it no traffic")
+        return weight
+
+
+def _one_variant(kind: str):
+    def check(variants: dict[str, Variant]) -> dict[str, Variant]:
+        if len(variants) != 1:
+            raise ValueError(
+                f"{kind} takes exactly one variant (AWS allows one production and one shadow variant in shadow mode); "
+                f"got {len(variants)}: {', '.join(variants) or 'none'}"
+            )
+        return variants
+
+    return check
+
+
+class SingleTraffic(Strict):
+    """All traffic to one production variant."""
+
+    mode: Literal["single"]
+    variants: Annotated[dict[Slug, Variant], AfterValidator(_one_variant("single mode"))]
+
+
+class ABTraffic(Strict):
+    """Weighted production variants (AWS allows up to 10 per endpoint)."""
+
+    mode: Literal["ab"]
+    variants: Annotated[dict[Slug, WeightedVariant], Field(min_length=2, max_length=10)]
+
+    def shares(self) -> dict[str, float]:
+        """Each variant's fraction of traffic."""
+        total = sum(v.weight for v in self.variants.values())
+        return {name: v.weight / total for name, v in self.variants.items()}
+
+
+class ShadowTraffic(Strict):
+    """One production variant answers; one shadow variant gets a copy of requests, never answering."""
+
+    mode: Literal["shadow"]
+    production: Annotated[dict[Slug, Variant], AfterValidator(_one_variant("production in shadow mode"))]
+    shadow: Annotated[dict[Slug, Variant], AfterValidator(_one_variant("shadow in shadow mode"))]
+    shadow_sampling_percent: Annotated[int, Field(ge=1, le=100)] = 100
+    """Share of production requests copied to the shadow variant. @default 100."""
+
+    @model_validator(mode="after")
+    def _distinct(self) -> ShadowTraffic:
+        if set(self.production) & set(self.shadow):
+            raise ValueError(f"variant name {next(iter(self.production))!r} is used for both production and shadow")
+        return self
+
+
+Traffic = Annotated[Union[SingleTraffic, ABTraffic, ShadowTraffic], Field(discriminator="mode")]
+
+
+class _Rollout(Strict):
+    wait_minutes: Annotated[int, Field(ge=0, le=60)] = 10
+    """Baking period after each traffic shift (AWS: 0-3600 s). @default 10."""
+    termination_wait_minutes: Annotated[int, Field(ge=0, le=60)] = 5
+    """Time the old fleet is kept after the shift completes (AWS: 0-3600 s). @default 5."""
+    max_execution_minutes: Annotated[int, Field(ge=10, le=480)] = 120
+    """Upper bound on the whole deployment (AWS: 600-28800 s). @default 120."""
+
+
+class AllAtOnceRollout(_Rollout):
+    """Blue/green: shift all traffic at once, bake, roll back on any alarm."""
+
+    strategy: Literal["all_at_once"]
+
+
+class CanaryRollout(_Rollout):
+    """Blue/green with a canary: a share of the new fleet first, then the rest."""
+
+    strategy: Literal["canary"]
+    canary_percent: Annotated[int, Field(ge=1, le=50)] = 10
+    """Share of the new fleet's capacity that takes traffic first (AWS: at most 50 %). @default 10."""
+
+
+class LinearRollout(_Rollout):
+    """Blue/green in equal steps."""
+
+    strategy: Literal["linear"]
+    step_percent: Annotated[int, Field(ge=10, le=50)] = 25
+    """Capacity shifted per step (AWS: 10-50 % of the new fleet). @default 25."""
+
+
+class NoRollout(Strict):
+    """Plain SageMaker update with no baking or auto-rollback. Not allowed in prod."""
+
+    strategy: Literal["none"]
+
+
+Rollout = Annotated[
+    Union[AllAtOnceRollout, CanaryRollout, LinearRollout, NoRollout], Field(discriminator="strategy")
+]
+
+
+class Autoscaling(Strict):
+    """Target tracking on SageMakerVariantInvocationsPerInstance for each production variant."""
+
+    min_capacity: Annotated[int, Field(ge=1)] = 1
+    max_capacity: Annotated[int, Field(ge=1, le=100)] = 4
+    target_invocations_per_instance: Annotated[float, Field(gt=0)] = 1000
+    """Invocations per instance per minute the policy aims for. @default 1000."""
+    scale_in_cooldown_seconds: Annotated[int, Field(ge=0, le=3600)] = 300
+    scale_out_cooldown_seconds: Annotated[int, Field(ge=0, le=3600)] = 60
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Autoscaling:
+        if self.min_capacity > self.max_capacity:
+            raise ValueError(f"min_capacity {self.min_capacity} is greater than max_capacity {self.max_capacity}")
+        return self
+
+
+class DataCapture(Strict):
+    """SageMaker data capture of requests and responses, encrypted with the stack's KMS key."""
+
+    enabled: bool = True
+    """@default true (the monitoring job and live quality read the captures)."""
+    sampling_percent: Annotated[int, Field(ge=1, le=100)] = 100
+    """@default 100."""
+
+
+class EndpointConfig(Strict):
+    """A real-time SageMaker endpoint serving one registered model."""
+
+    model: Slug
+    """The model (key under model_registry.models) whose versions the variants pin."""
+    traffic: Traffic
+    rollout: Rollout = AllAtOnceRollout(strategy="all_at_once")
+    """Deployment guardrails for updates. @default blue/green all at once with auto-rollback."""
+    autoscaling: Autoscaling | None = None
+    """@default none (fixed instance counts)."""
+    data_capture: DataCapture = DataCapture()
+
+    def production_variants(self) -> dict[str, Variant]:
+        """Variants that answer callers, by name."""
+        if isinstance(self.traffic, ShadowTraffic):
+            return dict(self.traffic.production)
+        return dict(self.traffic.variants)
+
+    def shadow_variants(self) -> dict[str, Variant]:
+        """Variants that only receive copies, by name."""
+        return dict(self.traffic.shadow) if isinstance(self.traffic, ShadowTraffic) else {}
+
+    def all_variants(self) -> dict[str, Variant]:
+        return {**self.production_variants(), **self.shadow_variants()}
+
+
+# --------------------------------------------------------------------------------------------
+# Monitoring
+
+Email = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[a-zA-Z]{2,}$")]
+
+
+class Notifications(Strict):
+    """Who hears about alarms and model approvals (subscriptions of the stack's SNS topic)."""
+
+    emails: list[Email] = []
+    """E-mail subscriptions (each must confirm the subscription mail). @default none."""
+    https_endpoint_secret: str | None = None
+    """Name of a secret Pulumi config key holding an HTTPS webhook URL (set with
+    `pulumi config set --secret`); never put the URL in plain YAML. @default none."""
+
+    def has_target(self) -> bool:
+        return bool(self.emails or self.https_endpoint_secret)
+
+
+class Thresholds(Strict):
+    """Alarm thresholds per production variant."""
+
+    latency_p99_ms: Annotated[float, Field(gt=0)] = 250
+    """ModelLatency p99 over 5 minutes. @default 250."""
+    errors_5xx: Annotated[int, Field(ge=1)] = 5
+    """Invocation5XXErrors summed over 5 minutes. @default 5."""
+    rate_4xx_percent: Annotated[float, Field(gt=0, le=100)] = 5
+    """Invocation4XXErrors as a share of Invocations over 5 minutes. @default 5."""
+    min_invocations_per_hour: Annotated[int, Field(ge=0)] = 1
+    """Alarm when a production variant gets fewer invocations than this in an hour (0 disables). @default 1."""
+    drift_psi: Annotated[float, Field(gt=0)] = 0.2
+    """Population stability index above which a feature counts as drifted. @default 0.2."""
+
+
+class MonitoringConfig(Strict):
+    """Alarms, dashboard and the drift-monitoring schedule."""
+
+    alarms: bool = True
+    """@default true; prod requires it."""
+    notifications: Notifications = Notifications()
+    thresholds: Thresholds = Thresholds()
+    drift_schedule: Annotated[str, Field(pattern=r"^cron\(.+\)$")] = "cron(0 * ? * * *)"
+    """When the drift job runs (SageMaker MonitoringSchedule cron). @default hourly."""
+    drift_instance_type: ProcessingInstanceType = "ml.m5.large"
+    """@default "ml.m5.large"."""
+
+
+# --------------------------------------------------------------------------------------------
+# The stack
+
+
+class StackConfig(Strict):
+    """One team's ML platform in one environment: what `pulumi up -s <team>-<env>` builds."""
+
+    team: Slug
+    environment: Environment
+    aws: AwsTarget
+    tags: Tags
+    images: Images = Images()
+    network: Network | None = None
+    """@default none: SageMaker's managed network. Set it to run endpoints and training in your VPC."""
+    feature_store: FeatureStoreConfig = FeatureStoreConfig()
+    training: TrainingConfig = TrainingConfig()
+    model_registry: ModelRegistryConfig = ModelRegistryConfig()
+    endpoints: dict[Slug, EndpointConfig] = {}
+    monitoring: MonitoringConfig = MonitoringConfig()
+
+    @property
+    def stack_name(self) -> str:
+        return f"{self.team}-{self.environment}"
+
+    def all_tags(self) -> dict[str, str]:
+        """The user's tags plus the framework's own, applied to every taggable resource."""
+        return {
+            **self.tags,
+            "mlops:team": self.team,
+            "mlops:environment": self.environment,
+            "mlops:managed-by": "pulumi",
+        }

@@ -1,0 +1,171 @@
+"""Rules across fields of a validated `StackConfig`: references, environment policy, AWS names.
+
+Pure functions, no Pulumi: each returns `Problem`s naming the config path, the value and what is
+allowed. `components.stack_files` reports them with the file they came from.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from components import naming
+from components.config import LOWER_IS_BETTER, TASK_METRICS, NoRollout, StackConfig
+from components.metrics import DRIFT_ALARM_METRICS
+
+Path = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a stack config."""
+
+    path: Path
+    message: str
+    value: Any = None
+
+    def dotted(self) -> str:
+        return ".".join(str(p) for p in self.path) or "(top level)"
+
+
+def check(config: StackConfig) -> list[Problem]:
+    """Every cross-field problem in `config`, in a stable order."""
+    return [*_references(config), *_environment(config), *_names(config)]
+
+
+def _references(config: StackConfig) -> list[Problem]:
+    problems = []
+    groups = config.feature_store.feature_groups
+    models = config.model_registry.models
+    for name, model in models.items():
+        path: Path = ("model_registry", "models", name)
+        group = groups.get(model.feature_group)
+        if group is None:
+            problems.append(Problem(
+                (*path, "feature_group"),
+                f"unknown feature group; defined: {', '.join(groups) or 'none'}",
+                model.feature_group,
+            ))
+        else:
+            names = [f.name for f in group.features]
+            identity = {group.record_identifier, group.event_time}
+            if model.label not in names:
+                problems.append(Problem((*path, "label"), f"not a feature of {model.feature_group!r}; features: {', '.join(names)}", model.label))
+            elif model.label in identity:
+                problems.append(Problem((*path, "label"), "the record identifier and event time cannot be the label", model.label))
+            elif len(names) - len(identity) - 1 < 1:
+                problems.append(Problem((*path, "label"), f"{model.feature_group!r} has no feature left to train on besides the label", model.label))
+        for metric in model.gates:
+            if metric not in TASK_METRICS[model.task]:
+                problems.append(Problem(
+                    (*path, "gates", metric),
+                    f"not a {model.task} metric; allowed: {', '.join(sorted(TASK_METRICS[model.task]))}",
+                    metric,
+                ))
+            elif metric not in LOWER_IS_BETTER and metric in ("auc", "accuracy") and not 0 < model.gates[metric] <= 1:
+                problems.append(Problem((*path, "gates", metric), "must be in (0, 1]", model.gates[metric]))
+    for name, endpoint in config.endpoints.items():
+        if endpoint.model not in models:
+            problems.append(Problem(
+                ("endpoints", name, "model"),
+                f"unknown model; defined under model_registry.models: {', '.join(models) or 'none'}",
+                endpoint.model,
+            ))
+        own_bucket = naming.Namer(team=config.team, environment=config.environment, account_id=config.aws.account_id).bucket("artifacts")
+        for variant_name, variant in endpoint.all_variants().items():
+            bucket = variant.model_data_url.removeprefix("s3://").split("/", 1)[0]
+            if bucket != own_bucket:
+                where = ("production" if variant_name in endpoint.production_variants() else "shadow") if endpoint.shadow_variants() else "variants"
+                problems.append(Problem(
+                    ("endpoints", name, "traffic", where, variant_name, "model_data_url"),
+                    f"must be in this stack's artifacts bucket s3://{own_bucket}/ (the execution role reads no other bucket; "
+                    f"`mlops promote` copies a version's artifact into the target environment)",
+                    variant.model_data_url,
+                ))
+        guarded = not isinstance(endpoint.rollout, NoRollout) and config.monitoring.alarms
+        rollback = 2 * len(endpoint.production_variants())
+        if guarded and rollback > 10:
+            problems.append(Problem(
+                ("endpoints", name, "traffic", "variants"),
+                f"{len(endpoint.production_variants())} production variants need {rollback} rollback alarms; "
+                "SageMaker's auto-rollback takes at most 10 (5 variants with a guarded rollout)",
+            ))
+        if endpoint.autoscaling is not None:
+            for variant_name, variant in endpoint.production_variants().items():
+                lo, hi = endpoint.autoscaling.min_capacity, endpoint.autoscaling.max_capacity
+                if not lo <= variant.instance_count <= hi:
+                    problems.append(Problem(
+                        ("endpoints", name, "traffic", "variants", variant_name, "instance_count"),
+                        f"outside the autoscaling range {lo}..{hi}",
+                        variant.instance_count,
+                    ))
+    return problems
+
+
+def _environment(config: StackConfig) -> list[Problem]:
+    """Environment policy: what prod demands beyond the defaults."""
+    if config.environment != "prod":
+        return []
+    problems = []
+    for name, endpoint in config.endpoints.items():
+        where = "production" if endpoint.shadow_variants() else "variants"
+        for variant_name, variant in endpoint.production_variants().items():
+            if variant.instance_count < 2:
+                problems.append(Problem(
+                    ("endpoints", name, "traffic", where, variant_name, "instance_count"),
+                    "prod needs at least 2 instances per production variant (one Availability Zone failure must not take the endpoint down)",
+                    variant.instance_count,
+                ))
+        if isinstance(endpoint.rollout, NoRollout):
+            problems.append(Problem(
+                ("endpoints", name, "rollout", "strategy"),
+                "prod needs a guarded rollout; allowed: all_at_once, canary, linear (blue/green with auto-rollback on alarms)",
+                "none",
+            ))
+        if endpoint.autoscaling is not None and endpoint.autoscaling.min_capacity < 2:
+            problems.append(Problem(
+                ("endpoints", name, "autoscaling", "min_capacity"),
+                "prod needs at least 2 (scale-in must not drop below two instances)",
+                endpoint.autoscaling.min_capacity,
+            ))
+        if not endpoint.data_capture.enabled:
+            problems.append(Problem(
+                ("endpoints", name, "data_capture", "enabled"),
+                "prod endpoints must capture data (drift monitoring and live quality depend on it)",
+                False,
+            ))
+    if config.endpoints:
+        if not config.monitoring.alarms:
+            problems.append(Problem(("monitoring", "alarms"), "prod needs alarms on every endpoint", False))
+        if not config.monitoring.notifications.has_target():
+            problems.append(Problem(
+                ("monitoring", "notifications"),
+                "prod needs a notification target for its alarms: at least one of emails, https_endpoint_secret",
+                config.monitoring.notifications.model_dump(),
+            ))
+    return problems
+
+
+def _names(config: StackConfig) -> list[Problem]:
+    namer = naming.Namer(team=config.team, environment=config.environment, account_id=config.aws.account_id)
+    derived = naming.derived_names(
+        namer=namer,
+        endpoints={name: list(ep.all_variants()) for name, ep in config.endpoints.items()},
+        models=list(config.model_registry.models),
+        feature_groups=list(config.feature_store.feature_groups),
+        drift_metrics=list(DRIFT_ALARM_METRICS) if config.endpoints else [],
+    )
+    worst: dict[str, tuple[naming.DerivedName, str]] = {}
+    for name in derived:
+        reason = name.problem()
+        if reason is not None and (name.kind not in worst or len(name.value) > len(worst[name.kind][0].value)):
+            worst[name.kind] = (name, reason)
+    # One problem per AWS name kind: a long team name breaks many names the same way.
+    problems = []
+    for name, reason in worst.values():
+        component = f" or the key {name.source[-1]!r}" if len(name.source) > 1 else ""
+        problems.append(Problem(
+            ("team",),
+            f"{reason}; shorten the team name ({len(config.team)} characters){component}",
+            config.team,
+        ))
+    return problems
