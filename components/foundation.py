@@ -1,0 +1,165 @@
+"""Foundation: the KMS key, buckets, image repositories and IAM roles every other component uses."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components import iam, metrics
+from components.bucket import SecureBucket, SecureBucketArgs
+from components.naming import Namer
+
+TOKEN = "mlops:foundation:Foundation"
+IMAGES = ("training", "serving")
+FEATURE_STORE_DATABASE = "sagemaker_featurestore"
+"""Feature Store creates each offline store's Glue table in this database (AWS refuses a custom
+DataCatalogConfig while it auto-creates the table)."""
+ECR_LIFECYCLE = {
+    "rules": [
+        {
+            "rulePriority": 1,
+            "description": "Drop untagged layers after 7 days",
+            "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 7},
+            "action": {"type": "expire"},
+        },
+        {
+            "rulePriority": 2,
+            "description": "Keep the 50 newest tagged images",
+            "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 50},
+            "action": {"type": "expire"},
+        },
+    ]
+}
+
+
+def image_uri(*, account_id: str, region: str, repository: str, tag: str) -> str:
+    """The ECR image URI for a tag; computed, not read from the repository, so content hashes are stable."""
+    return f"{account_id}.dkr.ecr.{region}.amazonaws.com/{repository}:{tag}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class FoundationArgs:
+    """Inputs of Foundation."""
+
+    namer: Namer
+    region: str
+    model_package_groups: list[str]
+    """Names of the team's Model Package Groups, which the execution role may register into."""
+    vpc: bool = False
+    """Whether jobs and endpoints run in the team's VPC (adds the ENI permissions SageMaker needs)."""
+    tags: dict[str, str]
+    force_destroy_buckets: bool = False
+    """Let `pulumi destroy` remove buckets that still hold data. @default false; true only for local and dev."""
+
+
+class Foundation(pulumi.ComponentResource):
+    """KMS key, the features/artifacts/capture buckets, ECR repositories and least-privilege roles."""
+
+    key: aws.kms.Key
+    buckets: dict[str, SecureBucket]
+    """By purpose: features, artifacts, capture."""
+    repositories: dict[str, aws.ecr.Repository]
+    """By image: training, serving."""
+    execution_role: aws.iam.Role
+    """Assumed by SageMaker training jobs, endpoints and monitoring jobs."""
+    feature_store_role: aws.iam.Role
+    """Assumed by SageMaker Feature Store to write the offline store."""
+    key_arn: pulumi.Output[str]
+    execution_role_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: FoundationArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(TOKEN, name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        namer, account = args.namer, args.namer.account_id
+
+        self.key = aws.kms.Key(
+            f"{name}-key",
+            description=f"mlops {namer.prefix}: data, artifacts, captures, feature store, alerts",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            policy=json.dumps(iam.kms_key_policy(account_id=account, region=args.region)),
+            tags=args.tags,
+            opts=child,
+        )
+        aws.kms.Alias(f"{name}-key-alias", name=namer.kms_alias(), target_key_id=self.key.key_id, opts=child)
+        self.key_arn = self.key.arn
+
+        self.buckets = {
+            purpose: SecureBucket(
+                f"{name}-{purpose}",
+                SecureBucketArgs(bucket=namer.bucket(purpose), kms_key_arn=self.key.arn, tags=args.tags, force_destroy=args.force_destroy_buckets),
+                opts=child,
+            )
+            for purpose in ("features", "artifacts", "capture")
+        }
+
+        self.repositories = {}
+        for image in IMAGES:
+            repo = aws.ecr.Repository(
+                f"{name}-{image}-repo",
+                name=namer.ecr_repository(image),
+                image_tag_mutability="IMMUTABLE",
+                image_scanning_configuration={"scan_on_push": True},
+                encryption_configurations=[{"encryption_type": "KMS", "kms_key": self.key.arn}],
+                tags=args.tags,
+                opts=child,
+            )
+            aws.ecr.LifecyclePolicy(f"{name}-{image}-lifecycle", repository=repo.name, policy=json.dumps(ECR_LIFECYCLE), opts=child)
+            self.repositories[image] = repo
+
+        group_arns = [
+            f"arn:aws:sagemaker:{args.region}:{account}:model-package-group/{group}" for group in args.model_package_groups
+        ]
+        self.execution_role = aws.iam.Role(
+            f"{name}-execution-role",
+            name=namer.role("sagemaker-execution"),
+            description="SageMaker training, hosting and monitoring for this team and environment",
+            assume_role_policy=json.dumps(iam.service_trust("sagemaker.amazonaws.com", account)),
+            max_session_duration=3600 * 12,
+            tags=args.tags,
+            opts=child,
+        )
+        execution_policy = pulumi.Output.all(
+            features=self.buckets["features"].arn,
+            artifacts=self.buckets["artifacts"].arn,
+            capture=self.buckets["capture"].arn,
+            key=self.key.arn,
+            repos=pulumi.Output.all(*(r.arn for r in self.repositories.values())),
+        ).apply(lambda o: json.dumps(iam.sagemaker_execution_policy(
+            account_id=account,
+            region=args.region,
+            read_buckets=[o["features"]],
+            write_buckets=[o["artifacts"], o["capture"]],
+            key_arn=o["key"],
+            repository_arns=list(o["repos"]),
+            model_package_group_arns=group_arns,
+            metric_namespaces=["/aws/sagemaker/*", metrics.NAMESPACE],
+            vpc=args.vpc,
+        )))
+        aws.iam.RolePolicy(f"{name}-execution-policy", role=self.execution_role.id, policy=execution_policy, opts=child)
+        self.execution_role_arn = self.execution_role.arn
+
+        self.feature_store_role = aws.iam.Role(
+            f"{name}-feature-store-role",
+            name=namer.role("feature-store"),
+            description="SageMaker Feature Store offline store writes for this team and environment",
+            assume_role_policy=json.dumps(iam.service_trust("sagemaker.amazonaws.com", account)),
+            tags=args.tags,
+            opts=child,
+        )
+        feature_policy = pulumi.Output.all(self.buckets["features"].arn, self.key.arn).apply(
+            lambda o: json.dumps(iam.feature_store_policy(
+                account_id=account, region=args.region, bucket_arn=o[0], key_arn=o[1], database=FEATURE_STORE_DATABASE
+            ))
+        )
+        aws.iam.RolePolicy(f"{name}-feature-store-policy", role=self.feature_store_role.id, policy=feature_policy, opts=child)
+
+        self.register_outputs({
+            "keyArn": self.key.arn,
+            "executionRoleArn": self.execution_role.arn,
+            "featureStoreRoleArn": self.feature_store_role.arn,
+            "buckets": {purpose: b.name for purpose, b in self.buckets.items()},
+            "repositoryUrls": {image: r.repository_url for image, r in self.repositories.items()},
+        })

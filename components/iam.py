@@ -1,0 +1,212 @@
+"""IAM and resource policy documents: pure functions of ARNs, no Pulumi.
+
+Least privilege: every Allow names its actions (no `*`, no `service:*`) and, wherever the action
+supports resource-level permissions, the team's own resources. The few actions AWS only grants on
+`Resource: "*"` (ecr:GetAuthorizationToken, cloudwatch:PutMetricData, VPC network interfaces) are
+listed in WILDCARD_RESOURCE_ACTIONS and, where AWS offers one, carry a condition.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+Document = dict[str, Any]
+
+WILDCARD_RESOURCE_ACTIONS = frozenset({
+    "ecr:GetAuthorizationToken",
+    "cloudwatch:PutMetricData",
+    "ec2:CreateNetworkInterface",
+    "ec2:CreateNetworkInterfacePermission",
+    "ec2:DeleteNetworkInterface",
+    "ec2:DeleteNetworkInterfacePermission",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeVpcs",
+    "ec2:DescribeDhcpOptions",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeSecurityGroups",
+})
+
+
+def document(*statements: Document) -> Document:
+    return {"Version": "2012-10-17", "Statement": list(statements)}
+
+
+def allow(sid: str, actions: list[str], resources: list[str], condition: Document | None = None) -> Document:
+    statement: Document = {"Sid": sid, "Effect": "Allow", "Action": sorted(actions), "Resource": resources}
+    if condition:
+        statement["Condition"] = condition
+    return statement
+
+
+def service_trust(service: str, account_id: str) -> Document:
+    """Trust policy for an AWS service, limited to calls on behalf of this account (confused deputy)."""
+    return document({
+        "Effect": "Allow",
+        "Principal": {"Service": service},
+        "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+    })
+
+
+def tls_only_bucket_policy(bucket_arn: str) -> Document:
+    """Deny every request to the bucket that does not use TLS."""
+    return document({
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [bucket_arn, f"{bucket_arn}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    })
+
+
+def kms_key_policy(*, account_id: str, region: str) -> Document:
+    """Key policy: the account administers the key through IAM (AWS's default, which keeps the key
+    manageable); CloudWatch and EventBridge may encrypt messages to the stack's encrypted SNS topic."""
+    return document(
+        {
+            "Sid": "AccountAdministersThroughIam",
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
+            "Action": "kms:*",
+            "Resource": "*",
+        },
+        {
+            "Sid": "AlarmsAndEventsPublishToEncryptedTopic",
+            "Effect": "Allow",
+            "Principal": {"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]},
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+            "Resource": "*",
+            "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+        },
+        {
+            "Sid": "CloudWatchLogsEncryptsSageMakerLogs",
+            "Effect": "Allow",
+            "Principal": {"Service": f"logs.{region}.amazonaws.com"},
+            "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
+            "Resource": "*",
+            "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:{region}:{account_id}:*"}},
+        },
+    )
+
+
+def _bucket_statements(sid: str, bucket_arns: list[str], *, write: bool) -> list[Document]:
+    object_actions = ["s3:GetObject"] + (["s3:PutObject", "s3:AbortMultipartUpload"] if write else [])
+    return [
+        allow(f"{sid}List", ["s3:ListBucket", "s3:GetBucketLocation"], bucket_arns),
+        allow(f"{sid}Objects", object_actions, [f"{arn}/*" for arn in bucket_arns]),
+    ]
+
+
+def _kms_statement(key_arn: str) -> Document:
+    return allow("UseStackKey", ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey", "kms:CreateGrant"], [key_arn])
+
+
+def sagemaker_execution_policy(
+    *,
+    account_id: str,
+    region: str,
+    read_buckets: list[str],
+    write_buckets: list[str],
+    key_arn: str,
+    repository_arns: list[str],
+    model_package_group_arns: list[str],
+    metric_namespaces: list[str],
+    vpc: bool,
+) -> Document:
+    """What training jobs, endpoints and monitoring jobs of one team may do, and nothing more."""
+    statements = [
+        *_bucket_statements("ReadData", read_buckets, write=False),
+        *_bucket_statements("WriteArtifacts", write_buckets, write=True),
+        _kms_statement(key_arn),
+        allow("PullTeamImages", ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"], repository_arns),
+        allow("EcrLogin", ["ecr:GetAuthorizationToken"], ["*"]),
+        allow(
+            "WriteLogs",
+            ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+            [f"arn:aws:logs:{region}:{account_id}:log-group:/aws/sagemaker/*"],
+        ),
+        allow(
+            "PublishMetrics",
+            ["cloudwatch:PutMetricData"],
+            ["*"],
+            {"StringLike": {"cloudwatch:namespace": metric_namespaces}},
+        ),
+        allow(
+            "RegisterModels",
+            ["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages", "sagemaker:DescribeModelPackageGroup", "sagemaker:AddTags"],
+            [*model_package_group_arns, *(arn.replace(":model-package-group/", ":model-package/") + "/*" for arn in model_package_group_arns)],
+        ),
+    ]
+    if vpc:
+        statements.append(allow(
+            "RunInVpc",
+            sorted(a for a in WILDCARD_RESOURCE_ACTIONS if a.startswith("ec2:")),
+            ["*"],
+        ))
+    return document(*statements)
+
+
+def feature_store_policy(*, account_id: str, region: str, bucket_arn: str, key_arn: str, database: str) -> Document:
+    """What SageMaker Feature Store needs to write the offline store and its Glue tables."""
+    catalog = f"arn:aws:glue:{region}:{account_id}"
+    return document(
+        *_bucket_statements("OfflineStore", [bucket_arn], write=True),
+        _kms_statement(key_arn),
+        allow(
+            "GlueTables",
+            ["glue:GetTable", "glue:CreateTable", "glue:UpdateTable", "glue:GetDatabase", "glue:BatchCreatePartition"],
+            [f"{catalog}:catalog", f"{catalog}:database/{database}", f"{catalog}:table/{database}/*"],
+        ),
+    )
+
+
+def model_package_group_policy(*, group_arn: str, reader_account_ids: list[str]) -> Document:
+    """Let other accounts (staging, prod) read and deploy this group's packages."""
+    package_arn = group_arn.replace(":model-package-group/", ":model-package/") + "/*"
+    principals = [f"arn:aws:iam::{account}:root" for account in reader_account_ids]
+    return document(
+        {
+            "Sid": "ReadGroup",
+            "Effect": "Allow",
+            "Principal": {"AWS": principals},
+            "Action": ["sagemaker:DescribeModelPackageGroup"],
+            "Resource": group_arn,
+        },
+        {
+            "Sid": "ReadPackages",
+            "Effect": "Allow",
+            "Principal": {"AWS": principals},
+            "Action": ["sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages", "sagemaker:CreateModel"],
+            "Resource": package_arn,
+        },
+    )
+
+
+def topic_policy(*, topic_arn: str, account_id: str) -> Document:
+    """CloudWatch alarms and EventBridge rules of this account may publish to the alert topic."""
+    return document({
+        "Sid": "AlarmsAndEventsPublish",
+        "Effect": "Allow",
+        "Principal": {"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]},
+        "Action": "sns:Publish",
+        "Resource": topic_arn,
+        "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+    })
+
+
+def wildcard_actions(doc: Document) -> list[str]:
+    """Actions in Allow statements that are wildcards (`*`, `s3:*`, `s3:Get*`)."""
+    found = []
+    for statement in _statements(doc):
+        if statement.get("Effect") != "Allow":
+            continue
+        actions = statement.get("Action", [])
+        for action in [actions] if isinstance(actions, str) else actions:
+            if "*" in action:
+                found.append(action)
+    return found
+
+
+def _statements(doc: Document) -> list[Document]:
+    statements = doc.get("Statement", [])
+    return [statements] if isinstance(statements, dict) else list(statements)

@@ -1,0 +1,156 @@
+"""Monitoring: the alert topic, per-variant and drift alarms, and the team's dashboard."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components import iam, metrics, templates
+from components.alarms import AlarmSpec, endpoint_alarms
+from components.config import EndpointConfig, MonitoringConfig
+from components.naming import Namer
+
+TOKEN = "mlops:monitoring:Monitoring"
+
+
+def alarm_arn(*, region: str, account_id: str, name: str) -> str:
+    return f"arn:aws:cloudwatch:{region}:{account_id}:alarm:{name}"
+
+
+def dashboard_body(*, namer: Namer, region: str, endpoints: dict[str, EndpointConfig], specs: list[AlarmSpec], drift_psi: float) -> str:
+    """The dashboard JSON (validated by parsing it: a template slip fails here, not in CloudWatch)."""
+    body = templates.render(
+        "dashboard.json.j2",
+        title=f"MLOps {namer.prefix}",
+        region=region,
+        monitor_namespace=metrics.NAMESPACE,
+        endpoint_dimension=metrics.ENDPOINT_DIMENSION,
+        endpoints=[
+            {
+                "name": namer.endpoint(key),
+                "variants": list(endpoint.all_variants()),
+                "drift_threshold": drift_psi,
+                "alarm_arns": [alarm_arn(region=region, account_id=namer.account_id, name=s.name) for s in specs if s.endpoint == key][:100],
+            }
+            for key, endpoint in endpoints.items()
+        ],
+    )
+    return json.dumps(json.loads(body), separators=(",", ":"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class MonitoringArgs:
+    """Inputs of Monitoring."""
+
+    namer: Namer
+    region: str
+    config: MonitoringConfig
+    endpoints: dict[str, EndpointConfig]
+    kms_key_arn: pulumi.Input[str]
+    """Encrypts the SNS topic (the key policy lets CloudWatch and EventBridge use it)."""
+    https_endpoint: pulumi.Input[str] | None = None
+    """The webhook URL, a secret from `config.require_secret`, subscribed over HTTPS."""
+    tags: dict[str, str]
+
+
+class Monitoring(pulumi.ComponentResource):
+    """SNS alert topic with subscriptions, alarms for every endpoint variant, drift alarms, dashboard."""
+
+    topic: aws.sns.Topic
+    alarms: dict[str, aws.cloudwatch.MetricAlarm]
+    """By alarm name."""
+    specs: list[AlarmSpec]
+    """What the alarms are; the Endpoint component takes its rollback alarms from here."""
+    topic_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None):
+        if args.config.notifications.https_endpoint_secret and args.https_endpoint is None:
+            raise pulumi.InputPropertyError(
+                "https_endpoint",
+                f"notifications.https_endpoint_secret names {args.config.notifications.https_endpoint_secret!r} but no secret value was passed",
+            )
+        super().__init__(TOKEN, name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        namer = args.namer
+
+        self.topic = aws.sns.Topic(f"{name}-alerts", name=namer.topic(), kms_master_key_id=args.kms_key_arn, tags=args.tags, opts=child)
+        self.topic_arn = self.topic.arn
+        aws.sns.TopicPolicy(
+            f"{name}-alerts-policy",
+            arn=self.topic.arn,
+            policy=self.topic.arn.apply(lambda arn: json.dumps(iam.topic_policy(topic_arn=arn, account_id=namer.account_id))),
+            opts=child,
+        )
+        for i, email in enumerate(args.config.notifications.emails):
+            aws.sns.TopicSubscription(f"{name}-email-{i}", topic=self.topic.arn, protocol="email", endpoint=email, opts=child)
+        if args.https_endpoint is not None:
+            aws.sns.TopicSubscription(
+                f"{name}-webhook", topic=self.topic.arn, protocol="https", endpoint=args.https_endpoint,
+                endpoint_auto_confirms=True, opts=child,
+            )
+
+        self.specs = []
+        self.alarms = {}
+        if args.config.alarms:
+            for key, endpoint in args.endpoints.items():
+                self.specs.extend(endpoint_alarms(namer=namer, key=key, endpoint=endpoint, thresholds=args.config.thresholds))
+            for spec in self.specs:
+                self.alarms[spec.name] = _metric_alarm(name, spec, self.topic.arn, args.tags, child)
+
+        self.dashboard = None
+        if args.endpoints:
+            self.dashboard = aws.cloudwatch.Dashboard(
+                f"{name}-dashboard",
+                dashboard_name=namer.dashboard(),
+                dashboard_body=dashboard_body(
+                    namer=namer, region=args.region, endpoints=args.endpoints, specs=self.specs,
+                    drift_psi=args.config.thresholds.drift_psi,
+                ),
+                opts=child,
+            )
+        self.register_outputs({"topicArn": self.topic.arn, "alarmNames": sorted(self.alarms)})
+
+
+def _metric_alarm(component: str, spec: AlarmSpec, topic_arn: pulumi.Output[str], tags: dict[str, str], opts: pulumi.ResourceOptions) -> aws.cloudwatch.MetricAlarm:
+    common = dict(
+        name=spec.name,
+        alarm_description=spec.description,
+        comparison_operator=spec.comparison,
+        threshold=spec.threshold,
+        evaluation_periods=spec.evaluation_periods,
+        datapoints_to_alarm=spec.datapoints_to_alarm,
+        treat_missing_data=spec.treat_missing_data,
+        alarm_actions=[topic_arn],
+        ok_actions=[topic_arn],
+        tags=tags,
+        opts=opts,
+    )
+    if spec.metric_queries:
+        queries = []
+        for q in spec.metric_queries:
+            query = {"id": q["Id"], "return_data": q["ReturnData"]}
+            if "Expression" in q:
+                query.update(expression=q["Expression"], label=q["Label"])
+            else:
+                stat = q["MetricStat"]
+                query["metric"] = {
+                    "namespace": stat["Metric"]["Namespace"],
+                    "metric_name": stat["Metric"]["MetricName"],
+                    "dimensions": {d["Name"]: d["Value"] for d in stat["Metric"]["Dimensions"]},
+                    "period": stat["Period"],
+                    "stat": stat["Stat"],
+                }
+            queries.append(query)
+        return aws.cloudwatch.MetricAlarm(f"{component}-{spec.name}", metric_queries=queries, **common)
+    return aws.cloudwatch.MetricAlarm(
+        f"{component}-{spec.name}",
+        namespace=spec.namespace,
+        metric_name=spec.metric,
+        statistic=spec.statistic,
+        extended_statistic=spec.extended_statistic,
+        period=spec.period,
+        dimensions=spec.dimensions,
+        **common,
+    )

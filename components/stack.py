@@ -1,0 +1,90 @@
+"""Compose one team's platform in one environment from its validated StackConfig."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from components.config import StackConfig
+from components.endpoint import Endpoint, EndpointArgs
+from components.feature_store import FeatureStore, FeatureStoreArgs
+from components.foundation import Foundation, FoundationArgs, image_uri
+from components.model_registry import ModelRegistry, ModelRegistryArgs
+from components.monitoring import Monitoring, MonitoringArgs
+from components.naming import Namer
+from components import alarms
+
+
+@dataclass
+class Platform:
+    """The components of one stack, for the program's exports and for tests."""
+
+    foundation: Foundation
+    feature_store: FeatureStore
+    registry: ModelRegistry
+    monitoring: Monitoring
+    endpoints: dict[str, Endpoint]
+
+
+def namer_for(config: StackConfig) -> Namer:
+    return Namer(team=config.team, environment=config.environment, account_id=config.aws.account_id)
+
+
+def build(config: StackConfig, *, https_endpoint: pulumi.Input[str] | None = None) -> Platform:
+    """Declare every resource of the stack. `https_endpoint` is the alert webhook secret, if configured."""
+    namer = namer_for(config)
+    region = config.aws.region
+    tags = config.all_tags()
+    name = config.stack_name
+
+    foundation = Foundation(name, FoundationArgs(
+        namer=namer,
+        region=region,
+        model_package_groups=[namer.model_package_group(m) for m in config.model_registry.models],
+        vpc=config.network is not None,
+        tags=tags,
+        force_destroy_buckets=config.environment in ("local", "dev"),
+    ))
+    feature_store = FeatureStore(f"{name}-features", FeatureStoreArgs(
+        namer=namer,
+        feature_groups=dict(config.feature_store.feature_groups),
+        offline_bucket=foundation.buckets["features"].name,
+        kms_key_arn=foundation.key_arn,
+        role_arn=foundation.feature_store_role.arn,
+        tags=tags,
+    ))
+    monitoring = Monitoring(f"{name}-monitoring", MonitoringArgs(
+        namer=namer,
+        region=region,
+        config=config.monitoring,
+        endpoints=dict(config.endpoints),
+        kms_key_arn=foundation.key_arn,
+        https_endpoint=https_endpoint,
+        tags=tags,
+    ))
+    registry = ModelRegistry(f"{name}-registry", ModelRegistryArgs(
+        namer=namer,
+        region=region,
+        models=dict(config.model_registry.models),
+        notification_topic_arn=monitoring.topic_arn,
+        cross_account_readers=list(config.model_registry.cross_account_readers),
+        tags=tags,
+    ))
+    serving_image = image_uri(
+        account_id=namer.account_id, region=region, repository=namer.ecr_repository("serving"), tag=config.images.serving_tag
+    )
+    endpoints = {}
+    for key, endpoint in config.endpoints.items():
+        specs = [s for s in monitoring.specs if s.endpoint == key]
+        endpoints[key] = Endpoint(f"{name}-{key}", EndpointArgs(
+            namer=namer,
+            region=region,
+            key=key,
+            config=endpoint,
+            image=serving_image,
+            network=config.network,
+            rollback_alarms=alarms.rollback_alarm_names(specs),
+            depends_on=[foundation, *(monitoring.alarms[s.name] for s in specs)],
+            tags=tags,
+        ))
+    return Platform(foundation=foundation, feature_store=feature_store, registry=registry, monitoring=monitoring, endpoints=endpoints)

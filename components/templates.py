@@ -1,0 +1,22 @@
+"""The one jinja2 environment for every template we render: a missing variable fails loudly."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jinja2
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+
+ENV = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+    undefined=jinja2.StrictUndefined,
+    autoescape=False,
+    keep_trailing_newline=True,
+)
+ENV.filters["tojson"] = lambda value: json.dumps(value)
+
+
+def render(name: str, **context: object) -> str:
+    """Render `templates/<name>` with `context`."""
+    return ENV.get_template(name).render(**context)
