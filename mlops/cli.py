@@ -1,0 +1,167 @@
+"""`mlops`: the operator CLI. Every command works offline unless it says otherwise."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+from rich.tree import Tree
+
+from components import stack_files
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="MLOps stacks as code: plan, run locally, promote.")
+config_app = typer.Typer(no_args_is_help=True, help="Inspect stack configuration.")
+app.add_typer(config_app, name="config")
+# Piped output (CI logs, files) gets a wide console so resource types are not cut.
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, highlight=False)
+
+# Properties worth a glance in the tree, by resource type (the JSON plan has them all).
+KEY_PROPERTIES: dict[str, tuple[str, ...]] = {
+    "aws:s3/bucket:Bucket": ("bucket",),
+    "aws:kms/key:Key": ("enableKeyRotation",),
+    "aws:kms/alias:Alias": ("name",),
+    "aws:ecr/repository:Repository": ("name", "imageTagMutability"),
+    "aws:iam/role:Role": ("name",),
+    "aws:sagemaker/featureGroup:FeatureGroup": ("featureGroupName",),
+    "aws:sagemaker/modelPackageGroup:ModelPackageGroup": ("modelPackageGroupName",),
+    "aws:sagemaker/model:Model": ("name",),
+    "aws:sagemaker/endpointConfiguration:EndpointConfiguration": ("name",),
+    "aws:sagemaker/endpoint:Endpoint": ("name", "endpointConfigName"),
+    "aws:cloudwatch/metricAlarm:MetricAlarm": ("name", "threshold"),
+    "aws:cloudwatch/eventRule:EventRule": ("name",),
+    "aws:sns/topic:Topic": ("name",),
+    "aws:sns/topicSubscription:TopicSubscription": ("protocol",),
+    "aws:appautoscaling/target:Target": ("minCapacity", "maxCapacity"),
+    "aws:cloudwatch/dashboard:Dashboard": ("dashboardName",),
+}
+
+
+def _fail(exc: stack_files.ConfigError) -> None:
+    err.print(str(exc), markup=False)
+    raise typer.Exit(2)
+
+
+def _stacks(stack: Optional[str], all_: bool) -> list[str]:
+    if all_ == bool(stack):
+        err.print("give exactly one of --stack NAME or --all")
+        raise typer.Exit(2)
+    return stack_files.list_stacks() if all_ else [stack]  # type: ignore[list-item]
+
+
+@app.command()
+def plan(
+    stack: Annotated[Optional[str], typer.Option("--stack", "-s", help="Stack name, <team>-<env>.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Plan every stack in stacks/.")] = False,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the machine-readable plan here.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Counts only, no resource tree.")] = False,
+) -> None:
+    """Run the Pulumi program offline under Pulumi's mock runtime and show what `pulumi up` would build.
+
+    Exits 2 on configuration errors, 1 on mandatory policy violations, 0 otherwise.
+    """
+    from mlops import plan as planner
+    from components import policies
+
+    plans, failed = [], []
+    for name in _stacks(stack, all_):
+        try:
+            result = planner.plan_stack(name)
+        except stack_files.ConfigError as exc:
+            err.print(str(exc), markup=False)
+            failed.append(name)
+            continue
+        result.findings = policies.evaluate(result.resources, environment=result.config.environment)
+        plans.append(result)
+        if not quiet:
+            out.print(_tree(result))
+        out.print(_counts(result))
+        for finding in result.findings:
+            style = "red" if finding.mandatory else "yellow"
+            out.print(f"[{style}]{finding.level}[/{style}] {finding.policy}: {finding.resource}: {finding.message}")
+        out.print()
+    if json_path is not None:
+        doc = {"plans": [p.to_json() for p in plans], "failed": failed}
+        json_path.write_text(json.dumps(doc, indent=2, sort_keys=False, default=str))
+        out.print(f"plan written to {json_path}")
+    violations = sum(1 for p in plans for f in p.findings if f.mandatory)
+    out.print(f"{len(plans)} stack(s) planned, {len(failed)} with configuration errors, {violations} mandatory policy violation(s)")
+    if failed:
+        raise typer.Exit(2)
+    if violations:
+        raise typer.Exit(1)
+
+
+def _tree(result) -> Tree:
+    tree = Tree(f"[bold]{result.stack}[/bold] ({len(result.resources)} resources, planned in {result.seconds:.2f} s)")
+    nodes = {}
+    for resource in result.resources:
+        props = [f"{k}={resource.inputs[k]}" for k in KEY_PROPERTIES.get(resource.type, ()) if k in resource.inputs]
+        label = f"[cyan]{resource.type}[/cyan] {resource.name}" + (f"  [dim]{', '.join(props)}[/dim]" if props else "")
+        parent = nodes.get(resource.parent, tree)
+        nodes[resource.urn] = parent.add(label)
+    return tree
+
+
+def _counts(result) -> Table:
+    table = Table(title=f"{result.stack}: resources by type", show_edge=False)
+    table.add_column("type")
+    table.add_column("count", justify="right")
+    for type_, count in sorted(result.by_type().items()):
+        table.add_row(type_, str(count))
+    table.add_row("[bold]total[/bold]", f"[bold]{len(result.resources)}[/bold]")
+    return table
+
+
+@config_app.command("show")
+def config_show(
+    stack: Annotated[str, typer.Option("--stack", "-s", help="Stack name, <team>-<env>.")],
+    validated: Annotated[bool, typer.Option("--validated/--merged", help="Show the validated model with every default filled in, or the merged YAML as written.")] = False,
+) -> None:
+    """Print a stack's configuration: the team's base definition merged with the stack's overrides."""
+    try:
+        source = stack_files.load_source(stack)
+        config = stack_files.validate(source)
+    except stack_files.ConfigError as exc:
+        _fail(exc)
+    doc = config.model_dump(mode="json") if validated else source.merged
+    out.print(f"# {stack}: {source.base_file.relative_to(stack_files.ROOT)} + overrides from {source.stack_file.relative_to(stack_files.ROOT)}")
+    out.print(yaml.safe_dump(doc, sort_keys=False), markup=False)
+
+
+@config_app.command("validate")
+def config_validate(
+    stack: Annotated[Optional[str], typer.Option("--stack", "-s")] = None,
+    all_: Annotated[bool, typer.Option("--all")] = False,
+) -> None:
+    """Validate stack configuration without planning. Exits 2 if any stack is invalid."""
+    bad = 0
+    for name in _stacks(stack, all_):
+        try:
+            stack_files.load(name)
+            out.print(f"{name}: valid")
+        except stack_files.ConfigError as exc:
+            err.print(str(exc), markup=False)
+            bad += 1
+    if bad:
+        raise typer.Exit(2)
+
+
+@app.command("stacks")
+def list_stacks() -> None:
+    """List the stacks in stacks/."""
+    for name in stack_files.list_stacks():
+        out.print(name)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

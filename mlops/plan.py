@@ -1,0 +1,190 @@
+"""Offline plans: run the real Pulumi program (`__main__.py`) under Pulumi's mock runtime.
+
+No Pulumi CLI, plugins or credentials are needed: the program registers its resources with a mock
+monitor that records each registration (type, name, parent, inputs). What it records is what
+`pulumi up` would ask the AWS provider to create, less the values only AWS knows (ids, generated ARNs,
+which the mocks fill with realistic stand-ins).
+"""
+from __future__ import annotations
+
+import json
+import runpy
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+from pulumi.runtime.settings import SETTINGS
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from components import stack_files
+from components.config import StackConfig
+
+PROGRAM = stack_files.ROOT / "__main__.py"
+SECRET_PLACEHOLDER = "[secret]"
+
+
+@dataclass(frozen=True)
+class PlannedResource:
+    """One resource the program registers."""
+
+    urn: str
+    type: str
+    name: str
+    parent: str | None
+    """The parent's URN; None for children of the stack."""
+    custom: bool
+    """False for component resources (our `mlops:*` types)."""
+    inputs: dict[str, Any]
+    """Inputs as the provider receives them (camelCase keys)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"urn": self.urn, "type": self.type, "name": self.name, "parent": self.parent, "custom": self.custom, "inputs": self.inputs}
+
+
+@dataclass
+class Plan:
+    """Everything one stack would create."""
+
+    stack: str
+    config: StackConfig
+    resources: list[PlannedResource]
+    seconds: float = 0.0
+    findings: list[Any] = field(default_factory=list)
+    """Policy pack results (components.policies.Finding)."""
+
+    def by_type(self) -> Counter[str]:
+        return Counter(r.type for r in self.resources)
+
+    def of_type(self, type_: str) -> list[PlannedResource]:
+        return [r for r in self.resources if r.type == type_]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stack": self.stack,
+            "resourceCount": len(self.resources),
+            "countByType": dict(sorted(self.by_type().items())),
+            "resources": [r.to_json() for r in self.resources],
+            "policyFindings": [f.to_json() for f in self.findings],
+        }
+
+
+class PlanMonitor(pulumi_mocks.MockMonitor):
+    """MockMonitor that also keeps each registration's parent and inputs, in registration order."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks):
+        super().__init__(mocks)
+        self.planned: list[PlannedResource] = []
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            inputs = rpc.deserialize_properties(request.object)
+            self.planned.append(PlannedResource(
+                urn=response.urn,
+                type=request.type,
+                name=request.name,
+                parent=request.parent if request.parent and "::pulumi:pulumi:Stack::" not in request.parent else None,
+                custom=bool(request.custom),
+                inputs=_plain(inputs),
+            ))
+        return response
+
+
+def _plain(value: Any) -> Any:
+    """Drop Pulumi's wire markers so a plan serialises as plain JSON."""
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            return SECRET_PLACEHOLDER
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+class PlanMocks(pulumi.runtime.Mocks):
+    """Provider stand-ins: echo inputs and fill the computed outputs components read (ARNs, ids)."""
+
+    def __init__(self, *, account_id: str, region: str):
+        self.account_id = account_id
+        self.region = region
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        outputs = dict(args.inputs)
+        physical = _physical_name(args.typ, args.inputs) or args.name
+        outputs.setdefault("arn", self._arn(args.typ, physical))
+        if args.typ == "aws:kms/key:Key":
+            outputs["keyId"] = f"mock-key-{args.name}"
+        if args.typ == "aws:ecr/repository:Repository":
+            outputs["repositoryUrl"] = f"{self.account_id}.dkr.ecr.{self.region}.amazonaws.com/{physical}"
+        if args.typ == "aws:s3/bucket:Bucket":
+            outputs.setdefault("bucket", physical)
+        # Like AWS for most types (an S3 bucket's id is its name), so policies can join resources by id.
+        return physical, outputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list | None]:
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"accountId": self.account_id, "arn": f"arn:aws:iam::{self.account_id}:root", "userId": "mock"}, None
+        raise NotImplementedError(f"the program calls {args.token}, which the offline plan cannot answer")
+
+    def _arn(self, typ: str, name: str) -> str:
+        service, _, kind = typ.partition("/")
+        service = service.split(":")[1]
+        kind = kind.split(":")[0]
+        if service == "s3":
+            return f"arn:aws:s3:::{name}"
+        if service == "iam":
+            return f"arn:aws:iam::{self.account_id}:{kind}/{name}"
+        if service == "sns":
+            return f"arn:aws:sns:{self.region}:{self.account_id}:{name}"
+        if service == "sagemaker":
+            kind = {"modelPackageGroup": "model-package-group", "featureGroup": "feature-group", "endpointConfiguration": "endpoint-config"}.get(kind, kind)
+        if service == "cloudwatch" and kind == "metricAlarm":
+            return f"arn:aws:cloudwatch:{self.region}:{self.account_id}:alarm:{name}"
+        return f"arn:aws:{service}:{self.region}:{self.account_id}:{kind.lower()}/{name}"
+
+
+_NAME_INPUTS = ("bucket", "name", "featureGroupName", "modelPackageGroupName", "endpointConfigName", "dashboardName")
+
+
+def _physical_name(typ: str, inputs: dict[str, Any]) -> str | None:
+    for key in _NAME_INPUTS:
+        value = inputs.get(key)
+        if isinstance(value, str):
+            return value
+    return None
+
+
+def _config_strings(pulumi_config: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
+    """The stack file's config as the Pulumi engine hands it to a program: strings, JSON for objects."""
+    values, secrets = {}, []
+    for key, value in pulumi_config.items():
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            values[key] = SECRET_PLACEHOLDER  # ciphertext needs the stack's secrets provider; offline we keep a marker
+            secrets.append(key)
+        elif isinstance(value, str):
+            values[key] = value
+        else:
+            values[key] = json.dumps(value)
+    return values, secrets
+
+
+def plan_stack(name: str, *, stacks_dir: Path = stack_files.STACKS_DIR) -> Plan:
+    """Validate stack `name` and run the program for it offline. Raises ConfigError on bad config."""
+    started = time.perf_counter()
+    source = stack_files.load_source(name, stacks_dir=stacks_dir)
+    config = stack_files.validate(source)  # fail with the config report before any resource exists
+    mocks = PlanMocks(account_id=config.aws.account_id, region=config.aws.region)
+    monitor = PlanMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project=stack_files.PROJECT, stack=name, preview=False, monitor=monitor)
+    values, secrets = _config_strings(source.pulumi_config)
+    pulumi.runtime.set_all_config(values, secrets)
+    SETTINGS.rpc_manager.clear()
+    SETTINGS.outputs.clear()
+    _sync_await(run_pulumi_func(lambda: runpy.run_path(str(PROGRAM), run_name="__main__")))
+    return Plan(stack=name, config=config, resources=list(monitor.planned), seconds=time.perf_counter() - started)
