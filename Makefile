@@ -1,0 +1,24 @@
+# The two commands of the README: `make demo` and `make test`. Both set up .venv on first use.
+VENV := .venv
+BIN := $(VENV)/bin
+STACK ?= demo-local
+
+.PHONY: demo test bootstrap plan bench clean
+
+bootstrap:
+	@./scripts/bootstrap
+
+demo: bootstrap  ## the main job on the embedded local default (no AWS account, no Docker)
+	$(BIN)/mlops plan --stack $(STACK)
+
+test: bootstrap  ## the whole test suite, as CI runs it
+	$(BIN)/python -m pytest -q
+
+plan: bootstrap  ## plan every shipped stack offline
+	$(BIN)/mlops plan --all --quiet
+
+bench: bootstrap  ## benchmarks (not tests): see benchmarks/README.md
+	$(BIN)/python benchmarks/plan_stacks.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache
