@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -37,7 +38,13 @@ from components.config import ENVIRONMENTS, StackConfig
 PROJECT = "mlops"
 """The Pulumi project name, and so the namespace of our config keys (`mlops:team`)."""
 ROOT = Path(__file__).resolve().parent.parent
-STACKS_DIR = ROOT / "stacks"
+STACKS_ENV = "MLOPS_STACKS_DIR"
+"""Overrides where stacks live (default: `stacks/` beside Pulumi.yaml); `mlops --stacks-dir` sets it."""
+
+
+def stacks_dir() -> Path:
+    """The stacks directory in force: $MLOPS_STACKS_DIR, else the project's `stacks/`."""
+    return Path(os.environ.get(STACKS_ENV) or ROOT / "stacks")
 
 
 class ConfigError(Exception):
@@ -76,13 +83,13 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
-def stack_file(name: str, stacks_dir: Path = STACKS_DIR) -> Path:
-    return stacks_dir / f"Pulumi.{name}.yaml"
+def stack_file(name: str, directory: Path | None = None) -> Path:
+    return (directory or stacks_dir()) / f"Pulumi.{name}.yaml"
 
 
-def list_stacks(stacks_dir: Path = STACKS_DIR) -> list[str]:
-    """Names of every stack with a `Pulumi.<name>.yaml` in `stacks_dir`, sorted."""
-    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in stacks_dir.glob("Pulumi.*.yaml"))
+def list_stacks(directory: Path | None = None) -> list[str]:
+    """Names of every stack with a `Pulumi.<name>.yaml` in the stacks directory, sorted."""
+    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in (directory or stacks_dir()).glob("Pulumi.*.yaml"))
 
 
 def _read_yaml(path: Path) -> Any:
@@ -110,11 +117,10 @@ def read_pulumi_config(path: Path) -> dict[str, Any]:
     return doc.get("config") or {}
 
 
-def source_from_pulumi_config(
-    name: str, pulumi_config: Mapping[str, Any], *, stacks_dir: Path = STACKS_DIR
-) -> StackSource:
+def source_from_pulumi_config(name: str, pulumi_config: Mapping[str, Any]) -> StackSource:
     """Read the team's base file for a stack whose Pulumi config map is `pulumi_config`."""
-    path = stack_file(name, stacks_dir)
+    directory = stacks_dir()
+    path = stack_file(name, directory)
     problems = []
     team = pulumi_config.get(f"{PROJECT}:team")
     environment = pulumi_config.get(f"{PROJECT}:environment")
@@ -130,7 +136,7 @@ def source_from_pulumi_config(
             f"{_rel(path)}: stack name {name!r} must be '<team>-<environment>' = {team}-{environment!s} "
             f"(from config.{PROJECT}:team and config.{PROJECT}:environment)"
         ])
-    base_file = stacks_dir / "teams" / f"{team}.yaml"
+    base_file = directory / "teams" / f"{team}.yaml"
     base = _read_yaml(base_file) if base_file.exists() else None
     if not isinstance(base, dict):
         reason = "not found" if not base_file.exists() else "must be a mapping"
@@ -176,13 +182,13 @@ def _aws_target(name: str, path: Path, pulumi_config: Mapping[str, Any]) -> dict
     return {"region": region, "account_id": str(accounts[0])}
 
 
-def load_source(name: str, *, stacks_dir: Path = STACKS_DIR) -> StackSource:
+def load_source(name: str) -> StackSource:
     """Read stack `name` from its files."""
-    path = stack_file(name, stacks_dir)
+    path = stack_file(name)
     if not path.exists():
-        known = ", ".join(list_stacks(stacks_dir)) or "none"
-        raise ConfigError(name, [f"{_rel(path)}: no such stack; stacks in {_rel(stacks_dir)}: {known}"])
-    return source_from_pulumi_config(name, read_pulumi_config(path), stacks_dir=stacks_dir)
+        known = ", ".join(list_stacks()) or "none"
+        raise ConfigError(name, [f"{_rel(path)}: no such stack; stacks in {_rel(stacks_dir())}: {known}"])
+    return source_from_pulumi_config(name, read_pulumi_config(path))
 
 
 def validate(source: StackSource) -> StackConfig:
@@ -197,9 +203,9 @@ def validate(source: StackSource) -> StackConfig:
     return config
 
 
-def load(name: str, *, stacks_dir: Path = STACKS_DIR) -> StackConfig:
+def load(name: str) -> StackConfig:
     """Read and validate stack `name`."""
-    return validate(load_source(name, stacks_dir=stacks_dir))
+    return validate(load_source(name))
 
 
 # --------------------------------------------------------------------------------------------

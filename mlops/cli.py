@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -19,7 +20,7 @@ config_app = typer.Typer(no_args_is_help=True, help="Inspect stack configuration
 app.add_typer(config_app, name="config")
 # Piped output (CI logs, files) gets a wide console so resource types are not cut.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # one line per problem, never wrapped
 
 # Properties worth a glance in the tree, by resource type (the JSON plan has them all).
 KEY_PROPERTIES: dict[str, tuple[str, ...]] = {
@@ -40,6 +41,15 @@ KEY_PROPERTIES: dict[str, tuple[str, ...]] = {
     "aws:appautoscaling/target:Target": ("minCapacity", "maxCapacity"),
     "aws:cloudwatch/dashboard:Dashboard": ("dashboardName",),
 }
+
+
+@app.callback()
+def _global(
+    stacks_dir: Annotated[Optional[Path], typer.Option("--stacks-dir", help="Where the Pulumi.<team>-<env>.yaml files and teams/ live.", envvar=stack_files.STACKS_ENV)] = None,
+) -> None:
+    if stacks_dir is not None:
+        # The Pulumi program reads the same variable, so a plan sees the same files.
+        os.environ[stack_files.STACKS_ENV] = str(stacks_dir.resolve())
 
 
 def _fail(exc: stack_files.ConfigError) -> None:
@@ -130,7 +140,7 @@ def config_show(
     except stack_files.ConfigError as exc:
         _fail(exc)
     doc = config.model_dump(mode="json") if validated else source.merged
-    out.print(f"# {stack}: {source.base_file.relative_to(stack_files.ROOT)} + overrides from {source.stack_file.relative_to(stack_files.ROOT)}")
+    out.print(f"# {stack}: {source.base_file} + overrides from {source.stack_file}")
     out.print(yaml.safe_dump(doc, sort_keys=False), markup=False)
 
 

@@ -12,7 +12,6 @@ import runpy
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -174,10 +173,10 @@ def _config_strings(pulumi_config: dict[str, Any]) -> tuple[dict[str, str], list
     return values, secrets
 
 
-def plan_stack(name: str, *, stacks_dir: Path = stack_files.STACKS_DIR) -> Plan:
+def plan_stack(name: str) -> Plan:
     """Validate stack `name` and run the program for it offline. Raises ConfigError on bad config."""
     started = time.perf_counter()
-    source = stack_files.load_source(name, stacks_dir=stacks_dir)
+    source = stack_files.load_source(name)
     config = stack_files.validate(source)  # fail with the config report before any resource exists
     mocks = PlanMocks(account_id=config.aws.account_id, region=config.aws.region)
     monitor = PlanMonitor(mocks)
