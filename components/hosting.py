@@ -78,7 +78,7 @@ def model_specs(
                     "MLOPS_MODEL_NAME": endpoint.model,
                     "MLOPS_MODEL_VERSION": str(variant.model_version),
                     "MLOPS_VARIANT": variant_name,
-                    "MLOPS_ENDPOINT": namer.endpoint(key),
+                    "MLOPS_ENDPOINT_NAME": namer.endpoint(key),
                 },
             },
             "ExecutionRoleArn": role_arn(namer, "sagemaker-execution"),
