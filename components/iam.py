@@ -195,10 +195,15 @@ def topic_policy(*, topic_arn: str, account_id: str) -> Document:
 
 
 def wildcard_actions(doc: Document) -> list[str]:
-    """Actions in Allow statements that are wildcards (`*`, `s3:*`, `s3:Get*`)."""
+    """Actions in Allow statements that are wildcards (`*`, `s3:*`, `s3:Get*`). An Allow with
+    `NotAction` grants every action but the listed ones, so it counts as `NotAction:<listed>`."""
     found = []
     for statement in _statements(doc):
         if statement.get("Effect") != "Allow":
+            continue
+        if "NotAction" in statement:
+            excluded = statement["NotAction"]
+            found.append(f"NotAction:{excluded if isinstance(excluded, str) else ','.join(excluded)}")
             continue
         actions = statement.get("Action", [])
         for action in [actions] if isinstance(actions, str) else actions:

@@ -107,20 +107,25 @@ def topic_encrypted(type_: str, props: dict[str, Any]) -> list[str]:
 IAM_POLICY_TYPES = {"aws:iam/rolePolicy:RolePolicy": "policy", "aws:iam/policy:Policy": "policy"}
 
 
+BROAD_MANAGED_POLICY_SUFFIXES = ("FullAccess", "/AdministratorAccess", "/PowerUserAccess")
+
+
+def _broad_managed(arn: Any) -> bool:
+    return isinstance(arn, str) and arn.endswith(BROAD_MANAGED_POLICY_SUFFIXES)
+
+
 def no_wildcard_iam_actions(type_: str, props: dict[str, Any]) -> list[str]:
-    docs = []
+    docs, problems = [], []
     if type_ in IAM_POLICY_TYPES:
         docs.append(props.get(IAM_POLICY_TYPES[type_]))
     elif type_ == "aws:iam/role:Role":
         docs.extend(p.get("policy") for p in props.get("inlinePolicies") or [])
-        for arn in props.get("managedPolicyArns") or []:
-            if isinstance(arn, str) and arn.endswith("FullAccess"):
-                return [f"attaches the managed policy {arn}; FullAccess policies are not least privilege"]
-    elif type_ == "aws:iam/rolePolicyAttachment:RolePolicyAttachment":
-        arn = props.get("policyArn")
-        if isinstance(arn, str) and (arn.endswith("FullAccess") or arn.endswith("AdministratorAccess")):
-            return [f"attaches the managed policy {arn}; FullAccess policies are not least privilege"]
-    problems = []
+        problems += [
+            f"attaches the managed policy {arn}; broad managed policies are not least privilege"
+            for arn in props.get("managedPolicyArns") or [] if _broad_managed(arn)
+        ]
+    elif type_ == "aws:iam/rolePolicyAttachment:RolePolicyAttachment" and _broad_managed(props.get("policyArn")):
+        problems.append(f"attaches the managed policy {props['policyArn']}; broad managed policies are not least privilege")
     for doc in docs:
         parsed = _parse(doc)
         if parsed is None:
@@ -156,7 +161,7 @@ def prod_capacity(type_: str, props: dict[str, Any]) -> list[str]:
     if type_ != "aws:sagemaker/endpointConfiguration:EndpointConfiguration" or _env(props) != "prod":
         return []
     return [
-        f"production variant {v.get('variantName')} has {v.get('initialInstanceCount')} instance(s); prod needs at least 2"
+        f"production variant {v.get('variantName')} has {int(v.get('initialInstanceCount') or 0)} instance(s); prod needs at least 2"
         for v in props.get("productionVariants") or []
         if (v.get("initialInstanceCount") or 0) < 2
     ]
