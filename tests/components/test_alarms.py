@@ -1,0 +1,75 @@
+"""components.alarms: the alarm specs as pure data, and the rollback subset the Endpoint uses."""
+from __future__ import annotations
+
+from components import alarms
+from components.config import EndpointConfig, Thresholds
+from components.naming import Namer
+
+NAMER = Namer(team="t", environment="dev", account_id="111111111111")
+URL = "s3://t-dev-artifacts-111111111111/m/{}/model.tar.gz"
+
+
+def shadow() -> EndpointConfig:
+    return EndpointConfig.model_validate({"model": "m", "traffic": {
+        "mode": "shadow",
+        "production": {"champion": {"model_version": 1, "model_data_url": URL.format(1)}},
+        "shadow": {"candidate": {"model_version": 2, "model_data_url": URL.format(2)}},
+    }})
+
+
+def ab(n: int) -> EndpointConfig:
+    return EndpointConfig.model_validate({"model": "m", "traffic": {"mode": "ab", "variants": {
+        f"v{i}": {"model_version": 1, "model_data_url": URL.format(1), "weight": 1} for i in range(n)
+    }}})
+
+
+def specs(endpoint: EndpointConfig, **thresholds) -> dict[str, alarms.AlarmSpec]:
+    return {s.name: s for s in alarms.endpoint_alarms(namer=NAMER, key="e", endpoint=endpoint, thresholds=Thresholds(**thresholds))}
+
+
+def test_rollback_alarms_are_latency_and_5xx_of_production_variants_only():
+    assert alarms.rollback_alarm_names(list(specs(shadow()).values())) == ["t-dev-e-champion-p99-latency", "t-dev-e-champion-5xx-errors"]
+
+
+def test_rollback_alarms_per_ab_variant_in_variant_order():
+    assert alarms.rollback_alarm_names(list(specs(ab(3)).values())) == [
+        f"t-dev-e-v{i}-{m}" for i in range(3) for m in alarms.ROLLBACK_METRICS
+    ]
+
+
+def test_five_production_variants_fill_the_auto_rollback_limit_exactly():
+    assert len(alarms.rollback_alarm_names(list(specs(ab(5)).values()))) == alarms.MAX_ROLLBACK_ALARMS
+
+
+def test_latency_threshold_is_converted_from_milliseconds_to_microseconds():
+    spec = specs(shadow(), latency_p99_ms=87.5)["t-dev-e-champion-p99-latency"]
+    assert (spec.metric, spec.extended_statistic, spec.statistic, spec.threshold) == ("ModelLatency", "p99", None, 87_500)
+
+
+def test_shadow_variant_has_health_alarms_but_no_no_traffic_alarm():
+    names = [n for n in specs(shadow()) if "-candidate-" in n]
+    assert names == ["t-dev-e-candidate-p99-latency", "t-dev-e-candidate-5xx-errors", "t-dev-e-candidate-4xx-rate"]
+
+
+def test_zero_min_invocations_disables_no_traffic_alarms():
+    assert [n for n in specs(ab(2), min_invocations_per_hour=0) if n.endswith("no-traffic")] == []
+    assert [n for n in specs(ab(2), min_invocations_per_hour=3) if n.endswith("no-traffic")] == ["t-dev-e-v0-no-traffic", "t-dev-e-v1-no-traffic"]
+
+
+def test_4xx_rate_is_metric_math_over_the_variants_errors_and_invocations():
+    spec = specs(ab(2), rate_4xx_percent=7)["t-dev-e-v1-4xx-rate"]
+    assert spec.metric is None and spec.namespace is None
+    dims = [{"Name": "EndpointName", "Value": "t-dev-e"}, {"Name": "VariantName", "Value": "v1"}]
+    assert [(q["Id"], q.get("MetricStat", {}).get("Metric", {}).get("MetricName"), q["ReturnData"]) for q in spec.metric_queries] == [
+        ("errors", "Invocation4XXErrors", False), ("invocations", "Invocations", False), ("rate", None, True),
+    ]
+    assert spec.metric_queries[0]["MetricStat"]["Metric"]["Dimensions"] == dims
+    assert spec.threshold == 7
+
+
+def test_drift_alarms_use_the_monitor_namespace_and_the_psi_threshold():
+    drift = {n: s for n, s in specs(ab(2), drift_psi=0.15).items() if s.variant is None}
+    assert sorted(drift) == ["t-dev-e-drift-max-feature-psi", "t-dev-e-drift-prediction-psi"]
+    for spec in drift.values():
+        assert (spec.namespace, spec.statistic, spec.threshold, spec.dimensions) == ("MLOps/ModelMonitor", "Maximum", 0.15, {"EndpointName": "t-dev-e"})
+        assert spec.rollback is False

@@ -1,0 +1,122 @@
+"""components.iam: policy documents as pure functions, no Pulumi."""
+from __future__ import annotations
+
+import pytest
+
+from components import iam
+
+ACCOUNT = "111111111111"
+BUCKETS = {p: f"arn:aws:s3:::t-dev-{p}-{ACCOUNT}" for p in ("features", "artifacts", "capture")}
+KEY = f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/k-1"
+REPOS = [f"arn:aws:ecr:eu-west-1:{ACCOUNT}:repository/t/dev/serving"]
+GROUPS = [f"arn:aws:sagemaker:eu-west-1:{ACCOUNT}:model-package-group/t-dev-fraud"]
+
+
+def execution_policy(*, vpc: bool) -> dict:
+    return iam.sagemaker_execution_policy(
+        account_id=ACCOUNT, region="eu-west-1", read_buckets=[BUCKETS["features"]],
+        write_buckets=[BUCKETS["artifacts"], BUCKETS["capture"]], key_arn=KEY, repository_arns=REPOS,
+        model_package_group_arns=GROUPS, metric_namespaces=["/aws/sagemaker/*", "MLOps/ModelMonitor"], vpc=vpc,
+    )
+
+
+def test_wildcard_actions_finds_full_service_and_prefix_wildcards_in_allow_statements():
+    doc = iam.document(
+        iam.allow("A", ["s3:GetObject", "s3:*", "s3:Get*"], ["*"]),
+        {"Effect": "Allow", "Action": "*", "Resource": "*"},
+    )
+    assert iam.wildcard_actions(doc) == ["s3:*", "s3:Get*", "*"]
+
+
+def test_wildcard_actions_ignores_deny_statements():
+    assert iam.wildcard_actions(iam.tls_only_bucket_policy("arn:aws:s3:::b")) == []
+
+
+def test_wildcard_actions_reads_a_single_statement_object_and_a_string_action():
+    assert iam.wildcard_actions({"Statement": {"Effect": "Allow", "Action": "ec2:Describe*", "Resource": "*"}}) == ["ec2:Describe*"]
+
+
+def test_wildcard_actions_is_empty_for_named_actions():
+    assert iam.wildcard_actions(iam.document(iam.allow("A", ["s3:GetObject", "kms:Decrypt"], ["*"]))) == []
+
+
+def test_allow_sorts_actions_and_adds_a_condition_only_when_given():
+    assert iam.allow("S", ["b:Y", "a:X"], ["r"]) == {"Sid": "S", "Effect": "Allow", "Action": ["a:X", "b:Y"], "Resource": ["r"]}
+    assert iam.allow("S", ["a:X"], ["r"], {"Bool": {"k": "v"}})["Condition"] == {"Bool": {"k": "v"}}
+
+
+def test_service_trust_limits_assume_role_to_calls_for_this_account():
+    assert iam.service_trust("sagemaker.amazonaws.com", ACCOUNT) == {
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Service": "sagemaker.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT}},
+        }],
+    }
+
+
+@pytest.mark.parametrize("vpc", [False, True])
+def test_execution_policy_names_every_action(vpc):
+    assert iam.wildcard_actions(execution_policy(vpc=vpc)) == []
+
+
+@pytest.mark.parametrize("vpc", [False, True])
+def test_execution_policy_uses_resource_star_only_for_actions_aws_grants_on_star(vpc):
+    for statement in execution_policy(vpc=vpc)["Statement"]:
+        if "*" in statement["Resource"]:
+            assert statement["Resource"] == ["*"]
+            assert set(statement["Action"]) <= iam.WILDCARD_RESOURCE_ACTIONS, statement["Sid"]
+
+
+def test_execution_policy_network_interface_statement_exists_only_in_a_vpc():
+    assert "RunInVpc" not in [s["Sid"] for s in execution_policy(vpc=False)["Statement"]]
+    (run_in_vpc,) = [s for s in execution_policy(vpc=True)["Statement"] if s["Sid"] == "RunInVpc"]
+    assert run_in_vpc["Action"] == sorted(a for a in iam.WILDCARD_RESOURCE_ACTIONS if a.startswith("ec2:"))
+
+
+def test_execution_policy_registers_only_into_the_teams_groups_and_their_packages():
+    (register,) = [s for s in execution_policy(vpc=False)["Statement"] if s["Sid"] == "RegisterModels"]
+    assert register["Resource"] == [GROUPS[0], f"arn:aws:sagemaker:eu-west-1:{ACCOUNT}:model-package/t-dev-fraud/*"]
+
+
+def test_execution_policy_limits_metrics_to_the_given_namespaces():
+    (publish,) = [s for s in execution_policy(vpc=False)["Statement"] if s["Sid"] == "PublishMetrics"]
+    assert publish["Condition"] == {"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "MLOps/ModelMonitor"]}}
+
+
+def test_feature_store_policy_writes_only_its_bucket_and_glue_tables_of_its_database():
+    doc = iam.feature_store_policy(account_id=ACCOUNT, region="eu-west-1", bucket_arn=BUCKETS["features"], key_arn=KEY, database="db")
+    assert iam.wildcard_actions(doc) == []
+    (glue,) = [s for s in doc["Statement"] if s["Sid"] == "GlueTables"]
+    catalog = f"arn:aws:glue:eu-west-1:{ACCOUNT}"
+    assert glue["Resource"] == [f"{catalog}:catalog", f"{catalog}:database/db", f"{catalog}:table/db/*"]
+
+
+def test_tls_only_bucket_policy_denies_insecure_transport_on_bucket_and_objects():
+    (deny,) = iam.tls_only_bucket_policy("arn:aws:s3:::b")["Statement"]
+    assert deny == {
+        "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+        "Resource": ["arn:aws:s3:::b", "arn:aws:s3:::b/*"], "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+
+
+def test_model_package_group_policy_names_each_reader_account_root():
+    group = "arn:aws:sagemaker:eu-west-1:111111111111:model-package-group/g"
+    doc = iam.model_package_group_policy(group_arn=group, reader_account_ids=["222222222222", "333333333333"])
+    for statement in doc["Statement"]:
+        assert statement["Principal"] == {"AWS": ["arn:aws:iam::222222222222:root", "arn:aws:iam::333333333333:root"]}
+    assert [s["Resource"] for s in doc["Statement"]] == [group, "arn:aws:sagemaker:eu-west-1:111111111111:model-package/g/*"]
+
+
+def test_topic_policy_lets_only_this_accounts_alarms_and_rules_publish():
+    (statement,) = iam.topic_policy(topic_arn="arn:aws:sns:eu-west-1:111111111111:t", account_id=ACCOUNT)["Statement"]
+    assert statement["Action"] == "sns:Publish"
+    assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
+
+
+def test_kms_key_policy_conditions_every_service_principal():
+    for statement in iam.kms_key_policy(account_id=ACCOUNT, region="eu-west-1")["Statement"]:
+        if "Service" in statement["Principal"]:
+            assert "Condition" in statement, statement["Sid"]

@@ -1,0 +1,353 @@
+"""The policy pack's rules (components.policies) on hand-built resources, on every shipped stack's
+plan, and served by the real policy pack (policypack/__main__.py) over its gRPC analyzer protocol."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf import empty_pb2, struct_pb2
+from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
+
+from components import policies, stack_files
+from components.policies import Res
+
+KEY = "arn:aws:kms:eu-west-1:111111111111:key/k"
+FG = "aws:sagemaker/featureGroup:FeatureGroup"
+EC = "aws:sagemaker/endpointConfiguration:EndpointConfiguration"
+EP = "aws:sagemaker/endpoint:Endpoint"
+BUCKET = "aws:s3/bucket:Bucket"
+SSE = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+PAB = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+PROD = {"mlops:environment": "prod"}
+DEV = {"mlops:environment": "dev"}
+
+
+def doc(*statements: dict[str, Any]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def variant(name: str, count: int) -> dict[str, Any]:
+    return {"variantName": name, "modelName": f"m-{name}", "instanceType": "ml.c6i.large", "initialInstanceCount": count, "initialVariantWeight": 1}
+
+
+CAPTURE = {"enableCapture": True, "kmsKeyId": KEY, "destinationS3Uri": "s3://c/d"}
+GUARDRAILS = {
+    "blueGreenUpdatePolicy": {"trafficRoutingConfiguration": {"type": "ALL_AT_ONCE", "waitIntervalInSeconds": 60}},
+    "autoRollbackConfiguration": {"alarms": [{"alarmName": "a"}]},
+}
+
+# rule -> (compliant (type, props), [(non-compliant (type, props), exact messages)])
+RESOURCE_CASES: dict[str, tuple[tuple[str, dict], list[tuple[tuple[str, dict], list[str]]]]] = {
+    "feature-groups-encrypted": (
+        (FG, {"onlineStoreConfig": {"enableOnlineStore": True, "securityConfig": {"kmsKeyId": KEY}},
+              "offlineStoreConfig": {"s3StorageConfig": {"s3Uri": "s3://b/o", "kmsKeyId": KEY}}}),
+        [
+            ((FG, {"onlineStoreConfig": {"enableOnlineStore": True}}),
+             ["online store is not encrypted with a KMS key (onlineStoreConfig.securityConfig.kmsKeyId)"]),
+            ((FG, {"offlineStoreConfig": {"s3StorageConfig": {"s3Uri": "s3://b/o"}}}),
+             ["offline store is not encrypted with a KMS key (offlineStoreConfig.s3StorageConfig.kmsKeyId)"]),
+        ],
+    ),
+    "endpoint-configs-encrypted": (
+        (EC, {"kmsKeyArn": KEY, "dataCaptureConfig": CAPTURE}),
+        [
+            ((EC, {"dataCaptureConfig": CAPTURE}), ["instance storage is not encrypted with a KMS key (kmsKeyArn)"]),
+            ((EC, {"kmsKeyArn": KEY, "dataCaptureConfig": {"enableCapture": True}}),
+             ["captured requests are not encrypted with a KMS key (dataCaptureConfig.kmsKeyId)"]),
+        ],
+    ),
+    "topics-encrypted": (
+        ("aws:sns/topic:Topic", {"name": "t", "kmsMasterKeyId": KEY}),
+        [(("aws:sns/topic:Topic", {"name": "t"}), ["topic is not encrypted with a KMS key (kmsMasterKeyId)"])],
+    ),
+    "no-wildcard-iam-actions": (
+        ("aws:iam/rolePolicy:RolePolicy", {"policy": doc({"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "*"})}),
+        [
+            (("aws:iam/rolePolicy:RolePolicy", {"policy": doc({"Effect": "Allow", "Action": ["s3:*", "s3:GetObject"], "Resource": "*"})}),
+             ["allows wildcard action(s) s3:*; name each action"]),
+            (("aws:iam/policy:Policy", {"policy": doc({"Effect": "Allow", "Action": "*", "Resource": "*"})}),
+             ["allows wildcard action(s) *; name each action"]),
+            (("aws:iam/role:Role", {"inlinePolicies": [{"name": "p", "policy": doc({"Effect": "Allow", "Action": "ec2:Describe*", "Resource": "*"})}]}),
+             ["allows wildcard action(s) ec2:Describe*; name each action"]),
+            (("aws:iam/role:Role", {"managedPolicyArns": ["arn:aws:iam::aws:policy/AmazonSageMakerFullAccess"]}),
+             ["attaches the managed policy arn:aws:iam::aws:policy/AmazonSageMakerFullAccess; broad managed policies are not least privilege"]),
+            (("aws:iam/rolePolicyAttachment:RolePolicyAttachment", {"policyArn": "arn:aws:iam::aws:policy/AdministratorAccess"}),
+             ["attaches the managed policy arn:aws:iam::aws:policy/AdministratorAccess; broad managed policies are not least privilege"]),
+        ],
+    ),
+    "prod-data-capture": (
+        (EC, {"tags": PROD, "dataCaptureConfig": CAPTURE}),
+        [
+            ((EC, {"tags": PROD}), ["prod endpoint does not capture requests and responses (dataCaptureConfig.enableCapture)"]),
+            ((EC, {"tags": PROD, "dataCaptureConfig": {**CAPTURE, "enableCapture": False}}),
+             ["prod endpoint does not capture requests and responses (dataCaptureConfig.enableCapture)"]),
+        ],
+    ),
+    "prod-min-two-instances": (
+        (EC, {"tags": PROD, "productionVariants": [variant("a", 2), variant("b", 3)]}),
+        [((EC, {"tags": PROD, "productionVariants": [variant("a", 2), variant("b", 1)]}),
+          ["production variant b has 1 instance(s); prod needs at least 2"])],
+    ),
+    "prod-deployment-guardrails": (
+        (EP, {"tags": PROD, "deploymentConfig": GUARDRAILS}),
+        [
+            ((EP, {"tags": PROD}), [
+                "prod endpoint has no deployment guardrails (deploymentConfig.blueGreenUpdatePolicy)",
+                "prod endpoint has no auto-rollback alarms (deploymentConfig.autoRollbackConfiguration.alarms)",
+            ]),
+            ((EP, {"tags": PROD, "deploymentConfig": {"blueGreenUpdatePolicy": GUARDRAILS["blueGreenUpdatePolicy"]}}),
+             ["prod endpoint has no auto-rollback alarms (deploymentConfig.autoRollbackConfiguration.alarms)"]),
+        ],
+    ),
+}
+
+
+def bucket_stack(*, sse: str | None = "aws:kms", block: dict[str, bool] | None = None, acl: str | None = None) -> list[Res]:
+    flags = {"blockPublicAcls": True, "blockPublicPolicy": True, "ignorePublicAcls": True, "restrictPublicBuckets": True}
+    resources = [Res(BUCKET, "data", {"bucket": "data-1", **({"acl": acl} if acl else {})})]
+    if sse:
+        resources.append(Res(SSE, "data-sse", {"bucket": "data-1", "rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": sse}}]}))
+    resources.append(Res(PAB, "data-pab", {"bucket": "data-1", **flags, **(block or {})}))
+    return resources
+
+
+def endpoint_stack(*, alarms: dict[str, list[str]]) -> list[Res]:
+    resources = [
+        Res(EP, "ep", {"name": "t-prod-e", "endpointConfigName": "t-prod-e-1234abcd"}),
+        Res(EC, "ep-config", {"name": "t-prod-e-1234abcd", "productionVariants": [variant("a", 2), variant("b", 2)],
+                              "shadowProductionVariants": [variant("s", 1)]}),
+    ]
+    for v, metrics in alarms.items():
+        for metric in metrics:
+            resources.append(Res(ALARM, f"{v}-{metric}", {"metricName": metric, "dimensions": {"EndpointName": "t-prod-e", "VariantName": v}}))
+    return resources
+
+
+BOTH = ["ModelLatency", "Invocation5XXErrors"]
+# rule -> (compliant stack, [(non-compliant stack, exact (resource, message) findings)])
+STACK_CASES: dict[str, tuple[list[Res], list[tuple[list[Res], list[tuple[str, str]]]]]] = {
+    "buckets-encrypted": (
+        bucket_stack(),
+        [
+            (bucket_stack(sse=None), [("data", "bucket has no SSE-KMS default encryption (BucketServerSideEncryptionConfiguration with aws:kms)")]),
+            (bucket_stack(sse="AES256"), [("data", "bucket has no SSE-KMS default encryption (BucketServerSideEncryptionConfiguration with aws:kms)")]),
+        ],
+    ),
+    "no-public-buckets": (
+        bucket_stack(),
+        [
+            (bucket_stack(block={"restrictPublicBuckets": False}), [("data", "bucket has no public access block with all four settings true")]),
+            (bucket_stack(acl="public-read"), [("data", "bucket ACL is public-read")]),
+        ],
+    ),
+    "variant-alarms": (
+        endpoint_stack(alarms={"a": BOTH, "b": BOTH}),  # the shadow variant s needs none
+        [
+            (endpoint_stack(alarms={"a": BOTH, "b": ["ModelLatency"]}), [("ep", "production variant b has no alarm on Invocation5XXErrors")]),
+            (endpoint_stack(alarms={"a": BOTH}), [("ep", "production variant b has no alarm on ModelLatency, Invocation5XXErrors")]),
+        ],
+    ),
+}
+
+RESOURCE_RULES = {r.name: r for r in policies.RESOURCE_RULES}
+STACK_RULES = {r.name: r for r in policies.STACK_RULES}
+
+
+def test_every_rule_has_a_compliant_and_a_non_compliant_case():
+    assert sorted(RESOURCE_CASES) == sorted(RESOURCE_RULES)
+    assert sorted(STACK_CASES) == sorted(STACK_RULES)
+
+
+def test_every_rule_is_mandatory():
+    assert {r.level for r in [*policies.RESOURCE_RULES, *policies.STACK_RULES]} == {policies.MANDATORY}
+
+
+@pytest.mark.parametrize("rule", sorted(RESOURCE_CASES))
+def test_resource_rule_passes_its_compliant_case(rule):
+    type_, props = RESOURCE_CASES[rule][0]
+    assert RESOURCE_RULES[rule].check(type_, props) == []
+
+
+@pytest.mark.parametrize(("rule", "case"), [(r, i) for r, (_, bad) in sorted(RESOURCE_CASES.items()) for i in range(len(bad))])
+def test_resource_rule_reports_its_non_compliant_case(rule, case):
+    (type_, props), messages = RESOURCE_CASES[rule][1][case]
+    assert RESOURCE_RULES[rule].check(type_, props) == messages
+
+
+@pytest.mark.parametrize("rule", sorted(STACK_CASES))
+def test_stack_rule_passes_its_compliant_case(rule):
+    assert STACK_RULES[rule].check(STACK_CASES[rule][0]) == []
+
+
+@pytest.mark.parametrize(("rule", "case"), [(r, i) for r, (_, bad) in sorted(STACK_CASES.items()) for i in range(len(bad))])
+def test_stack_rule_reports_its_non_compliant_case(rule, case):
+    resources, findings = STACK_CASES[rule][1][case]
+    assert STACK_RULES[rule].check(resources) == findings
+
+
+@pytest.mark.parametrize("rule", ["prod-data-capture", "prod-min-two-instances", "prod-deployment-guardrails"])
+def test_prod_rules_ignore_other_environments(rule):
+    for (type_, props), _ in RESOURCE_CASES[rule][1]:
+        assert RESOURCE_RULES[rule].check(type_, {**props, "tags": DEV}) == []
+        assert RESOURCE_RULES[rule].check(type_, {k: v for k, v in props.items() if k != "tags"}) == []
+
+
+def test_resource_rules_ignore_other_resource_types():
+    for rule in policies.RESOURCE_RULES:
+        assert rule.check("aws:s3/bucket:Bucket", {"bucket": "b", "tags": PROD}) == [], rule.name
+
+
+def test_disabled_online_store_needs_no_key():
+    assert policies.feature_group_encrypted(FG, {"onlineStoreConfig": {"enableOnlineStore": False}}) == []
+
+
+def test_iam_policy_unknown_during_preview_is_not_a_finding():
+    assert policies.no_wildcard_iam_actions("aws:iam/rolePolicy:RolePolicy", {}) == []
+    assert policies.no_wildcard_iam_actions("aws:iam/rolePolicy:RolePolicy", {"policy": "not json"}) == []
+
+
+def test_administrator_access_in_a_roles_managed_policies_is_reported():
+    arn = "arn:aws:iam::aws:policy/AdministratorAccess"
+    assert policies.no_wildcard_iam_actions("aws:iam/role:Role", {"managedPolicyArns": [arn]}) == [
+        f"attaches the managed policy {arn}; broad managed policies are not least privilege"
+    ]
+
+
+def test_allow_with_not_action_is_reported_as_a_wildcard():
+    policy = doc({"Effect": "Allow", "NotAction": ["iam:*"], "Resource": "*"})
+    assert len(policies.no_wildcard_iam_actions("aws:iam/rolePolicy:RolePolicy", {"policy": policy})) == 1
+
+
+def test_evaluate_reports_rule_level_and_resource_of_each_finding():
+    resources = [Res("aws:sns/topic:Topic", "alerts", {"name": "a"}), *bucket_stack(sse=None)]
+    assert [f.to_json() for f in policies.evaluate(resources)] == [
+        {"policy": "topics-encrypted", "level": "mandatory", "resource": "alerts", "message": "topic is not encrypted with a KMS key (kmsMasterKeyId)"},
+        {"policy": "buckets-encrypted", "level": "mandatory", "resource": "data",
+         "message": "bucket has no SSE-KMS default encryption (BucketServerSideEncryptionConfiguration with aws:kms)"},
+    ]
+
+
+@pytest.mark.parametrize("stack", stack_files.list_stacks())
+def test_shipped_stack_plans_with_no_mandatory_findings(stack, shipped_plan):
+    plan = shipped_plan(stack)
+    assert plan.of_type(EC), "every shipped stack has an endpoint; the endpoint rules must see one"
+    assert [f.to_json() for f in policies.evaluate(plan.resources) if f.mandatory] == []
+
+
+def test_rules_catch_a_prod_plan_with_capture_and_guardrails_removed(shipped_plan):
+    plan = shipped_plan("fraud-prod")
+    broken = []
+    for r in plan.resources:
+        if r.type == EC:
+            r = replace(r, inputs={k: v for k, v in r.inputs.items() if k != "dataCaptureConfig"})
+        elif r.type == EP:
+            r = replace(r, inputs={k: v for k, v in r.inputs.items() if k != "deploymentConfig"})
+        broken.append(r)
+    assert sorted((f.policy, f.resource) for f in policies.evaluate(broken)) == [
+        ("prod-data-capture", "fraud-prod-scoring-config"),
+        ("prod-deployment-guardrails", "fraud-prod-scoring-endpoint"),
+        ("prod-deployment-guardrails", "fraud-prod-scoring-endpoint"),
+    ]
+
+
+# ---- the policy pack itself -------------------------------------------------------------------
+# PolicyPack(...) starts pulumi_policy's gRPC analyzer server, prints its port and serves forever,
+# so the pack runs as the Pulumi CLI runs it: a subprocess we talk to over the Analyzer protocol.
+
+
+@pytest.fixture(scope="module")
+def policy_pack() -> Iterator[analyzer_pb2_grpc.AnalyzerStub]:
+    process = subprocess.Popen(
+        [sys.executable, str(stack_files.ROOT / "policypack" / "__main__.py")],
+        cwd=stack_files.ROOT / "policypack", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        port = process.stdout.readline().decode().strip()
+        assert port.isdigit(), f"policy pack did not start: {process.stderr.read().decode() if process.poll() is not None else port!r}"
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            grpc.channel_ready_future(channel).result(timeout=10)
+            yield analyzer_pb2_grpc.AnalyzerStub(channel)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _struct(props: dict[str, Any]) -> struct_pb2.Struct:
+    message = struct_pb2.Struct()
+    message.update(props)
+    return message
+
+
+def _analyze(stub, type_: str, props: dict[str, Any]):
+    return stub.Analyze(analyzer_pb2.AnalyzeRequest(
+        type=type_, properties=_struct(props), urn=f"urn:pulumi:s::mlops::{type_}::r", name="r",
+    )).diagnostics
+
+
+def _analyze_stack(stub, resources: list[Res]):
+    return stub.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=[
+        analyzer_pb2.AnalyzerResource(type=r.type, properties=_struct(r.inputs), urn=f"urn:pulumi:s::mlops::{r.type}::{r.name}", name=r.name)
+        for r in resources
+    ])).diagnostics
+
+
+def test_policy_pack_serves_every_rule_as_mandatory(policy_pack):
+    info = policy_pack.GetAnalyzerInfo(empty_pb2.Empty())
+    assert info.name == "mlops-guardrails"
+    assert [(p.name, p.description) for p in info.policies] == [
+        (r.name, r.description) for r in [*policies.RESOURCE_RULES, *policies.STACK_RULES]
+    ]
+    assert {p.enforcementLevel for p in info.policies} == {analyzer_pb2.MANDATORY}
+
+
+def test_policy_pack_reports_a_resource_violation_and_passes_the_compliant_resource(policy_pack):
+    diagnostics = _analyze(policy_pack, "aws:sns/topic:Topic", {"name": "t"})
+    assert [(d.policyName, d.enforcementLevel, d.message) for d in diagnostics] == [
+        ("topics-encrypted", analyzer_pb2.MANDATORY, "SNS topics use KMS\ntopic is not encrypted with a KMS key (kmsMasterKeyId)"),
+    ]
+    assert list(_analyze(policy_pack, "aws:sns/topic:Topic", {"name": "t", "kmsMasterKeyId": KEY})) == []
+
+
+def test_policy_pack_reads_nested_props_of_a_prod_endpoint_config(policy_pack):
+    props = {"tags": PROD, "kmsKeyArn": KEY, "dataCaptureConfig": CAPTURE, "productionVariants": [variant("a", 1), variant("b", 2)]}
+    assert [(d.policyName, d.enforcementLevel) for d in _analyze(policy_pack, EC, props)] == [
+        ("prod-min-two-instances", analyzer_pb2.MANDATORY),
+    ]
+
+
+def test_policy_pack_message_states_the_instance_count_as_an_integer(policy_pack):
+    props = {"tags": PROD, "kmsKeyArn": KEY, "dataCaptureConfig": CAPTURE, "productionVariants": [variant("a", 1)]}
+    assert [d.message.splitlines()[-1] for d in _analyze(policy_pack, EC, props)] == [
+        "production variant a has 1 instance(s); prod needs at least 2",
+    ]
+
+
+def test_policy_pack_reports_stack_violations_with_the_resource_name(policy_pack):
+    diagnostics = _analyze_stack(policy_pack, bucket_stack(sse=None))
+    assert [(d.policyName, d.enforcementLevel, d.message.splitlines()[-1]) for d in diagnostics] == [
+        ("buckets-encrypted", analyzer_pb2.MANDATORY,
+         "data: bucket has no SSE-KMS default encryption (BucketServerSideEncryptionConfiguration with aws:kms)"),
+    ]
+    assert list(_analyze_stack(policy_pack, bucket_stack())) == []
+
+
+def test_policy_pack_defers_stack_rules_on_values_unknown_during_preview(policy_pack):
+    # In a preview of a new stack the bucket id that SSE and the access block point at is unknown;
+    # that must not read as "bucket not encrypted" (a mandatory failure), only as a deferred check.
+    resources = [
+        Res(BUCKET, "data", {"bucket": "data-1"}),
+        Res(SSE, "data-sse", {"bucket": UNKNOWN_STRING_VALUE, "rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "aws:kms"}}]}),
+        Res(PAB, "data-pab", {"bucket": UNKNOWN_STRING_VALUE}),
+    ]
+    diagnostics = _analyze_stack(policy_pack, resources)
+    assert [d.enforcementLevel for d in diagnostics if d.enforcementLevel == analyzer_pb2.MANDATORY] == []
+    assert sorted(d.policyName for d in diagnostics) == ["buckets-encrypted", "no-public-buckets", "variant-alarms"]
+    assert all("during preview" in d.message for d in diagnostics)
