@@ -3,13 +3,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 STACK ?= demo-local
 
-.PHONY: demo test bootstrap plan bench clean
+.PHONY: demo down test bootstrap plan bench clean
 
 bootstrap:
 	@./scripts/bootstrap
 
 demo: bootstrap  ## the main job on the embedded local default (no AWS account, no Docker)
-	$(BIN)/mlops plan --stack $(STACK)
+	$(BIN)/mlops local up --stack $(STACK)
+
+down:  ## stop what `make demo` left running
+	$(BIN)/mlops local down --stack $(STACK)
 
 test: bootstrap  ## the whole test suite, as CI runs it
 	$(BIN)/python -m pytest -q

@@ -11,7 +11,8 @@ TEMPLATE_DIR = Path(__file__).parent / "templates"
 ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
     undefined=jinja2.StrictUndefined,
-    autoescape=False,
+    # HTML templates are escaped; JSON and YAML templates must not be.
+    autoescape=lambda name: name is not None and ".html" in name,
     keep_trailing_newline=True,
 )
 ENV.filters["tojson"] = lambda value: json.dumps(value)

@@ -18,6 +18,8 @@ from components import stack_files
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="MLOps stacks as code: plan, run locally, promote.")
 config_app = typer.Typer(no_args_is_help=True, help="Inspect stack configuration.")
 app.add_typer(config_app, name="config")
+local_app = typer.Typer(no_args_is_help=True, help="Run a stack on this machine: embedded AWS, training, serving, routing.")
+app.add_typer(local_app, name="local")
 # Piped output (CI logs, files) gets a wide console so resource types are not cut.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False, soft_wrap=True)  # one line per problem, never wrapped
@@ -167,6 +169,69 @@ def list_stacks() -> None:
     """List the stacks in stacks/."""
     for name in stack_files.list_stacks():
         out.print(name)
+
+
+@local_app.command("up")
+def local_up(
+    stack: Annotated[str, typer.Option("--stack", "-s", help="A local stack (its aws:allowedAccountIds names 123456789012).")] = "demo-local",
+    demo: Annotated[bool, typer.Option("--demo/--no-demo", help="Run the lifecycle demo after bringing the stack up.")] = True,
+) -> None:
+    """Bring a stack up on this machine and (by default) run the demo: train, register, approve, A/B,
+    shadow, a faulty challenger tripping its alarm, a summary and an HTML report.
+
+    Everything keeps running afterwards (the endpoint answers boto3's sagemaker-runtime client at the
+    router's URL); `mlops local down` stops it. State persists in .mlops/local/<stack>/.
+    """
+    from mlops.local import demo as local_demo
+    from mlops.local.stack import LocalStack
+
+    try:
+        local = LocalStack(stack)
+    except stack_files.ConfigError as exc:
+        _fail(exc)
+    except ValueError as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(2)
+    out.print(f"[bold]{stack}[/bold]: starting the embedded AWS and realizing the plan")
+    try:
+        realized = local.up()
+        out.print(f"   {len(realized.created)} API calls made; router at {local.router_url()}")
+        for name, kind, why in realized.skipped:
+            out.print(f"   [yellow]not realized locally[/yellow] {name} ({kind}): {why}")
+        if demo:
+            local_demo.run(local, out)
+        else:
+            local.deploy()
+    except stack_files.ConfigError as exc:
+        _fail(exc)
+    running = ", ".join(f"{p.role} {p.variant}:{p.port}" if p.variant else f"{p.role}:{p.port}" for p in local.env.processes())
+    out.print(f"running: {running}")
+    out.print(f"try: aws sagemaker-runtime invoke-endpoint --endpoint-url {local.router_url()} ...   stop: mlops local down -s {stack}")
+
+
+@local_app.command("down")
+def local_down(stack: Annotated[str, typer.Option("--stack", "-s")] = "demo-local") -> None:
+    """Stop every process `mlops local up` started for the stack. Registry, artifacts and captures stay."""
+    from mlops.local.environment import LocalEnvironment
+
+    stopped = LocalEnvironment(stack).down()
+    out.print(f"stopped {len(stopped)} process(es)" + (": " + ", ".join(f"{p.role} {p.pid}" for p in stopped) if stopped else ""))
+
+
+@local_app.command("status")
+def local_status(stack: Annotated[str, typer.Option("--stack", "-s")] = "demo-local") -> None:
+    """Show what runs for the stack locally, and its registered model versions."""
+    from mlops.local.environment import LocalEnvironment, _alive
+
+    env = LocalEnvironment(stack)
+    table = Table(title=f"{stack}: local processes")
+    for column in ("role", "variant", "pid", "port", "alive", "log"):
+        table.add_column(column)
+    for p in env.processes():
+        table.add_row(p.role, p.variant, str(p.pid), str(p.port), "yes" if _alive(p.pid) else "no", p.log)
+    out.print(table)
+    for entry in env.journal():
+        out.print(f"{entry['group']} v{entry['version']}: {entry['approval']}  {entry['model_data_url']}")
 
 
 def main() -> None:

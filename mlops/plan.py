@@ -41,6 +41,10 @@ class PlannedResource:
     """False for component resources (our `mlops:*` types)."""
     inputs: dict[str, Any]
     """Inputs as the provider receives them (camelCase keys)."""
+    id: str = ""
+    """The id the mocks gave it (stands for the id AWS would assign)."""
+    outputs: dict[str, Any] = field(default_factory=dict)
+    """The mocks' outputs: the inputs plus stand-ins for computed values (arn, keyId...)."""
 
     def to_json(self) -> dict[str, Any]:
         return {"urn": self.urn, "type": self.type, "name": self.name, "parent": self.parent, "custom": self.custom, "inputs": self.inputs}
@@ -84,7 +88,10 @@ class PlanMonitor(pulumi_mocks.MockMonitor):
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
             inputs = rpc.deserialize_properties(request.object)
+            registration = self.resources.get(response.urn)
             self.planned.append(PlannedResource(
+                id=registration.id if registration else "",
+                outputs=_plain(dict(registration.state)) if registration else {},
                 urn=response.urn,
                 type=request.type,
                 name=request.name,

@@ -1,0 +1,298 @@
+"""The local demo: the whole lifecycle of one stack on this machine, in about two minutes.
+
+1. generate feature data (the offline store, Parquet) and train the versions the stack's variants pin,
+   with the training container's entry point; each registers itself, and is approved;
+2. deploy the endpoint exactly as the stack declares it (A/B champion and challenger) and send traffic;
+3. train a candidate and run it in shadow next to the champion: it sees copies, callers never see it;
+4. deploy a faulty challenger (a build whose exported graph rejects missing values) and watch its
+   5XX alarm fire;
+5. put the endpoint back as the stack declares it, and write a summary and an HTML report.
+
+Phases 3 and 4 change the stack the way a commit to its stack file would (overrides on top of
+`Pulumi.<stack>.yaml`), and are planned and realized through the same program.
+"""
+from __future__ import annotations
+
+import io
+import json
+import random
+import tarfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from components import templates
+from mlops.local.alarm_eval import Transition, evaluate_all
+from mlops.local.stack import LocalStack, Version
+
+FAULT_NOTE = "faulty build: exported graph raises on missing values (the demo's deliberate fault)"
+
+
+@dataclass
+class Phase:
+    """What one phase of traffic showed."""
+
+    title: str
+    sent: int = 0
+    answered: Counter[str] = field(default_factory=Counter)
+    """Caller-visible answers by the variant that produced them (x-Amzn-Invoked-Production-Variant)."""
+    errors: Counter[str] = field(default_factory=Counter)
+    """Errors callers saw, by error code."""
+    latencies_ms: dict[str, list[float]] = field(default_factory=dict)
+    weights: dict[str, float] = field(default_factory=dict)
+    shadow: str | None = None
+    shadow_seen: int = 0
+    """Requests the shadow variant answered (from its capture log): copies, never returned."""
+    transitions: list[Transition] = field(default_factory=list)
+
+
+def request_rows(data_dir: Path, *, n: int, seed: int, null_share: float | None = None) -> list[dict[str, Any]]:
+    """Rows from the offline store as records keyed by feature name (what a caller sends)."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(sorted(data_dir.glob("*.parquet"))[0])
+    names = ["amount", "n_items", "country", "hour", "account_age_days"]
+    rows = table.select(names).slice(0, n).to_pylist()
+    rng = random.Random(seed)
+    if null_share is not None:
+        for row in rows:
+            row["account_age_days"] = None if rng.random() < null_share else (row["account_age_days"] or 30.0)
+    return rows
+
+
+def send(stack: LocalStack, endpoint: str, rows: list[dict[str, Any]], phase: Phase, console: Console) -> None:
+    runtime = stack.runtime()
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task(f"{phase.title}: {len(rows)} requests", total=len(rows))
+        for row in rows:
+            started = time.perf_counter()
+            try:
+                response = runtime.invoke_endpoint(EndpointName=endpoint, Body=json.dumps({"instances": [row]}), ContentType="application/json")
+                variant = response["InvokedProductionVariant"]
+                response["Body"].read()
+                phase.answered[variant] += 1
+                phase.latencies_ms.setdefault(variant, []).append((time.perf_counter() - started) * 1000)
+            except runtime.exceptions.ModelError as exc:
+                phase.errors[f"ModelError {exc.response.get('OriginalStatusCode', '?')}"] += 1
+            phase.sent += 1
+            progress.advance(task)
+
+
+def faulty_artifact(source: Path, target: Path) -> Path:
+    """A copy of `source` whose model.pt rejects missing values: the kind of build that passes offline
+    evaluation on clean data and fails in production."""
+    import torch
+
+    class RejectsMissing(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if bool(torch.isnan(x).any()):
+                raise RuntimeError("input holds missing values and this build has no imputation")
+            return self.inner(x)
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(source) as src, tarfile.open(target, "w:gz") as dst:
+        for member in src.getmembers():
+            data = src.extractfile(member).read() if member.isfile() else None
+            if member.name.lstrip("./") == "model.pt":
+                inner = torch.jit.load(io.BytesIO(data))
+                buffer = io.BytesIO()
+                torch.jit.save(torch.jit.script(RejectsMissing(inner)), buffer)
+                data = buffer.getvalue()
+                member.size = len(data)
+            dst.addfile(member, io.BytesIO(data) if data is not None else None)
+    return target
+
+
+def _variant(version: Version, *, instance_type: str, weight: float | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"model_version": version.version, "model_data_url": version.model_data_url, "instance_type": instance_type}
+    if weight is not None:
+        spec["weight"] = weight
+    return spec
+
+
+def served(stack: LocalStack, endpoint: str, variant: str) -> int:
+    """Successful /invocations the variant's server has answered (its Prometheus counter)."""
+    import re
+    import urllib.request
+
+    process = next(p for p in stack.env.processes() if p.role == "variant" and p.endpoint == endpoint and p.variant == variant)
+    with urllib.request.urlopen(f"http://127.0.0.1:{process.port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    match = re.search(r'^mlops_serving_requests_total\{route="invocations",code="200"\} (\d+)', text, re.M)
+    return int(match.group(1)) if match else 0
+
+
+def run(stack: LocalStack, console: Console) -> dict[str, Any]:
+    """The demo flow on a stack that is up (`LocalStack.up`). Returns the summary it also writes."""
+    config = stack.config
+    started = time.perf_counter()
+    endpoint_key, endpoint = next(iter(config.endpoints.items()))
+    endpoint_name = stack.namer.endpoint(endpoint_key)
+    model = endpoint.model
+    data = stack.offline_store(model)
+    console.print(f"[bold]1. data and training[/bold]: offline store {data.relative_to(stack.env.dir)}")
+
+    # Train every version the stack's variants pin that the registry does not hold yet.
+    wanted = sorted({v.model_version for v in endpoint.all_variants().values()})
+    for number in wanted:
+        if number > len(stack.versions(model)):
+            hp = {"hidden_units": [64, 32]} if number % 2 == 0 else {}
+            version = stack.train(model, seed=number, data=data, hyperparameters=hp)
+            console.print(f"   trained and registered {version.group} v{version.version}: "
+                          + ", ".join(f"{k.removeprefix('metric_')} {v:.3f}" for k, v in version.metrics.items() if k.startswith("metric_")))
+        else:
+            console.print(f"   {stack.namer.model_package_group(model)} v{number} already registered (kept from an earlier run)")
+    for version in stack.versions(model):
+        if version.version in wanted and version.approval != "Approved":
+            stack.approve(model, version.version)
+            console.print(f"   approved v{version.version}")
+
+    phases: list[Phase] = []
+    instance_type = next(iter(endpoint.all_variants().values())).instance_type
+
+    # 2. The endpoint as declared: A/B.
+    plan = stack.deploy()
+    production = endpoint.production_variants()
+    stack.wait_routed(endpoint_name, set(production))
+    ab = Phase("2. A/B as declared", weights={n: getattr(v, "weight", 1.0) for n, v in production.items()})
+    console.print(f"[bold]{ab.title}[/bold]: {', '.join(f'{n} v{v.model_version}' for n, v in production.items())}")
+    send(stack, endpoint_name, request_rows(data, n=400, seed=2), ab, console)
+    phases.append(ab)
+
+    # 3. A candidate in shadow next to the champion.
+    champion_name, champion = next(iter(production.items()))
+    versions = {v.version: v for v in stack.versions(model)}
+    later = [v for v in stack.versions(model) if v.version > max(wanted)]
+    candidate = next((v for v in later if v.description != FAULT_NOTE), None)
+    if candidate is None:
+        candidate = stack.train(model, seed=len(versions) + 1, data=data, hyperparameters={"hidden_units": [96, 48]})
+        console.print(f"   trained candidate v{candidate.version}")
+    shadow_overrides = {"endpoints": {endpoint_key: {"traffic": {
+        "mode": "shadow", "variants": None, "shadow_sampling_percent": 100,
+        "production": {champion_name: _variant(versions[champion.model_version], instance_type=instance_type)},
+        "shadow": {"candidate": _variant(candidate, instance_type=instance_type)},
+    }}}}
+    stack.deploy(shadow_overrides)
+    stack.wait_routed(endpoint_name, {champion_name})
+    shadow = Phase("3. candidate in shadow", weights={champion_name: 1.0}, shadow="candidate")
+    console.print(f"[bold]{shadow.title}[/bold]: {champion_name} v{champion.model_version} answers, candidate v{candidate.version} gets copies")
+    before = served(stack, endpoint_name, "candidate")
+    send(stack, endpoint_name, request_rows(data, n=200, seed=3), shadow, console)
+    deadline = time.monotonic() + 10  # copies go out in the background; let the last ones land
+    while served(stack, endpoint_name, "candidate") - before < shadow.sent and time.monotonic() < deadline:
+        time.sleep(0.1)
+    shadow.shadow_seen = served(stack, endpoint_name, "candidate") - before
+    phases.append(shadow)
+
+    # 4. A faulty challenger trips its alarm.
+    faulty = next((v for v in stack.versions(model) if v.description == FAULT_NOTE), None)
+    if faulty is None:
+        source = stack.env.artifact_path(model, candidate.version)
+        built = faulty_artifact(source, stack.env.dir / "build" / "faulty" / "model.tar.gz")
+        faulty = stack.register_artifact(model, built, based_on=candidate, description=FAULT_NOTE)
+    fault_overrides = {"endpoints": {endpoint_key: {"traffic": {
+        "mode": "ab", "production": None, "shadow": None, "shadow_sampling_percent": None,
+        "variants": {
+            champion_name: _variant(versions[champion.model_version], instance_type=instance_type, weight=50),
+            "challenger": _variant(faulty, instance_type=instance_type, weight=50),
+        },
+    }}}}
+    stack.deploy(fault_overrides)
+    stack.wait_routed(endpoint_name, {champion_name, "challenger"})
+    fault = Phase("4. faulty challenger", weights={champion_name: 50, "challenger": 50})
+    console.print(f"[bold]{fault.title}[/bold]: challenger v{faulty.version} ({FAULT_NOTE})")
+    cloudwatch = stack.client("cloudwatch")
+    evaluate_all(cloudwatch, prefix=endpoint_name)  # baseline states before the fault's traffic
+    send(stack, endpoint_name, request_rows(data, n=300, seed=4, null_share=0.3), fault, console)
+    time.sleep(2.5)  # the router publishes metrics every 2 s
+    fault.transitions = evaluate_all(cloudwatch, prefix=endpoint_name)
+    for t in fault.transitions:
+        style = "red" if t.new == "ALARM" else "green"
+        console.print(f"   [{style}]{t.alarm}: {t.old} -> {t.new}[/{style}]  {t.reason}" + (f"  ({t.note})" if t.note else ""))
+    phases.append(fault)
+
+    # 5. Back to the stack as declared.
+    stack.deploy()
+    stack.wait_routed(endpoint_name, set(production))
+    console.print(f"[bold]5. restored[/bold] {endpoint_name} to the stack's declaration")
+
+    summary = _summary(stack, phases, endpoint_name, started)
+    _print_summary(console, summary)
+    report = stack.env.dir / "report.html"
+    report.write_text(render_report(summary))
+    (stack.env.dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    console.print(f"report: {report}")
+    return summary
+
+
+def _summary(stack: LocalStack, phases: list[Phase], endpoint: str, started: float) -> dict[str, Any]:
+    alarms = stack.client("cloudwatch").describe_alarms(AlarmNamePrefix=endpoint)["MetricAlarms"]
+    return {
+        "stack": stack.name,
+        "endpoint": endpoint,
+        "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "seconds": round(time.perf_counter() - started, 1),
+        "versions": [{"version": v.version, "approval": v.approval, "url": v.model_data_url,
+                      "auc": v.metrics.get("metric_auc")} for v in stack.versions(next(iter(stack.config.endpoints.values())).model)],
+        "phases": [
+            {
+                "title": p.title, "sent": p.sent, "answered": dict(p.answered), "errors": dict(p.errors),
+                "weights": p.weights, "shadow": p.shadow, "shadow_seen": p.shadow_seen,
+                "expected_share": {k: w / sum(p.weights.values()) for k, w in p.weights.items()},
+                "observed_share": {k: c / max(1, p.sent) for k, c in p.answered.items()},
+                "p50_ms": {k: _percentile(v, 50) for k, v in p.latencies_ms.items()},
+                "p99_ms": {k: _percentile(v, 99) for k, v in p.latencies_ms.items()},
+                "transitions": [t.__dict__ for t in p.transitions],
+            }
+            for p in phases
+        ],
+        "alarms": [{"name": a["AlarmName"], "state": a["StateValue"], "reason": a.get("StateReason", "")} for a in alarms],
+    }
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(len(ordered) * q / 100))], 2) if ordered else 0.0
+
+
+def _print_summary(console: Console, summary: dict[str, Any]) -> None:
+    table = Table(title=f"{summary['stack']}: {summary['endpoint']}, {summary['seconds']} s")
+    for column in ("phase", "variant", "weight share", "observed share", "p50 ms", "p99 ms", "caller errors"):
+        table.add_column(column, justify="left" if column in ("phase", "variant") else "right")
+    for phase in summary["phases"]:
+        variants = sorted(set(phase["expected_share"]) | set(phase["answered"]))
+        for i, name in enumerate(variants):
+            table.add_row(
+                phase["title"] if i == 0 else "", name,
+                f"{phase['expected_share'].get(name, 0):.0%}", f"{phase['observed_share'].get(name, 0):.1%}",
+                f"{phase['p50_ms'].get(name, 0):.1f}", f"{phase['p99_ms'].get(name, 0):.1f}",
+                ", ".join(f"{k}: {v}" for k, v in phase["errors"].items()) if i == 0 else "",
+            )
+        if phase["shadow"]:
+            table.add_row("", f"{phase['shadow']} (shadow)", "copies", f"{phase['shadow_seen']} copies", "-", "-", "never returned to callers")
+    console.print(table)
+    firing = [a for a in summary["alarms"] if a["state"] == "ALARM"]
+    console.print(f"alarms in ALARM: {', '.join(a['name'] for a in firing) or 'none'}")
+
+
+def render_report(summary: dict[str, Any]) -> str:
+    """The HTML report, with SVG bar charts (no plotting library needed)."""
+    charts = []
+    for phase in summary["phases"]:
+        bars = []
+        names = sorted(set(phase["expected_share"]) | set(phase["answered"]))
+        for i, name in enumerate(names):
+            bars.append({"label": name, "expected": phase["expected_share"].get(name, 0), "observed": phase["observed_share"].get(name, 0), "y": 20 + i * 34})
+        charts.append({"title": phase["title"], "bars": bars, "height": 30 + 34 * len(bars)})
+    return templates.render("local_report.html.j2", summary=summary, charts=charts)

@@ -1,0 +1,342 @@
+"""Realize a plan against an AWS API endpoint: each planned resource becomes the API call(s) the AWS
+provider would make for it (CreateBucket, CreateEndpointConfig, PutMetricAlarm, ...).
+
+`api_calls(resource)` is pure (pulumi-aws inputs, camelCase -> the API's own request shape) and is
+what the tests validate against botocore's service models. `realize(plan, clients)` executes the
+calls in plan order against a local emulator, replacing the plan's stand-in ids and ARNs with the
+ones the emulator returns, so references between resources hold.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlops.plan import PlannedResource
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    """One AWS API call: service (boto3 client name), operation (boto3 method), parameters."""
+
+    service: str
+    operation: str
+    params: dict[str, Any]
+    returns: dict[str, str] = field(default_factory=dict)
+    """Plan output name -> dotted path in the response holding the real value (e.g. arn -> TopicArn)."""
+
+
+def _tags_list(tags: dict[str, str] | None, key: str = "Key", value: str = "Value") -> list[dict[str, str]]:
+    return [{key: k, value: v} for k, v in (tags or {}).items()]
+
+
+def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if v is not None and v != [] and v != {}}
+
+
+def _bucket(r: PlannedResource, region: str) -> list[ApiCall]:
+    params: dict[str, Any] = {"Bucket": r.inputs["bucket"]}
+    if region != "us-east-1":
+        params["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    calls = [ApiCall("s3", "create_bucket", params)]
+    if r.inputs.get("tags"):
+        calls.append(ApiCall("s3", "put_bucket_tagging", {"Bucket": r.inputs["bucket"], "Tagging": {"TagSet": _tags_list(r.inputs["tags"])}}))
+    return calls
+
+
+def _bucket_encryption(r: PlannedResource, region: str) -> list[ApiCall]:
+    rules = []
+    for rule in r.inputs["rules"]:
+        default = rule["applyServerSideEncryptionByDefault"]
+        rules.append(_drop_none({
+            "ApplyServerSideEncryptionByDefault": _drop_none({"SSEAlgorithm": default["sseAlgorithm"], "KMSMasterKeyID": default.get("kmsMasterKeyId")}),
+            "BucketKeyEnabled": rule.get("bucketKeyEnabled"),
+        }))
+    return [ApiCall("s3", "put_bucket_encryption", {"Bucket": r.inputs["bucket"], "ServerSideEncryptionConfiguration": {"Rules": rules}})]
+
+
+def _bucket_lifecycle(r: PlannedResource, region: str) -> list[ApiCall]:
+    rules = []
+    for rule in r.inputs["rules"]:
+        out: dict[str, Any] = {"ID": rule["id"], "Status": rule["status"], "Filter": {"Prefix": (rule.get("filter") or {}).get("prefix", "")}}
+        if rule.get("noncurrentVersionExpiration"):
+            out["NoncurrentVersionExpiration"] = {"NoncurrentDays": int(rule["noncurrentVersionExpiration"]["noncurrentDays"])}
+        if rule.get("abortIncompleteMultipartUpload"):
+            out["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": int(rule["abortIncompleteMultipartUpload"]["daysAfterInitiation"])}
+        rules.append(out)
+    return [ApiCall("s3", "put_bucket_lifecycle_configuration", {"Bucket": r.inputs["bucket"], "LifecycleConfiguration": {"Rules": rules}})]
+
+
+def _kms_key(r: PlannedResource, region: str) -> list[ApiCall]:
+    create = ApiCall(
+        "kms", "create_key",
+        _drop_none({"Description": r.inputs.get("description"), "Policy": r.inputs.get("policy"), "Tags": _tags_list(r.inputs.get("tags"), "TagKey", "TagValue")}),
+        returns={"keyId": "KeyMetadata.KeyId", "arn": "KeyMetadata.Arn", "id": "KeyMetadata.KeyId"},
+    )
+    calls = [create]
+    if r.inputs.get("enableKeyRotation"):
+        calls.append(ApiCall("kms", "enable_key_rotation", {"KeyId": r.outputs.get("keyId", r.id)}))
+    return calls
+
+
+def _role(r: PlannedResource, region: str) -> list[ApiCall]:
+    return [ApiCall("iam", "create_role", _drop_none({
+        "RoleName": r.inputs["name"],
+        "AssumeRolePolicyDocument": r.inputs["assumeRolePolicy"],
+        "Description": r.inputs.get("description"),
+        "MaxSessionDuration": int(r.inputs["maxSessionDuration"]) if r.inputs.get("maxSessionDuration") else None,
+        "Tags": _tags_list(r.inputs.get("tags")),
+    }), returns={"arn": "Role.Arn"})]
+
+
+def _metric_alarm(r: PlannedResource, region: str) -> list[ApiCall]:
+    i = r.inputs
+    params: dict[str, Any] = _drop_none({
+        "AlarmName": i["name"],
+        "AlarmDescription": i.get("alarmDescription"),
+        "ComparisonOperator": i["comparisonOperator"],
+        "Threshold": float(i["threshold"]),
+        "EvaluationPeriods": int(i["evaluationPeriods"]),
+        "DatapointsToAlarm": int(i["datapointsToAlarm"]) if i.get("datapointsToAlarm") else None,
+        "TreatMissingData": i.get("treatMissingData"),
+        "AlarmActions": i.get("alarmActions"),
+        "OKActions": i.get("okActions"),
+        "Namespace": i.get("namespace"),
+        "MetricName": i.get("metricName"),
+        "Statistic": i.get("statistic"),
+        "ExtendedStatistic": i.get("extendedStatistic"),
+        "Period": int(i["period"]) if i.get("period") else None,
+        "Dimensions": [{"Name": k, "Value": v} for k, v in (i.get("dimensions") or {}).items()],
+        "Tags": _tags_list(i.get("tags")),
+    })
+    if i.get("metricQueries"):
+        metrics = []
+        for q in i["metricQueries"]:
+            query: dict[str, Any] = {"Id": q["id"], "ReturnData": bool(q.get("returnData"))}
+            if q.get("expression"):
+                query.update(Expression=q["expression"], Label=q.get("label", q["id"]))
+            else:
+                m = q["metric"]
+                query["MetricStat"] = {
+                    "Metric": {"Namespace": m["namespace"], "MetricName": m["metricName"], "Dimensions": [{"Name": k, "Value": v} for k, v in (m.get("dimensions") or {}).items()]},
+                    "Period": int(m["period"]),
+                    "Stat": m["stat"],
+                }
+            metrics.append(query)
+        params["Metrics"] = metrics
+    return [ApiCall("cloudwatch", "put_metric_alarm", params)]
+
+
+def _sagemaker_variant(v: dict[str, Any]) -> dict[str, Any]:
+    return _drop_none({
+        "VariantName": v["variantName"],
+        "ModelName": v["modelName"],
+        "InstanceType": v.get("instanceType"),
+        "InitialInstanceCount": int(v["initialInstanceCount"]) if v.get("initialInstanceCount") is not None else None,
+        "InitialVariantWeight": float(v["initialVariantWeight"]) if v.get("initialVariantWeight") is not None else None,
+    })
+
+
+def _endpoint_config(r: PlannedResource, region: str) -> list[ApiCall]:
+    i = r.inputs
+    params: dict[str, Any] = {
+        "EndpointConfigName": i["name"],
+        "ProductionVariants": [_sagemaker_variant(v) for v in i["productionVariants"]],
+    }
+    if i.get("shadowProductionVariants"):
+        params["ShadowProductionVariants"] = [_sagemaker_variant(v) for v in i["shadowProductionVariants"]]
+    if i.get("dataCaptureConfig"):
+        c = i["dataCaptureConfig"]
+        header = c.get("captureContentTypeHeader") or {}
+        params["DataCaptureConfig"] = _drop_none({
+            "EnableCapture": c.get("enableCapture"),
+            "InitialSamplingPercentage": int(c["initialSamplingPercentage"]),
+            "DestinationS3Uri": c["destinationS3Uri"],
+            "KmsKeyId": c.get("kmsKeyId"),
+            "CaptureOptions": [{"CaptureMode": o["captureMode"]} for o in c["captureOptions"]],
+            "CaptureContentTypeHeader": _drop_none({"JsonContentTypes": header.get("jsonContentTypes"), "CsvContentTypes": header.get("csvContentTypes")}),
+        })
+    if i.get("kmsKeyArn"):
+        params["KmsKeyId"] = i["kmsKeyArn"]
+    params["Tags"] = _tags_list(i.get("tags"))
+    return [ApiCall("sagemaker", "create_endpoint_config", _drop_none(params), returns={"arn": "EndpointConfigArn"})]
+
+
+def _model(r: PlannedResource, region: str) -> list[ApiCall]:
+    i = r.inputs
+    container = i["primaryContainer"]
+    params = _drop_none({
+        "ModelName": i["name"],
+        "PrimaryContainer": _drop_none({"Image": container["image"], "ModelDataUrl": container.get("modelDataUrl"), "Environment": container.get("environment")}),
+        "ExecutionRoleArn": i["executionRoleArn"],
+        "EnableNetworkIsolation": i.get("enableNetworkIsolation"),
+        "VpcConfig": _drop_none({"SecurityGroupIds": (i.get("vpcConfig") or {}).get("securityGroupIds"), "Subnets": (i.get("vpcConfig") or {}).get("subnets")}),
+        "Tags": _tags_list(i.get("tags")),
+    })
+    return [ApiCall("sagemaker", "create_model", params, returns={"arn": "ModelArn"})]
+
+
+def _endpoint(r: PlannedResource, region: str) -> list[ApiCall]:
+    i = r.inputs
+    params: dict[str, Any] = {"EndpointName": i["name"], "EndpointConfigName": i["endpointConfigName"], "Tags": _tags_list(i.get("tags"))}
+    deployment = i.get("deploymentConfig")
+    if deployment:
+        params["DeploymentConfig"] = _pascal(deployment)
+    return [ApiCall("sagemaker", "create_endpoint", _drop_none(params), returns={"arn": "EndpointArn"})]
+
+
+def _pascal(value: Any) -> Any:
+    """camelCase keys -> PascalCase (the shapes where pulumi-aws mirrors the API member names)."""
+    if isinstance(value, dict):
+        return {k[:1].upper() + k[1:]: _pascal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_pascal(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _feature_group(r: PlannedResource, region: str) -> list[ApiCall]:
+    i = r.inputs
+    params: dict[str, Any] = {
+        "FeatureGroupName": i["featureGroupName"],
+        "RecordIdentifierFeatureName": i["recordIdentifierFeatureName"],
+        "EventTimeFeatureName": i["eventTimeFeatureName"],
+        "FeatureDefinitions": [{"FeatureName": f["featureName"], "FeatureType": f["featureType"]} for f in i["featureDefinitions"]],
+        "RoleArn": i.get("roleArn"),
+        "Description": i.get("description"),
+        "Tags": _tags_list(i.get("tags")),
+    }
+    if i.get("onlineStoreConfig"):
+        params["OnlineStoreConfig"] = _pascal(i["onlineStoreConfig"])
+    if i.get("offlineStoreConfig"):
+        params["OfflineStoreConfig"] = _pascal(i["offlineStoreConfig"])
+    return [ApiCall("sagemaker", "create_feature_group", _drop_none(params), returns={"arn": "FeatureGroupArn"})]
+
+
+CONVERTERS: dict[str, Callable[[PlannedResource, str], list[ApiCall]]] = {
+    "aws:s3/bucket:Bucket": _bucket,
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": _bucket_encryption,
+    "aws:s3/bucketVersioning:BucketVersioning": lambda r, _: [ApiCall("s3", "put_bucket_versioning", {"Bucket": r.inputs["bucket"], "VersioningConfiguration": {"Status": r.inputs["versioningConfiguration"]["status"]}})],
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": lambda r, _: [ApiCall("s3", "put_public_access_block", {"Bucket": r.inputs["bucket"], "PublicAccessBlockConfiguration": {k[:1].upper() + k[1:].replace("Acls", "Acls"): bool(r.inputs[k]) for k in ("blockPublicAcls", "ignorePublicAcls", "blockPublicPolicy", "restrictPublicBuckets")}})],
+    "aws:s3/bucketOwnershipControls:BucketOwnershipControls": lambda r, _: [ApiCall("s3", "put_bucket_ownership_controls", {"Bucket": r.inputs["bucket"], "OwnershipControls": {"Rules": [{"ObjectOwnership": r.inputs["rule"]["objectOwnership"]}]}})],
+    "aws:s3/bucketPolicy:BucketPolicy": lambda r, _: [ApiCall("s3", "put_bucket_policy", {"Bucket": r.inputs["bucket"], "Policy": r.inputs["policy"]})],
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": _bucket_lifecycle,
+    "aws:kms/key:Key": _kms_key,
+    "aws:kms/alias:Alias": lambda r, _: [ApiCall("kms", "create_alias", {"AliasName": r.inputs["name"], "TargetKeyId": r.inputs["targetKeyId"]})],
+    "aws:ecr/repository:Repository": lambda r, _: [ApiCall("ecr", "create_repository", _drop_none({
+        "repositoryName": r.inputs["name"],
+        "imageTagMutability": r.inputs.get("imageTagMutability"),
+        "imageScanningConfiguration": {"scanOnPush": bool((r.inputs.get("imageScanningConfiguration") or {}).get("scanOnPush"))},
+        "encryptionConfiguration": _drop_none({"encryptionType": (r.inputs.get("encryptionConfigurations") or [{}])[0].get("encryptionType"), "kmsKey": (r.inputs.get("encryptionConfigurations") or [{}])[0].get("kmsKey")}),
+        "tags": _tags_list(r.inputs.get("tags")),
+    }), returns={"arn": "repository.repositoryArn", "repositoryUrl": "repository.repositoryUri"})],
+    "aws:ecr/lifecyclePolicy:LifecyclePolicy": lambda r, _: [ApiCall("ecr", "put_lifecycle_policy", {"repositoryName": r.inputs["repository"], "lifecyclePolicyText": r.inputs["policy"]})],
+    "aws:iam/role:Role": _role,
+    "aws:iam/rolePolicy:RolePolicy": lambda r, _: [ApiCall("iam", "put_role_policy", {"RoleName": r.inputs["role"], "PolicyName": r.inputs.get("name") or r.name, "PolicyDocument": r.inputs["policy"]})],
+    "aws:sagemaker/featureGroup:FeatureGroup": _feature_group,
+    "aws:sagemaker/modelPackageGroup:ModelPackageGroup": lambda r, _: [ApiCall("sagemaker", "create_model_package_group", _drop_none({
+        "ModelPackageGroupName": r.inputs["modelPackageGroupName"],
+        "ModelPackageGroupDescription": r.inputs.get("modelPackageGroupDescription"),
+        "Tags": _tags_list(r.inputs.get("tags")),
+    }), returns={"arn": "ModelPackageGroupArn"})],
+    "aws:sagemaker/modelPackageGroupPolicy:ModelPackageGroupPolicy": lambda r, _: [ApiCall("sagemaker", "put_model_package_group_policy", {"ModelPackageGroupName": r.inputs["modelPackageGroupName"], "ResourcePolicy": r.inputs["resourcePolicy"]})],
+    "aws:sagemaker/model:Model": _model,
+    "aws:sagemaker/endpointConfiguration:EndpointConfiguration": _endpoint_config,
+    "aws:sagemaker/endpoint:Endpoint": _endpoint,
+    "aws:cloudwatch/metricAlarm:MetricAlarm": _metric_alarm,
+    "aws:cloudwatch/dashboard:Dashboard": lambda r, _: [ApiCall("cloudwatch", "put_dashboard", {"DashboardName": r.inputs["dashboardName"], "DashboardBody": r.inputs["dashboardBody"]})],
+    "aws:cloudwatch/eventRule:EventRule": lambda r, _: [ApiCall("events", "put_rule", _drop_none({"Name": r.inputs["name"], "Description": r.inputs.get("description"), "EventPattern": r.inputs.get("eventPattern"), "Tags": _tags_list(r.inputs.get("tags"))}), returns={"arn": "RuleArn"})],
+    "aws:cloudwatch/eventTarget:EventTarget": lambda r, _: [ApiCall("events", "put_targets", {"Rule": r.inputs["rule"], "Targets": [{"Id": r.name[-64:], "Arn": r.inputs["arn"]}]})],
+    "aws:sns/topic:Topic": lambda r, _: [ApiCall("sns", "create_topic", _drop_none({"Name": r.inputs["name"], "Attributes": _drop_none({"KmsMasterKeyId": r.inputs.get("kmsMasterKeyId")}), "Tags": _tags_list(r.inputs.get("tags"))}), returns={"arn": "TopicArn", "id": "TopicArn"})],
+    "aws:sns/topicPolicy:TopicPolicy": lambda r, _: [ApiCall("sns", "set_topic_attributes", {"TopicArn": r.inputs["arn"], "AttributeName": "Policy", "AttributeValue": r.inputs["policy"]})],
+    "aws:sns/topicSubscription:TopicSubscription": lambda r, _: [ApiCall("sns", "subscribe", {"TopicArn": r.inputs["topic"], "Protocol": r.inputs["protocol"], "Endpoint": r.inputs["endpoint"]}, returns={"arn": "SubscriptionArn"})],
+    "aws:appautoscaling/target:Target": lambda r, _: [ApiCall("application-autoscaling", "register_scalable_target", {
+        "ServiceNamespace": r.inputs["serviceNamespace"], "ResourceId": r.inputs["resourceId"], "ScalableDimension": r.inputs["scalableDimension"],
+        "MinCapacity": int(r.inputs["minCapacity"]), "MaxCapacity": int(r.inputs["maxCapacity"]),
+    })],
+    "aws:appautoscaling/policy:Policy": lambda r, _: [ApiCall("application-autoscaling", "put_scaling_policy", {
+        "PolicyName": r.inputs["name"], "ServiceNamespace": r.inputs["serviceNamespace"], "ResourceId": r.inputs["resourceId"],
+        "ScalableDimension": r.inputs["scalableDimension"], "PolicyType": r.inputs["policyType"],
+        "TargetTrackingScalingPolicyConfiguration": _pascal(r.inputs["targetTrackingScalingPolicyConfiguration"]),
+    })],
+}
+
+
+LOCAL_LIMITATIONS: dict[str, str] = {
+    "aws:s3/bucketPolicy:BucketPolicy": (
+        "moto evaluates bucket-policy conditions without request context, so the TLS-only Deny "
+        "(aws:SecureTransport) would deny every request; the policy is checked by the policy pack instead"
+    ),
+}
+"""Resource types the local emulator cannot hold faithfully, and why (shown by `mlops local up`)."""
+
+
+def api_calls(resource: PlannedResource, region: str) -> list[ApiCall]:
+    """The API calls that create `resource`; [] for component resources. KeyError if unknown."""
+    if not resource.custom:
+        return []
+    return CONVERTERS[resource.type](resource, region)
+
+
+@dataclass
+class Realized:
+    """What `realize` did."""
+
+    created: list[tuple[str, str]] = field(default_factory=list)
+    """(resource name, operation) in order."""
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)
+    """(resource name, operation, why): calls the emulator does not implement."""
+
+
+def _dig(doc: Any, path: str) -> Any:
+    for part in path.split("."):
+        doc = doc[part]
+    return doc
+
+
+def _substitute(value: Any, mapping: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        if value in mapping:
+            return mapping[value]
+        for mock, real in mapping.items():  # ARNs embedded in policy documents and URIs
+            if len(mock) > 12 and mock in value:
+                value = value.replace(mock, real)
+        return value
+    if isinstance(value, dict):
+        return {k: _substitute(v, mapping) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, mapping) for v in value]
+    return value
+
+
+def realize(resources: list[PlannedResource], *, region: str, client: Callable[[str], Any], local: bool = True) -> Realized:
+    """Make every call for `resources`, in plan order. `client(service)` returns a boto3 client.
+    `local`: skip what the local emulator cannot hold faithfully (LOCAL_LIMITATIONS), saying why."""
+    done = Realized()
+    mapping: dict[str, str] = {}
+    for resource in resources:
+        if local and resource.type in LOCAL_LIMITATIONS:
+            done.skipped.append((resource.name, resource.type, LOCAL_LIMITATIONS[resource.type]))
+            continue
+        for call in api_calls(resource, region):
+            params = _substitute(call.params, mapping)
+            api = client(call.service)
+            method = getattr(api, call.operation)
+            try:
+                response = method(**params)
+            except NotImplementedError as exc:
+                done.skipped.append((resource.name, call.operation, str(exc) or "not implemented by the emulator"))
+                continue
+            except Exception as exc:  # botocore ClientError for 'not yet implemented' answers
+                if "not yet implemented" in str(exc) or "NotImplemented" in type(exc).__name__ or "NotImplemented" in str(exc):
+                    done.skipped.append((resource.name, call.operation, "not implemented by the emulator"))
+                    continue
+                raise
+            done.created.append((resource.name, call.operation))
+            for output, path in call.returns.items():
+                mock_value = resource.outputs.get(output) if output != "id" else resource.id
+                if isinstance(mock_value, str) and mock_value:
+                    mapping[mock_value] = str(_dig(response, path))
+    return done

@@ -1,0 +1,392 @@
+"""Bring a stack up locally and drive its lifecycle: train, register, serve, route, alarm.
+
+Everything here acts through the same interfaces the cloud uses: the plan's resources are created
+with AWS API calls (against the embedded moto server), training runs the training container's entry
+point with SageMaker's environment contract and registers through boto3, serving runs the serving
+container's entry point per variant, and callers use boto3's `sagemaker-runtime` client.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from components import feature_schema, stack_files
+from components.config import StackConfig
+from components.foundation import image_uri
+from components.naming import Namer
+from mlops.local.environment import ACCOUNT_ID, LocalEnvironment, extract, free_port, wait_http
+from mlops.local.realize import Realized, api_calls, realize
+from mlops.plan import Plan, plan_stack
+
+ENDPOINT_TYPES = (
+    "aws:sagemaker/model:Model",
+    "aws:sagemaker/endpointConfiguration:EndpointConfiguration",
+    "aws:sagemaker/endpoint:Endpoint",
+)
+
+
+@dataclass(frozen=True)
+class Version:
+    """A registered model version, as the local registry journal keeps it."""
+
+    group: str
+    version: int
+    model_data_url: str
+    approval: str
+    metrics: dict[str, float]
+    description: str = ""
+
+
+def plan_with(stack: str, overrides: dict[str, Any] | None) -> Plan:
+    """Plan `stack`, with extra merge-patch overrides applied on top of its stack file (the way a
+    later commit to the stack file would change it). The program runs unchanged."""
+    if not overrides:
+        return plan_stack(stack)
+    source_dir = stack_files.stacks_dir()
+    with tempfile.TemporaryDirectory(prefix="mlops-phase-") as tmp:
+        target = Path(tmp) / "stacks"
+        shutil.copytree(source_dir, target)
+        # Patches apply in sequence: the base with the stack's overrides becomes the base, and
+        # `overrides` the stack's patch (merging two patches would lose their deleting nulls).
+        source = stack_files.load_source(stack)
+        (target / "teams" / f"{source.merged['team']}.yaml").write_text(yaml.safe_dump(
+            stack_files.merge_patch(source.base, source.overrides), sort_keys=False))
+        path = target / f"Pulumi.{stack}.yaml"
+        doc = yaml.safe_load(path.read_text())
+        doc["config"][f"{stack_files.PROJECT}:overrides"] = overrides
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        previous = os.environ.get(stack_files.STACKS_ENV)
+        os.environ[stack_files.STACKS_ENV] = str(target)
+        try:
+            return plan_stack(stack)
+        finally:
+            if previous is None:
+                os.environ.pop(stack_files.STACKS_ENV, None)
+            else:
+                os.environ[stack_files.STACKS_ENV] = previous
+
+
+class LocalStack:
+    """One stack realized on this machine."""
+
+    def __init__(self, stack: str):
+        self.name = stack
+        self.env = LocalEnvironment(stack)
+        self.config: StackConfig = stack_files.load(stack)
+        if self.config.aws.account_id != ACCOUNT_ID:
+            raise ValueError(
+                f"stack {stack} targets account {self.config.aws.account_id}; local stacks must name the local "
+                f"emulator's account {ACCOUNT_ID} in aws:allowedAccountIds"
+            )
+        self.region = self.config.aws.region
+        self.namer = Namer(team=self.config.team, environment=self.config.environment, account_id=ACCOUNT_ID)
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    def up(self) -> Realized:
+        """Start the emulator, realize the plan, restore the registry from the journal, start the router."""
+        self.env.down()
+        self.env.start_moto()
+        plan = plan_stack(self.name)
+        # Endpoints come later, once their models are registered and serving (as in the cloud,
+        # where CreateEndpoint waits for the containers to answer /ping).
+        base = [r for r in plan.resources if r.type not in ENDPOINT_TYPES]
+        done = realize(base, region=self.region, client=self.client)
+        self.restore_registry()
+        port = free_port()
+        self.env.spawn("router", [sys.executable, "-m", "mlops.local.router", "--stack", self.name, "--port", str(port),
+                                  "--region", self.region, "--publish-interval", "2", "--seed", "7"], port=port)
+        wait_http(f"http://127.0.0.1:{port}/ping", timeout_s=30)
+        return done
+
+    def client(self, service: str) -> Any:
+        return self.env.client(service, self.region)
+
+    def router_url(self) -> str:
+        router = self.env.find("router")
+        if router is None:
+            raise RuntimeError(f"no router running for {self.name}; run `mlops local up -s {self.name}`")
+        return f"http://127.0.0.1:{router.port}"
+
+    def runtime(self) -> Any:
+        """boto3's sagemaker-runtime client, pointed at the local router."""
+        return self.env.session(self.region).client("sagemaker-runtime", endpoint_url=self.router_url())
+
+    # ---- registry ----------------------------------------------------------------------------
+
+    def versions(self, model: str) -> list[Version]:
+        group = self.namer.model_package_group(model)
+        return [Version(e["group"], e["version"], e["model_data_url"], e["approval"], e["metrics"],
+                        e["request"].get("ModelPackageDescription", ""))
+                for e in self.env.journal() if e["group"] == group]
+
+    def restore_registry(self) -> None:
+        """Re-create every journaled version (artifacts and packages) in the fresh emulator."""
+        s3, sagemaker = self.client("s3"), self.client("sagemaker")
+        for entry in self.env.journal():
+            bucket, key = _split_s3(entry["model_data_url"])
+            s3.upload_file(entry["artifact"], bucket, key)
+            created = sagemaker.create_model_package(**entry["request"])
+            number = int(created["ModelPackageArn"].rsplit("/", 1)[1])
+            if number != entry["version"]:
+                raise RuntimeError(f"registry replay gave {entry['group']} version {number}, journal says {entry['version']}")
+            if entry["approval"] == "Approved":
+                sagemaker.update_model_package(ModelPackageArn=created["ModelPackageArn"], ModelApprovalStatus="Approved")
+
+    def _journal_version(self, model: str, version: int, artifact: Path, *, note: str = "") -> Version:
+        sagemaker = self.client("sagemaker")
+        group = self.namer.model_package_group(model)
+        arn = f"arn:aws:sagemaker:{self.region}:{ACCOUNT_ID}:model-package/{group}/{version}"
+        described = sagemaker.describe_model_package(ModelPackageName=arn)
+        request = {k: described[k] for k in (
+            "ModelPackageGroupName", "ModelPackageDescription", "InferenceSpecification", "ModelMetrics",
+            "CustomerMetadataProperties", "ModelApprovalStatus",
+        ) if k in described}
+        if note:
+            request["ModelPackageDescription"] = note
+        metrics = {k: float(v) for k, v in described.get("CustomerMetadataProperties", {}).items() if _is_number(v)}
+        url = described["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+        entry = {"group": group, "version": version, "model_data_url": url, "approval": described["ModelApprovalStatus"],
+                 "metrics": metrics, "artifact": str(artifact), "request": request}
+        self.env.record_version(entry)
+        return Version(group, version, url, entry["approval"], metrics, request.get("ModelPackageDescription", ""))
+
+    def approve(self, model: str, version: int) -> None:
+        group = self.namer.model_package_group(model)
+        arn = f"arn:aws:sagemaker:{self.region}:{ACCOUNT_ID}:model-package/{group}/{version}"
+        self.client("sagemaker").update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved")
+        entries = self.env.journal()
+        for entry in entries:
+            if entry["group"] == group and entry["version"] == version:
+                entry["approval"] = "Approved"
+                self.env.record_version(entry)
+
+    # ---- data and training -------------------------------------------------------------------
+
+    def offline_store(self, model: str, *, rows: int = 20000, seed: int = 1) -> Path:
+        """The model's feature group export (Parquet), generated once with a learnable signal."""
+        from mlops_training import synthetic
+
+        spec = self.config.model_registry.models[model]
+        directory = self.env.dir / "offline-store" / spec.feature_group / f"seed-{seed}-rows-{rows}"
+        if not any(directory.glob("*.parquet")):
+            synthetic.write_dataset(directory, n_rows=rows, task=spec.task, seed=seed)
+        return directory
+
+    def train(self, model: str, *, seed: int, data: Path, hyperparameters: dict[str, Any] | None = None) -> Version:
+        """Run the training container's entry point as SageMaker would, registering the next version."""
+        spec = self.config.model_registry.models[model]
+        version = len(self.versions(model)) + 1
+        job = self.env.dir / "jobs" / f"{model}-{version}"
+        if job.exists():
+            shutil.rmtree(job)
+        for sub in ("model", "output", "checkpoints", "config"):
+            (job / sub).mkdir(parents=True)
+        schema = job / "config" / "feature_schema.json"
+        schema.write_text(json.dumps(feature_schema.feature_schema(self.config, model), indent=2))
+        hp = {
+            **{k: v for k, v in self.config.training.hyperparameters.items()},
+            **(hyperparameters or {}),
+            "seed": seed,
+            "model_name": model,
+            "model_version": str(version),
+            "artifact_s3_uri": f"s3://{self.namer.bucket('artifacts')}/models",
+            "model_package_group_name": self.namer.model_package_group(model),
+            "auto_approve": spec.approval == "auto",
+            "image_uri": self.serving_image(),
+        }
+        # SageMaker writes every hyperparameter as a string.
+        (job / "config" / "hyperparameters.json").write_text(json.dumps({k: _hp_string(v) for k, v in hp.items()}))
+        archive = self.env.artifact_path(model, version)
+        archive.parent.mkdir(parents=True, exist_ok=True)
+        env = {
+            **self.env.aws_env(self.region),
+            "SM_CHANNEL_TRAIN": str(data),
+            "SM_CHANNEL_CONFIG": str(job / "config"),
+            "SM_MODEL_DIR": str(job / "model"),
+            "SM_OUTPUT_DATA_DIR": str(job / "output"),
+            "SM_CHECKPOINT_DIR": str(job / "checkpoints"),
+            "SM_INPUT_CONFIG_DIR": str(job / "config"),
+            "SM_HOSTS": '["algo-1"]',
+            "SM_CURRENT_HOST": "algo-1",
+        }
+        log = self.env.logs / f"train-{model}-{version}.log"
+        with log.open("wb") as out:
+            result = subprocess.run(
+                [_script("mlops-train"), "train", "--hyperparameters", str(job / "config" / "hyperparameters.json"),
+                 "--archive", str(archive)],
+                env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, cwd=job,
+            )
+        if result.returncode != 0:
+            raise RuntimeError(f"training {model} v{version} failed (exit {result.returncode}); see {log}:\n{_tail(log)}")
+        return self._journal_version(model, version, archive)
+
+    def register_artifact(self, model: str, archive: Path, *, based_on: Version, description: str) -> Version:
+        """Register a hand-built artifact as the next version (the demo's faulty challenger)."""
+        version = len(self.versions(model)) + 1
+        target = self.env.artifact_path(model, version)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(archive, target)
+        url = f"s3://{self.namer.bucket('artifacts')}/models/{model}/{version}/model.tar.gz"
+        bucket, key = _split_s3(url)
+        self.client("s3").upload_file(str(target), bucket, key)
+        sagemaker = self.client("sagemaker")
+        group = self.namer.model_package_group(model)
+        base = sagemaker.describe_model_package(
+            ModelPackageName=f"arn:aws:sagemaker:{self.region}:{ACCOUNT_ID}:model-package/{group}/{based_on.version}"
+        )
+        spec = base["InferenceSpecification"]
+        spec["Containers"][0]["ModelDataUrl"] = url
+        sagemaker.create_model_package(
+            ModelPackageGroupName=group, ModelPackageDescription=description,
+            InferenceSpecification=spec, ModelApprovalStatus="Approved",
+        )
+        return self._journal_version(model, version, target, note=description)
+
+    def serving_image(self) -> str:
+        return image_uri(account_id=ACCOUNT_ID, region=self.region, repository=self.namer.ecr_repository("serving"),
+                         tag=self.config.images.serving_tag)
+
+    # ---- endpoints ---------------------------------------------------------------------------
+
+    def deploy(self, overrides: dict[str, Any] | None = None) -> Plan:
+        """Deploy the stack's endpoints as planned (with `overrides` on top): Models and
+        EndpointConfigs by their content names, serving processes per variant, then the Endpoint.
+        moto has no UpdateEndpoint: an endpoint whose config changed is re-created under its name."""
+        plan = plan_with(self.name, overrides)
+        sagemaker = self.client("sagemaker")
+        for resource in (r for r in plan.resources if r.type in ENDPOINT_TYPES):
+            for call in api_calls(resource, self.region):
+                if call.operation == "create_model" and _exists(sagemaker.describe_model, ModelName=call.params["ModelName"]):
+                    continue
+                if call.operation == "create_endpoint_config":
+                    self.env.record_endpoint_config(call.params)
+                    if _exists(sagemaker.describe_endpoint_config, EndpointConfigName=call.params["EndpointConfigName"]):
+                        continue
+                if call.operation == "create_endpoint":
+                    self._start_variants(plan)
+                    current = _describe(sagemaker.describe_endpoint, EndpointName=call.params["EndpointName"])
+                    if current and current["EndpointConfigName"] == call.params["EndpointConfigName"]:
+                        continue
+                    if current:
+                        sagemaker.delete_endpoint(EndpointName=call.params["EndpointName"])
+                getattr(sagemaker, call.operation)(**call.params)
+        self._stop_unused_variants(plan)
+        return plan
+
+    def _start_variants(self, plan: Plan) -> None:
+        running = {p.model_name for p in self.env.processes() if p.role == "variant"}
+        s3 = self.client("s3")
+        for config in (r for r in plan.resources if r.type == "aws:sagemaker/endpointConfiguration:EndpointConfiguration"):
+            endpoint = next(r.inputs["name"] for r in plan.resources
+                            if r.type == "aws:sagemaker/endpoint:Endpoint" and r.inputs["endpointConfigName"] == config.inputs["name"])
+            for variant in [*config.inputs["productionVariants"], *(config.inputs.get("shadowProductionVariants") or [])]:
+                model_name = variant["modelName"]
+                if model_name in running:
+                    continue
+                model = next(r for r in plan.resources if r.type == "aws:sagemaker/model:Model" and r.inputs["name"] == model_name)
+                url = model.inputs["primaryContainer"]["modelDataUrl"]
+                local = self.env.dir / "models" / model_name
+                if not (local / "model.pt").exists():
+                    archive = local.with_suffix(".tar.gz")
+                    archive.parent.mkdir(parents=True, exist_ok=True)
+                    bucket, key = _split_s3(url)
+                    s3.download_file(bucket, key, str(archive))
+                    extract(archive, local)
+                port = free_port()
+                environment = dict(model.inputs["primaryContainer"].get("environment") or {})
+                self.env.spawn(
+                    "variant",
+                    [_script("mlops-serve"), "serve", "--host", "127.0.0.1", "--port", str(port), "--model-path", str(local),
+                     "--capture-dir", str(self.env.dir / "captures"), "--endpoint-name", endpoint, "--variant", variant["variantName"]],
+                    port=port, env={**environment, "MLOPS_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1"},
+                    endpoint=endpoint, variant=variant["variantName"], model_name=model_name,
+                )
+                running.add(model_name)
+        for record in (p for p in self.env.processes() if p.role == "variant"):
+            wait_http(f"http://127.0.0.1:{record.port}/ping", timeout_s=60)
+
+    def _stop_unused_variants(self, plan: Plan) -> None:
+        wanted = set()
+        for config in (r for r in plan.resources if r.type == "aws:sagemaker/endpointConfiguration:EndpointConfiguration"):
+            for variant in [*config.inputs["productionVariants"], *(config.inputs.get("shadowProductionVariants") or [])]:
+                wanted.add(variant["modelName"])
+        for record in [p for p in self.env.processes() if p.role == "variant" and p.model_name not in wanted]:
+            self.env.stop(record)
+
+    def wait_routed(self, endpoint: str, variants: set[str], *, timeout_s: float = 30.0) -> None:
+        """Wait until the router serves `endpoint` with exactly `variants` (it follows the control plane)."""
+        import time
+
+        deadline = time.monotonic() + timeout_s
+        runtime = self.runtime()
+        while time.monotonic() < deadline:
+            seen = set()
+            try:
+                for variant in variants:
+                    runtime.invoke_endpoint(EndpointName=endpoint, Body=b"[]", ContentType="application/json", TargetVariant=variant)
+                    seen.add(variant)
+            except runtime.exceptions.ModelError:
+                return  # the variant answered (with a 4xx for the empty body): it is routed
+            except Exception:
+                time.sleep(0.2)
+                continue
+            if seen == variants:
+                return
+        raise TimeoutError(f"the router did not route {endpoint} to {sorted(variants)} within {timeout_s:.0f} s")
+
+
+def _split_s3(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.netloc, parts.path.lstrip("/")
+
+
+def _exists(describe: Any, **kwargs: Any) -> bool:
+    return _describe(describe, **kwargs) is not None
+
+
+def _describe(describe: Any, **kwargs: Any) -> dict[str, Any] | None:
+    try:
+        return describe(**kwargs)
+    except Exception as exc:  # botocore ClientError: ValidationException / ResourceNotFound
+        if "not found" in str(exc).lower() or "could not find" in str(exc).lower() or "does not exist" in str(exc).lower():
+            return None
+        raise
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _hp_string(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return str(value)
+
+
+def _script(name: str) -> str:
+    """A console script of this environment (the containers' entry points)."""
+    candidate = Path(sys.executable).parent / name
+    if not candidate.exists():
+        raise FileNotFoundError(f"{candidate} not found: install the containers (make bootstrap)")
+    return str(candidate)
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
