@@ -194,7 +194,8 @@ class FeatureStoreConfig(Strict):
 # --------------------------------------------------------------------------------------------
 # Training and model registry
 
-Hyperparameter = Union[bool, int, float, str]
+Hyperparameter = Union[bool, int, float, str, list[Union[int, float]]]
+"""SageMaker passes every value as a string; lists (e.g. hidden_units: [64, 32]) travel as JSON."""
 
 
 class TrainingConfig(Strict):

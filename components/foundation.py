@@ -137,6 +137,7 @@ class Foundation(pulumi.ComponentResource):
             model_package_group_arns=group_arns,
             metric_namespaces=["/aws/sagemaker/*", metrics.NAMESPACE],
             vpc=args.vpc,
+            execution_role_arn=f"arn:aws:iam::{account}:role/{namer.role('sagemaker-execution')}",
         )))
         aws.iam.RolePolicy(f"{name}-execution-policy", role=self.execution_role.id, policy=execution_policy, opts=child)
         self.execution_role_arn = self.execution_role.arn

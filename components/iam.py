@@ -112,6 +112,7 @@ def sagemaker_execution_policy(
     model_package_group_arns: list[str],
     metric_namespaces: list[str],
     vpc: bool,
+    execution_role_arn: str,
 ) -> Document:
     """What training jobs, endpoints and monitoring jobs of one team may do, and nothing more."""
     statements = [
@@ -135,6 +136,20 @@ def sagemaker_execution_policy(
             "RegisterModels",
             ["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages", "sagemaker:DescribeModelPackageGroup", "sagemaker:AddTags"],
             [*model_package_group_arns, *(arn.replace(":model-package-group/", ":model-package/") + "/*" for arn in model_package_group_arns)],
+        ),
+    ]
+    statements += [
+        # Retraining pipelines name their jobs pipelines-<execution>-<step>-<hash>.
+        allow(
+            "RunRetrainingJobs",
+            ["sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob", "sagemaker:AddTags"],
+            [f"arn:aws:sagemaker:{region}:{account_id}:training-job/pipelines-*"],
+        ),
+        allow(
+            "PassOwnRoleToSageMaker",
+            ["iam:PassRole"],
+            [execution_role_arn],
+            {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
         ),
     ]
     if vpc:

@@ -171,6 +171,9 @@ def derived_names(
         add(DerivedName("SageMaker TrainingJob", f"{namer.training_job_prefix(model)}-{TIMESTAMP_PLACEHOLDER}", source, TIMESTAMP_NOTE))
         add(DerivedName("SageMaker Pipeline", namer.pipeline(model), source))
         add(DerivedName("EventBridge rule", namer.rule(f"{model}-approved"), source))
+        add(DerivedName("EventBridge rule", namer.rule(f"{model}-retrain"), source))
+        add(DerivedName("EventBridge rule", namer.rule(f"{model}-scheduled-retrain"), source))
+        add(DerivedName("IAM role", namer.role(f"{model}-retrain"), source))
     for endpoint, variants in endpoints.items():
         source = ("endpoints", endpoint)
         add(DerivedName("SageMaker Endpoint", namer.endpoint(endpoint), source))

@@ -12,7 +12,9 @@ from components.foundation import Foundation, FoundationArgs, image_uri
 from components.model_registry import ModelRegistry, ModelRegistryArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.naming import Namer
-from components import alarms
+from components import alarms, metrics
+from components.feature_schema import feature_schema
+from components.retraining import Retraining, RetrainingArgs
 
 
 @dataclass
@@ -24,6 +26,7 @@ class Platform:
     registry: ModelRegistry
     monitoring: Monitoring
     endpoints: dict[str, Endpoint]
+    retraining: dict[str, Retraining]
 
 
 def namer_for(config: StackConfig) -> Namer:
@@ -87,4 +90,44 @@ def build(config: StackConfig, *, https_endpoint: pulumi.Input[str] | None = Non
             depends_on=[foundation, *(monitoring.alarms[s.name] for s in specs)],
             tags=tags,
         ))
-    return Platform(foundation=foundation, feature_store=feature_store, registry=registry, monitoring=monitoring, endpoints=endpoints)
+    training_image = image_uri(
+        account_id=namer.account_id, region=region, repository=namer.ecr_repository("training"), tag=config.images.training_tag
+    )
+    retraining = {}
+    for model, spec in config.model_registry.models.items():
+        group = feature_store.feature_groups.get(spec.feature_group)
+        if group is None or not config.feature_store.feature_groups[spec.feature_group].offline_store:
+            continue  # training reads the offline store; without one there is nothing to retrain on
+        # The drift alarms of every endpoint serving this model start a retrain.
+        triggers = [
+            s.name for s in monitoring.specs
+            if s.variant is None and config.endpoints[s.endpoint].model == model
+            and any(s.metric == a.metric for a in metrics.DRIFT_ALARMS)
+        ]
+        if not triggers and not config.training.schedule:
+            continue
+        retraining[model] = Retraining(f"{name}-{model}-retraining", RetrainingArgs(
+            namer=namer,
+            region=region,
+            model=model,
+            spec=spec,
+            training=config.training,
+            feature_schema=feature_schema(config, model),
+            training_image=training_image,
+            serving_image=serving_image,
+            execution_role_arn=foundation.execution_role_arn,
+            kms_key_arn=foundation.key_arn,
+            artifacts_bucket=foundation.buckets["artifacts"].name,
+            features_uri=group.offline_store_config.apply(_offline_uri),
+            trigger_alarms=triggers,
+            network=config.network,
+            tags=tags,
+        ), opts=pulumi.ResourceOptions(depends_on=list(monitoring.alarms.values())))
+    return Platform(foundation=foundation, feature_store=feature_store, registry=registry, monitoring=monitoring,
+                    endpoints=endpoints, retraining=retraining)
+
+
+def _offline_uri(offline) -> str:
+    """Where Feature Store writes the group's Parquet (resolved once the group exists)."""
+    storage = offline.s3_storage_config
+    return storage.resolved_output_s3_uri or storage.s3_uri

@@ -8,6 +8,7 @@ ones the emulator returns, so references between resources hold.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -261,6 +262,24 @@ CONVERTERS: dict[str, Callable[[PlannedResource, str], list[ApiCall]]] = {
         "ScalableDimension": r.inputs["scalableDimension"], "PolicyType": r.inputs["policyType"],
         "TargetTrackingScalingPolicyConfiguration": _pascal(r.inputs["targetTrackingScalingPolicyConfiguration"]),
     })],
+    "aws:s3/bucketObjectv2:BucketObjectv2": lambda r, _: [ApiCall("s3", "put_object", _drop_none({
+        "Bucket": r.inputs["bucket"], "Key": r.inputs["key"], "Body": r.inputs.get("content", "").encode(),
+        "ContentType": r.inputs.get("contentType"), "ServerSideEncryption": r.inputs.get("serverSideEncryption"),
+        "SSEKMSKeyId": r.inputs.get("kmsKeyId"),
+        "Tagging": "&".join(f"{k}={v}" for k, v in (r.inputs.get("tags") or {}).items()) or None,
+    }))],
+    "aws:sagemaker/pipeline:Pipeline": lambda r, _: [ApiCall("sagemaker", "create_pipeline", _drop_none({
+        "PipelineName": r.inputs["pipelineName"], "PipelineDisplayName": r.inputs.get("pipelineDisplayName"),
+        "PipelineDescription": r.inputs.get("pipelineDescription"), "PipelineDefinition": r.inputs["pipelineDefinition"],
+        "RoleArn": r.inputs["roleArn"], "Tags": _tags_list(r.inputs.get("tags")),
+        # Required idempotency token; derived from the name so a retried create is the same request.
+        "ClientRequestToken": hashlib.sha256(r.inputs["pipelineName"].encode()).hexdigest(),
+    }), returns={"arn": "PipelineArn"})],
+    "aws:scheduler/schedule:Schedule": lambda r, _: [ApiCall("scheduler", "create_schedule", _drop_none({
+        "Name": r.inputs["name"], "Description": r.inputs.get("description"), "ScheduleExpression": r.inputs["scheduleExpression"],
+        "FlexibleTimeWindow": _pascal(r.inputs["flexibleTimeWindow"]), "KmsKeyArn": r.inputs.get("kmsKeyArn"),
+        "Target": _pascal(r.inputs["target"]),
+    }))],
 }
 
 

@@ -180,7 +180,16 @@ def test_execution_policy_resources_are_the_teams_buckets_key_repositories_group
         *REPO_ARNS,
         *GROUP_ARNS, *PACKAGE_ARNS,
         f"arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:/aws/sagemaker/*",
+        # retraining pipelines' jobs, and passing only this role to SageMaker
+        f"arn:aws:sagemaker:eu-west-1:{ACCOUNT}:training-job/pipelines-*",
+        f"arn:aws:iam::{ACCOUNT}:role/t-dev-sagemaker-execution",
     }
+
+
+def test_execution_role_passes_only_itself_and_only_to_sagemaker(built):
+    by_sid = {s["Sid"]: s for s in _statements(built.one("aws:iam/rolePolicy:RolePolicy", "t-dev-execution-policy"))}
+    assert by_sid["PassOwnRoleToSageMaker"]["Resource"] == [f"arn:aws:iam::{ACCOUNT}:role/t-dev-sagemaker-execution"]
+    assert by_sid["PassOwnRoleToSageMaker"]["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
 
 
 def test_execution_role_reads_features_but_writes_only_artifacts_and_captures(built):

@@ -17,6 +17,7 @@ def execution_policy(*, vpc: bool) -> dict:
         account_id=ACCOUNT, region="eu-west-1", read_buckets=[BUCKETS["features"]],
         write_buckets=[BUCKETS["artifacts"], BUCKETS["capture"]], key_arn=KEY, repository_arns=REPOS,
         model_package_group_arns=GROUPS, metric_namespaces=["/aws/sagemaker/*", "MLOps/ModelMonitor"], vpc=vpc,
+        execution_role_arn=f"arn:aws:iam::{ACCOUNT}:role/t-dev-sagemaker-execution",
     )
 
 

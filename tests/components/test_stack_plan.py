@@ -29,8 +29,8 @@ FRAUD_PROD_COUNTS = {
     "aws:s3/bucketPolicy:BucketPolicy": 3,
     "aws:ecr/repository:Repository": 2,
     "aws:ecr/lifecyclePolicy:LifecyclePolicy": 2,
-    "aws:iam/role:Role": 2,
-    "aws:iam/rolePolicy:RolePolicy": 2,
+    "aws:iam/role:Role": 3,
+    "aws:iam/rolePolicy:RolePolicy": 3,
     "aws:sagemaker/featureGroup:FeatureGroup": 1,
     "aws:sns/topic:Topic": 1,
     "aws:sns/topicPolicy:TopicPolicy": 1,
@@ -38,13 +38,17 @@ FRAUD_PROD_COUNTS = {
     ALARM: 10,  # 2 production variants x 4 + 2 drift
     "aws:cloudwatch/dashboard:Dashboard": 1,
     "aws:sagemaker/modelPackageGroup:ModelPackageGroup": 1,  # no cross-account readers in prod: no group policy
-    "aws:cloudwatch/eventRule:EventRule": 1,
-    "aws:cloudwatch/eventTarget:EventTarget": 1,
+    "aws:cloudwatch/eventRule:EventRule": 2,
+    "aws:cloudwatch/eventTarget:EventTarget": 2,
     "aws:sagemaker/model:Model": 2,
     "aws:sagemaker/endpointConfiguration:EndpointConfiguration": 1,
     "aws:sagemaker/endpoint:Endpoint": 1,
     "aws:appautoscaling/target:Target": 2,
     "aws:appautoscaling/policy:Policy": 2,
+    # retraining: the pipeline, its feature schema object, and what starts it
+    "mlops:retraining:Retraining": 1,
+    "aws:sagemaker/pipeline:Pipeline": 1,
+    "aws:s3/bucketObjectv2:BucketObjectv2": 1,
 }
 
 
@@ -100,6 +104,7 @@ def test_components_sit_under_the_stack_and_every_aws_resource_under_a_component
         ("mlops:foundation:Foundation", "fraud-prod"),
         ("mlops:model_registry:ModelRegistry", "fraud-prod-registry"),
         ("mlops:monitoring:Monitoring", "fraud-prod-monitoring"),
+        ("mlops:retraining:Retraining", "fraud-prod-fraud-detector-retraining"),
     ]
     for r in plan.resources:
         if r.custom:

@@ -1,0 +1,143 @@
+"""Retraining: a SageMaker Pipeline per model, started by the model's drift and quality alarms
+(EventBridge) and by the configured schedule (EventBridge Scheduler)."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+from components import iam, pipeline_definition
+from components.config import ModelConfig, Network, TrainingConfig
+from components.naming import Namer
+
+TOKEN = "mlops:retraining:Retraining"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetrainingArgs:
+    """Inputs of Retraining (one model)."""
+
+    namer: Namer
+    region: str
+    model: str
+    spec: ModelConfig
+    training: TrainingConfig
+    feature_schema: dict
+    """The model's feature_schema.json (components.feature_schema)."""
+    training_image: str
+    serving_image: str
+    execution_role_arn: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str]
+    artifacts_bucket: pulumi.Input[str]
+    features_uri: pulumi.Input[str]
+    """The feature group's offline store prefix (its resolved S3 URI)."""
+    trigger_alarms: list[str] = field(default_factory=list)
+    """Alarm names whose ALARM state starts a run (drift and live-quality alarms of endpoints serving the model)."""
+    network: Network | None = None
+    tags: dict[str, str]
+
+
+class Retraining(pulumi.ComponentResource):
+    """The retraining pipeline of one model and what starts it."""
+
+    pipeline: aws.sagemaker.Pipeline
+    pipeline_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: RetrainingArgs, opts: pulumi.ResourceOptions | None = None):
+        if not (args.trigger_alarms or args.training.schedule):
+            raise pulumi.InputPropertyError(
+                "trigger_alarms", f"model {args.model!r}: retraining needs a trigger: drift/quality alarms or training.schedule"
+            )
+        super().__init__(TOKEN, name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        namer = args.namer
+
+        schema = aws.s3.BucketObjectv2(
+            f"{name}-feature-schema",
+            bucket=args.artifacts_bucket,
+            key=pipeline_definition.schema_key(args.model),
+            content=json.dumps(args.feature_schema, indent=2, sort_keys=True),
+            content_type="application/json",
+            server_side_encryption="aws:kms",
+            kms_key_id=args.kms_key_arn,
+            tags=args.tags,
+            opts=child,
+        )
+        definition = pulumi.Output.all(
+            role=args.execution_role_arn, bucket=args.artifacts_bucket, key=args.kms_key_arn, features=args.features_uri
+        ).apply(lambda o: json.dumps(pipeline_definition.pipeline_definition(
+            training_job=pipeline_definition.training_job_request(
+                model=args.model, spec=args.spec, training=args.training, image=args.training_image,
+                role_arn=o["role"], features_uri=o["features"], artifacts_bucket=o["bucket"], kms_key=o["key"],
+                model_package_group=namer.model_package_group(args.model), serving_image=args.serving_image,
+                network=args.network,
+            )
+        )))
+        self.pipeline = aws.sagemaker.Pipeline(
+            f"{name}-pipeline",
+            pipeline_name=namer.pipeline(args.model),
+            pipeline_display_name=namer.pipeline(args.model),
+            pipeline_description=f"Retrain {args.model} on its feature group's offline store and register the result",
+            pipeline_definition=definition,
+            role_arn=args.execution_role_arn,
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[schema]),
+        )
+        self.pipeline_arn = self.pipeline.arn
+
+        starter = aws.iam.Role(
+            f"{name}-starter-role",
+            name=namer.role(f"{args.model}-retrain"),
+            description=f"EventBridge and Scheduler start the {args.model} retraining pipeline",
+            assume_role_policy=json.dumps(iam.document({
+                "Effect": "Allow",
+                "Principal": {"Service": ["events.amazonaws.com", "scheduler.amazonaws.com"]},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"aws:SourceAccount": namer.account_id}},
+            })),
+            tags=args.tags,
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-starter-policy",
+            role=starter.id,
+            policy=self.pipeline.arn.apply(lambda arn: json.dumps(iam.document(
+                iam.allow("StartRetraining", ["sagemaker:StartPipelineExecution"], [arn])
+            ))),
+            opts=child,
+        )
+        if args.trigger_alarms:
+            rule = aws.cloudwatch.EventRule(
+                f"{name}-on-alarm",
+                name=namer.rule(f"{args.model}-retrain"),
+                description=f"Retrain {args.model} when one of its drift or quality alarms fires",
+                event_pattern=json.dumps(pipeline_definition.retrain_event_pattern(args.trigger_alarms)),
+                tags=args.tags,
+                opts=child,
+            )
+            aws.cloudwatch.EventTarget(
+                f"{name}-on-alarm-start",
+                rule=rule.name,
+                arn=self.pipeline.arn,
+                role_arn=starter.arn,
+                sagemaker_pipeline_target={"pipeline_parameter_lists": [{"name": "Trigger", "value": "alarm"}]},
+                opts=child,
+            )
+        if args.training.schedule:
+            aws.scheduler.Schedule(
+                f"{name}-schedule",
+                name=namer.rule(f"{args.model}-scheduled-retrain"),
+                description=f"Scheduled retraining of {args.model}",
+                schedule_expression=args.training.schedule,
+                flexible_time_window={"mode": "OFF"},
+                kms_key_arn=args.kms_key_arn,
+                target={
+                    "arn": self.pipeline.arn,
+                    "role_arn": starter.arn,
+                    "sagemaker_pipeline_parameters": {"pipeline_parameters": [{"name": "Trigger", "value": "schedule"}]},
+                },
+                opts=child,
+            )
+        self.register_outputs({"pipelineArn": self.pipeline.arn})

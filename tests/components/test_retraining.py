@@ -1,0 +1,109 @@
+"""Retraining: the pipeline definition (a valid CreateTrainingJob step), the alarm rule that starts it,
+the schedule, and the role that may start nothing but this pipeline."""
+from __future__ import annotations
+
+import json
+
+import botocore.session
+import pulumi
+import pytest
+from botocore.validate import ParamValidator
+
+from components import pipeline_definition as pd
+from components.config import ModelConfig, Network, TrainingConfig
+from components.retraining import TOKEN, Retraining, RetrainingArgs
+
+MODEL = ModelConfig(feature_group="transactions", label="is_fraud", task="binary_classification", approval="auto")
+ALARMS = ["t-dev-scoring-drift-max-feature-psi", "t-dev-scoring-drift-prediction-psi"]
+NETWORK = Network(vpc_id="vpc-0a1b2c3d4e5f60718", subnet_ids=["subnet-0a1b2c3d4e5f60719"], security_group_ids=["sg-0a1b2c3d4e5f6071b"])
+
+
+def _request(training: TrainingConfig, network: Network | None = None) -> dict:
+    return pd.training_job_request(
+        model="fraud", spec=MODEL, training=training, image="111111111111.dkr.ecr.eu-west-1.amazonaws.com/t/dev/training:0.1.0",
+        role_arn="arn:aws:iam::111111111111:role/t-dev-sagemaker-execution", features_uri="s3://t-dev-features-111111111111/offline-store/x",
+        artifacts_bucket="t-dev-artifacts-111111111111", kms_key="arn:aws:kms:eu-west-1:111111111111:alias/t-dev-mlops",
+        model_package_group="t-dev-fraud", serving_image="111111111111.dkr.ecr.eu-west-1.amazonaws.com/t/dev/serving:0.1.0", network=network,
+    )
+
+
+@pytest.mark.parametrize("training, network", [
+    (TrainingConfig(), None),
+    (TrainingConfig(instance_type="ml.g5.xlarge", instance_count=2, use_spot=True, max_wait_hours=48, hyperparameters={"epochs": 3, "hidden_units": [64, 32]}), NETWORK),
+])
+def test_training_step_arguments_are_a_valid_create_training_job_request(training, network):
+    shape = botocore.session.get_session().get_service_model("sagemaker").operation_model("CreateTrainingJob").input_shape
+    request = {"TrainingJobName": "pipelines-abc-Train-def", **_request(training, network)}
+    report = ParamValidator().validate(request, shape)
+    assert not report.has_errors(), report.generate_report()
+    assert all(isinstance(v, str) for v in request["HyperParameters"].values())
+
+
+def test_spot_training_checkpoints_to_s3_and_waits_at_most_the_configured_time():
+    request = _request(TrainingConfig(use_spot=True, max_runtime_hours=10, max_wait_hours=30))
+    assert request["EnableManagedSpotTraining"] is True
+    assert request["StoppingCondition"] == {"MaxRuntimeInSeconds": 36000, "MaxWaitTimeInSeconds": 108000}
+    assert request["CheckpointConfig"]["S3Uri"] == "s3://t-dev-artifacts-111111111111/checkpoints/fraud"
+    assert "EnableManagedSpotTraining" not in _request(TrainingConfig())
+
+
+def test_training_job_registers_into_the_teams_group_and_encrypts_everything():
+    request = _request(TrainingConfig(instance_count=2))
+    hp = request["HyperParameters"]
+    assert (hp["model_package_group_name"], hp["auto_approve"], hp["artifact_s3_uri"]) == ("t-dev-fraud", "true", "s3://t-dev-artifacts-111111111111/models")
+    assert request["OutputDataConfig"]["KmsKeyId"] == request["ResourceConfig"]["VolumeKmsKeyId"] == "arn:aws:kms:eu-west-1:111111111111:alias/t-dev-mlops"
+    assert request["EnableInterContainerTrafficEncryption"] is True
+    assert [c["ChannelName"] for c in request["InputDataConfig"]] == ["train", "config"]
+
+
+def test_retrain_rule_matches_only_these_alarms_entering_alarm():
+    pattern = pd.retrain_event_pattern(ALARMS)
+    assert pattern["detail-type"] == ["CloudWatch Alarm State Change"]
+    assert pattern["detail"] == {"alarmName": sorted(ALARMS), "state": {"value": ["ALARM"]}}
+
+
+def _build(mock_pulumi, namer, *, training: TrainingConfig, alarms: list[str]):
+    return mock_pulumi.run(lambda: Retraining("t-dev-fraud-retraining", RetrainingArgs(
+        namer=namer, region="eu-west-1", model="fraud", spec=MODEL, training=training,
+        feature_schema={"format_version": 1, "features": []}, training_image="img:train", serving_image="img:serve",
+        execution_role_arn="arn:aws:iam::111111111111:role/t-dev-sagemaker-execution",
+        kms_key_arn="arn:aws:kms:eu-west-1:111111111111:key/k", artifacts_bucket="t-dev-artifacts-111111111111",
+        features_uri="s3://t-dev-features-111111111111/offline-store/x", trigger_alarms=alarms, tags=mock_pulumi.tags,
+    )))
+
+
+def test_alarm_triggered_retraining_registers_pipeline_rule_target_and_a_narrow_starter_role(mock_pulumi, namer):
+    run = _build(mock_pulumi, namer, training=TrainingConfig(), alarms=ALARMS)
+    children = run.children(mock_pulumi.top_urn(TOKEN, "t-dev-fraud-retraining"))
+    assert sorted(r.type for r in children) == sorted([
+        "aws:s3/bucketObjectv2:BucketObjectv2", "aws:sagemaker/pipeline:Pipeline", "aws:iam/role:Role",
+        "aws:iam/rolePolicy:RolePolicy", "aws:cloudwatch/eventRule:EventRule", "aws:cloudwatch/eventTarget:EventTarget",
+    ])
+    pipeline = run.one("aws:sagemaker/pipeline:Pipeline", "t-dev-fraud-retraining-pipeline")
+    assert pipeline.inputs["pipelineName"] == "t-dev-fraud-train"
+    definition = json.loads(pipeline.inputs["pipelineDefinition"])
+    assert definition["Version"] == "2020-12-01" and [s["Type"] for s in definition["Steps"]] == ["Training"]
+    rule = run.one("aws:cloudwatch/eventRule:EventRule", "t-dev-fraud-retraining-on-alarm")
+    assert json.loads(rule.inputs["eventPattern"]) == pd.retrain_event_pattern(ALARMS)
+    target = run.one("aws:cloudwatch/eventTarget:EventTarget", "t-dev-fraud-retraining-on-alarm-start")
+    assert target.inputs["arn"] == pipeline.outputs["arn"]
+    assert target.inputs["sagemakerPipelineTarget"] == {"pipelineParameterLists": [{"name": "Trigger", "value": "alarm"}]}
+    policy = json.loads(run.one("aws:iam/rolePolicy:RolePolicy", "t-dev-fraud-retraining-starter-policy").inputs["policy"])
+    assert policy["Statement"] == [{"Sid": "StartRetraining", "Effect": "Allow", "Action": ["sagemaker:StartPipelineExecution"], "Resource": [pipeline.outputs["arn"]]}]
+    trust = json.loads(run.one("aws:iam/role:Role", "t-dev-fraud-retraining-starter-role").inputs["assumeRolePolicy"])
+    assert trust["Statement"][0]["Condition"] == {"StringEquals": {"aws:SourceAccount": "111111111111"}}
+    schema = run.one("aws:s3/bucketObjectv2:BucketObjectv2", "t-dev-fraud-retraining-feature-schema")
+    assert (schema.inputs["key"], schema.inputs["serverSideEncryption"]) == ("config/fraud/feature_schema.json", "aws:kms")
+
+
+def test_a_schedule_starts_the_pipeline_without_alarms(mock_pulumi, namer):
+    run = _build(mock_pulumi, namer, training=TrainingConfig(schedule="cron(0 3 ? * MON *)"), alarms=[])
+    assert run.of_type("aws:cloudwatch/eventRule:EventRule") == []
+    (schedule,) = run.of_type("aws:scheduler/schedule:Schedule")
+    assert schedule.inputs["scheduleExpression"] == "cron(0 3 ? * MON *)"
+    assert schedule.inputs["target"]["sagemakerPipelineParameters"] == {"pipelineParameters": [{"name": "Trigger", "value": "schedule"}]}
+
+
+def test_retraining_without_any_trigger_is_an_input_error(mock_pulumi, namer):
+    with pytest.raises(Exception, match="retraining needs a trigger"):
+        _build(mock_pulumi, namer, training=TrainingConfig(), alarms=[])
