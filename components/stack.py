@@ -14,6 +14,7 @@ from components.monitoring import Monitoring, MonitoringArgs
 from components.naming import Namer
 from components import alarms, metrics
 from components.feature_schema import feature_schema
+from components.drift_monitor import DriftMonitor, DriftMonitorArgs
 from components.retraining import Retraining, RetrainingArgs
 
 
@@ -27,6 +28,7 @@ class Platform:
     monitoring: Monitoring
     endpoints: dict[str, Endpoint]
     retraining: dict[str, Retraining]
+    drift_monitors: dict[str, DriftMonitor]
 
 
 def namer_for(config: StackConfig) -> Namer:
@@ -90,6 +92,26 @@ def build(config: StackConfig, *, https_endpoint: pulumi.Input[str] | None = Non
             depends_on=[foundation, *(monitoring.alarms[s.name] for s in specs)],
             tags=tags,
         ))
+    drift_monitors = {}
+    for key, endpoint in config.endpoints.items():
+        if not endpoint.data_capture.enabled:
+            continue  # nothing captured, nothing to compare
+        champion = next(iter(endpoint.production_variants().values()))
+        drift_monitors[key] = DriftMonitor(f"{name}-{key}-drift", DriftMonitorArgs(
+            namer=namer,
+            key=key,
+            endpoint_name=endpoints[key].endpoint_name,
+            baseline_model_data_url=champion.model_data_url,
+            image=serving_image,
+            schedule=config.monitoring.drift_schedule,
+            instance_type=config.monitoring.drift_instance_type,
+            psi_threshold=config.monitoring.thresholds.drift_psi,
+            role_arn=foundation.execution_role_arn,
+            kms_key_arn=foundation.key_arn,
+            capture_bucket=foundation.buckets["capture"].name,
+            network=config.network,
+            tags=tags,
+        ))
     training_image = image_uri(
         account_id=namer.account_id, region=region, repository=namer.ecr_repository("training"), tag=config.images.training_tag
     )
@@ -124,7 +146,7 @@ def build(config: StackConfig, *, https_endpoint: pulumi.Input[str] | None = Non
             tags=tags,
         ), opts=pulumi.ResourceOptions(depends_on=list(monitoring.alarms.values())))
     return Platform(foundation=foundation, feature_store=feature_store, registry=registry, monitoring=monitoring,
-                    endpoints=endpoints, retraining=retraining)
+                    endpoints=endpoints, retraining=retraining, drift_monitors=drift_monitors)
 
 
 def _offline_uri(offline) -> str:

@@ -187,10 +187,14 @@ def _endpoint(r: PlannedResource, region: str) -> list[ApiCall]:
     return [ApiCall("sagemaker", "create_endpoint", _drop_none(params), returns={"arn": "EndpointArn"})]
 
 
+# Member names whose API spelling is not the camelCase name capitalised.
+_API_NAMES = {"VolumeSizeInGb": "VolumeSizeInGB"}
+
+
 def _pascal(value: Any) -> Any:
     """camelCase keys -> PascalCase (the shapes where pulumi-aws mirrors the API member names)."""
     if isinstance(value, dict):
-        return {k[:1].upper() + k[1:]: _pascal(v) for k, v in value.items()}
+        return {_API_NAMES.get(k[:1].upper() + k[1:], k[:1].upper() + k[1:]): _pascal(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_pascal(v) for v in value]
     if isinstance(value, float) and value.is_integer():
@@ -214,6 +218,43 @@ def _feature_group(r: PlannedResource, region: str) -> list[ApiCall]:
     if i.get("offlineStoreConfig"):
         params["OfflineStoreConfig"] = _pascal(i["offlineStoreConfig"])
     return [ApiCall("sagemaker", "create_feature_group", _drop_none(params), returns={"arn": "FeatureGroupArn"})]
+
+
+def _monitoring_schedule(r: PlannedResource, region: str) -> list[ApiCall]:
+    config = r.inputs["monitoringScheduleConfig"]
+    job = config["monitoringJobDefinition"]
+    app = job["monitoringAppSpecification"]
+    network = job.get("networkConfig") or {}
+    definition = _drop_none({
+        # pulumi-aws holds one input and one output; the API takes lists
+        "MonitoringInputs": [_pascal(job["monitoringInputs"])],
+        "MonitoringOutputConfig": _drop_none({
+            "MonitoringOutputs": [_pascal(job["monitoringOutputConfig"]["monitoringOutputs"])],
+            "KmsKeyId": job["monitoringOutputConfig"].get("kmsKeyId"),
+        }),
+        "MonitoringResources": _pascal(job["monitoringResources"]),
+        "MonitoringAppSpecification": _drop_none({"ImageUri": app["imageUri"], "ContainerEntrypoint": app.get("containerEntrypoints"),
+                                                  "ContainerArguments": app.get("containerArguments")}),
+        "BaselineConfig": _pascal(job["baseline"]) if job.get("baseline") else None,
+        "StoppingCondition": _pascal(job["stoppingConditions"][0]) if job.get("stoppingConditions") else None,
+        "Environment": job.get("environment"),
+        "NetworkConfig": _drop_none({
+            "EnableNetworkIsolation": network.get("enableNetworkIsolation"),
+            "EnableInterContainerTrafficEncryption": network.get("enableInterContainerTrafficEncryption"),
+            "VpcConfig": _drop_none({"SecurityGroupIds": (network.get("vpcConfig") or {}).get("securityGroupIds"),
+                                     "Subnets": (network.get("vpcConfig") or {}).get("subnets")}),
+        }),
+        "RoleArn": job["roleArn"],
+    })
+    return [ApiCall("sagemaker", "create_monitoring_schedule", {
+        "MonitoringScheduleName": r.inputs["name"],
+        "MonitoringScheduleConfig": _drop_none({
+            "ScheduleConfig": _pascal(config["scheduleConfig"]),
+            "MonitoringJobDefinition": definition,
+            "MonitoringType": config.get("monitoringType"),
+        }),
+        "Tags": _tags_list(r.inputs.get("tags")),
+    }, returns={"arn": "MonitoringScheduleArn"})]
 
 
 CONVERTERS: dict[str, Callable[[PlannedResource, str], list[ApiCall]]] = {
@@ -280,6 +321,7 @@ CONVERTERS: dict[str, Callable[[PlannedResource, str], list[ApiCall]]] = {
         "FlexibleTimeWindow": _pascal(r.inputs["flexibleTimeWindow"]), "KmsKeyArn": r.inputs.get("kmsKeyArn"),
         "Target": _pascal(r.inputs["target"]),
     }))],
+    "aws:sagemaker/monitoringSchedule:MonitoringSchedule": _monitoring_schedule,
 }
 
 

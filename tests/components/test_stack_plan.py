@@ -47,6 +47,9 @@ FRAUD_PROD_COUNTS = {
     "aws:appautoscaling/policy:Policy": 2,
     # retraining: the pipeline, its feature schema object, and what starts it
     "mlops:retraining:Retraining": 1,
+    # drift monitoring of the endpoint's captures
+    "mlops:drift_monitor:DriftMonitor": 1,
+    "aws:sagemaker/monitoringSchedule:MonitoringSchedule": 1,
     "aws:sagemaker/pipeline:Pipeline": 1,
     "aws:s3/bucketObjectv2:BucketObjectv2": 1,
 }
@@ -99,6 +102,7 @@ def test_components_sit_under_the_stack_and_every_aws_resource_under_a_component
     by_urn = {r.urn: r for r in plan.resources}
     top = sorted((r.type, r.name) for r in plan.resources if r.parent is None)
     assert top == [
+        ("mlops:drift_monitor:DriftMonitor", "fraud-prod-scoring-drift"),
         ("mlops:endpoint:Endpoint", "fraud-prod-scoring"),
         ("mlops:feature_store:FeatureStore", "fraud-prod-features"),
         ("mlops:foundation:Foundation", "fraud-prod"),

@@ -1,0 +1,112 @@
+"""DriftMonitor: a SageMaker MonitoringSchedule running the serving image's monitoring job over an
+endpoint's captured requests (Model Monitor's bring-your-own-container contract)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components import metrics
+from components.config import Network
+from components.naming import Namer
+
+TOKEN = "mlops:drift_monitor:DriftMonitor"
+INPUT_PATH = "/opt/ml/processing/input/endpoint"
+OUTPUT_PATH = "/opt/ml/processing/resultdata"
+ENTRYPOINT = ["mlops-monitor", "drift"]
+
+
+def baseline_uri(model_data_url: str) -> str:
+    """The training job uploads baseline.json beside model.tar.gz (docs/contracts.md section 4)."""
+    return model_data_url.rsplit("/", 1)[0] + "/baseline.json"
+
+
+def job_environment(*, psi_threshold: float) -> dict[str, str]:
+    """What the monitoring job needs beyond Model Monitor's own variables (sagemaker_endpoint_name,
+    baseline_statistics, dataset_source, output_path, publish_cloudwatch_metrics): its threshold and
+    the metric names the drift alarms watch (components.metrics is the one place they are spelt)."""
+    return {
+        "MLOPS_MONITOR_PSI_THRESHOLD": f"{psi_threshold:g}",
+        # Under Model Monitor the job writes metrics to /opt/ml/output/metrics/cloudwatch and
+        # SageMaker publishes them: the job itself needs no network.
+        "MLOPS_MONITOR_PUBLISH": "file",
+        "MLOPS_MONITOR_NAMESPACE": metrics.NAMESPACE,
+        "MLOPS_METRIC_FEATURE_PSI": metrics.FEATURE_PSI,
+        "MLOPS_METRIC_FEATURE_KS": metrics.FEATURE_KS,
+        "MLOPS_METRIC_MAX_FEATURE_PSI": metrics.MAX_FEATURE_PSI,
+        "MLOPS_METRIC_DRIFTED_FEATURES": metrics.DRIFTED_FEATURES,
+        "MLOPS_METRIC_PREDICTION_PSI": metrics.PREDICTION_PSI,
+        "MLOPS_METRIC_LIVE_PREFIX": metrics.LIVE_METRIC_PREFIX,
+        "MLOPS_DIMENSION_ENDPOINT": metrics.ENDPOINT_DIMENSION,
+        "MLOPS_DIMENSION_FEATURE": metrics.FEATURE_DIMENSION,
+        "MLOPS_DIMENSION_VARIANT": metrics.VARIANT_DIMENSION,
+    }
+
+
+@dataclass(frozen=True, kw_only=True)
+class DriftMonitorArgs:
+    """Inputs of DriftMonitor (one endpoint)."""
+
+    namer: Namer
+    key: str
+    """The endpoint's config key."""
+    endpoint_name: pulumi.Input[str]
+    baseline_model_data_url: str
+    """model.tar.gz of the version whose training baseline the traffic is compared with (the champion)."""
+    image: str
+    """The serving image (the monitoring job is its second entry point)."""
+    schedule: str
+    instance_type: str
+    psi_threshold: float
+    role_arn: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str]
+    capture_bucket: pulumi.Input[str]
+    network: Network | None = None
+    tags: dict[str, str]
+
+
+class DriftMonitor(pulumi.ComponentResource):
+    """The endpoint's hourly (by default) drift job."""
+
+    schedule: aws.sagemaker.MonitoringSchedule
+
+    def __init__(self, name: str, args: DriftMonitorArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(TOKEN, name, None, opts)
+        # The job reads its inputs from local paths and publishes through files: it needs no network.
+        network = {"enable_network_isolation": True, "enable_inter_container_traffic_encryption": True}
+        if args.network is not None:
+            network["vpc_config"] = {"security_group_ids": list(args.network.security_group_ids), "subnets": list(args.network.subnet_ids)}
+        endpoint_name = pulumi.Output.from_input(args.endpoint_name)
+        self.schedule = aws.sagemaker.MonitoringSchedule(
+            f"{name}-schedule",
+            name=args.namer.monitoring_schedule(args.key),
+            monitoring_schedule_config={
+                "monitoring_type": "DataQuality",
+                "schedule_config": {"schedule_expression": args.schedule},
+                "monitoring_job_definition": {
+                    "monitoring_app_specification": {"image_uri": args.image, "container_entrypoints": ENTRYPOINT},
+                    # pulumi-aws takes one input and one output object (the API's lists of one)
+                    "monitoring_inputs": {"endpoint_input": {"endpoint_name": endpoint_name, "local_path": INPUT_PATH}},
+                    "monitoring_output_config": {
+                        "monitoring_outputs": {"s3_output": {
+                            "s3_uri": pulumi.Output.concat("s3://", args.capture_bucket, "/monitoring/", endpoint_name),
+                            "local_path": OUTPUT_PATH,
+                            "s3_upload_mode": "EndOfJob",
+                        }},
+                        "kms_key_id": args.kms_key_arn,
+                    },
+                    "monitoring_resources": {"cluster_config": {
+                        "instance_count": 1, "instance_type": args.instance_type, "volume_size_in_gb": 20, "volume_kms_key_id": args.kms_key_arn,
+                    }},
+                    "baseline": {"statistics_resource": {"s3_uri": baseline_uri(args.baseline_model_data_url)}},
+                    "environment": job_environment(psi_threshold=args.psi_threshold),
+                    "network_config": network,
+                    "role_arn": args.role_arn,
+                    "stopping_conditions": [{"max_runtime_in_seconds": 3600}],
+                },
+            },
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.register_outputs({"scheduleName": self.schedule.name})

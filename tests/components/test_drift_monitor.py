@@ -1,0 +1,40 @@
+"""DriftMonitor: the monitoring job as a Model Monitor schedule over an endpoint's captures."""
+from __future__ import annotations
+
+from components import metrics
+from components.drift_monitor import ENTRYPOINT, TOKEN, DriftMonitor, DriftMonitorArgs, baseline_uri, job_environment
+
+URL = "s3://t-dev-artifacts-111111111111/models/fraud/3/model.tar.gz"
+
+
+def test_baseline_sits_beside_the_champions_model_archive():
+    assert baseline_uri(URL) == "s3://t-dev-artifacts-111111111111/models/fraud/3/baseline.json"
+
+
+def test_job_environment_carries_the_metric_names_the_alarms_watch():
+    env = job_environment(psi_threshold=0.25)
+    assert env["MLOPS_MONITOR_PSI_THRESHOLD"] == "0.25"
+    assert (env["MLOPS_MONITOR_NAMESPACE"], env["MLOPS_METRIC_MAX_FEATURE_PSI"], env["MLOPS_METRIC_PREDICTION_PSI"]) == (
+        metrics.NAMESPACE, metrics.MAX_FEATURE_PSI, metrics.PREDICTION_PSI)
+    assert env["MLOPS_MONITOR_PUBLISH"] == "file"
+
+
+def test_schedule_runs_the_serving_images_monitor_entrypoint_isolated_and_encrypted(mock_pulumi, namer):
+    run = mock_pulumi.run(lambda: DriftMonitor("t-dev-scoring-drift", DriftMonitorArgs(
+        namer=namer, key="scoring", endpoint_name="t-dev-scoring", baseline_model_data_url=URL, image="img:serve",
+        schedule="cron(0 * ? * * *)", instance_type="ml.m5.large", psi_threshold=0.2,
+        role_arn="arn:aws:iam::111111111111:role/t-dev-sagemaker-execution", kms_key_arn="arn:aws:kms:eu-west-1:111111111111:key/k",
+        capture_bucket="t-dev-capture-111111111111", tags=mock_pulumi.tags,
+    )))
+    (schedule,) = run.children(mock_pulumi.top_urn(TOKEN, "t-dev-scoring-drift"))
+    assert schedule.type == "aws:sagemaker/monitoringSchedule:MonitoringSchedule"
+    assert schedule.inputs["name"] == "t-dev-scoring-drift"
+    config = schedule.inputs["monitoringScheduleConfig"]
+    job = config["monitoringJobDefinition"]
+    assert config["scheduleConfig"] == {"scheduleExpression": "cron(0 * ? * * *)"}
+    assert job["monitoringAppSpecification"] == {"imageUri": "img:serve", "containerEntrypoints": ENTRYPOINT}
+    assert job["monitoringInputs"]["endpointInput"] == {"endpointName": "t-dev-scoring", "localPath": "/opt/ml/processing/input/endpoint"}
+    assert job["baseline"] == {"statisticsResource": {"s3Uri": "s3://t-dev-artifacts-111111111111/models/fraud/3/baseline.json"}}
+    assert job["networkConfig"]["enableNetworkIsolation"] is True
+    assert job["monitoringOutputConfig"]["kmsKeyId"] == job["monitoringResources"]["clusterConfig"]["volumeKmsKeyId"] == "arn:aws:kms:eu-west-1:111111111111:key/k"
+    assert job["monitoringOutputConfig"]["monitoringOutputs"]["s3Output"]["s3Uri"] == "s3://t-dev-capture-111111111111/monitoring/t-dev-scoring"
