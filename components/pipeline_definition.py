@@ -15,6 +15,9 @@ from components.config import ModelConfig, Network, TrainingConfig
 
 DEFINITION_VERSION = "2020-12-01"
 STEP_NAME = "Train"
+EXECUTION_ID = {"Get": "Execution.PipelineExecutionId"}
+"""Resolved by SageMaker Pipelines when a run starts: each run's artifact gets its own S3 key
+(models/<model>/<execution id>/) instead of overwriting the previous run's."""
 
 
 def schema_key(model: str) -> str:
@@ -43,11 +46,15 @@ def training_job_request(
     model_package_group: str,
     serving_image: str,
     network: Network | None,
+    model_version: str | dict[str, str] = EXECUTION_ID,
 ) -> dict[str, Any]:
-    """CreateTrainingJob's parameters (TrainingJobName excluded: the pipeline names each run)."""
+    """CreateTrainingJob's parameters (TrainingJobName excluded: the pipeline names each run).
+    `model_version` keys the uploaded artifact; in a pipeline it is the execution id (the registry
+    numbers the package itself)."""
     hyperparameters = {
         **{k: _hp(v) for k, v in training.hyperparameters.items()},
         "model_name": model,
+        "model_version": model_version,
         "artifact_s3_uri": f"s3://{artifacts_bucket}/models",
         "model_package_group_name": model_package_group,
         "auto_approve": _hp(spec.approval == "auto"),
@@ -102,6 +109,17 @@ def pipeline_definition(*, training_job: dict[str, Any], trigger_parameter: str 
         },
         "Steps": [{"Name": STEP_NAME, "Type": "Training", "Arguments": training_job}],
     }
+
+
+def resolve(value: Any, variables: dict[str, str]) -> Any:
+    """Replace `{"Get": "Execution...."}` expressions as SageMaker Pipelines does when a run starts."""
+    if isinstance(value, dict):
+        if set(value) == {"Get"} and value["Get"] in variables:
+            return variables[value["Get"]]
+        return {k: resolve(v, variables) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve(v, variables) for v in value]
+    return value
 
 
 def retrain_event_pattern(alarm_names: list[str]) -> dict[str, Any]:

@@ -33,10 +33,19 @@ def _request(training: TrainingConfig, network: Network | None = None) -> dict:
 ])
 def test_training_step_arguments_are_a_valid_create_training_job_request(training, network):
     shape = botocore.session.get_session().get_service_model("sagemaker").operation_model("CreateTrainingJob").input_shape
-    request = {"TrainingJobName": "pipelines-abc-Train-def", **_request(training, network)}
+    # What the service sends when a run starts: execution variables resolved.
+    request = pd.resolve({"TrainingJobName": "pipelines-abc-Train-def", **_request(training, network)},
+                         {"Execution.PipelineExecutionId": "abc123def456"})
     report = ParamValidator().validate(request, shape)
     assert not report.has_errors(), report.generate_report()
     assert all(isinstance(v, str) for v in request["HyperParameters"].values())
+
+
+def test_each_pipeline_run_keys_its_artifact_by_its_execution_id():
+    request = _request(TrainingConfig())
+    assert request["HyperParameters"]["model_version"] == {"Get": "Execution.PipelineExecutionId"}
+    resolved = pd.resolve(request, {"Execution.PipelineExecutionId": "run-7"})
+    assert resolved["HyperParameters"]["model_version"] == "run-7"
 
 
 def test_spot_training_checkpoints_to_s3_and_waits_at_most_the_configured_time():
