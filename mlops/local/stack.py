@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import uuid
 import subprocess
 import sys
 import tempfile
@@ -190,8 +191,7 @@ class LocalStack:
         job = self.env.dir / "jobs" / f"{model}-{version}"
         if job.exists():
             shutil.rmtree(job)
-        for sub in ("model", "output", "checkpoints", "config"):
-            (job / sub).mkdir(parents=True)
+        (job / "config").mkdir(parents=True)
         schema = job / "config" / "feature_schema.json"
         schema.write_text(json.dumps(feature_schema.feature_schema(self.config, model), indent=2))
         hp = {
@@ -205,31 +205,78 @@ class LocalStack:
             "auto_approve": spec.approval == "auto",
             "image_uri": self.serving_image(),
         }
-        # SageMaker writes every hyperparameter as a string.
-        (job / "config" / "hyperparameters.json").write_text(json.dumps({k: _hp_string(v) for k, v in hp.items()}))
         archive = self.env.artifact_path(model, version)
-        archive.parent.mkdir(parents=True, exist_ok=True)
+        # SageMaker writes every hyperparameter as a string.
+        self._run_training(job, hyperparameters={k: _hp_string(v) for k, v in hp.items()},
+                           channels={"train": data, "config": job / "config"}, archive=archive, label=f"training {model} v{version}")
+        return self._journal_version(model, version, archive)
+
+    def start_pipeline(self, pipeline_arn: str, parameters: dict[str, str]) -> tuple[str, Version]:
+        """StartPipelineExecution, locally: run the pipeline's Training step (its CreateTrainingJob
+        arguments, execution variables resolved) with the training container's entry point, channels
+        downloaded from the local S3. The container uploads and registers the new version itself."""
+        from components import pipeline_definition as pd
+
+        sagemaker, s3 = self.client("sagemaker"), self.client("s3")
+        name = pipeline_arn.rsplit("/", 1)[1]
+        definition = json.loads(sagemaker.describe_pipeline(PipelineName=name)["PipelineDefinition"])
+        execution = f"local-{uuid.uuid4().hex[:12]}"
+        step = next(s for s in definition["Steps"] if s["Type"] == "Training")
+        job = pd.resolve(step["Arguments"], {"Execution.PipelineExecutionId": execution, "Execution.PipelineName": name})
+        run = self.env.dir / "pipelines" / name / execution
+        channels = {}
+        for channel in job["InputDataConfig"]:
+            bucket, prefix = _split_s3(channel["DataSource"]["S3DataSource"]["S3Uri"])
+            target = run / "input" / "data" / channel["ChannelName"]
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                for obj in page.get("Contents", []):
+                    path = target / (obj["Key"][len(prefix):].lstrip("/") or Path(obj["Key"]).name)
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    s3.download_file(bucket, obj["Key"], str(path))
+            channels[channel["ChannelName"]] = target
+        model = job["HyperParameters"]["model_name"]
+        before = {v.version for v in self.versions(model)}
+        archive = run / "model.tar.gz"
+        self._run_training(run, hyperparameters=job["HyperParameters"], channels=channels, archive=archive, label=f"pipeline {name} {execution}")
+        group = self.namer.model_package_group(model)
+        latest = max(int(p["ModelPackageArn"].rsplit("/", 1)[1]) for p in
+                     sagemaker.list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"])
+        if latest in before:
+            raise RuntimeError(f"pipeline {name} run {execution} registered no new version in {group}")
+        return execution, self._journal_version(model, latest, archive, note=f"retrained by {name} run {execution} ({parameters})")
+
+    def _run_training(self, run: Path, *, hyperparameters: dict[str, str], channels: dict[str, Path], archive: Path, label: str) -> None:
+        """The training container's entry point with SageMaker's directory and environment contract."""
+        for sub in ("model", "output", "checkpoints", "config"):
+            (run / sub).mkdir(parents=True, exist_ok=True)
+        (run / "config" / "hyperparameters.json").write_text(json.dumps(hyperparameters))
         env = {
             **self.env.aws_env(self.region),
-            "SM_CHANNEL_TRAIN": str(data),
-            "SM_CHANNEL_CONFIG": str(job / "config"),
-            "SM_MODEL_DIR": str(job / "model"),
-            "SM_OUTPUT_DATA_DIR": str(job / "output"),
-            "SM_CHECKPOINT_DIR": str(job / "checkpoints"),
-            "SM_INPUT_CONFIG_DIR": str(job / "config"),
+            **{f"SM_CHANNEL_{name.upper()}": str(path) for name, path in channels.items()},
+            "SM_MODEL_DIR": str(run / "model"),
+            "SM_OUTPUT_DATA_DIR": str(run / "output"),
+            "SM_CHECKPOINT_DIR": str(run / "checkpoints"),
+            "SM_INPUT_CONFIG_DIR": str(run / "config"),
             "SM_HOSTS": '["algo-1"]',
             "SM_CURRENT_HOST": "algo-1",
         }
-        log = self.env.logs / f"train-{model}-{version}.log"
+        log = self.env.logs / f"train-{run.name}.log"
+        archive.parent.mkdir(parents=True, exist_ok=True)
         with log.open("wb") as out:
             result = subprocess.run(
-                [_script("mlops-train"), "train", "--hyperparameters", str(job / "config" / "hyperparameters.json"),
-                 "--archive", str(archive)],
-                env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, cwd=job,
+                [_script("mlops-train"), "train", "--hyperparameters", str(run / "config" / "hyperparameters.json"), "--archive", str(archive)],
+                env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, cwd=run,
             )
         if result.returncode != 0:
-            raise RuntimeError(f"training {model} v{version} failed (exit {result.returncode}); see {log}:\n{_tail(log)}")
-        return self._journal_version(model, version, archive)
+            raise RuntimeError(f"{label} failed (exit {result.returncode}); see {log}:\n{_tail(log)}")
+
+    def publish_offline_store(self, data: Path) -> str:
+        """Put the offline store's Parquet where the plan's feature group keeps it (the features bucket)."""
+        s3 = self.client("s3")
+        bucket = self.namer.bucket("features")
+        for part in sorted(data.glob("*.parquet")):
+            s3.upload_file(str(part), bucket, f"offline-store/{part.name}")
+        return f"s3://{bucket}/offline-store"
 
     def register_artifact(self, model: str, archive: Path, *, based_on: Version, description: str) -> Version:
         """Register a hand-built artifact as the next version (the demo's faulty challenger)."""
