@@ -234,6 +234,209 @@ def local_status(stack: Annotated[str, typer.Option("--stack", "-s")] = "demo-lo
         out.print(f"{entry['group']} v{entry['version']}: {entry['approval']}  {entry['model_data_url']}")
 
 
+# --------------------------------------------------------------------------------------------
+# Promotion, rollback, new teams, CI
+
+ci_app = typer.Typer(no_args_is_help=True, help="CI workflows: generate them; list the stacks a change touches.")
+app.add_typer(ci_app, name="ci")
+
+
+def _print_outcome(outcome, *, header: str, diff: bool = True) -> None:
+    out.print(header, markup=False)
+    for gate in outcome.gates:
+        mark = "[green]pass[/green]" if gate.passed else "[red]FAIL[/red]"
+        out.print(f"  {mark} {gate.name}: ", end="")
+        out.print(gate.detail, markup=False)
+    for note in outcome.notes:
+        out.print(f"  note: {note}", markup=False)
+    if diff and outcome.diff:
+        out.print(outcome.diff, markup=False, end="")
+
+
+def _refused(exc) -> None:
+    err.print(str(exc), markup=False)
+    raise typer.Exit(1)
+
+
+def _aws_failed(exc: Exception) -> None:
+    err.print(
+        f"AWS call failed: {exc}; rerun the same command once that is fixed (a promotion reuses a package it registered before the failure)",
+        markup=False,
+    )
+    raise typer.Exit(1)
+
+
+@app.command()
+def promote(
+    team: Annotated[str, typer.Option("--team", help="Team name (stacks/teams/<team>.yaml).")],
+    model: Annotated[str, typer.Option("--model", help="Model key under model_registry.models.")],
+    source: Annotated[str, typer.Option("--from", help="Source environment: dev or staging.")],
+    target: Annotated[str, typer.Option("--to", help="Target environment, after --from: staging or prod.")],
+    version: Annotated[Optional[int], typer.Option("--version", help="Source version; default: the newest Approved one.", min=1)] = None,
+    variant: Annotated[Optional[str], typer.Option("--variant", help="Variant to pin; default: each serving endpoint's first production variant (the champion).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Run the gates and show the diff; change nothing.")] = False,
+    apply: Annotated[bool, typer.Option("--apply", help="After pinning, run `pulumi up` for the target (needs the Pulumi CLI).")] = False,
+) -> None:
+    """Promote a registered model version from one environment to the next.
+
+    Gates first (Approved at the source; metrics meet the target's gates and do not regress against
+    its champion; schema compatible with its feature store; the pinned stack plans with no mandatory
+    policy violation). Then the artifact is copied into the target's bucket, registered Approved in the
+    target's group, pinned in stacks/Pulumi.<team>-<to>.yaml and recorded in stacks/audit/<team>.jsonl.
+    Promoting the version already pinned changes nothing. Exits 1 when a gate refuses, 2 on a user error.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from mlops import promote as promotion
+
+    request = promotion.PromoteRequest(team=team, model=model, source=source, target=target, version=version, variant=variant, dry_run=dry_run, apply=apply)
+    try:
+        outcome = promotion.promote(request, on_output=print)
+    except stack_files.ConfigError as exc:
+        _fail(exc)
+    except promotion.PromotionError as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(2)
+    except promotion.Refused as exc:
+        _print_outcome(exc.outcome, header=f"{team}/{model}: {source} -> {target}", diff=False)
+        _refused(exc)
+    except (BotoCoreError, ClientError) as exc:
+        _aws_failed(exc)
+    pin = outcome.pin
+    _print_outcome(outcome, header=f"{team}/{model}: {source} -> {target} ({outcome.stack}, version {pin.version if pin else '?'})")
+    if outcome.status == "dry-run":
+        out.print(f"dry run: the gates pass; nothing was changed (would pin version {pin.version} at {pin.model_data_url})", markup=False)
+    elif outcome.status == "no-op":
+        out.print(f"{outcome.stack} already pins version {pin.version}; nothing changed" + (", `pulumi up` ran" if outcome.applied else ""), markup=False)
+    else:
+        out.print(
+            f"promoted: {outcome.stack} pins {model} version {pin.version} ({', '.join(t.ref for t in outcome.targets)}); "
+            f"audit: {promotion.audit_path(team)}" + ("; `pulumi up` ran" if outcome.applied else "; deploy with `pulumi up` or --apply"),
+            markup=False,
+        )
+
+
+@app.command()
+def rollback(
+    team: Annotated[str, typer.Option("--team", help="Team name.")],
+    env: Annotated[str, typer.Option("--env", help="Environment to roll back: dev, staging or prod.")],
+    model: Annotated[Optional[str], typer.Option("--model", help="Model; default: the one model the environment's endpoints serve.")] = None,
+    variant: Annotated[Optional[str], typer.Option("--variant", help="Variant; default: the champion (first production variant).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Run the gates and show the diff; change nothing.")] = False,
+    apply: Annotated[bool, typer.Option("--apply", help="After pinning, run `pulumi up` (needs the Pulumi CLI).")] = False,
+) -> None:
+    """Pin the previous champion (the pin before the current one in the team's audit log).
+
+    Same gates as promote except regression, same audit record with action "rollback".
+    Exits 1 when a gate refuses, 2 on a user error (including no previous champion).
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from mlops import promote as promotion
+
+    request = promotion.RollbackRequest(team=team, environment=env, model=model, variant=variant, dry_run=dry_run, apply=apply)
+    try:
+        outcome = promotion.rollback(request, on_output=print)
+    except stack_files.ConfigError as exc:
+        _fail(exc)
+    except promotion.PromotionError as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(2)
+    except promotion.Refused as exc:
+        _print_outcome(exc.outcome, header=f"rollback {team}-{env}", diff=False)
+        _refused(exc)
+    except (BotoCoreError, ClientError) as exc:
+        _aws_failed(exc)
+    pin, previous = outcome.pin, outcome.previous
+    _print_outcome(outcome, header=f"rollback {outcome.stack}: version {previous.version} -> {pin.version}")
+    if outcome.status == "dry-run":
+        out.print(f"dry run: the gates pass; nothing was changed (would pin version {pin.version})", markup=False)
+    else:
+        out.print(
+            f"rolled back: {outcome.stack} pins version {pin.version} again; audit: {promotion.audit_path(team)}"
+            + ("; `pulumi up` ran" if outcome.applied else "; deploy with `pulumi up` or --apply"),
+            markup=False,
+        )
+
+
+@app.command("new-team")
+def new_team(
+    name: Annotated[str, typer.Argument(help="Team name: lowercase letters, digits and single hyphens.")],
+    account_dev: Annotated[str, typer.Option("--account-dev", help="12-digit AWS account id of dev.")],
+    account_staging: Annotated[str, typer.Option("--account-staging", help="12-digit AWS account id of staging.")],
+    account_prod: Annotated[str, typer.Option("--account-prod", help="12-digit AWS account id of prod.")],
+    region: Annotated[str, typer.Option("--region", help="AWS region of all three stacks, e.g. eu-west-1.")],
+    owner: Annotated[str, typer.Option("--owner", help="Owning team's e-mail: Owner tag and alarm notifications.")],
+    cost_center: Annotated[str, typer.Option("--cost-center", help="CostCenter tag.")],
+) -> None:
+    """Scaffold a team: stacks/teams/NAME.yaml and stacks/Pulumi.NAME-{dev,staging,prod}.yaml.
+
+    Never overwrites; validates and plans all three stacks (zero mandatory policy violations) before
+    reporting success, and removes what it wrote if any of them fails.
+    """
+    from mlops import scaffold
+
+    spec = scaffold.TeamSpec(
+        name=name, accounts={"dev": account_dev, "staging": account_staging, "prod": account_prod},
+        region=region, owner=owner, cost_center=cost_center,
+    )
+    try:
+        result = scaffold.new_team(spec)
+    except scaffold.ScaffoldError as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(2)
+    except stack_files.ConfigError as exc:
+        err.print("the scaffold did not validate; nothing was kept", markup=False)
+        _fail(exc)
+    except scaffold.PlanRefused as exc:
+        err.print(f"{exc}\nthe scaffold did not plan cleanly; nothing was kept", markup=False)
+        raise typer.Exit(1)
+    for path in result.files:
+        out.print(f"wrote {path}", markup=False)
+    for stack, count in result.resources.items():
+        out.print(f"{stack}: valid, plans {count} resources, 0 mandatory policy violations", markup=False)
+    out.print(f"next: describe features, models and endpoints in stacks/teams/{name}.yaml, then `mlops plan -s {name}-dev`", markup=False)
+
+
+@ci_app.command("generate")
+def ci_generate(
+    provider: Annotated[str, typer.Option("--provider", help="github or gitlab.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Repository root to write the workflow files under.")] = Path("."),
+) -> None:
+    """Write CI workflows: GitHub .github/workflows/{pull-request,main,promote}.yml or GitLab .gitlab-ci.yml.
+
+    Pull requests: tests, `mlops plan` and `pulumi preview` per changed stack; main: `pulumi up` for dev;
+    promotion to staging and prod behind environment approvals; AWS access through OIDC only.
+    """
+    from mlops import ci
+
+    if provider not in ci.PROVIDERS:
+        err.print(f"--provider {provider!r} is not allowed; allowed: {', '.join(ci.PROVIDERS)}")
+        raise typer.Exit(2)
+    for path in ci.generate(provider, out_dir):
+        out.print(f"wrote {path}", markup=False)
+
+
+@ci_app.command("changed-stacks")
+def ci_changed_stacks(
+    base: Annotated[Optional[str], typer.Option("--base", help="Commit to diff HEAD against; none or unknown: every stack.")] = None,
+    environment: Annotated[Optional[str], typer.Option("--environment", help="Only stacks of this environment.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="json (a GitHub matrix include list) or tsv (stack, environment, region).")] = "json",
+) -> None:
+    """Print the stacks a change touches: its stack files, its teams' base files, or (program,
+    components, policy pack, dependencies) every stack."""
+    from mlops import ci
+
+    if fmt not in ("json", "tsv"):
+        err.print(f"--format {fmt!r} is not allowed; allowed: json, tsv")
+        raise typer.Exit(2)
+    stacks = stack_files.list_stacks()
+    paths = ci.diff_paths(base)
+    names = stacks if paths is None else ci.changed_stacks(paths, stacks)
+    entries = [e for e in ci.stack_matrix(names) if environment is None or e["environment"] == environment]
+    sys.stdout.write(ci.format_matrix(entries, fmt) + ("\n" if fmt == "json" else ""))
+
+
 def main() -> None:
     app()
 

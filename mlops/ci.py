@@ -1,0 +1,169 @@
+"""CI workflows for GitHub Actions and GitLab CI, rendered from `mlops/templates/`, and the
+changed-stack detection those workflows run.
+
+What the workflows do:
+- pull requests: the tests, then `mlops plan` and `pulumi preview` for each stack the change touches;
+- main: the tests, then `pulumi up` for the dev stacks the push touched;
+- promotion (started by hand with team, model and target): `mlops promote` into staging or prod in a
+  job bound to that environment, whose required reviewers (GitHub environments, GitLab protected
+  environments) approve it; the job commits the pin and the audit line, then deploys.
+AWS access is OIDC web identity only: every job assumes a role; no access key exists anywhere.
+"""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from components import stack_files
+from components.templates import ENV as COMPONENT_TEMPLATES
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+
+# The one jinja2 environment (components.templates.ENV: StrictUndefined, filters, escaping rules)
+# overlaid with our template folder and other delimiters: GitHub Actions expressions are written
+# `${{ ... }}`, which jinja2's default `{{ ... }}` would try to evaluate. `<%= x %>` never occurs in
+# YAML or shell, so workflow templates read like the workflows they produce.
+TEMPLATES = COMPONENT_TEMPLATES.overlay(
+    loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+    variable_start_string="<%=",
+    variable_end_string="%>",
+    block_start_string="<%",
+    block_end_string="%>",
+    comment_start_string="<%#",
+    comment_end_string="#%>",
+    # A block tag on a line of its own leaves no blank line or indentation behind.
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def render(name: str, **context: object) -> str:
+    """Render `mlops/templates/<name>`; a missing variable raises jinja2.UndefinedError."""
+    return TEMPLATES.get_template(name).render(**context)
+
+
+PROVIDERS: dict[str, dict[str, str]] = {
+    "github": {
+        ".github/workflows/pull-request.yml": "github-pull-request.yml.j2",
+        ".github/workflows/main.yml": "github-main.yml.j2",
+        ".github/workflows/promote.yml": "github-promote.yml.j2",
+    },
+    "gitlab": {".gitlab-ci.yml": "gitlab-ci.yml.j2"},
+}
+"""Files each provider gets, relative to the output directory, and the template of each."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """What the templates need to know about the project."""
+
+    python_version: str = "3.11"
+    promotions: tuple[tuple[str, str], ...] = (("dev", "staging"), ("staging", "prod"))
+    """(from, to) pairs a promotion job exists for."""
+    stacks_dir: str = "stacks"
+    """The stacks directory relative to the repository root (Pulumi's stackConfigDir)."""
+
+    def context(self) -> dict[str, Any]:
+        return {
+            "python_version": self.python_version,
+            "promotions": [{"source": s, "target": t} for s, t in self.promotions],
+            "stacks_dir": self.stacks_dir,
+            "environments": ["dev", "staging", "prod"],
+        }
+
+
+def generate(provider: str, out_dir: Path, *, settings: Settings | None = None) -> list[Path]:
+    """Write `provider`'s workflow files under `out_dir`; returns their paths. Overwrites: they are generated."""
+    if provider not in PROVIDERS:
+        raise ValueError(f"--provider {provider!r} is not allowed; allowed: {', '.join(PROVIDERS)}")
+    context = (settings or Settings()).context()
+    written = []
+    for relative, template in PROVIDERS[provider].items():
+        path = out_dir / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render(template, **context), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+# --------------------------------------------------------------------------------------------
+# Changed stacks
+
+_STACK_FILE = re.compile(r"^Pulumi\.(?P<name>[a-z0-9-]+)\.yaml$")
+_TEAM_FILE = re.compile(r"^teams/(?P<team>[a-z0-9-]+)\.yaml$")
+PROGRAM_PATHS = ("__main__.py", "Pulumi.yaml", "components/", "policypack/", "pyproject.toml", "constraints.txt")
+"""Paths every stack runs: a change there plans every stack."""
+
+
+def changed_stacks(paths: Iterable[str], stacks: Iterable[str], *, stacks_prefix: str = "stacks/") -> list[str]:
+    """The stacks a change to `paths` (repository-relative) affects, in the order of `stacks`.
+
+    A stack file changes its stack; a team file changes every stack of that team; the program, the
+    components, the policy pack or the dependencies change every stack.
+    """
+    stacks = list(stacks)
+    hit: set[str] = set()
+    for path in paths:
+        if path.startswith(PROGRAM_PATHS) or path in PROGRAM_PATHS:
+            return stacks
+        if not path.startswith(stacks_prefix):
+            continue
+        inner = path[len(stacks_prefix):]
+        if m := _STACK_FILE.match(inner):
+            hit.add(m["name"])
+        elif m := _TEAM_FILE.match(inner):
+            hit.update(s for s in stacks if s.rsplit("-", 1)[0] == m["team"])
+    return [s for s in stacks if s in hit]
+
+
+def diff_paths(base: str | None) -> list[str] | None:
+    """Paths changed between `base` and HEAD (git), or None when there is no usable base (first push)."""
+    if not base or set(base) == {"0"}:
+        return None
+    verify = subprocess.run(["git", "cat-file", "-e", f"{base}^{{commit}}"], cwd=stack_files.ROOT, capture_output=True, check=False)
+    if verify.returncode != 0:
+        return None
+    out = subprocess.run(
+        ["git", "diff", "--name-only", f"{base}...HEAD"], cwd=stack_files.ROOT, capture_output=True, text=True, check=True,
+    )
+    return [line for line in out.stdout.splitlines() if line]
+
+
+def stack_matrix(names: Iterable[str]) -> list[dict[str, str]]:
+    """One CI matrix entry per stack: its name, environment (and upper-cased, for variable names), region.
+
+    Left out: a stack file that no longer exists (deleted by the change: nothing to plan), and
+    `local` stacks, which name moto's account and run only under `mlops local`, never against AWS.
+    """
+    entries = []
+    for name in names:
+        path = stack_files.stack_file(name)
+        if not path.exists():
+            continue
+        config = stack_files.read_pulumi_config(path)
+        environment = str(config.get(f"{stack_files.PROJECT}:environment", ""))
+        if environment == "local":
+            continue
+        entries.append({
+            "stack": name,
+            "environment": environment,
+            "environment_upper": environment.upper(),
+            "region": str(config.get("aws:region", "")),
+        })
+    return entries
+
+
+def format_matrix(entries: list[dict[str, str]], fmt: str) -> str:
+    """`json` (a GitHub matrix `include` list) or `tsv` (stack, environment, region per line, for shells)."""
+    if fmt == "json":
+        return json.dumps(entries, separators=(",", ":"))
+    if fmt == "tsv":
+        return "".join(f"{e['stack']}\t{e['environment']}\t{e['region']}\n" for e in entries)
+    raise ValueError(f"--format {fmt!r} is not allowed; allowed: json, tsv")
