@@ -330,6 +330,10 @@ LOCAL_LIMITATIONS: dict[str, str] = {
         "moto evaluates bucket-policy conditions without request context, so the TLS-only Deny "
         "(aws:SecureTransport) would deny every request; the policy is checked by the policy pack instead"
     ),
+    "aws:sagemaker/monitoringSchedule:MonitoringSchedule": (
+        "moto does not implement CreateMonitoringSchedule; locally the monitoring job runs directly "
+        "(mlops-monitor drift) and publishes to the local CloudWatch"
+    ),
 }
 """Resource types the local emulator cannot hold faithfully, and why (shown by `mlops local up`)."""
 
