@@ -14,7 +14,8 @@ from components.naming import Namer
 TOKEN = "mlops:drift_monitor:DriftMonitor"
 INPUT_PATH = "/opt/ml/processing/input/endpoint"
 OUTPUT_PATH = "/opt/ml/processing/resultdata"
-ENTRYPOINT = ["mlops-monitor", "drift"]
+ENTRYPOINT = ["mlops-monitor"]
+"""With no command the job runs `drift` from Model Monitor's environment (the image's own entry point serves)."""
 
 
 def baseline_uri(model_data_url: str) -> str:
@@ -28,9 +29,9 @@ def job_environment(*, psi_threshold: float) -> dict[str, str]:
     the metric names the drift alarms watch (components.metrics is the one place they are spelt)."""
     return {
         "MLOPS_MONITOR_PSI_THRESHOLD": f"{psi_threshold:g}",
-        # Under Model Monitor the job writes metrics to /opt/ml/output/metrics/cloudwatch and
-        # SageMaker publishes them: the job itself needs no network.
-        "MLOPS_MONITOR_PUBLISH": "file",
+        # Model Monitor would publish metric files into its own namespace, which the drift alarms
+        # do not watch: the job calls PutMetricData itself (the execution role allows exactly this namespace).
+        "MLOPS_MONITOR_PUBLISH": "cloudwatch",
         "MLOPS_MONITOR_NAMESPACE": metrics.NAMESPACE,
         "MLOPS_METRIC_FEATURE_PSI": metrics.FEATURE_PSI,
         "MLOPS_METRIC_FEATURE_KS": metrics.FEATURE_KS,
@@ -73,8 +74,9 @@ class DriftMonitor(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: DriftMonitorArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(TOKEN, name, None, opts)
-        # The job reads its inputs from local paths and publishes through files: it needs no network.
-        network = {"enable_network_isolation": True, "enable_inter_container_traffic_encryption": True}
+        # Not isolated: the job publishes its own CloudWatch metrics (in a VPC, through the subnets' route
+        # or a monitoring VPC endpoint).
+        network = {"enable_network_isolation": False, "enable_inter_container_traffic_encryption": True}
         if args.network is not None:
             network["vpc_config"] = {"security_group_ids": list(args.network.security_group_ids), "subnets": list(args.network.subnet_ids)}
         endpoint_name = pulumi.Output.from_input(args.endpoint_name)

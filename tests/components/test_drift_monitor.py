@@ -16,10 +16,10 @@ def test_job_environment_carries_the_metric_names_the_alarms_watch():
     assert env["MLOPS_MONITOR_PSI_THRESHOLD"] == "0.25"
     assert (env["MLOPS_MONITOR_NAMESPACE"], env["MLOPS_METRIC_MAX_FEATURE_PSI"], env["MLOPS_METRIC_PREDICTION_PSI"]) == (
         metrics.NAMESPACE, metrics.MAX_FEATURE_PSI, metrics.PREDICTION_PSI)
-    assert env["MLOPS_MONITOR_PUBLISH"] == "file"
+    assert env["MLOPS_MONITOR_PUBLISH"] == "cloudwatch"
 
 
-def test_schedule_runs_the_serving_images_monitor_entrypoint_isolated_and_encrypted(mock_pulumi, namer):
+def test_schedule_runs_the_serving_images_monitor_entrypoint_encrypted(mock_pulumi, namer):
     run = mock_pulumi.run(lambda: DriftMonitor("t-dev-scoring-drift", DriftMonitorArgs(
         namer=namer, key="scoring", endpoint_name="t-dev-scoring", baseline_model_data_url=URL, image="img:serve",
         schedule="cron(0 * ? * * *)", instance_type="ml.m5.large", psi_threshold=0.2,
@@ -35,6 +35,6 @@ def test_schedule_runs_the_serving_images_monitor_entrypoint_isolated_and_encryp
     assert job["monitoringAppSpecification"] == {"imageUri": "img:serve", "containerEntrypoints": ENTRYPOINT}
     assert job["monitoringInputs"]["endpointInput"] == {"endpointName": "t-dev-scoring", "localPath": "/opt/ml/processing/input/endpoint"}
     assert job["baseline"] == {"statisticsResource": {"s3Uri": "s3://t-dev-artifacts-111111111111/models/fraud/3/baseline.json"}}
-    assert job["networkConfig"]["enableNetworkIsolation"] is True
+    assert job["networkConfig"] == {"enableNetworkIsolation": False, "enableInterContainerTrafficEncryption": True}
     assert job["monitoringOutputConfig"]["kmsKeyId"] == job["monitoringResources"]["clusterConfig"]["volumeKmsKeyId"] == "arn:aws:kms:eu-west-1:111111111111:key/k"
     assert job["monitoringOutputConfig"]["monitoringOutputs"]["s3Output"]["s3Uri"] == "s3://t-dev-capture-111111111111/monitoring/t-dev-scoring"
