@@ -141,7 +141,8 @@ def run(stack: LocalStack, console: Console) -> dict[str, Any]:
     endpoint_name = stack.namer.endpoint(endpoint_key)
     model = endpoint.model
     data = stack.offline_store(model)
-    console.print(f"[bold]1. data and training[/bold]: offline store {data.relative_to(stack.env.dir)}")
+    offline_uri = stack.publish_offline_store(data)
+    console.print(f"[bold]1. data and training[/bold]: offline store {data.relative_to(stack.env.dir)}, published to {offline_uri}")
 
     # Train every version the stack's variants pin that the registry does not hold yet.
     wanted = sorted({v.model_version for v in endpoint.all_variants().values()})
@@ -227,13 +228,65 @@ def run(stack: LocalStack, console: Console) -> dict[str, Any]:
     stack.wait_routed(endpoint_name, set(production))
     console.print(f"[bold]5. restored[/bold] {endpoint_name} to the stack's declaration")
 
+    # 6. Drifted traffic: the drift job raises the drift alarm, its rule starts the retraining pipeline.
+    retrain = drift_and_retrain(stack, console, endpoint_name=endpoint_name, data=data, champion_version=champion.model_version, model=model)
+
     summary = _summary(stack, phases, endpoint_name, started)
+    summary["retrain"] = retrain
     _print_summary(console, summary)
     report = stack.env.dir / "report.html"
     report.write_text(render_report(summary))
     (stack.env.dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     console.print(f"report: {report}")
     return summary
+
+
+def drift_and_retrain(stack: LocalStack, console: Console, *, endpoint_name: str, data: Path, champion_version: int, model: str) -> dict[str, Any]:
+    """Send drifted traffic, run the monitoring job over what was captured, evaluate the alarms,
+    deliver the alarm events to the realized EventBridge rules and run the pipelines they start."""
+    import subprocess
+    import sys
+
+    from mlops.local.events import alarm_state_change, deliveries
+
+    console.print("[bold]6. drift and retraining[/bold]: amounts x8 and an unseen country")
+    window_start = datetime.now(timezone.utc)
+    rows = request_rows(data, n=300, seed=6)
+    for row in rows:
+        row["amount"] = round(row["amount"] * 8, 2)
+        row["country"] = "br"
+    drifted = Phase("6. drifted traffic")
+    send(stack, endpoint_name, rows, drifted, console)
+    time.sleep(3)  # local variants complete their capture files every 2 s
+    out = stack.env.dir / "monitoring" / window_start.strftime("%Y%m%dT%H%M%S")
+    job = subprocess.run(
+        [str(Path(sys.executable).parent / "mlops-monitor"), "drift", "--captures", str(stack.env.dir / "captures"),
+         "--baseline", str(stack.env.artifact_path(model, champion_version)), "--out", str(out), "--endpoint", endpoint_name,
+         "--start", window_start.isoformat(), "--publish", "cloudwatch"],
+        env={**__import__("os").environ, **stack.env.aws_env(stack.region)}, capture_output=True, text=True,
+    )
+    if job.returncode != 0:
+        raise RuntimeError(f"the monitoring job failed (exit {job.returncode}):\n{job.stderr[-2000:]}")
+    report = json.loads((out / "drift_report.json").read_text())
+    flagged = sorted(name for name, f in report.get("features", {}).items() if f.get("drifted"))
+    console.print(f"   drift job: {report.get('rows', '?')} rows, drifted features: {', '.join(flagged) or 'none'}; report {out / 'drift_report.html'}")
+    transitions = evaluate_all(stack.client("cloudwatch"), prefix=endpoint_name)
+    events = stack.client("events")
+    started_runs = []
+    for t in transitions:
+        style = "red" if t.new == "ALARM" else "green"
+        console.print(f"   [{style}]{t.alarm}: {t.old} -> {t.new}[/{style}]  {t.reason}")
+        if t.new != "ALARM":
+            continue
+        event = alarm_state_change(alarm_name=t.alarm, old=t.old, new=t.new, reason=t.reason, region=stack.region, account=stack.namer.account_id)
+        for delivery in deliveries(events, event):
+            if ":pipeline/" not in delivery.target_arn:
+                continue
+            console.print(f"   rule {delivery.rule} starts {delivery.target_arn.rsplit('/', 1)[1]} {delivery.pipeline_parameters}")
+            execution, version = stack.start_pipeline(delivery.target_arn, delivery.pipeline_parameters)
+            console.print(f"   pipeline run {execution} registered {version.group} v{version.version} ({version.approval})")
+            started_runs.append({"rule": delivery.rule, "alarm": t.alarm, "execution": execution, "version": version.version, "approval": version.approval})
+    return {"drifted_features": flagged, "alarms": [t.__dict__ for t in transitions], "runs": started_runs}
 
 
 def _summary(stack: LocalStack, phases: list[Phase], endpoint: str, started: float) -> dict[str, Any]:

@@ -356,7 +356,9 @@ class LocalStack:
                     "variant",
                     [_script("mlops-serve"), "serve", "--host", "127.0.0.1", "--port", str(port), "--model-path", str(local),
                      "--capture-dir", str(self.env.dir / "captures"), "--endpoint-name", endpoint, "--variant", variant["variantName"]],
-                    port=port, env={**environment, "MLOPS_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1"},
+                    # Captures complete (rotate from .partial to .jsonl) every 2 s locally, so the
+                    # monitoring job sees traffic seconds after it was served.
+                    port=port, env={**environment, "MLOPS_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1", "MLOPS_CAPTURE_ROTATE_S": "2"},
                     endpoint=endpoint, variant=variant["variantName"], model_name=model_name,
                 )
                 running.add(model_name)

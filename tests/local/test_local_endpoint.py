@@ -34,6 +34,7 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     try:
         stack.up()
         data = stack.offline_store("fraud-detector", rows=4000)
+        stack.publish_offline_store(data)
         for seed in (1, 2):
             stack.train("fraud-detector", seed=seed, data=data, hyperparameters=QUICK)
         stack.deploy()
@@ -143,6 +144,28 @@ def test_faulty_challenger_raises_its_5xx_alarm_and_only_its_own(local, tmp_path
     fired = {t.alarm for t in evaluate_all(cloudwatch, prefix=ENDPOINT) if t.new == "ALARM"}
     assert f"{ENDPOINT}-challenger-5xx-errors" in fired
     assert not any(name.startswith(f"{ENDPOINT}-champion-") for name in fired)
+
+
+def test_drifted_traffic_raises_the_drift_alarm_and_its_rule_starts_a_retrain(local):
+    import io
+
+    from rich.console import Console
+
+    local.deploy()  # the stack as declared (earlier tests changed the endpoint)
+    local.wait_routed(ENDPOINT, {"champion", "challenger"})
+    before = {v.version for v in local.versions("fraud-detector")}
+    result = demo.drift_and_retrain(local, Console(file=io.StringIO()), endpoint_name=ENDPOINT,
+                                    data=local.offline_store("fraud-detector", rows=4000), champion_version=1, model="fraud-detector")
+    assert {"amount", "country"} <= set(result["drifted_features"])
+    fired = {a["alarm"] for a in result["alarms"] if a["new"] == "ALARM"}
+    assert f"{ENDPOINT}-drift-max-feature-psi" in fired
+    assert result["runs"] and all(run["rule"] == "demo-local-fraud-detector-retrain" for run in result["runs"])
+    new = {v.version for v in local.versions("fraud-detector")} - before
+    assert new == {run["version"] for run in result["runs"]}
+    described = local.client("sagemaker").describe_model_package(
+        ModelPackageName=f"arn:aws:sagemaker:us-east-1:123456789012:model-package/demo-local-fraud-detector/{min(new)}")
+    # the pipeline run keyed its artifact by its execution id
+    assert f"/models/fraud-detector/{result['runs'][0]['execution']}/model.tar.gz" in described["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
 
 
 def test_down_stops_every_process_it_started(local):
