@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components import metrics
-from components.config import EndpointConfig, Thresholds
+from components.config import LOWER_IS_BETTER, EndpointConfig, Thresholds
 from components.naming import Namer
 
 SAGEMAKER_NAMESPACE = "AWS/SageMaker"
@@ -46,8 +46,11 @@ class AlarmSpec:
     """Part of the endpoint's auto-rollback configuration."""
 
 
-def endpoint_alarms(*, namer: Namer, key: str, endpoint: EndpointConfig, thresholds: Thresholds) -> list[AlarmSpec]:
-    """Health alarms for every variant of one endpoint, production and shadow."""
+def endpoint_alarms(
+    *, namer: Namer, key: str, endpoint: EndpointConfig, thresholds: Thresholds, gates: dict[str, float] | None = None
+) -> list[AlarmSpec]:
+    """Health alarms for every variant of one endpoint, production and shadow; drift alarms; and,
+    per production variant, live-quality alarms at the model's evaluation `gates`."""
     endpoint_name = namer.endpoint(key)
     specs = []
     production = endpoint.production_variants()
@@ -96,6 +99,23 @@ def endpoint_alarms(*, namer: Namer, key: str, endpoint: EndpointConfig, thresho
                 period=3600, evaluation_periods=1, datapoints_to_alarm=1,
                 comparison="LessThanThreshold", threshold=thresholds.min_invocations_per_hour,
                 treat_missing_data="breaching",  # no datapoints is exactly what this alarm is for
+            ))
+    for variant in production:
+        for metric, threshold in (gates or {}).items():
+            suffix = metrics.LIVE_METRIC_SUFFIXES.get(metric)
+            if suffix is None:
+                continue
+            lower_is_better = metric in LOWER_IS_BETTER
+            specs.append(AlarmSpec(
+                name=namer.alarm(key, variant, f"live-{metric.replace('_', '-')}"),
+                description=f"live {metric} of variant {variant} on labelled traffic {'above' if lower_is_better else 'below'} its gate {threshold:g}",
+                endpoint=key, variant=variant,
+                namespace=metrics.NAMESPACE, metric=f"{metrics.LIVE_METRIC_PREFIX}{suffix}",
+                statistic="Maximum" if lower_is_better else "Minimum",
+                dimensions={metrics.ENDPOINT_DIMENSION: endpoint_name, metrics.VARIANT_DIMENSION: variant},
+                period=3600, evaluation_periods=1, datapoints_to_alarm=1,
+                comparison="GreaterThanThreshold" if lower_is_better else "LessThanThreshold", threshold=threshold,
+                treat_missing_data="notBreaching",  # no labels yet is not a degradation
             ))
     for drift in metrics.DRIFT_ALARMS:
         specs.append(AlarmSpec(

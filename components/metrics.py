@@ -26,6 +26,8 @@ PREDICTION_PSI = "PredictionPSI"
 """PSI of the prediction distribution against the training baseline's (dims: endpoint)."""
 LIVE_METRIC_PREFIX = "Live"
 """Live quality metrics are Live<Metric> (LiveAUC, LiveRMSE...) with dims endpoint and variant."""
+LIVE_METRIC_SUFFIXES = {"auc": "AUC", "accuracy": "Accuracy", "log_loss": "LogLoss", "rmse": "RMSE", "mae": "MAE"}
+"""Evaluation metric -> suffix of the live metric the quality job publishes (r2 is not published live)."""
 
 
 @dataclass(frozen=True)

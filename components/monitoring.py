@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
@@ -51,6 +51,8 @@ class MonitoringArgs:
     endpoints: dict[str, EndpointConfig]
     kms_key_arn: pulumi.Input[str]
     """Encrypts the SNS topic (the key policy lets CloudWatch and EventBridge use it)."""
+    model_gates: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Evaluation gates of the model each endpoint serves, by endpoint key (live-quality alarm thresholds)."""
     https_endpoint: pulumi.Input[str] | None = None
     """The webhook URL, a secret from `config.require_secret`, subscribed over HTTPS."""
     tags: dict[str, str]
@@ -96,7 +98,8 @@ class Monitoring(pulumi.ComponentResource):
         self.alarms = {}
         if args.config.alarms:
             for key, endpoint in args.endpoints.items():
-                self.specs.extend(endpoint_alarms(namer=namer, key=key, endpoint=endpoint, thresholds=args.config.thresholds))
+                self.specs.extend(endpoint_alarms(namer=namer, key=key, endpoint=endpoint, thresholds=args.config.thresholds,
+                                                  gates=args.model_gates.get(key)))
             for spec in self.specs:
                 self.alarms[spec.name] = _metric_alarm(name, spec, self.topic.arn, args.tags, child)
 

@@ -140,7 +140,7 @@ class Namer:
 
 BUCKET_PURPOSES = ("features", "artifacts", "capture")
 ROLE_PURPOSES = ("sagemaker-execution", "feature-store", "model-registry-events")
-ALARM_METRICS = ("p99-latency", "5xx-errors", "4xx-rate", "no-traffic")
+ALARM_METRICS = ("p99-latency", "5xx-errors", "4xx-rate", "no-traffic", "live-accuracy", "live-log-loss")
 
 
 def derived_names(

@@ -64,6 +64,8 @@ def build(config: StackConfig, *, https_endpoint: pulumi.Input[str] | None = Non
         config=config.monitoring,
         endpoints=dict(config.endpoints),
         kms_key_arn=foundation.key_arn,
+        model_gates={key: dict(config.model_registry.models[ep.model].gates) for key, ep in config.endpoints.items()
+                     if ep.model in config.model_registry.models},
         https_endpoint=https_endpoint,
         tags=tags,
     ))
@@ -120,11 +122,10 @@ def build(config: StackConfig, *, https_endpoint: pulumi.Input[str] | None = Non
         group = feature_store.feature_groups.get(spec.feature_group)
         if group is None or not config.feature_store.feature_groups[spec.feature_group].offline_store:
             continue  # training reads the offline store; without one there is nothing to retrain on
-        # The drift alarms of every endpoint serving this model start a retrain.
+        # The drift and live-quality alarms of every endpoint serving this model start a retrain.
         triggers = [
             s.name for s in monitoring.specs
-            if s.variant is None and config.endpoints[s.endpoint].model == model
-            and any(s.metric == a.metric for a in metrics.DRIFT_ALARMS)
+            if config.endpoints[s.endpoint].model == model and s.namespace == metrics.NAMESPACE
         ]
         if not triggers and not config.training.schedule:
             continue

@@ -73,3 +73,21 @@ def test_drift_alarms_use_the_monitor_namespace_and_the_psi_threshold():
     for spec in drift.values():
         assert (spec.namespace, spec.statistic, spec.threshold, spec.dimensions) == ("MLOps/ModelMonitor", "Maximum", 0.15, {"EndpointName": "t-dev-e"})
         assert spec.rollback is False
+
+
+def test_live_quality_alarms_follow_the_models_gates_per_production_variant():
+    from components.config import ABTraffic, AllAtOnceRollout, EndpointConfig, Thresholds
+    from components.naming import Namer
+
+    variant = {"model_version": 1, "model_data_url": "s3://t-dev-artifacts-111111111111/m/1/model.tar.gz", "weight": 1}
+    endpoint = EndpointConfig(model="fraud", traffic=ABTraffic(mode="ab", variants={"a": variant, "b": variant}),
+                              rollout=AllAtOnceRollout(strategy="all_at_once"))
+    specs = alarms.endpoint_alarms(namer=Namer(team="t", environment="dev", account_id="111111111111"), key="scoring",
+                            endpoint=endpoint, thresholds=Thresholds(), gates={"auc": 0.85, "log_loss": 0.45, "r2": 0.5})
+    live = {s.name: s for s in specs if s.metric and s.metric.startswith("Live")}
+    assert sorted(live) == ["t-dev-scoring-a-live-auc", "t-dev-scoring-a-live-log-loss", "t-dev-scoring-b-live-auc", "t-dev-scoring-b-live-log-loss"]
+    auc = live["t-dev-scoring-a-live-auc"]
+    assert (auc.metric, auc.statistic, auc.comparison, auc.threshold) == ("LiveAUC", "Minimum", "LessThanThreshold", 0.85)
+    loss = live["t-dev-scoring-b-live-log-loss"]
+    assert (loss.metric, loss.statistic, loss.comparison, loss.threshold) == ("LiveLogLoss", "Maximum", "GreaterThanThreshold", 0.45)
+    assert auc.dimensions == {"EndpointName": "t-dev-scoring", "VariantName": "a"} and not auc.rollback

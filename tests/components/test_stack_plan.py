@@ -35,7 +35,7 @@ FRAUD_PROD_COUNTS = {
     "aws:sns/topic:Topic": 1,
     "aws:sns/topicPolicy:TopicPolicy": 1,
     "aws:sns/topicSubscription:TopicSubscription": 2,  # two e-mails
-    ALARM: 10,  # 2 production variants x 4 + 2 drift
+    ALARM: 14,  # 2 production variants x (4 health + live AUC + live log-loss) + 2 drift
     "aws:cloudwatch/dashboard:Dashboard": 1,
     "aws:sagemaker/modelPackageGroup:ModelPackageGroup": 1,  # no cross-account readers in prod: no group policy
     "aws:cloudwatch/eventRule:EventRule": 2,
