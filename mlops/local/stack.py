@@ -174,7 +174,7 @@ class LocalStack:
 
     # ---- data and training -------------------------------------------------------------------
 
-    def offline_store(self, model: str, *, rows: int = 20000, seed: int = 1) -> Path:
+    def offline_store(self, model: str, *, rows: int = 10000, seed: int = 1) -> Path:
         """The model's feature group export (Parquet), generated once with a learnable signal."""
         from mlops_training import synthetic
 
