@@ -31,7 +31,8 @@ class Run:
 
     model_dir: Path
     output_dir: Path
-    checkpoint_dir: Path
+    checkpoint_dir: Path | str
+    """A local directory, or an `s3://bucket/prefix` string."""
     archive: Path
 
     def argv(self, export: Export, hyperparameters: dict[str, Any]) -> list[str]:
@@ -46,10 +47,11 @@ class Run:
         return json.loads((self.output_dir / "metrics.json").read_text())
 
 
-def new_run(root: Path) -> Run:
+def new_run(root: Path, *, checkpoint_dir: str | None = None) -> Run:
+    """A run writing under `root`; its checkpoints go to `root/checkpoints` unless `checkpoint_dir` is given."""
     return Run(
-        model_dir=root / "model", output_dir=root / "output" / "data", checkpoint_dir=root / "checkpoints",
-        archive=root / "model.tar.gz",
+        model_dir=root / "model", output_dir=root / "output" / "data",
+        checkpoint_dir=checkpoint_dir or root / "checkpoints", archive=root / "model.tar.gz",
     )
 
 

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from mlops_training.env import resolve_distributed, resolve_paths, torchrun_argv
+from mlops_training.s3 import S3Prefix
 
 
 def test_paths_default_to_opt_ml_when_nothing_is_set(tmp_path: Path) -> None:
@@ -85,3 +87,33 @@ def test_a_multi_gpu_sagemaker_host_is_relaunched_under_torchrun_with_its_node_r
         "py", "-m", "torch.distributed.run", "--nnodes=2", "--node_rank=1", "--nproc_per_node=8",
         "--master_addr=algo-1", "--master_port=29500", "-m", "mlops_training.main", "train",
     ]
+
+
+def test_an_s3_checkpoint_location_is_accepted_from_the_flag_or_sm_checkpoint_dir(tmp_path: Path) -> None:
+    (tmp_path / "checkpoints").mkdir()  # a SageMaker-style default exists, but an explicit location wins
+    flagged = resolve_paths(env={}, checkpoint_dir="s3://team-artifacts/checkpoints/fraud/", opt_ml=tmp_path)
+    assert flagged.checkpoint_dir == S3Prefix(bucket="team-artifacts", prefix="checkpoints/fraud")
+    assert str(flagged.checkpoint_dir) == "s3://team-artifacts/checkpoints/fraud"
+    from_env = resolve_paths(env={"SM_CHECKPOINT_DIR": "s3://team-artifacts"}, opt_ml=tmp_path)
+    assert from_env.checkpoint_dir == S3Prefix(bucket="team-artifacts", prefix="")
+    assert str(from_env.checkpoint_dir) == "s3://team-artifacts"
+    assert from_env.checkpoint_dir.uri("checkpoint-0000000001.pt") == "s3://team-artifacts/checkpoint-0000000001.pt"
+    both = resolve_paths(env={"SM_CHECKPOINT_DIR": "s3://team-artifacts/x"}, checkpoint_dir="/local", opt_ml=tmp_path)
+    assert both.checkpoint_dir == Path("/local")
+    assert resolve_paths(env={}, opt_ml=tmp_path).checkpoint_dir == tmp_path / "checkpoints"
+
+
+def test_an_invalid_checkpoint_uri_names_its_source_the_value_and_what_is_allowed(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=re.escape(
+        "SM_CHECKPOINT_DIR: 's3://ab/ckpt': 'ab' is not a valid S3 bucket name (3 to 63 lowercase letters, "
+        "digits, dots and hyphens, starting and ending with a letter or digit); allowed: s3://bucket or "
+        "s3://bucket/prefix (or a local directory)"
+    )):
+        resolve_paths(env={"SM_CHECKPOINT_DIR": "s3://ab/ckpt"}, opt_ml=tmp_path)
+    with pytest.raises(ValueError, match=re.escape(
+        "--checkpoint-dir: 'https://bucket.s3.amazonaws.com/ckpt' is a URI but not an s3:// one; allowed: "
+        "a local directory, s3://bucket or s3://bucket/prefix"
+    )):
+        resolve_paths(env={}, checkpoint_dir="https://bucket.s3.amazonaws.com/ckpt", opt_ml=tmp_path)
+    # A relative directory whose name merely contains a colon is still a directory.
+    assert resolve_paths(env={}, checkpoint_dir="run:1/ckpt", opt_ml=tmp_path).checkpoint_dir == Path("run:1/ckpt")

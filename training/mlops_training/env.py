@@ -3,6 +3,10 @@
 Pure logic over an environment mapping, so it is tested without SageMaker or torch.distributed.
 Precedence everywhere: explicit CLI flag > environment variable > SageMaker's `/opt/ml` default.
 
+Checkpoints may also live in S3 (`s3://bucket/prefix`): on Kubernetes nothing syncs
+`/opt/ml/checkpoints` with S3 and the nodes of a multi-node job share no file system, so the trainer
+reads and writes the prefix itself.
+
 SageMaker sets `SM_*` variables only when its training toolkit is in the image; a bring-your-own
 container like ours sees the files instead (`/opt/ml/input/data/<channel>`,
 `/opt/ml/input/config/resourceconfig.json`). Both are honoured.
@@ -11,9 +15,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from mlops_training.s3 import S3Prefix
 
 OPT_ML = Path("/opt/ml")
 DEFAULT_MASTER_PORT = 29500
@@ -33,8 +40,9 @@ class Paths:
     """Where metrics.json, baseline.json and validation_report.json are written."""
     failure_file: Path | None
     """SageMaker's failure-reason file; None on a local run, where no one reads it."""
-    checkpoint_dir: Path | None
-    """Where checkpoints are written and resumed from; None disables checkpointing."""
+    checkpoint_dir: Path | S3Prefix | None
+    """Where checkpoints are written and resumed from: a local directory or an S3 prefix; None disables
+    checkpointing."""
     hyperparameters_file: Path
     """SageMaker's hyperparameters.json (`SM_INPUT_CONFIG_DIR`), read when `--hyperparameters` is not given."""
 
@@ -42,6 +50,37 @@ class Paths:
 def _config_dir(*, env: Mapping[str, str], opt_ml: Path) -> Path:
     # SM_INPUT_CONFIG_DIR is the training toolkit's name for /opt/ml/input/config.
     return Path(env.get("SM_INPUT_CONFIG_DIR") or opt_ml / "input/config")
+
+
+_URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")
+
+
+def checkpoint_location(value: str, *, source: str) -> Path | S3Prefix:
+    """A checkpoint location given by `source` (a flag or variable name): `s3://bucket[/prefix]` or a
+    local directory. Any other URI (`gs://...`, `s3:/bucket`, `S3://...`) is refused rather than taken
+    for a relative directory name."""
+    if value.startswith("s3://"):
+        try:
+            return S3Prefix.parse(value)
+        except ValueError as exc:
+            raise ValueError(f"{source}: {exc} (or a local directory)") from None
+    if _URI_SCHEME.match(value):
+        raise ValueError(
+            f"{source}: {value!r} is a URI but not an s3:// one; allowed: a local directory, s3://bucket "
+            "or s3://bucket/prefix"
+        )
+    return Path(value)
+
+
+def resolve_failure_file(*, env: Mapping[str, str], opt_ml: Path = OPT_ML) -> Path | None:
+    """SageMaker's failure-reason file, or None where no one reads it."""
+    output_root = env.get("SM_OUTPUT_DIR")
+    if output_root:
+        return Path(output_root) / "failure"
+    if (opt_ml / "output").is_dir():
+        # Inside a SageMaker container /opt/ml/output exists; elsewhere there is no one to read it.
+        return opt_ml / "output/failure"
+    return None
 
 
 def resolve_paths(
@@ -54,20 +93,17 @@ def resolve_paths(
     checkpoint_dir: str | None = None,
     opt_ml: Path = OPT_ML,
 ) -> Paths:
-    """Resolve `Paths` from CLI flags (None when not given), the environment and `/opt/ml` defaults."""
+    """Resolve `Paths` from CLI flags (None when not given), the environment and `/opt/ml` defaults.
+
+    Raises ValueError for a checkpoint location that is neither a local directory nor a valid
+    `s3://bucket[/prefix]`.
+    """
     config_channel = env.get("SM_CHANNEL_CONFIG") or str(opt_ml / "input/data/config")
-    output_root = env.get("SM_OUTPUT_DIR")
-    if output_root:
-        failure: Path | None = Path(output_root) / "failure"
-    elif (opt_ml / "output").is_dir():
-        # Inside a SageMaker container /opt/ml/output exists; elsewhere there is no one to read it.
-        failure = opt_ml / "output/failure"
-    else:
-        failure = None
+    checkpoints: Path | S3Prefix | None
     if checkpoint_dir is not None:
-        checkpoints: Path | None = Path(checkpoint_dir)
+        checkpoints = checkpoint_location(checkpoint_dir, source="--checkpoint-dir")
     elif env.get("SM_CHECKPOINT_DIR"):
-        checkpoints = Path(env["SM_CHECKPOINT_DIR"])
+        checkpoints = checkpoint_location(env["SM_CHECKPOINT_DIR"], source="SM_CHECKPOINT_DIR")
     elif (opt_ml / "checkpoints").is_dir():
         # SageMaker creates it only when the job has a checkpoint config (and syncs it with S3).
         checkpoints = opt_ml / "checkpoints"
@@ -78,7 +114,7 @@ def resolve_paths(
         schema_file=Path(schema_file) if schema_file else Path(config_channel) / "feature_schema.json",
         model_dir=Path(model_dir or env.get("SM_MODEL_DIR") or opt_ml / "model"),
         output_data_dir=Path(output_dir or env.get("SM_OUTPUT_DATA_DIR") or opt_ml / "output/data"),
-        failure_file=failure,
+        failure_file=resolve_failure_file(env=env, opt_ml=opt_ml),
         checkpoint_dir=checkpoints,
         hyperparameters_file=_config_dir(env=env, opt_ml=opt_ml) / "hyperparameters.json",
     )

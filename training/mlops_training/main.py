@@ -27,7 +27,7 @@ import torch.distributed as torch_dist
 
 from mlops_training import artifact, s3
 from mlops_training.baseline import compute_baseline
-from mlops_training.checkpoint import CheckpointStore
+from mlops_training.checkpoint import open_store
 from mlops_training.data import read_parquet_source, split_rows
 from mlops_training.encode import encode_table, learn_categories
 from mlops_training.env import (
@@ -35,6 +35,7 @@ from mlops_training.env import (
     Paths,
     default_num_threads,
     resolve_distributed,
+    resolve_failure_file,
     resolve_paths,
     torchrun_argv,
 )
@@ -65,7 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--schema", help="feature_schema.json (default: SM_CHANNEL_CONFIG/feature_schema.json)")
     parser.add_argument("--model-dir", help="artifact members are written here (SM_MODEL_DIR)")
     parser.add_argument("--output-dir", help="metrics, baseline and validation report (SM_OUTPUT_DATA_DIR)")
-    parser.add_argument("--checkpoint-dir", help="checkpoints (SM_CHECKPOINT_DIR, else /opt/ml/checkpoints)")
+    parser.add_argument(
+        "--checkpoint-dir",
+        help="checkpoints: a local directory or s3://bucket/prefix (SM_CHECKPOINT_DIR, else /opt/ml/checkpoints "
+        "if it exists)",
+    )
     parser.add_argument("--hyperparameters", help="a JSON object or a JSON file (default: SageMaker's file)")
     parser.add_argument("--archive", help="also pack the artifact into this model.tar.gz path")
     return parser
@@ -79,17 +84,17 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True
     )
-    paths = resolve_paths(
-        env=env, train=args.train, schema_file=args.schema, model_dir=args.model_dir,
-        output_dir=args.output_dir, checkpoint_dir=args.checkpoint_dir,
-    )
     try:
+        paths = resolve_paths(
+            env=env, train=args.train, schema_file=args.schema, model_dir=args.model_dir,
+            output_dir=args.output_dir, checkpoint_dir=args.checkpoint_dir,
+        )
         hp = load_hyperparameters(args.hyperparameters, default_file=paths.hyperparameters_file)
         schema = _load_schema(hp, paths)
         dist = resolve_distributed(env=env)
     except (HyperparameterError, SchemaError, ValueError) as exc:
         log.error("%s", exc)
-        _write_failure(paths, f"Invalid configuration: {exc}", local_rank=0)
+        _write_failure(resolve_failure_file(env=env), f"Invalid configuration: {exc}", local_rank=0)
         return EXIT_CONFIG
 
     if dist.source != "torchrun" and torch.cuda.device_count() > 1:
@@ -106,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _run(paths=paths, hp=hp, schema=schema, dist=dist, archive=Path(args.archive) if args.archive else None)
     except Exception as exc:
-        _write_failure(paths, f"{type(exc).__name__}: {exc}", local_rank=dist.local_rank)
+        _write_failure(paths.failure_file, f"{type(exc).__name__}: {exc}", local_rank=dist.local_rank)
         raise
     finally:
         if torch_dist.is_initialized():
@@ -124,12 +129,12 @@ def _load_schema(hp: Hyperparameters, paths: Paths) -> FeatureSchema:
     return load_schema(paths.schema_file)
 
 
-def _write_failure(paths: Paths, reason: str, *, local_rank: int) -> None:
+def _write_failure(failure_file: Path | None, reason: str, *, local_rank: int) -> None:
     # SageMaker shows this file's content as the job's FailureReason (at most 1024 characters).
-    if paths.failure_file is None or local_rank != 0:
+    if failure_file is None or local_rank != 0:
         return
-    paths.failure_file.parent.mkdir(parents=True, exist_ok=True)
-    paths.failure_file.write_text(reason[:FAILURE_LIMIT], encoding="utf-8")
+    failure_file.parent.mkdir(parents=True, exist_ok=True)
+    failure_file.write_text(reason[:FAILURE_LIMIT], encoding="utf-8")
 
 
 def _write_json(path: Path, doc: Any) -> None:
@@ -183,7 +188,7 @@ def _run(*, paths: Paths, hp: Hyperparameters, schema: FeatureSchema, dist: Dist
         if dist.is_main:
             print(exc.report.format(), file=sys.stderr)
             _write_json(paths.output_data_dir / "validation_report.json", exc.report.to_dict())
-        _write_failure(paths, exc.report.summary(limit=FAILURE_LIMIT), local_rank=dist.local_rank)
+        _write_failure(paths.failure_file, exc.report.summary(limit=FAILURE_LIMIT), local_rank=dist.local_rank)
         return EXIT_BAD_DATA
     log.info("%s (%s) in %.2fs", data.report.format(), data.fingerprint, time.perf_counter() - started)
 
@@ -196,7 +201,9 @@ def _run(*, paths: Paths, hp: Hyperparameters, schema: FeatureSchema, dist: Dist
     )
     store = None
     if paths.checkpoint_dir is not None and hp.checkpoint_every_steps > 0:
-        store = CheckpointStore(paths.checkpoint_dir, keep=hp.keep_checkpoints)
+        store = open_store(paths.checkpoint_dir, keep=hp.keep_checkpoints)
+        log.info("checkpoints: %s (every %d steps, keep %d)", paths.checkpoint_dir, hp.checkpoint_every_steps,
+                 hp.keep_checkpoints)
     key = run_key(
         fingerprint=data.fingerprint, training=hp.training_dict() | {"schema": schema.to_dict()},
         world_size=dist.world_size,

@@ -28,7 +28,7 @@ import torch.distributed as torch_dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from mlops_training.checkpoint import CheckpointStore
+from mlops_training.checkpoint import Checkpoints
 from mlops_training.env import Distributed
 from mlops_training.model import Predictor, TabularNet
 from mlops_training.schema import Task
@@ -146,14 +146,15 @@ def fit(
     config: LoopConfig,
     device: torch.device,
     dist: Distributed,
-    checkpoints: CheckpointStore | None,
+    checkpoints: Checkpoints | None,
     key: str,
 ) -> FitResult:
     """Train `model` in place on (`features`, `target`), resuming from the newest checkpoint if any.
 
     `features` is the contract's float32 `[N, F]` tensor, `target` float32 `[N]` (0/1, or the raw
     regression target; it is standardised with the model's target statistics here). Only rank 0
-    writes checkpoints; every rank resumes from the same step or the run stops with an error.
+    writes checkpoints; every rank reads the newest one itself (from a shared directory or S3) and all
+    must resume from the same step or the run stops with an error.
     """
     model.to(device)
     features = features.to(device)
@@ -270,7 +271,7 @@ def _check_same_step(global_step: int, *, device: torch.device) -> None:
     if int(value[0]) != -int(value[1]):
         raise RuntimeError(
             f"ranks resumed from different checkpoints (global steps {-int(value[1])} to {int(value[0])}); "
-            "every host must see the same checkpoint directory"
+            "every host must see the same checkpoints: a directory shared by all hosts, or an s3:// prefix"
         )
 
 
