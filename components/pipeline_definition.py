@@ -1,23 +1,55 @@
-"""The retraining pipeline as plain data: a SageMaker Pipeline definition (schema version 2020-12-01)
-with one Training step whose arguments are a CreateTrainingJob request.
+"""The retraining pipeline's definition, generated with the SageMaker Python SDK (v3): a `Pipeline`
+(schema 2020-12-01) with one `TrainingStep` built from a `ModelTrainer` under a `PipelineSession`, so
+the step's arguments are the SDK's own CreateTrainingJob request.
 
-Pure, so tests validate the step's arguments against botocore's CreateTrainingJob model. The job runs
-the team's training image with SageMaker's container contract: the offline store export as the
-`train` channel, the feature schema as the `config` channel, and hyperparameters that make the
+The job runs the team's training image with SageMaker's container contract: the offline store export as
+the `train` channel, the feature schema as the `config` channel, and hyperparameters that make the
 container upload its artifact and register the new version in the team's Model Package Group.
+
+Generation is offline and deterministic, because Pulumi calls it inside an `apply` on every preview and
+a changed document would update the pipeline on every `pulumi up`. The SDK, left to its defaults,
+reaches AWS in three places; each is closed with a setting the SDK or boto3 offers (see `_offline_sdk`):
+- importing `sagemaker.mlops` creates a client from boto3's default session
+  (`sagemaker.ai_registry.air_hub.AIRHub`), which needs a region and walks the credential chain (IMDS);
+- `ModelTrainer` validates its role with iam:SimulatePrincipalPolicy and iam:GetRole
+  (`sagemaker.core.helper.iam_role_resolver.resolve_and_validate_role`);
+- `ModelTrainer.train` sends telemetry (sts:GetCallerIdentity, then an HTTPS GET) on a thread.
+Every S3 location is given explicitly, so the SDK never needs its default bucket nor uploads code.
+The document is the SDK's, keys sorted; it carries the SDK's `"MlflowConfig": null`.
 """
 from __future__ import annotations
 
+import contextlib
+import copy
+import functools
 import json
+import logging
+import os
+import threading
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 from components.config import ModelConfig, Network, TrainingConfig
 
 DEFINITION_VERSION = "2020-12-01"
 STEP_NAME = "Train"
+TRIGGER_PARAMETER = "Trigger"
+"""Records why a run started: "manual" (the default), "schedule" or "alarm"."""
 EXECUTION_ID = {"Get": "Execution.PipelineExecutionId"}
-"""Resolved by SageMaker Pipelines when a run starts: each run's artifact gets its own S3 key
-(models/<model>/<execution id>/) instead of overwriting the previous run's."""
+"""How the definition spells `ExecutionVariables.PIPELINE_EXECUTION_ID`, resolved by SageMaker Pipelines
+when a run starts: each run's artifact gets its own S3 key (models/<model>/<execution id>/) instead of
+overwriting the previous run's."""
+
+SDK_CONFIG: dict[str, Any] = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
+"""The SDK defaults config the generator runs with, in place of the machine's config files
+(~/.config/sagemaker/config.yaml, SAGEMAKER_*_CONFIG_OVERRIDE, possibly on S3): they could add
+defaults such as network isolation, tags or a VPC to the definition. Telemetry is off."""
+_OFFLINE_CREDENTIALS = {"aws_access_key_id": "offline", "aws_secret_access_key": "offline"}
+"""Static credentials, so that no provider in boto3's chain (IMDS, SSO, credential_process) runs.
+Nothing is ever signed with them: generation sends no request."""
+_VALIDATE_ROLE_ENV = "SAGEMAKER_VALIDATE_ROLE"
+_lock = threading.Lock()
 
 
 def schema_key(model: str) -> str:
@@ -33,8 +65,77 @@ def _hp(value: Any) -> str:
     return str(value)
 
 
-def training_job_request(
+def run_hyperparameters(
+    *, model: str, spec: ModelConfig, training: TrainingConfig, artifacts_bucket: str, model_package_group: str, serving_image: str,
+) -> dict[str, str]:
+    """A training run's hyperparameters, every value a string as SageMaker sends them, except
+    `model_version`, which each run adds (the pipeline: its execution id). They make the container
+    upload its artifact and register the new version in the team's Model Package Group."""
+    return {
+        **{k: _hp(v) for k, v in training.hyperparameters.items()},
+        "model_name": model,
+        "artifact_s3_uri": f"s3://{artifacts_bucket}/models",
+        "model_package_group_name": model_package_group,
+        "auto_approve": _hp(spec.approval == "auto"),
+        "image_uri": serving_image,
+    }
+
+
+@functools.cache
+def _boto_session(region: str) -> Any:
+    """One offline boto3 session per region: botocore then loads each service model once per process."""
+    import boto3
+
+    return boto3.Session(region_name=region, **_OFFLINE_CREDENTIALS)
+
+
+@contextlib.contextmanager
+def _offline_sdk(region: str) -> Iterator[Any]:
+    """Process-wide settings the SDK reads, set only while generating and restored afterwards:
+    boto3's default session (offline, with a region) for the import-time client, role validation
+    off (`SAGEMAKER_VALIDATE_ROLE=false`, the resolver's documented switch; the role is a Pulumi
+    output of this stack, not something to probe), and the root logger as it was (importing the
+    SDK runs `logging.basicConfig(level=INFO)`). Yields the boto3 session to generate with."""
+    import boto3
+
+    with _lock:
+        default_session, validate = boto3.DEFAULT_SESSION, os.environ.get(_VALIDATE_ROLE_ENV)
+        root = logging.getLogger()
+        root_level, root_handlers = root.level, root.handlers[:]
+        # "sagemaker.config" sets its own level, so its parent's does not reach it.
+        sdk_loggers = {name: logging.getLogger(name).level for name in ("sagemaker", "sagemaker.config")}
+        try:
+            boto3.setup_default_session(region_name=region, **_OFFLINE_CREDENTIALS)
+            os.environ[_VALIDATE_ROLE_ENV] = "false"
+            with warnings.catch_warnings():
+                # "Running within a PipelineSession, there will be No Wait, No Logs...": expected here.
+                warnings.filterwarnings("ignore", category=UserWarning, module=r"sagemaker\.")
+                # The SDK's own imports of its moved modules; nothing of ours.
+                warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"sagemaker\.")
+                import sagemaker.mlops.workflow  # noqa: F401  (the import-time client, offline)
+
+                root.setLevel(root_level)
+                root.handlers[:] = root_handlers
+                # The SDK explains its defaults at INFO/WARNING ("Popping out 'TrainingJobName'...").
+                for name in sdk_loggers:
+                    logging.getLogger(name).setLevel(logging.ERROR)
+                yield _boto_session(region)
+        finally:
+            boto3.DEFAULT_SESSION = default_session
+            if validate is None:
+                os.environ.pop(_VALIDATE_ROLE_ENV, None)
+            else:
+                os.environ[_VALIDATE_ROLE_ENV] = validate
+            root.setLevel(root_level)
+            root.handlers[:] = root_handlers
+            for name, level in sdk_loggers.items():
+                logging.getLogger(name).setLevel(level)
+
+
+def pipeline_definition(
     *,
+    pipeline_name: str,
+    region: str,
     model: str,
     spec: ModelConfig,
     training: TrainingConfig,
@@ -46,69 +147,98 @@ def training_job_request(
     model_package_group: str,
     serving_image: str,
     network: Network | None,
-    model_version: str | dict[str, str] = EXECUTION_ID,
-) -> dict[str, Any]:
-    """CreateTrainingJob's parameters (TrainingJobName excluded: the pipeline names each run).
-    `model_version` keys the uploaded artifact; in a pipeline it is the execution id (the registry
-    numbers the package itself)."""
-    hyperparameters = {
-        **{k: _hp(v) for k, v in training.hyperparameters.items()},
-        "model_name": model,
-        "model_version": model_version,
-        "artifact_s3_uri": f"s3://{artifacts_bucket}/models",
-        "model_package_group_name": model_package_group,
-        "auto_approve": _hp(spec.approval == "auto"),
-        "image_uri": serving_image,
-    }
-    request: dict[str, Any] = {
-        "AlgorithmSpecification": {"TrainingImage": image, "TrainingInputMode": "File"},
-        "RoleArn": role_arn,
-        "HyperParameters": hyperparameters,
-        "InputDataConfig": [
-            {
-                "ChannelName": "train",
-                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": features_uri, "S3DataDistributionType": "FullyReplicated"}},
-                "ContentType": "application/x-parquet",
+) -> str:
+    """The pipeline definition document (JSON, keys sorted: the same inputs give the same bytes).
+
+    One Training step; its arguments are CreateTrainingJob's parameters without TrainingJobName
+    (SageMaker Pipelines names each run's job). `model_version`, which keys the uploaded artifact,
+    is the pipeline execution id (the registry numbers the package itself)."""
+    with _offline_sdk(region) as boto_session:
+        from sagemaker.core.training.configs import (
+            Channel,
+            CheckpointConfig,
+            Compute,
+            DataSource,
+            Networking,
+            OutputDataConfig,
+            S3DataSource,
+            StoppingCondition,
+        )
+        from sagemaker.core.workflow.execution_variables import ExecutionVariables
+        from sagemaker.core.workflow.parameters import ParameterString
+        from sagemaker.core.workflow.pipeline_context import PipelineSession
+        from sagemaker.mlops.workflow import Pipeline, PipelineExperimentConfig, TrainingStep
+        from sagemaker.train import ModelTrainer
+
+        session = PipelineSession(boto_session=boto_session, sagemaker_config=copy.deepcopy(SDK_CONFIG))
+        wait_hours = (training.max_wait_hours or training.max_runtime_hours * 2) if training.use_spot else None
+        trainer = ModelTrainer(
+            sagemaker_session=session,
+            role=role_arn,
+            base_job_name=model,
+            training_image=image,
+            training_input_mode="File",
+            hyperparameters={
+                **run_hyperparameters(model=model, spec=spec, training=training, artifacts_bucket=artifacts_bucket,
+                                      model_package_group=model_package_group, serving_image=serving_image),
+                "model_version": ExecutionVariables.PIPELINE_EXECUTION_ID,
             },
-            {
-                "ChannelName": "config",
-                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{artifacts_bucket}/{schema_key(model)}", "S3DataDistributionType": "FullyReplicated"}},
-                "ContentType": "application/json",
-            },
-        ],
-        "OutputDataConfig": {"S3OutputPath": f"s3://{artifacts_bucket}/training-output/{model}", "KmsKeyId": kms_key},
-        "ResourceConfig": {
-            "InstanceType": training.instance_type,
-            "InstanceCount": training.instance_count,
-            "VolumeSizeInGB": training.volume_size_gb,
-            "VolumeKmsKeyId": kms_key,
-        },
-        "StoppingCondition": {"MaxRuntimeInSeconds": training.max_runtime_hours * 3600},
-        # Encrypt traffic between hosts when the job is distributed.
-        "EnableInterContainerTrafficEncryption": training.instance_count > 1,
-    }
-    if training.use_spot:
-        request["EnableManagedSpotTraining"] = True
-        wait = training.max_wait_hours or training.max_runtime_hours * 2
-        request["StoppingCondition"]["MaxWaitTimeInSeconds"] = wait * 3600
-        request["CheckpointConfig"] = {"S3Uri": f"s3://{artifacts_bucket}/checkpoints/{model}", "LocalPath": "/opt/ml/checkpoints"}
-    if network is not None:
-        request["VpcConfig"] = {"SecurityGroupIds": list(network.security_group_ids), "Subnets": list(network.subnet_ids)}
-    return request
+            compute=Compute(
+                instance_type=training.instance_type,
+                instance_count=training.instance_count,
+                volume_size_in_gb=training.volume_size_gb,
+                volume_kms_key_id=kms_key,
+                enable_managed_spot_training=True if training.use_spot else None,
+            ),
+            stopping_condition=StoppingCondition(
+                max_runtime_in_seconds=training.max_runtime_hours * 3600,
+                max_wait_time_in_seconds=wait_hours * 3600 if wait_hours else None,
+            ),
+            output_data_config=OutputDataConfig(s3_output_path=f"s3://{artifacts_bucket}/training-output/{model}", kms_key_id=kms_key),
+            # Spot jobs resume from their last checkpoint after an interruption.
+            checkpoint_config=(
+                CheckpointConfig(s3_uri=f"s3://{artifacts_bucket}/checkpoints/{model}", local_path="/opt/ml/checkpoints")
+                if training.use_spot else None
+            ),
+            # No network isolation: the container registers the model through the SageMaker API.
+            networking=Networking(
+                subnets=list(network.subnet_ids) if network else None,
+                security_group_ids=list(network.security_group_ids) if network else None,
+                # Encrypt traffic between hosts when the job is distributed.
+                enable_inter_container_traffic_encryption=training.instance_count > 1,
+            ),
+        )
+        channels = [
+            Channel(
+                channel_name="train",
+                data_source=DataSource(s3_data_source=S3DataSource(s3_data_type="S3Prefix", s3_uri=features_uri, s3_data_distribution_type="FullyReplicated")),
+                content_type="application/x-parquet",
+            ),
+            Channel(
+                channel_name="config",
+                data_source=DataSource(s3_data_source=S3DataSource(
+                    s3_data_type="S3Prefix", s3_uri=f"s3://{artifacts_bucket}/{schema_key(model)}", s3_data_distribution_type="FullyReplicated",
+                )),
+                content_type="application/json",
+            ),
+        ]
+        pipeline = Pipeline(
+            name=pipeline_name,
+            parameters=[ParameterString(name=TRIGGER_PARAMETER, default_value="manual")],
+            pipeline_experiment_config=PipelineExperimentConfig(ExecutionVariables.PIPELINE_NAME, ExecutionVariables.PIPELINE_EXECUTION_ID),
+            steps=[TrainingStep(name=STEP_NAME, step_args=trainer.train(input_data_config=channels))],
+            sagemaker_session=session,
+        )
+        document = json.loads(pipeline.definition())
+    assert document["Version"] == DEFINITION_VERSION, document["Version"]
+    return json.dumps(document, sort_keys=True)
 
 
-def pipeline_definition(*, training_job: dict[str, Any], trigger_parameter: str = "Trigger") -> dict[str, Any]:
-    """The pipeline definition document. `Trigger` records why a run started (schedule, an alarm)."""
-    return {
-        "Version": DEFINITION_VERSION,
-        "Metadata": {},
-        "Parameters": [{"Name": trigger_parameter, "Type": "String", "DefaultValue": "manual"}],
-        "PipelineExperimentConfig": {
-            "ExperimentName": {"Get": "Execution.PipelineName"},
-            "TrialName": {"Get": "Execution.PipelineExecutionId"},
-        },
-        "Steps": [{"Name": STEP_NAME, "Type": "Training", "Arguments": training_job}],
-    }
+def training_step_arguments(definition: str | dict[str, Any]) -> dict[str, Any]:
+    """The Training step's arguments (a CreateTrainingJob request without TrainingJobName)."""
+    document = json.loads(definition) if isinstance(definition, str) else definition
+    (step,) = [s for s in document["Steps"] if s["Type"] == "Training"]
+    return step["Arguments"]
 
 
 def resolve(value: Any, variables: dict[str, str]) -> Any:

@@ -65,16 +65,16 @@ class Retraining(pulumi.ComponentResource):
             tags=args.tags,
             opts=child,
         )
+        # Generated with the SageMaker SDK, offline and deterministically, once the ARNs are known.
         definition = pulumi.Output.all(
             role=args.execution_role_arn, bucket=args.artifacts_bucket, key=args.kms_key_arn, features=args.features_uri
-        ).apply(lambda o: json.dumps(pipeline_definition.pipeline_definition(
-            training_job=pipeline_definition.training_job_request(
-                model=args.model, spec=args.spec, training=args.training, image=args.training_image,
-                role_arn=o["role"], features_uri=o["features"], artifacts_bucket=o["bucket"], kms_key=o["key"],
-                model_package_group=namer.model_package_group(args.model), serving_image=args.serving_image,
-                network=args.network,
-            )
-        )))
+        ).apply(lambda o: pipeline_definition.pipeline_definition(
+            pipeline_name=namer.pipeline(args.model), region=args.region,
+            model=args.model, spec=args.spec, training=args.training, image=args.training_image,
+            role_arn=o["role"], features_uri=o["features"], artifacts_bucket=o["bucket"], kms_key=o["key"],
+            model_package_group=namer.model_package_group(args.model), serving_image=args.serving_image,
+            network=args.network,
+        ))
         self.pipeline = aws.sagemaker.Pipeline(
             f"{name}-pipeline",
             pipeline_name=namer.pipeline(args.model),
@@ -122,7 +122,7 @@ class Retraining(pulumi.ComponentResource):
                 rule=rule.name,
                 arn=self.pipeline.arn,
                 role_arn=starter.arn,
-                sagemaker_pipeline_target={"pipeline_parameter_lists": [{"name": "Trigger", "value": "alarm"}]},
+                sagemaker_pipeline_target={"pipeline_parameter_lists": [{"name": pipeline_definition.TRIGGER_PARAMETER, "value": "alarm"}]},
                 opts=child,
             )
         if args.training.schedule:
@@ -136,7 +136,7 @@ class Retraining(pulumi.ComponentResource):
                 target={
                     "arn": self.pipeline.arn,
                     "role_arn": starter.arn,
-                    "sagemaker_pipeline_parameters": {"pipeline_parameters": [{"name": "Trigger", "value": "schedule"}]},
+                    "sagemaker_pipeline_parameters": {"pipeline_parameters": [{"name": pipeline_definition.TRIGGER_PARAMETER, "value": "schedule"}]},
                 },
                 opts=child,
             )

@@ -2,6 +2,7 @@
 the schedule, and the role that may start nothing but this pipeline."""
 from __future__ import annotations
 
+import functools
 import json
 
 import botocore.session
@@ -18,13 +19,27 @@ ALARMS = ["t-dev-scoring-drift-max-feature-psi", "t-dev-scoring-drift-prediction
 NETWORK = Network(vpc_id="vpc-0a1b2c3d4e5f60718", subnet_ids=["subnet-0a1b2c3d4e5f60719"], security_group_ids=["sg-0a1b2c3d4e5f6071b"])
 
 
-def _request(training: TrainingConfig, network: Network | None = None) -> dict:
-    return pd.training_job_request(
+def _definition(training: TrainingConfig, network: Network | None = None) -> str:
+    # Generation takes the SDK a couple of seconds; equal inputs give equal bytes, so reuse them.
+    return _generated(training.model_dump_json(), network.model_dump_json() if network else None)
+
+
+@functools.cache
+def _generated(training_json: str, network_json: str | None) -> str:
+    training = TrainingConfig.model_validate_json(training_json)
+    network = Network.model_validate_json(network_json) if network_json else None
+    return pd.pipeline_definition(
+        pipeline_name="t-dev-fraud-train", region="eu-west-1",
         model="fraud", spec=MODEL, training=training, image="111111111111.dkr.ecr.eu-west-1.amazonaws.com/t/dev/training:0.1.0",
         role_arn="arn:aws:iam::111111111111:role/t-dev-sagemaker-execution", features_uri="s3://t-dev-features-111111111111/offline-store/x",
         artifacts_bucket="t-dev-artifacts-111111111111", kms_key="arn:aws:kms:eu-west-1:111111111111:alias/t-dev-mlops",
         model_package_group="t-dev-fraud", serving_image="111111111111.dkr.ecr.eu-west-1.amazonaws.com/t/dev/serving:0.1.0", network=network,
     )
+
+
+def _request(training: TrainingConfig, network: Network | None = None) -> dict:
+    """The generated definition's Training step arguments."""
+    return pd.training_step_arguments(_definition(training, network))
 
 
 @pytest.mark.parametrize("training, network", [
@@ -39,6 +54,7 @@ def test_training_step_arguments_are_a_valid_create_training_job_request(trainin
     report = ParamValidator().validate(request, shape)
     assert not report.has_errors(), report.generate_report()
     assert all(isinstance(v, str) for v in request["HyperParameters"].values())
+    assert '"Get"' not in json.dumps(request) and "Std:" not in json.dumps(request)  # every expression resolved
 
 
 def test_each_pipeline_run_keys_its_artifact_by_its_execution_id():
@@ -63,6 +79,17 @@ def test_training_job_registers_into_the_teams_group_and_encrypts_everything():
     assert request["OutputDataConfig"]["KmsKeyId"] == request["ResourceConfig"]["VolumeKmsKeyId"] == "arn:aws:kms:eu-west-1:111111111111:alias/t-dev-mlops"
     assert request["EnableInterContainerTrafficEncryption"] is True
     assert [c["ChannelName"] for c in request["InputDataConfig"]] == ["train", "config"]
+    assert [c["ContentType"] for c in request["InputDataConfig"]] == ["application/x-parquet", "application/json"]
+    assert request["InputDataConfig"][1]["DataSource"]["S3DataSource"]["S3Uri"] == "s3://t-dev-artifacts-111111111111/config/fraud/feature_schema.json"
+
+
+def test_training_job_keeps_network_access_and_single_host_jobs_skip_inter_host_encryption():
+    request = _request(TrainingConfig(), NETWORK)
+    # The container registers the new version through the SageMaker API.
+    assert "EnableNetworkIsolation" not in request
+    assert request["EnableInterContainerTrafficEncryption"] is False
+    assert request["VpcConfig"] == {"SecurityGroupIds": ["sg-0a1b2c3d4e5f6071b"], "Subnets": ["subnet-0a1b2c3d4e5f60719"]}
+    assert "VpcConfig" not in _request(TrainingConfig())
 
 
 def test_retrain_rule_matches_only_these_alarms_entering_alarm():
@@ -90,8 +117,15 @@ def test_alarm_triggered_retraining_registers_pipeline_rule_target_and_a_narrow_
     ])
     pipeline = run.one("aws:sagemaker/pipeline:Pipeline", "t-dev-fraud-retraining-pipeline")
     assert pipeline.inputs["pipelineName"] == "t-dev-fraud-train"
-    definition = json.loads(pipeline.inputs["pipelineDefinition"])
-    assert definition["Version"] == "2020-12-01" and [s["Type"] for s in definition["Steps"]] == ["Training"]
+    # The SDK-generated definition for the resolved role, bucket, key and offline store.
+    expected = pd.pipeline_definition(
+        pipeline_name="t-dev-fraud-train", region="eu-west-1", model="fraud", spec=MODEL, training=TrainingConfig(),
+        image="img:train", role_arn="arn:aws:iam::111111111111:role/t-dev-sagemaker-execution",
+        features_uri="s3://t-dev-features-111111111111/offline-store/x", artifacts_bucket="t-dev-artifacts-111111111111",
+        kms_key="arn:aws:kms:eu-west-1:111111111111:key/k", model_package_group="t-dev-fraud", serving_image="img:serve", network=None,
+    )
+    assert pipeline.inputs["pipelineDefinition"] == expected
+    assert [p["Name"] for p in json.loads(expected)["Parameters"]] == ["Trigger"]
     rule = run.one("aws:cloudwatch/eventRule:EventRule", "t-dev-fraud-retraining-on-alarm")
     assert json.loads(rule.inputs["eventPattern"]) == pd.retrain_event_pattern(ALARMS)
     target = run.one("aws:cloudwatch/eventTarget:EventTarget", "t-dev-fraud-retraining-on-alarm-start")
