@@ -33,3 +33,11 @@ pulumi.export("repositoryUrls", {image: r.repository_url for image, r in platfor
 pulumi.export("modelPackageGroups", {key: g.model_package_group_name for key, g in platform.registry.groups.items()})
 pulumi.export("endpoints", {key: e.endpoint_name for key, e in platform.endpoints.items()})
 pulumi.export("alertTopicArn", platform.monitoring.topic_arn)
+if platform.training_cluster is not None:
+    cluster = platform.training_cluster
+    pulumi.export("trainingNamespace", cluster.namespace)
+    # The outputs a `mode: existing` stack reads through its StackReference (a created cluster can serve other teams).
+    pulumi.export("clusterName", cluster.cluster_name)
+    pulumi.export("kubeconfig", cluster.kubeconfig)
+    pulumi.export("oidcProviderArn", cluster.oidc_provider_arn)
+    pulumi.export("oidcIssuer", cluster.oidc_issuer)

@@ -13,6 +13,7 @@ from typing import Annotated, Literal, Union
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from components import instance_types
+from components.k8s_manifests import CLUSTER_AUTOSCALER_TAGS
 
 Environment = Literal["local", "dev", "staging", "prod"]
 ENVIRONMENTS: tuple[str, ...] = ("local", "dev", "staging", "prod")
@@ -198,9 +199,139 @@ Hyperparameter = Union[bool, int, float, str, list[Union[int, float]]]
 """SageMaker passes every value as a string; lists (e.g. hidden_units: [64, 32]) travel as JSON."""
 
 
-class TrainingConfig(Strict):
-    """SageMaker training jobs for the team's models."""
+def _eks_gpu_instance(value: str) -> str:
+    return instance_types.check_eks_gpu(value)
 
+
+def _ec2_instance(value: str) -> str:
+    return instance_types.check_ec2(value)
+
+
+EksGpuInstanceType = Annotated[str, AfterValidator(_eks_gpu_instance)]
+Ec2InstanceType = Annotated[str, AfterValidator(_ec2_instance)]
+Cidr = Annotated[str, Field(pattern=r"^(\d{1,3}\.){3}\d{1,3}/\d{1,2}$")]
+
+
+def _kubernetes_version(value: str) -> str:
+    if value not in CLUSTER_AUTOSCALER_TAGS:
+        raise ValueError(f"Kubernetes version {value!r} is not supported; allowed: {', '.join(CLUSTER_AUTOSCALER_TAGS)}")
+    return value
+
+
+class GpuNodePool(Strict):
+    """The EKS managed node group that runs training pods: NVIDIA AMI, `nvidia.com/gpu` taint, scales to zero."""
+
+    instance_types: Annotated[list[EksGpuInstanceType], Field(min_length=1, max_length=20)] = ["g5.xlarge"]
+    """EC2 types with NVIDIA GPUs (g4dn, g5, g6, g6e, p4d, p5...). @default ["g5.xlarge"]."""
+    min_size: Annotated[int, Field(ge=0, le=1000)] = 0
+    """@default 0: no GPU instance runs, and none is paid for, while no training pod waits."""
+    max_size: Annotated[int, Field(ge=1, le=1000)] = 4
+    """Upper bound for the cluster autoscaler. @default 4."""
+    capacity_type: Literal["ON_DEMAND", "SPOT"] = "ON_DEMAND"
+    """@default "ON_DEMAND". SPOT is cheaper; training resumes from its S3 checkpoints after an interruption."""
+    disk_size_gb: Annotated[int, Field(ge=20, le=16384)] = 200
+    """Root volume per node (images with CUDA are large). @default 200."""
+
+    @model_validator(mode="after")
+    def _bounds(self) -> GpuNodePool:
+        if self.min_size > self.max_size:
+            raise ValueError(f"min_size {self.min_size} is greater than max_size {self.max_size}")
+        return self
+
+
+class SystemNodePool(Strict):
+    """A small CPU node group for cluster add-ons (CoreDNS, the autoscaler, the device plugin)."""
+
+    instance_type: Ec2InstanceType = "m6i.large"
+    """@default "m6i.large"."""
+    min_size: Annotated[int, Field(ge=1, le=100)] = 2
+    """@default 2 (add-ons survive the loss of one node)."""
+    max_size: Annotated[int, Field(ge=1, le=100)] = 4
+    """@default 4."""
+
+    @model_validator(mode="after")
+    def _bounds(self) -> SystemNodePool:
+        if self.min_size > self.max_size:
+            raise ValueError(f"min_size {self.min_size} is greater than max_size {self.max_size}")
+        return self
+
+
+class CreatedCluster(Strict):
+    """The stack creates its own EKS cluster in `network`'s subnets."""
+
+    mode: Literal["create"]
+    kubernetes_version: Annotated[str, AfterValidator(_kubernetes_version)] = "1.33"
+    """EKS Kubernetes version; the cluster autoscaler's release is pinned per minor version. @default "1.33"."""
+    endpoint_public_access: bool = False
+    """@default false: the API server is reachable from inside the VPC only."""
+    public_access_cidrs: list[Cidr] = []
+    """Only with endpoint_public_access: who may reach the public API endpoint. @default none."""
+    system_nodes: SystemNodePool = SystemNodePool()
+    gpu_nodes: GpuNodePool = GpuNodePool()
+
+    @model_validator(mode="after")
+    def _public(self) -> CreatedCluster:
+        if self.endpoint_public_access and not self.public_access_cidrs:
+            raise ValueError("endpoint_public_access needs public_access_cidrs (AWS would open the API server to 0.0.0.0/0)")
+        if self.public_access_cidrs and not self.endpoint_public_access:
+            raise ValueError("public_access_cidrs applies only with endpoint_public_access: true")
+        return self
+
+
+class ExistingCluster(Strict):
+    """A platform cluster owned by another Pulumi stack, read through a StackReference."""
+
+    mode: Literal["existing"]
+    stack: Annotated[str, Field(pattern=r"^[\w.-]+/[\w.-]+/[\w.-]+$")]
+    """The owning stack as `org/project/stack`. It must export `kubeconfig` (secret), `clusterName`,
+    `oidcProviderArn` and `oidcIssuer`, as a stack with `mode: create` does."""
+    gpu_node_labels: dict[str, str] = {"mlops.dev/pool": "gpu"}
+    """Labels that select that cluster's GPU nodes. @default {"mlops.dev/pool": "gpu"}."""
+
+
+EksCluster = Annotated[Union[CreatedCluster, ExistingCluster], Field(discriminator="mode")]
+
+
+class TeamQuota(Strict):
+    """What the team's namespace may request at once (a ResourceQuota): fair sharing of the GPU pool."""
+
+    gpus: Annotated[int, Field(ge=0, le=10000)] = 8
+    """`requests.nvidia.com/gpu`. @default 8."""
+    cpu: Annotated[int, Field(ge=1, le=100000)] = 96
+    """CPU cores requested by all pods together. @default 96."""
+    memory_gib: Annotated[int, Field(ge=1, le=1000000)] = 768
+    """@default 768."""
+    pods: Annotated[int, Field(ge=1, le=10000)] = 64
+    """@default 64."""
+
+
+class EksTraining(Strict):
+    """Distributed training on EKS: one Indexed Job of `nodes` pods, each running torchrun over its GPUs."""
+
+    cluster: EksCluster
+    quota: TeamQuota = TeamQuota()
+    nodes: Annotated[int, Field(ge=1, le=256)] = 1
+    """Pods per run, one per GPU node (torchrun --nnodes). @default 1."""
+    gpus_per_node: Annotated[int, Field(ge=0, le=8)] = 1
+    """GPUs each pod requests, one training process per GPU (torchrun --nproc-per-node). 0 trains on
+    CPU with one process per pod. @default 1."""
+    cpu_per_node: Annotated[int, Field(ge=1, le=192)] = 3
+    """CPU cores each pod requests (leave room for the node's daemons). @default 3."""
+    memory_gib_per_node: Annotated[int, Field(ge=1, le=2048)] = 12
+    """@default 12."""
+    priority: Literal["low", "normal", "high"] = "normal"
+    """The team's PriorityClass for its runs; low never preempts. @default "normal"."""
+
+
+class TrainingConfig(Strict):
+    """Where and how the team's models train: SageMaker managed training (default) or the team's EKS
+    GPU cluster. Both run the same training image and register into the same Model Package Group."""
+
+    kind: Literal["sagemaker", "eks"] = "sagemaker"
+    """@default "sagemaker": a SageMaker Pipeline runs a managed training job per retrain. "eks" runs
+    an Indexed Job with torchrun on the EKS GPU node pool described under `eks`."""
+    eks: EksTraining | None = None
+    """Required with kind "eks"; not allowed otherwise."""
     instance_type: TrainingInstanceType = "ml.m5.xlarge"
     """@default "ml.m5.xlarge" (CPU). GPU types (g5, g6, p4d, p5) run the same image with CUDA."""
     instance_count: Annotated[int, Field(ge=1, le=100)] = 1
@@ -220,6 +351,17 @@ class TrainingConfig(Strict):
 
     @model_validator(mode="after")
     def _spot(self) -> TrainingConfig:
+        if self.kind == "eks":
+            if self.eks is None:
+                raise ValueError("kind 'eks' needs an `eks` section (cluster, quota, nodes, gpus_per_node)")
+            sagemaker_only = sorted(self.model_fields_set & SAGEMAKER_TRAINING_FIELDS)
+            if sagemaker_only:
+                raise ValueError(
+                    f"{', '.join(sagemaker_only)} {'applies' if len(sagemaker_only) == 1 else 'apply'} to kind 'sagemaker' only; with kind 'eks' set the node pool "
+                    f"under eks.cluster.gpu_nodes and the run's shape under eks (remove them, or set them to null in an override)"
+                )
+        elif self.eks is not None:
+            raise ValueError("`eks` applies to kind 'eks' only; set kind: eks or remove it")
         if self.max_wait_hours is not None:
             if not self.use_spot:
                 raise ValueError("max_wait_hours applies to spot training only; set use_spot: true or remove it")
@@ -229,6 +371,8 @@ class TrainingConfig(Strict):
                 )
         return self
 
+
+SAGEMAKER_TRAINING_FIELDS = frozenset({"instance_type", "instance_count", "volume_size_gb", "use_spot", "max_wait_hours"})
 
 Task = Literal["binary_classification", "regression"]
 GateMetric = Literal["auc", "accuracy", "log_loss", "rmse", "mae", "r2"]

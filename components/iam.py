@@ -230,3 +230,62 @@ def wildcard_actions(doc: Document) -> list[str]:
 def _statements(doc: Document) -> list[Document]:
     statements = doc.get("Statement", [])
     return [statements] if isinstance(statements, dict) else list(statements)
+
+
+def plain_service_trust(service: str) -> Document:
+    """Trust policy for a service that AWS documents without confused-deputy conditions (EKS, EC2)."""
+    return document({
+        "Effect": "Allow",
+        "Principal": {"Service": service},
+        "Action": "sts:AssumeRole",
+    })
+
+
+def irsa_trust(*, provider_arn: str, issuer: str, namespace: str, service_account: str) -> Document:
+    """IAM Roles for Service Accounts: only pods of one service account in one namespace, presenting a
+    token the cluster's OIDC issuer signed for STS, may assume the role."""
+    host = issuer.removeprefix("https://")
+    return document({
+        "Effect": "Allow",
+        "Principal": {"Federated": provider_arn},
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {"StringEquals": {
+            f"{host}:sub": f"system:serviceaccount:{namespace}:{service_account}",
+            f"{host}:aud": "sts.amazonaws.com",
+        }},
+    })
+
+
+TRAINING_WRITE_PREFIXES = ("models", "checkpoints")
+"""Where training pods write in the artifacts bucket: model artifacts and their S3 checkpoints."""
+
+
+def training_pod_policy(*, features_bucket_arn: str, artifacts_bucket_arn: str, key_arn: str, model_package_group_arns: list[str]) -> Document:
+    """What the team's training pods on EKS may do: read the team's feature data, write its artifacts
+    and checkpoints (and prune old checkpoints), and register the model versions they train."""
+    writes = [f"{artifacts_bucket_arn}/{prefix}/*" for prefix in TRAINING_WRITE_PREFIXES]
+    return document(
+        allow("ListFeaturesAndArtifacts", ["s3:ListBucket", "s3:GetBucketLocation"], [features_bucket_arn, artifacts_bucket_arn]),
+        allow("ReadFeatureData", ["s3:GetObject"], [f"{features_bucket_arn}/*"]),
+        allow("WriteArtifacts", ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"], writes),
+        allow("PruneCheckpoints", ["s3:DeleteObject"], [f"{artifacts_bucket_arn}/checkpoints/*"]),
+        allow("UseStackKey", ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"], [key_arn]),
+        allow(
+            "RegisterModels",
+            ["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages", "sagemaker:DescribeModelPackageGroup", "sagemaker:AddTags"],
+            [*model_package_group_arns, *(arn.replace(":model-package-group/", ":model-package/") + "/*" for arn in model_package_group_arns)],
+        ),
+    )
+
+
+def eks_cluster_key_policy(*, key_arn: str) -> Document:
+    """The EKS cluster role envelope-encrypts Kubernetes secrets with the stack's key."""
+    return document(allow("EncryptKubernetesSecrets", ["kms:Encrypt", "kms:Decrypt", "kms:DescribeKey", "kms:CreateGrant"], [key_arn]))
+
+
+def eks_node_image_policy(*, repository_arns: list[str]) -> Document:
+    """Nodes pull the team's images and no other private ones (public add-on images need no IAM)."""
+    return document(
+        allow("PullTeamImages", ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"], repository_arns),
+        allow("EcrLogin", ["ecr:GetAuthorizationToken"], ["*"]),
+    )

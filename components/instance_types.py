@@ -53,3 +53,58 @@ def is_gpu(instance_type: str) -> bool:
     """True for NVIDIA GPU families (g*, p*), which need the CUDA image and GPU quotas."""
     family = instance_type.split(".")[1] if instance_type.count(".") >= 2 else ""
     return family[:1] in {"g", "p"} and not family.startswith("gr")
+
+
+# EC2 instance types for EKS GPU node groups. Families with NVIDIA GPUs on x86_64, which EKS's
+# AL2023_x86_64_NVIDIA AMI supports (g5g is Arm, g4ad has AMD GPUs, g2/g3/p2 are past driver support).
+EKS_GPU_FAMILIES = frozenset({
+    "g4dn", "g5", "g6", "g6e", "gr6", "p3", "p3dn", "p4d", "p4de", "p5", "p5e", "p5en", "p6-b200", "p6-b300",
+})
+# GPUs per instance where it is not 1 (AWS's accelerated-computing instance tables).
+_MULTI_GPU = {
+    "g4dn.12xlarge": 4, "g4dn.metal": 8,
+    "g5.12xlarge": 4, "g5.24xlarge": 4, "g5.48xlarge": 8,
+    "g6.12xlarge": 4, "g6.24xlarge": 4, "g6.48xlarge": 8,
+    "g6e.12xlarge": 4, "g6e.24xlarge": 4, "g6e.48xlarge": 8,
+    "p3.8xlarge": 4, "p3.16xlarge": 8, "p3dn.24xlarge": 8,
+}
+_EIGHT_GPU_FAMILIES = frozenset({"p4d", "p4de", "p5e", "p5en", "p6-b200", "p6-b300"})
+
+
+@functools.cache
+def ec2_allowed() -> tuple[str, ...]:
+    """The EC2 instance types botocore's EC2 model knows."""
+    import botocore.session
+
+    return tuple(botocore.session.get_session().get_service_model("ec2").shape_for("InstanceType").enum)
+
+
+def check_eks_gpu(value: str) -> str:
+    """Return `value` if it is an EC2 instance type with NVIDIA GPUs for an EKS GPU node group."""
+    family = value.split(".", 1)[0]
+    if value.startswith("ml."):
+        raise ValueError(f"{value!r} is a SageMaker instance type; EKS node groups take EC2 types such as {value[3:]!r}")
+    if value not in ec2_allowed():
+        hint = difflib.get_close_matches(value, ec2_allowed(), n=3, cutoff=0.6)
+        raise ValueError(f"{value!r} is not an EC2 instance type" + (f"; did you mean {' or '.join(map(repr, hint))}?" if hint else ""))
+    if family not in EKS_GPU_FAMILIES:
+        raise ValueError(
+            f"{value!r} has no NVIDIA GPU that EKS's NVIDIA AMI supports; allowed families: {', '.join(sorted(EKS_GPU_FAMILIES))}"
+        )
+    return value
+
+
+def check_ec2(value: str) -> str:
+    """Return `value` if it is an EC2 instance type (the system node group)."""
+    if value not in ec2_allowed():
+        hint = difflib.get_close_matches(value, ec2_allowed(), n=3, cutoff=0.6)
+        raise ValueError(f"{value!r} is not an EC2 instance type" + (f"; did you mean {' or '.join(map(repr, hint))}?" if hint else ""))
+    return value
+
+
+def nvidia_gpus(ec2_type: str) -> int:
+    """GPUs on one instance of an EKS GPU type."""
+    family = ec2_type.split(".", 1)[0]
+    if family in _EIGHT_GPU_FAMILIES or ec2_type == "p5.48xlarge":
+        return 8
+    return _MULTI_GPU.get(ec2_type, 1)

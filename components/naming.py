@@ -35,6 +35,9 @@ RULES: dict[str, tuple[re.Pattern[str], int]] = {
     "CloudWatch alarm": (re.compile(r"^[^\x00-\x1f]{1,255}$"), 255),
     "CloudWatch dashboard": (re.compile(r"^[A-Za-z0-9_-]{1,255}$"), 255),
     "EventBridge rule": (re.compile(r"^[.\-_A-Za-z0-9]{1,64}$"), 64),
+    "EKS cluster": (re.compile(r"^[0-9A-Za-z][A-Za-z0-9\-_]*$"), 100),
+    "EKS node group": (re.compile(r"^[0-9A-Za-z][A-Za-z0-9\-_]*$"), 63),
+    "Kubernetes namespace": (re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"), 63),
     "Application Auto Scaling policy": (re.compile(r"^\S{1,256}$"), 256),
 }
 
@@ -137,6 +140,16 @@ class Namer:
     def rule(self, purpose: str) -> str:
         return f"{self.prefix}-{purpose}"
 
+    def eks_cluster(self) -> str:
+        return f"{self.prefix}-training"
+
+    def node_group(self, pool: str) -> str:
+        return f"{self.prefix}-{pool}"
+
+    def namespace(self) -> str:
+        """The team's Kubernetes namespace in this environment (shared clusters host several)."""
+        return self.prefix
+
 
 BUCKET_PURPOSES = ("features", "artifacts", "capture")
 ROLE_PURPOSES = ("sagemaker-execution", "feature-store", "model-registry-events")
@@ -150,8 +163,10 @@ def derived_names(
     models: list[str],
     feature_groups: list[str],
     drift_metrics: list[str],
+    eks: str | None = None,
 ) -> list[DerivedName]:
-    """Every name a stack derives. `endpoints` maps endpoint key to its variant names."""
+    """Every name a stack derives. `endpoints` maps endpoint key to its variant names; `eks` is the
+    EKS cluster mode ("create", "existing") when the team trains on EKS."""
     names: list[DerivedName] = []
     add = names.append
     for purpose in BUCKET_PURPOSES:
@@ -163,6 +178,16 @@ def derived_names(
     add(DerivedName("KMS alias", namer.kms_alias(), ("team",)))
     add(DerivedName("SNS topic", namer.topic(), ("team",)))
     add(DerivedName("CloudWatch dashboard", namer.dashboard(), ("team",)))
+    if eks is not None:
+        source = ("training", "eks")
+        add(DerivedName("Kubernetes namespace", namer.namespace(), ("team",)))
+        add(DerivedName("IAM role", namer.role("training-pods"), source))
+        if eks == "create":
+            add(DerivedName("EKS cluster", namer.eks_cluster(), source))
+            for pool in ("system", "gpu"):
+                add(DerivedName("EKS node group", namer.node_group(pool), source))
+            for purpose in ("eks-cluster", "eks-nodes", "cluster-autoscaler"):
+                add(DerivedName("IAM role", namer.role(purpose), source))
     for group in feature_groups:
         add(DerivedName("SageMaker FeatureGroup", namer.feature_group(group), ("feature_store", "feature_groups", group)))
     for model in models:

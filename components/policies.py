@@ -179,6 +179,43 @@ def prod_guardrails(type_: str, props: dict[str, Any]) -> list[str]:
     return problems
 
 
+def eks_cluster_hardened(type_: str, props: dict[str, Any]) -> list[str]:
+    if type_ != "aws:eks/cluster:Cluster":
+        return []
+    problems = []
+    encryption = props.get("encryptionConfig") or {}
+    if "secrets" not in (encryption.get("resources") or []) or not (encryption.get("provider") or {}).get("keyArn"):
+        problems.append("Kubernetes secrets are not envelope-encrypted with a KMS key (encryptionConfig)")
+    vpc = props.get("vpcConfig") or {}
+    if vpc.get("endpointPublicAccess", True):
+        cidrs = vpc.get("publicAccessCidrs") or []
+        if not cidrs or "0.0.0.0/0" in cidrs:
+            problems.append("the API server endpoint is open to the internet (endpointPublicAccess without narrow publicAccessCidrs)")
+    return problems
+
+
+def _gpu_node_group(type_: str, props: dict[str, Any]) -> bool:
+    return type_ == "aws:eks/nodeGroup:NodeGroup" and "NVIDIA" in str(props.get("amiType") or "")
+
+
+def gpu_nodes_tainted(type_: str, props: dict[str, Any]) -> list[str]:
+    if not _gpu_node_group(type_, props):
+        return []
+    taints = props.get("taints") or []
+    if not any(t.get("key") == "nvidia.com/gpu" and t.get("effect") == "NO_SCHEDULE" for t in taints):
+        return ["GPU node group has no nvidia.com/gpu NO_SCHEDULE taint: CPU pods would land on GPU nodes and keep them from scaling in"]
+    return []
+
+
+def gpu_nodes_scale_to_zero(type_: str, props: dict[str, Any]) -> list[str]:
+    if not _gpu_node_group(type_, props):
+        return []
+    minimum = (props.get("scalingConfig") or {}).get("minSize")
+    if minimum:
+        return [f"GPU node group keeps {minimum} node(s) running while no training runs (scalingConfig.minSize > 0)"]
+    return []
+
+
 # ---- stack rules ---------------------------------------------------------------------------
 
 def _by_type(resources: Iterable[ResourceLike], type_: str) -> list[ResourceLike]:
@@ -246,6 +283,9 @@ RESOURCE_RULES: tuple[ResourceRule, ...] = (
     ResourceRule("prod-data-capture", "Prod endpoints capture requests and responses", MANDATORY, prod_data_capture),
     ResourceRule("prod-min-two-instances", "Prod production variants run at least two instances", MANDATORY, prod_capacity),
     ResourceRule("prod-deployment-guardrails", "Prod endpoints deploy blue/green with auto-rollback alarms", MANDATORY, prod_guardrails),
+    ResourceRule("eks-clusters-hardened", "EKS clusters encrypt secrets with KMS and keep the API endpoint off the open internet", MANDATORY, eks_cluster_hardened),
+    ResourceRule("gpu-nodes-tainted", "GPU node groups carry the nvidia.com/gpu NoSchedule taint", MANDATORY, gpu_nodes_tainted),
+    ResourceRule("gpu-nodes-scale-to-zero", "GPU node groups scale to zero when idle", ADVISORY, gpu_nodes_scale_to_zero),
 )
 STACK_RULES: tuple[StackRule, ...] = (
     StackRule("buckets-encrypted", "S3 buckets default to SSE-KMS", MANDATORY, buckets_encrypted),

@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from components import naming
-from components.config import LOWER_IS_BETTER, TASK_METRICS, NoRollout, StackConfig
+from components import instance_types, k8s_manifests, naming
+from components.config import LOWER_IS_BETTER, TASK_METRICS, CreatedCluster, NoRollout, StackConfig
 from components.metrics import DRIFT_ALARM_METRICS
 
 Path = tuple[str | int, ...]
@@ -29,7 +29,7 @@ class Problem:
 
 def check(config: StackConfig) -> list[Problem]:
     """Every cross-field problem in `config`, in a stable order."""
-    return [*_references(config), *_environment(config), *_names(config)]
+    return [*_references(config), *_training(config), *_environment(config), *_names(config)]
 
 
 def _references(config: StackConfig) -> list[Problem]:
@@ -101,6 +101,64 @@ def _references(config: StackConfig) -> list[Problem]:
     return problems
 
 
+def _training(config: StackConfig) -> list[Problem]:
+    """An EKS training run must fit the cluster and the team's quota, or it would wait forever."""
+    eks = config.training.eks
+    if config.training.kind != "eks" or eks is None:
+        return []
+    path: Path = ("training", "eks")
+    problems = []
+    if config.environment == "local":
+        problems.append(Problem(
+            ("training", "kind"), "the local environment has no Kubernetes cluster; allowed here: sagemaker", "eks",
+        ))
+    if isinstance(eks.cluster, CreatedCluster):
+        if config.network is None:
+            problems.append(Problem(
+                (*path, "cluster", "mode"),
+                "creating an EKS cluster needs `network` (its VPC and at least two subnets in different Availability Zones)",
+                "create",
+            ))
+        elif len(config.network.subnet_ids) < 2:
+            problems.append(Problem(
+                ("network", "subnet_ids"), "EKS needs subnets in at least two Availability Zones", list(config.network.subnet_ids),
+            ))
+        pool = eks.cluster.gpu_nodes
+        if eks.gpus_per_node > 0:
+            smallest = min(pool.instance_types, key=instance_types.nvidia_gpus)
+            if eks.gpus_per_node > instance_types.nvidia_gpus(smallest):
+                problems.append(Problem(
+                    (*path, "gpus_per_node"),
+                    f"{smallest} has {instance_types.nvidia_gpus(smallest)} GPU(s); a pod must fit on every instance type of the pool",
+                    eks.gpus_per_node,
+                ))
+            if pool.max_size < eks.nodes:
+                problems.append(Problem(
+                    (*path, "nodes"),
+                    f"a run needs {eks.nodes} GPU nodes at once but gpu_nodes.max_size is {pool.max_size}",
+                    eks.nodes,
+                ))
+    if config.training.schedule:
+        try:
+            k8s_manifests.cron_for_kubernetes(config.training.schedule)
+        except ValueError as exc:
+            problems.append(Problem(("training", "schedule"), f"becomes a Kubernetes CronJob with kind eks: {exc}", config.training.schedule))
+    demands = (
+        ("gpus", eks.nodes * eks.gpus_per_node, eks.quota.gpus, "GPUs"),
+        ("cpu", eks.nodes * eks.cpu_per_node, eks.quota.cpu, "CPU cores"),
+        ("memory_gib", eks.nodes * eks.memory_gib_per_node, eks.quota.memory_gib, "GiB of memory"),
+    )
+    for field, need, quota, unit in demands:
+        if need > quota:
+            problems.append(Problem(
+                (*path, "quota", field),
+                f"one run requests {need} {unit} (nodes x per-node) but the namespace quota allows {quota}; "
+                "Kubernetes would never admit its pods",
+                quota,
+            ))
+    return problems
+
+
 def _environment(config: StackConfig) -> list[Problem]:
     """Environment policy: what prod demands beyond the defaults."""
     if config.environment != "prod":
@@ -153,6 +211,7 @@ def _names(config: StackConfig) -> list[Problem]:
         models=list(config.model_registry.models),
         feature_groups=list(config.feature_store.feature_groups),
         drift_metrics=list(DRIFT_ALARM_METRICS) if config.endpoints else [],
+        eks=config.training.eks.cluster.mode if config.training.kind == "eks" and config.training.eks else None,
     )
     worst: dict[str, tuple[naming.DerivedName, str]] = {}
     for name in derived:

@@ -12,10 +12,11 @@ from components.foundation import Foundation, FoundationArgs, image_uri
 from components.model_registry import ModelRegistry, ModelRegistryArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.naming import Namer
-from components import alarms, metrics
+from components import alarms, k8s_manifests, metrics, pipeline_definition
 from components.feature_schema import feature_schema
 from components.drift_monitor import DriftMonitor, DriftMonitorArgs
 from components.retraining import Retraining, RetrainingArgs
+from components.training_cluster import ModelTraining, TrainingCluster, TrainingClusterArgs
 
 
 @dataclass
@@ -29,6 +30,8 @@ class Platform:
     endpoints: dict[str, Endpoint]
     retraining: dict[str, Retraining]
     drift_monitors: dict[str, DriftMonitor]
+    training_cluster: TrainingCluster | None = None
+    """Kind "eks" only."""
 
 
 def namer_for(config: StackConfig) -> Namer:
@@ -117,7 +120,12 @@ def build(config: StackConfig, *, https_endpoint: pulumi.Input[str] | None = Non
     training_image = image_uri(
         account_id=namer.account_id, region=region, repository=namer.ecr_repository("training"), tag=config.images.training_tag
     )
-    retraining = {}
+    retraining: dict[str, Retraining] = {}
+    if config.training.kind == "eks":
+        cluster = _training_cluster(config, namer=namer, foundation=foundation, feature_store=feature_store,
+                                    training_image=training_image, serving_image=serving_image)
+        return Platform(foundation=foundation, feature_store=feature_store, registry=registry, monitoring=monitoring,
+                        endpoints=endpoints, retraining=retraining, drift_monitors=drift_monitors, training_cluster=cluster)
     for model, spec in config.model_registry.models.items():
         group = feature_store.feature_groups.get(spec.feature_group)
         if group is None or not config.feature_store.feature_groups[spec.feature_group].offline_store:
@@ -148,6 +156,57 @@ def build(config: StackConfig, *, https_endpoint: pulumi.Input[str] | None = Non
         ), opts=pulumi.ResourceOptions(depends_on=list(monitoring.alarms.values())))
     return Platform(foundation=foundation, feature_store=feature_store, registry=registry, monitoring=monitoring,
                     endpoints=endpoints, retraining=retraining, drift_monitors=drift_monitors)
+
+
+def _trainable(config: StackConfig) -> list[str]:
+    """Models whose feature group exports an offline store (what training reads)."""
+    return [
+        model for model, spec in config.model_registry.models.items()
+        if spec.feature_group in config.feature_store.feature_groups
+        and config.feature_store.feature_groups[spec.feature_group].offline_store
+    ]
+
+
+def _training_cluster(config: StackConfig, *, namer: Namer, foundation: Foundation, feature_store: FeatureStore,
+                      training_image: str, serving_image: str) -> TrainingCluster:
+    """Kind "eks": the GPU cluster (or the team's slice of a shared one) and a job template per model.
+    A schedule becomes a CronJob per model; drift and quality alarms notify (they start SageMaker
+    Pipelines only with kind "sagemaker")."""
+    eks = config.training.eks
+    assert eks is not None  # the config model requires it with kind "eks"
+    artifacts = namer.bucket("artifacts")  # the name Foundation gives the bucket: plain, so job templates are plain data
+    schedule = k8s_manifests.cron_for_kubernetes(config.training.schedule) if config.training.schedule else None
+    models = {}
+    for model in _trainable(config):
+        spec = config.model_registry.models[model]
+        models[model] = ModelTraining(
+            feature_schema=feature_schema(config, model),
+            train_uri=feature_store.feature_groups[spec.feature_group].offline_store_config.apply(_offline_uri),
+            hyperparameters=pipeline_definition.run_hyperparameters(
+                model=model, spec=spec, training=config.training, artifacts_bucket=artifacts,
+                model_package_group=namer.model_package_group(model), serving_image=serving_image,
+            ),
+            schedule=schedule,
+        )
+    return TrainingCluster(f"{config.stack_name}-training", TrainingClusterArgs(
+        namer=namer,
+        region=config.aws.region,
+        config=eks,
+        network=config.network,
+        training_image=training_image,
+        kms_key_arn=foundation.key_arn,
+        features_bucket_arn=foundation.buckets["features"].arn,
+        artifacts_bucket_arn=foundation.buckets["artifacts"].arn,
+        artifacts_bucket=artifacts,
+        repository_arns=[r.arn for r in foundation.repositories.values()],
+        model_package_group_arns=[
+            f"arn:aws:sagemaker:{config.aws.region}:{namer.account_id}:model-package-group/{namer.model_package_group(m)}"
+            for m in config.model_registry.models
+        ],
+        max_runtime_seconds=config.training.max_runtime_hours * 3600,
+        models=models,
+        tags=config.all_tags(),
+    ))
 
 
 def _offline_uri(offline) -> str:

@@ -359,6 +359,59 @@ def rollback(
         )
 
 
+@app.command()
+def train(
+    stack: Annotated[str, typer.Option("--stack", "-s", help="Stack name, <team>-<env>.")],
+    model: Annotated[Optional[str], typer.Option("--model", help="Model key; default: the stack's only model.")] = None,
+    train_uri: Annotated[Optional[str], typer.Option("--train-uri", help="Train on this s3:// prefix instead of the feature group's offline store (EKS).")] = None,
+    kubeconfig: Annotated[Optional[Path], typer.Option("--kubeconfig", help="Kubeconfig file (EKS); default: $KUBECONFIG or ~/.kube/config.")] = None,
+    context: Annotated[Optional[str], typer.Option("--context", help="Kubeconfig context (EKS); default: the current one.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the Job (EKS) or the pipeline to start (SageMaker); submit nothing.")] = False,
+) -> None:
+    """Start one training run of a model where the stack trains (needs AWS credentials, and cluster access for EKS).
+
+    Kind eks: submits the model's Indexed Job (torchrun on `nodes` x `gpus_per_node`) with the Kubernetes
+    client, the same template as the stack's CronJob. Kind sagemaker: starts the model's retraining
+    pipeline. The run registers a new version in the model's group. Exits 1 if the run cannot start.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from mlops import promote as promotion
+    from mlops import train as training
+
+    try:
+        config = stack_files.validate(stack_files.load_source(stack))
+        name = training.pick_model(config, model)
+        session = promotion.session_for(config.environment, config.aws.region)
+        sagemaker = session.client("sagemaker")
+        if config.training.kind == "sagemaker":
+            if dry_run:
+                out.print(f"would start pipeline {training.pipeline_name(config, name)} with Trigger=manual", markup=False)
+                return
+            started = training.start_pipeline(config, name, sagemaker=sagemaker)
+            out.print(f"started {started.name}", markup=False)
+            return
+        uri = train_uri or training.offline_store_uri(config, name, sagemaker=sagemaker)
+        job = training.render_job(config, name, train_uri=uri)
+        if dry_run:
+            out.print(yaml.safe_dump(job, sort_keys=False), markup=False, end="")
+            return
+        submitted = training.submit_job(job, api_client=training.kube_client(config_file=kubeconfig, context=context))
+    except stack_files.ConfigError as exc:
+        _fail(exc)
+    except (training.TrainError, promotion.PromotionError) as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(1)
+    except (BotoCoreError, ClientError) as exc:
+        err.print(f"AWS call failed: {exc}", markup=False)
+        raise typer.Exit(1)
+    out.print(
+        f"submitted Job {submitted.namespace}/{submitted.name}; follow it with "
+        f"`kubectl -n {submitted.namespace} logs -f -l job-name={submitted.name} --max-log-requests 16`",
+        markup=False,
+    )
+
+
 @app.command("new-team")
 def new_team(
     name: Annotated[str, typer.Argument(help="Team name: lowercase letters, digits and single hyphens.")],

@@ -121,6 +121,8 @@ class PlanMocks(pulumi.runtime.Mocks):
         self.region = region
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        if args.typ == "pulumi:pulumi:StackReference":
+            return args.name, {"name": args.inputs.get("name"), "outputs": self._stack_outputs(str(args.inputs.get("name")))}
         outputs = dict(args.inputs)
         physical = _physical_name(args.typ, args.inputs) or args.name
         outputs.setdefault("arn", self._arn(args.typ, physical))
@@ -130,8 +132,25 @@ class PlanMocks(pulumi.runtime.Mocks):
             outputs["repositoryUrl"] = f"{self.account_id}.dkr.ecr.{self.region}.amazonaws.com/{physical}"
         if args.typ == "aws:s3/bucket:Bucket":
             outputs.setdefault("bucket", physical)
+        if args.typ == "aws:eks/cluster:Cluster":
+            # What EKS computes: the API endpoint, its CA and the cluster's OIDC issuer (for IRSA).
+            outputs["endpoint"] = f"https://{physical}.mock.{self.region}.eks.amazonaws.com"
+            outputs["certificateAuthority"] = {"data": "T0ZGTElORS1QTEFO"}
+            outputs["identities"] = [{"oidcs": [{"issuer": f"https://oidc.eks.{self.region}.amazonaws.com/id/{physical.upper()}"}]}]
         # Like AWS for most types (an S3 bucket's id is its name), so policies can join resources by id.
         return physical, outputs
+
+    def _stack_outputs(self, stack: str) -> dict[str, Any]:
+        """Another stack's outputs cannot be read offline: stand-ins of the right shape for the outputs a
+        shared EKS cluster's stack exports (components.training_cluster.EXISTING_CLUSTER_OUTPUTS)."""
+        issuer = f"oidc.eks.{self.region}.amazonaws.com/id/OFFLINE-PLAN"
+        cluster = stack.rsplit("/", 1)[-1]
+        return {
+            "clusterName": cluster,
+            "kubeconfig": SECRET_PLACEHOLDER,
+            "oidcProviderArn": f"arn:aws:iam::{self.account_id}:oidc-provider/{issuer}",
+            "oidcIssuer": f"https://{issuer}",
+        }
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list | None]:
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":

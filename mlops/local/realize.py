@@ -88,7 +88,49 @@ def _role(r: PlannedResource, region: str) -> list[ApiCall]:
         "Description": r.inputs.get("description"),
         "MaxSessionDuration": int(r.inputs["maxSessionDuration"]) if r.inputs.get("maxSessionDuration") else None,
         "Tags": _tags_list(r.inputs.get("tags")),
-    }), returns={"arn": "Role.Arn"})]
+    }), returns={"arn": "Role.Arn"}), *(
+        ApiCall("iam", "attach_role_policy", {"RoleName": r.inputs["name"], "PolicyArn": arn})
+        for arn in r.inputs.get("managedPolicyArns") or []
+    )]
+
+
+def _eks_cluster(r: PlannedResource, region: str) -> list[ApiCall]:
+    i = r.inputs
+    vpc = i["vpcConfig"]
+    encryption = i.get("encryptionConfig")
+    return [ApiCall("eks", "create_cluster", _drop_none({
+        "name": i["name"],
+        "version": i.get("version"),
+        "roleArn": i["roleArn"],
+        "resourcesVpcConfig": _drop_none({
+            "subnetIds": vpc["subnetIds"], "securityGroupIds": vpc.get("securityGroupIds"),
+            "endpointPublicAccess": vpc.get("endpointPublicAccess"), "endpointPrivateAccess": vpc.get("endpointPrivateAccess"),
+            "publicAccessCidrs": vpc.get("publicAccessCidrs"),
+        }),
+        "logging": {"clusterLogging": [{"types": i["enabledClusterLogTypes"], "enabled": True}]} if i.get("enabledClusterLogTypes") else None,
+        "encryptionConfig": [{"resources": encryption["resources"], "provider": {"keyArn": encryption["provider"]["keyArn"]}}] if encryption else None,
+        "accessConfig": i.get("accessConfig"),
+        "tags": i.get("tags"),
+    }), returns={"arn": "cluster.arn"})]
+
+
+def _eks_node_group(r: PlannedResource, region: str) -> list[ApiCall]:
+    i = r.inputs
+    return [ApiCall("eks", "create_nodegroup", _drop_none({
+        "clusterName": i["clusterName"],
+        "nodegroupName": i["nodeGroupName"],
+        "scalingConfig": {k: int(v) for k, v in i["scalingConfig"].items()},
+        "diskSize": int(i["diskSize"]) if i.get("diskSize") else None,
+        "subnets": i["subnetIds"],
+        "instanceTypes": i.get("instanceTypes"),
+        "amiType": i.get("amiType"),
+        "nodeRole": i["nodeRoleArn"],
+        "labels": i.get("labels"),
+        "taints": i.get("taints"),
+        "capacityType": i.get("capacityType"),
+        "updateConfig": {k: int(v) for k, v in i["updateConfig"].items()} if i.get("updateConfig") else None,
+        "tags": i.get("tags"),
+    }), returns={"arn": "nodegroup.nodegroupArn"})]
 
 
 def _metric_alarm(r: PlannedResource, region: str) -> list[ApiCall]:
@@ -322,7 +364,17 @@ CONVERTERS: dict[str, Callable[[PlannedResource, str], list[ApiCall]]] = {
         "Target": _pascal(r.inputs["target"]),
     }))],
     "aws:sagemaker/monitoringSchedule:MonitoringSchedule": _monitoring_schedule,
+    "aws:eks/cluster:Cluster": _eks_cluster,
+    "aws:eks/nodeGroup:NodeGroup": _eks_node_group,
+    "aws:iam/openIdConnectProvider:OpenIdConnectProvider": lambda r, _: [ApiCall("iam", "create_open_id_connect_provider", _drop_none({
+        "Url": r.inputs["url"], "ClientIDList": r.inputs.get("clientIdLists"), "ThumbprintList": r.inputs.get("thumbprintLists"),
+        "Tags": _tags_list(r.inputs.get("tags")),
+    }), returns={"arn": "OpenIDConnectProviderArn"})],
 }
+
+NOT_AWS = ("kubernetes:", "pulumi:providers:")
+"""Type prefixes of planned resources that are no AWS API call: Kubernetes objects (the API server
+validates them; tests check them against Kubernetes' schemas) and provider instances."""
 
 
 LOCAL_LIMITATIONS: dict[str, str] = {
@@ -340,7 +392,7 @@ LOCAL_LIMITATIONS: dict[str, str] = {
 
 def api_calls(resource: PlannedResource, region: str) -> list[ApiCall]:
     """The API calls that create `resource`; [] for component resources. KeyError if unknown."""
-    if not resource.custom:
+    if not resource.custom or resource.type.startswith(NOT_AWS):
         return []
     return CONVERTERS[resource.type](resource, region)
 

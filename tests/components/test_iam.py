@@ -121,3 +121,42 @@ def test_kms_key_policy_conditions_every_service_principal():
     for statement in iam.kms_key_policy(account_id=ACCOUNT, region="eu-west-1")["Statement"]:
         if "Service" in statement["Principal"]:
             assert "Condition" in statement, statement["Sid"]
+
+
+# -- EKS training (IRSA) --------------------------------------------------------------------
+
+ISSUER = "https://oidc.eks.eu-west-1.amazonaws.com/id/ABC123"
+PROVIDER = "arn:aws:iam::111111111111:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/ABC123"
+
+
+def test_irsa_trust_admits_only_one_service_account_of_one_namespace_with_the_sts_audience():
+    doc = iam.irsa_trust(provider_arn=PROVIDER, issuer=ISSUER, namespace="fraud-prod", service_account="training")
+    [statement] = doc["Statement"]
+    assert statement["Principal"] == {"Federated": PROVIDER}
+    assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+    # StringEquals, not StringLike: no wildcard can widen it to other namespaces or accounts.
+    assert statement["Condition"] == {"StringEquals": {
+        "oidc.eks.eu-west-1.amazonaws.com/id/ABC123:sub": "system:serviceaccount:fraud-prod:training",
+        "oidc.eks.eu-west-1.amazonaws.com/id/ABC123:aud": "sts.amazonaws.com",
+    }}
+
+
+def test_training_pods_read_features_write_artifacts_and_checkpoints_and_register_nothing_else():
+    doc = iam.training_pod_policy(
+        features_bucket_arn="arn:aws:s3:::t-features", artifacts_bucket_arn="arn:aws:s3:::t-artifacts",
+        key_arn="arn:aws:kms:eu-west-1:111111111111:key/k",
+        model_package_group_arns=["arn:aws:sagemaker:eu-west-1:111111111111:model-package-group/t-m"],
+    )
+    assert iam.wildcard_actions(doc) == []
+    by_sid = {s["Sid"]: s for s in doc["Statement"]}
+    assert by_sid["ReadFeatureData"]["Action"] == ["s3:GetObject"]
+    assert by_sid["ReadFeatureData"]["Resource"] == ["arn:aws:s3:::t-features/*"]
+    assert by_sid["WriteArtifacts"]["Resource"] == ["arn:aws:s3:::t-artifacts/models/*", "arn:aws:s3:::t-artifacts/checkpoints/*"]
+    assert by_sid["PruneCheckpoints"] == {"Sid": "PruneCheckpoints", "Effect": "Allow", "Action": ["s3:DeleteObject"], "Resource": ["arn:aws:s3:::t-artifacts/checkpoints/*"]}
+    writes = [s for s in doc["Statement"] if {"s3:PutObject", "s3:DeleteObject"} & set(s["Action"])]
+    assert all(r.startswith("arn:aws:s3:::t-artifacts/") for s in writes for r in s["Resource"])
+    assert by_sid["RegisterModels"]["Resource"] == [
+        "arn:aws:sagemaker:eu-west-1:111111111111:model-package-group/t-m",
+        "arn:aws:sagemaker:eu-west-1:111111111111:model-package/t-m/*",
+    ]
+    assert not any(a.startswith(("sagemaker:CreateTrainingJob", "iam:", "ecr:")) for s in doc["Statement"] for a in s["Action"])

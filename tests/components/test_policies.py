@@ -26,6 +26,8 @@ BUCKET = "aws:s3/bucket:Bucket"
 SSE = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
 PAB = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+EKS = "aws:eks/cluster:Cluster"
+NG = "aws:eks/nodeGroup:NodeGroup"
 PROD = {"mlops:environment": "prod"}
 DEV = {"mlops:environment": "dev"}
 
@@ -107,6 +109,33 @@ RESOURCE_CASES: dict[str, tuple[tuple[str, dict], list[tuple[tuple[str, dict], l
              ["prod endpoint has no auto-rollback alarms (deploymentConfig.autoRollbackConfiguration.alarms)"]),
         ],
     ),
+    "eks-clusters-hardened": (
+        (EKS, {"encryptionConfig": {"resources": ["secrets"], "provider": {"keyArn": KEY}},
+               "vpcConfig": {"endpointPrivateAccess": True, "endpointPublicAccess": True, "publicAccessCidrs": ["203.0.113.0/24"]}}),
+        [
+            ((EKS, {"vpcConfig": {"endpointPublicAccess": False}}),
+             ["Kubernetes secrets are not envelope-encrypted with a KMS key (encryptionConfig)"]),
+            ((EKS, {"encryptionConfig": {"resources": ["secrets"], "provider": {"keyArn": KEY}},
+                    "vpcConfig": {"endpointPublicAccess": True, "publicAccessCidrs": ["0.0.0.0/0"]}}),
+             ["the API server endpoint is open to the internet (endpointPublicAccess without narrow publicAccessCidrs)"]),
+            ((EKS, {"encryptionConfig": {"resources": ["secrets"], "provider": {"keyArn": KEY}}, "vpcConfig": {}}),
+             ["the API server endpoint is open to the internet (endpointPublicAccess without narrow publicAccessCidrs)"]),
+        ],
+    ),
+    "gpu-nodes-tainted": (
+        (NG, {"amiType": "AL2023_x86_64_NVIDIA", "taints": [{"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}]}),
+        [
+            ((NG, {"amiType": "AL2023_x86_64_NVIDIA"}),
+             ["GPU node group has no nvidia.com/gpu NO_SCHEDULE taint: CPU pods would land on GPU nodes and keep them from scaling in"]),
+            ((NG, {"amiType": "BOTTLEROCKET_x86_64_NVIDIA", "taints": [{"key": "nvidia.com/gpu", "value": "true", "effect": "PREFER_NO_SCHEDULE"}]}),
+             ["GPU node group has no nvidia.com/gpu NO_SCHEDULE taint: CPU pods would land on GPU nodes and keep them from scaling in"]),
+        ],
+    ),
+    "gpu-nodes-scale-to-zero": (
+        (NG, {"amiType": "AL2023_x86_64_NVIDIA", "scalingConfig": {"minSize": 0, "maxSize": 4, "desiredSize": 0}}),
+        [((NG, {"amiType": "AL2023_x86_64_NVIDIA", "scalingConfig": {"minSize": 2, "maxSize": 4, "desiredSize": 2}}),
+          ["GPU node group keeps 2 node(s) running while no training runs (scalingConfig.minSize > 0)"])],
+    ),
 }
 
 
@@ -166,8 +195,19 @@ def test_every_rule_has_a_compliant_and_a_non_compliant_case():
     assert sorted(STACK_CASES) == sorted(STACK_RULES)
 
 
-def test_every_rule_is_mandatory():
-    assert {r.level for r in [*policies.RESOURCE_RULES, *policies.STACK_RULES]} == {policies.MANDATORY}
+ADVISORY_RULES = {"gpu-nodes-scale-to-zero"}  # warm GPU nodes are a legitimate, costly, choice
+
+
+def test_every_rule_is_mandatory_but_the_advisory_ones():
+    levels = {r.name: r.level for r in [*policies.RESOURCE_RULES, *policies.STACK_RULES]}
+    assert {name for name, level in levels.items() if level == policies.ADVISORY} == ADVISORY_RULES
+    assert {level for name, level in levels.items() if name not in ADVISORY_RULES} == {policies.MANDATORY}
+
+
+def test_cpu_node_groups_need_neither_taint_nor_scale_to_zero():
+    props = {"amiType": "AL2023_x86_64_STANDARD", "scalingConfig": {"minSize": 2}}
+    assert RESOURCE_RULES["gpu-nodes-tainted"].check(NG, props) == []
+    assert RESOURCE_RULES["gpu-nodes-scale-to-zero"].check(NG, props) == []
 
 
 @pytest.mark.parametrize("rule", sorted(RESOURCE_CASES))
@@ -299,13 +339,17 @@ def _analyze_stack(stub, resources: list[Res]):
     ])).diagnostics
 
 
-def test_policy_pack_serves_every_rule_as_mandatory(policy_pack):
+def test_policy_pack_serves_every_rule_at_its_level(policy_pack):
     info = policy_pack.GetAnalyzerInfo(empty_pb2.Empty())
     assert info.name == "mlops-guardrails"
     assert [(p.name, p.description) for p in info.policies] == [
         (r.name, r.description) for r in [*policies.RESOURCE_RULES, *policies.STACK_RULES]
     ]
-    assert {p.enforcementLevel for p in info.policies} == {analyzer_pb2.MANDATORY}
+    levels = {policies.MANDATORY: analyzer_pb2.MANDATORY, policies.ADVISORY: analyzer_pb2.ADVISORY}
+    assert [p.enforcementLevel for p in info.policies] == [
+        levels[r.level] for r in [*policies.RESOURCE_RULES, *policies.STACK_RULES]
+    ]
+    assert analyzer_pb2.ADVISORY in {p.enforcementLevel for p in info.policies}
 
 
 def test_policy_pack_reports_a_resource_violation_and_passes_the_compliant_resource(policy_pack):

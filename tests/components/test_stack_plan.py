@@ -57,7 +57,10 @@ FRAUD_PROD_COUNTS = {
 
 @functools.cache
 def taggable(type_: str) -> bool:
-    """Whether the pulumi-aws resource takes a `tags` input (its Args class has a `tags` property)."""
+    """Whether the pulumi-aws resource takes a `tags` input (its Args class has a `tags` property).
+    Kubernetes objects carry labels instead, and provider instances nothing."""
+    if not type_.startswith("aws:"):
+        return False
     _, module, name = type_.split(":")
     args = getattr(importlib.import_module(f"pulumi_aws.{module.split('/')[0]}"), f"{name}Args")
     return isinstance(getattr(args, "tags", None), property)

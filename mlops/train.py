@@ -1,0 +1,156 @@
+"""`mlops train --stack S`: start one training run of a model, where the stack trains.
+
+Kind "eks": render the model's Indexed Job from the same template the stack's CronJob uses
+(components.k8s_manifests) and submit it with the Kubernetes client. Kind "sagemaker": start the
+model's retraining pipeline (StartPipelineExecution). Either way the run trains on the feature
+group's offline store, uploads its artifact and registers a new version in the model's group.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from components import k8s_manifests as manifests
+from components import pipeline_definition, training_cluster
+from components.config import StackConfig
+from components.foundation import image_uri
+from components.naming import Namer
+
+
+class TrainError(Exception):
+    """A run that cannot be started, with what to do about it."""
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """A started run."""
+
+    kind: str
+    """"eks" or "sagemaker"."""
+    name: str
+    """Job name, or pipeline execution ARN."""
+    namespace: str | None = None
+    manifest: dict[str, Any] | None = None
+
+
+def pick_model(config: StackConfig, model: str | None) -> str:
+    models = list(config.model_registry.models)
+    if model is None:
+        if len(models) != 1:
+            raise TrainError(f"stack {config.stack_name} has {len(models)} models ({', '.join(models) or 'none'}); name one with --model")
+        return models[0]
+    if model not in models:
+        raise TrainError(f"unknown model {model!r} in {config.stack_name}; defined: {', '.join(models) or 'none'}")
+    return model
+
+
+def offline_store_uri(config: StackConfig, model: str, *, sagemaker: Any) -> str:
+    """Where Feature Store exports the model's feature group (AWS resolves the prefix at creation)."""
+    namer = _namer(config)
+    group = namer.feature_group(config.model_registry.models[model].feature_group)
+    from botocore.exceptions import ClientError
+
+    try:
+        described = sagemaker.describe_feature_group(FeatureGroupName=group)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ResourceNotFound":
+            raise
+        raise TrainError(f"feature group {group} does not exist; run `pulumi up -s {config.stack_name}` first") from None
+    storage = (described.get("OfflineStoreConfig") or {}).get("S3StorageConfig") or {}
+    uri = storage.get("ResolvedOutputS3Uri") or storage.get("S3Uri")
+    if not uri:
+        raise TrainError(f"feature group {group} has no offline store; training reads the offline store")
+    return uri
+
+
+def job_spec(config: StackConfig, model: str, *, train_uri: str) -> manifests.TrainingJobSpec:
+    """The model's Job template with every value resolved: the one the stack's CronJob uses."""
+    eks = config.training.eks
+    if config.training.kind != "eks" or eks is None:
+        raise TrainError(f"stack {config.stack_name} trains with kind {config.training.kind!r}, not on EKS")
+    namer = _namer(config)
+    region = config.aws.region
+    artifacts = namer.bucket("artifacts")
+    return training_cluster.job_spec(
+        namer=namer, region=region, eks=eks, model=model,
+        training_image=_image(config, "training"),
+        train_uri=train_uri,
+        hyperparameters=pipeline_definition.run_hyperparameters(
+            model=model, spec=config.model_registry.models[model], training=config.training, artifacts_bucket=artifacts,
+            model_package_group=namer.model_package_group(model), serving_image=_image(config, "serving"),
+        ),
+        artifacts_bucket=artifacts,
+        max_runtime_seconds=config.training.max_runtime_hours * 3600,
+    )
+
+
+def render_job(config: StackConfig, model: str, *, train_uri: str, now: dt.datetime | None = None) -> dict[str, Any]:
+    """The Job one run submits."""
+    spec = job_spec(config, model, train_uri=train_uri)
+    return manifests.job(spec, name=manifests.job_name(model, now=now or dt.datetime.now(dt.timezone.utc)))
+
+
+def submit_job(job: dict[str, Any], *, api_client: Any) -> Submitted:
+    """Create the Job with the Kubernetes client (`api_client`: a configured kubernetes.client.ApiClient)."""
+    from kubernetes import client
+
+    namespace = job["metadata"]["namespace"]
+    try:
+        created = client.BatchV1Api(api_client).create_namespaced_job(namespace=namespace, body=job)
+    except client.ApiException as exc:
+        hint = {
+            403: "your Kubernetes identity may not create Jobs there (EKS access entries / RBAC)",
+            404: f"namespace {namespace} does not exist; run `pulumi up` for the stack first",
+            409: "a Job of that name exists; retry in a second",
+        }.get(exc.status, "")
+        raise TrainError(f"the API server refused the Job: {exc.status} {exc.reason}" + (f"; {hint}" if hint else "")) from None
+    return Submitted(kind="eks", name=created.metadata.name, namespace=namespace, manifest=job)
+
+
+def kube_client(*, config_file: Any = None, context: str | None = None) -> Any:
+    """A Kubernetes ApiClient from a kubeconfig (`aws eks update-kubeconfig` writes one; the stack
+    exports `kubeconfig` too)."""
+    from kubernetes import config as kube_config
+
+    try:
+        return kube_config.new_client_from_config(config_file=str(config_file) if config_file else None, context=context)
+    except (kube_config.ConfigException, FileNotFoundError) as exc:
+        raise TrainError(
+            f"no usable kubeconfig ({exc}); write one with `aws eks update-kubeconfig --name <cluster>` "
+            "or `pulumi stack output kubeconfig --show-secrets > kubeconfig`, then pass --kubeconfig"
+        ) from None
+
+
+def pipeline_name(config: StackConfig, model: str) -> str:
+    return _namer(config).pipeline(model)
+
+
+def start_pipeline(config: StackConfig, model: str, *, sagemaker: Any) -> Submitted:
+    """Kind "sagemaker": start the model's retraining pipeline, as its schedule would."""
+    from botocore.exceptions import ClientError
+
+    name = pipeline_name(config, model)
+    try:
+        started = sagemaker.start_pipeline_execution(
+            PipelineName=name,
+            PipelineExecutionDisplayName=f"manual-{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}",
+            PipelineParameters=[{"Name": "Trigger", "Value": "manual"}],
+        )
+    except ClientError as exc:
+        # AWS answers ResourceNotFound for an unknown pipeline (moto a ValidationException).
+        raise TrainError(
+            f"could not start pipeline {name}: {exc.response.get('Error', {}).get('Message', exc)}; "
+            f"`pulumi up -s {config.stack_name}` creates it for every model with a drift alarm or a training.schedule"
+        ) from None
+    return Submitted(kind="sagemaker", name=started["PipelineExecutionArn"])
+
+
+def _namer(config: StackConfig) -> Namer:
+    return Namer(team=config.team, environment=config.environment, account_id=config.aws.account_id)
+
+
+def _image(config: StackConfig, image: str) -> str:
+    namer = _namer(config)
+    tag = config.images.training_tag if image == "training" else config.images.serving_tag
+    return image_uri(account_id=namer.account_id, region=config.aws.region, repository=namer.ecr_repository(image), tag=tag)
