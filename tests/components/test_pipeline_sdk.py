@@ -66,7 +66,9 @@ OFFLINE_SCRIPT = textwrap.dedent("""
 """)
 
 
-def _generate(**overrides: Any) -> str:
+def _generate(*, cached: bool = False, **overrides: Any) -> str:
+    if not cached:
+        pd.clear_generated()  # run the SDK, not the process's memo of an earlier generation
     raw = {**INPUTS, **overrides}
     return pd.pipeline_definition(**{**raw, "spec": ModelConfig.model_validate(raw["spec"]),
                                      "training": TrainingConfig.model_validate(raw["training"]), "network": Network.model_validate(raw["network"])})
@@ -110,6 +112,14 @@ def test_the_definition_is_the_sdks_pipeline_with_one_training_step_and_the_trig
     arguments = pd.training_step_arguments(generated)
     assert "TrainingJobName" not in arguments  # SageMaker Pipelines names each run's job
     assert arguments["HyperParameters"]["model_version"] == pd.EXECUTION_ID
+
+
+def test_a_repeated_generation_is_served_from_memory_without_the_sdk(generated, monkeypatch):
+    first = _generate()
+    monkeypatch.setattr(pd, "_generate", lambda **_: pytest.fail("the SDK ran again for the same inputs"))
+    assert _generate(cached=True) is first
+    monkeypatch.undo()
+    assert _generate(cached=True, image="111111111111.dkr.ecr.eu-west-1.amazonaws.com/t/dev/training:0.3.0") != first
 
 
 def test_inputs_change_the_definition(generated):
