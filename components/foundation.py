@@ -45,8 +45,8 @@ class FoundationArgs:
 
     namer: Namer
     region: str
-    model_package_groups: list[str]
-    """Names of the team's Model Package Groups, which the execution role may register into."""
+    models: list[str]
+    """The team's model keys; the execution role may register into their Model Package Groups."""
     vpc: bool = False
     """Whether jobs and endpoints run in the team's VPC (adds the ENI permissions SageMaker needs)."""
     tags: dict[str, str]
@@ -110,7 +110,7 @@ class Foundation(pulumi.ComponentResource):
             self.repositories[image] = repo
 
         group_arns = [
-            f"arn:aws:sagemaker:{args.region}:{account}:model-package-group/{group}" for group in args.model_package_groups
+            namer.model_package_group_arn(model, region=args.region) for model in args.models
         ]
         self.execution_role = aws.iam.Role(
             f"{name}-execution-role",

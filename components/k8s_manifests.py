@@ -279,11 +279,11 @@ def limit_range(spec: TeamNamespaceSpec) -> Manifest:
     }
 
 
-def priority_class_name(spec: TeamNamespaceSpec, priority: str) -> str:
+def priority_class_name(namespace: str, priority: str) -> str:
     """`<namespace>-training-<priority>`: PriorityClasses are cluster-scoped, so the name carries the namespace."""
     if priority not in PRIORITIES:
         raise ValueError(f"priority {priority!r}; allowed: {', '.join(PRIORITIES)}")
-    return f"{spec.namespace}-training-{priority}"
+    return f"{namespace}-training-{priority}"
 
 
 def priority_classes(spec: TeamNamespaceSpec) -> list[Manifest]:
@@ -293,7 +293,7 @@ def priority_classes(spec: TeamNamespaceSpec) -> list[Manifest]:
         obj: Manifest = {
             "apiVersion": "scheduling.k8s.io/v1",
             "kind": "PriorityClass",
-            "metadata": {"name": priority_class_name(spec, level), "labels": spec.common_labels()},
+            "metadata": {"name": priority_class_name(spec.namespace, level), "labels": spec.common_labels()},
             "value": value,
             "globalDefault": False,
             "preemptionPolicy": "Never" if level == "low" else "PreemptLowerPriority",

@@ -107,6 +107,9 @@ class Namer:
     def model_package_group(self, model: str) -> str:
         return f"{self.prefix}-{model}"
 
+    def model_package_group_arn(self, model: str, *, region: str) -> str:
+        return f"arn:aws:sagemaker:{region}:{self.account_id}:model-package-group/{self.model_package_group(model)}"
+
     def feature_group(self, group: str) -> str:
         return f"{self.prefix}-{group}"
 

@@ -27,8 +27,10 @@ import logging
 import os
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
+
+from pydantic import BaseModel
 
 from components.config import ModelConfig, Network, TrainingConfig
 
@@ -132,6 +134,34 @@ def _offline_sdk(region: str) -> Iterator[Any]:
                 logging.getLogger(name).setLevel(level)
 
 
+_generated: dict[str, str] = {}
+_GENERATED_MAX = 256
+
+
+def clear_generated() -> None:
+    """Forget generated definitions (the next call runs the SDK again)."""
+    _generated.clear()
+
+
+def _once_per_input(generate: Callable[..., str]) -> Callable[..., str]:
+    """Generation is deterministic, so each distinct input is generated once per process (about 2 s of
+    SDK work each; `mlops plan --all`, promotion gates and the tests plan the same stacks often)."""
+
+    @functools.wraps(generate)
+    def memoized(**inputs: Any) -> str:
+        key = json.dumps(
+            {k: v.model_dump(mode="json") if isinstance(v, BaseModel) else v for k, v in inputs.items()}, sort_keys=True
+        )
+        if key not in _generated:
+            if len(_generated) >= _GENERATED_MAX:
+                _generated.pop(next(iter(_generated)))
+            _generated[key] = generate(**inputs)
+        return _generated[key]
+
+    return memoized
+
+
+@_once_per_input
 def pipeline_definition(
     *,
     pipeline_name: str,
@@ -152,52 +182,7 @@ def pipeline_definition(
 
     One Training step; its arguments are CreateTrainingJob's parameters without TrainingJobName
     (SageMaker Pipelines names each run's job). `model_version`, which keys the uploaded artifact,
-    is the pipeline execution id (the registry numbers the package itself).
-
-    Generation is deterministic, so a definition is generated once per distinct input in a process
-    (about 2 s of SDK work each; `mlops plan --all`, promotion gates and the tests plan stacks often)."""
-    key = json.dumps({
-        "pipeline_name": pipeline_name, "region": region, "model": model, "spec": spec.model_dump(mode="json"),
-        "training": training.model_dump(mode="json"), "image": image, "role_arn": role_arn, "features_uri": features_uri,
-        "artifacts_bucket": artifacts_bucket, "kms_key": kms_key, "model_package_group": model_package_group,
-        "serving_image": serving_image, "network": network.model_dump(mode="json") if network else None,
-    }, sort_keys=True)
-    if key not in _generated:
-        if len(_generated) >= _GENERATED_MAX:
-            _generated.pop(next(iter(_generated)))
-        _generated[key] = _generate(
-            pipeline_name=pipeline_name, region=region, model=model, spec=spec, training=training, image=image,
-            role_arn=role_arn, features_uri=features_uri, artifacts_bucket=artifacts_bucket, kms_key=kms_key,
-            model_package_group=model_package_group, serving_image=serving_image, network=network,
-        )
-    return _generated[key]
-
-
-_generated: dict[str, str] = {}
-_GENERATED_MAX = 256
-
-
-def clear_generated() -> None:
-    """Forget generated definitions (the next call runs the SDK again)."""
-    _generated.clear()
-
-
-def _generate(
-    *,
-    pipeline_name: str,
-    region: str,
-    model: str,
-    spec: ModelConfig,
-    training: TrainingConfig,
-    image: str,
-    role_arn: str,
-    features_uri: str,
-    artifacts_bucket: str,
-    kms_key: str,
-    model_package_group: str,
-    serving_image: str,
-    network: Network | None,
-) -> str:
+    is the pipeline execution id (the registry numbers the package itself)."""
     with _offline_sdk(region) as boto_session:
         from sagemaker.core.training.configs import (
             Channel,

@@ -48,7 +48,7 @@ def build(config: StackConfig, *, https_endpoint: pulumi.Input[str] | None = Non
     foundation = Foundation(name, FoundationArgs(
         namer=namer,
         region=region,
-        model_package_groups=[namer.model_package_group(m) for m in config.model_registry.models],
+        models=list(config.model_registry.models),
         vpc=config.network is not None,
         tags=tags,
         force_destroy_buckets=config.environment in ("local", "dev"),
@@ -199,10 +199,7 @@ def _training_cluster(config: StackConfig, *, namer: Namer, foundation: Foundati
         artifacts_bucket_arn=foundation.buckets["artifacts"].arn,
         artifacts_bucket=artifacts,
         repository_arns=[r.arn for r in foundation.repositories.values()],
-        model_package_group_arns=[
-            f"arn:aws:sagemaker:{config.aws.region}:{namer.account_id}:model-package-group/{namer.model_package_group(m)}"
-            for m in config.model_registry.models
-        ],
+        model_package_group_arns=[namer.model_package_group_arn(m, region=config.aws.region) for m in config.model_registry.models],
         max_runtime_seconds=config.training.max_runtime_hours * 3600,
         models=models,
         tags=config.all_tags(),

@@ -94,7 +94,6 @@ def job_spec(
 ) -> manifests.TrainingJobSpec:
     """One model's run template. The stack declares its CronJob from it with Outputs for the values AWS
     assigns; `mlops train` renders a Job from it with those values read back as strings."""
-    team = team_namespace_spec(namer=namer, eks=eks, role_arn="")
     return manifests.TrainingJobSpec(
         namespace=namer.namespace(),
         model=model,
@@ -104,7 +103,7 @@ def job_spec(
         gpus_per_node=eks.gpus_per_node,
         cpu=str(eks.cpu_per_node),
         memory=f"{eks.memory_gib_per_node}Gi",
-        priority_class=manifests.priority_class_name(team, eks.priority),
+        priority_class=manifests.priority_class_name(namer.namespace(), eks.priority),
         region=region,
         train_uri=train_uri,
         schema_config_map=manifests.schema_config_map_name(model),

@@ -200,9 +200,9 @@ def test_priority_classes_are_per_namespace_and_low_never_preempts():
     assert classes["t-dev-training-high"]["preemptionPolicy"] == "PreemptLowerPriority"
     assert not any(pc["globalDefault"] for pc in classes.values())
     assert all(pc["description"] and "namespace" not in pc["metadata"] for pc in classes.values())
-    assert m.priority_class_name(team(), "high") == "t-dev-training-high"
+    assert m.priority_class_name(team().namespace, "high") == "t-dev-training-high"
     with pytest.raises(ValueError, match="allowed: low, normal, high"):
-        m.priority_class_name(team(), "urgent")
+        m.priority_class_name(team().namespace, "urgent")
 
 
 # --------------------------------------------------------------------------------------------

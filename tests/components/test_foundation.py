@@ -29,7 +29,7 @@ SAGEMAKER_TRUST = {
 
 def build(mock_pulumi, namer, *, vpc: bool = False, force_destroy: bool = False):
     return mock_pulumi.run(lambda: Foundation("t-dev", FoundationArgs(
-        namer=namer, region="eu-west-1", model_package_groups=GROUPS, vpc=vpc, tags=mock_pulumi.tags,
+        namer=namer, region="eu-west-1", models=["fraud", "churn"], vpc=vpc, tags=mock_pulumi.tags,
         force_destroy_buckets=force_destroy,
     )))
 

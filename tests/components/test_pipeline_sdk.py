@@ -116,7 +116,7 @@ def test_the_definition_is_the_sdks_pipeline_with_one_training_step_and_the_trig
 
 def test_a_repeated_generation_is_served_from_memory_without_the_sdk(generated, monkeypatch):
     first = _generate()
-    monkeypatch.setattr(pd, "_generate", lambda **_: pytest.fail("the SDK ran again for the same inputs"))
+    monkeypatch.setattr(pd, "_offline_sdk", lambda region: pytest.fail("the SDK ran again for the same inputs"))
     assert _generate(cached=True) is first
     monkeypatch.undo()
     assert _generate(cached=True, image="111111111111.dkr.ecr.eu-west-1.amazonaws.com/t/dev/training:0.3.0") != first
