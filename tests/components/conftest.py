@@ -32,15 +32,18 @@ C = TypeVar("C")
 
 
 class RecordingMonitor(planning.PlanMonitor):
-    """PlanMonitor (type, name, parent, camelCase inputs) plus each registration's `depends_on`."""
+    """PlanMonitor (type, name, parent, camelCase inputs) plus each registration's `depends_on` and
+    explicit provider reference (`<provider urn>::<provider id>`, "" for the default provider)."""
 
     def __init__(self, mocks: pulumi.runtime.Mocks):
         super().__init__(mocks)
         self.dependencies: dict[str, list[str]] = {}
+        self.providers: dict[str, str] = {}
 
     def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
         self.dependencies[response.urn] = list(request.dependencies)
+        self.providers[response.urn] = request.provider
         return response
 
 

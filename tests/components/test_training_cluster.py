@@ -151,7 +151,9 @@ def test_every_kubernetes_object_goes_through_the_clusters_provider(created):
     assert len(k8s_objects) >= 12
     for r in k8s_objects:
         assert r.parent is not None and TOKEN in r.parent
-        assert created.monitor.resources[r.urn] is not None
+        # Not the ambient kubeconfig's cluster: each object names the provider built from this cluster.
+        assert created.monitor.providers[r.urn].startswith(provider.urn + "::"), (r.name, created.monitor.providers[r.urn])
+    assert not any(created.monitor.providers[r.urn] for r in created.resources if r.type.startswith("aws:"))
     assert provider.inputs["kubeconfig"] == "[secret]"
 
 
@@ -182,7 +184,8 @@ def test_creating_without_a_network_is_an_input_error(mock_pulumi, namer):
 
     with pytest.raises(pulumi.InputPropertiesError) as raised:
         build(mock_pulumi, namer, config=eks_config(), network=None)
-    assert "network" in str(raised.value.errors) or "network" in str(raised.value)
+    assert [e["property_path"] for e in raised.value.errors] == ["network"]
+    assert [r.type for r in mock_pulumi.monitor.planned] == []  # refused before anything registers
 
 
 def test_kubeconfig_authenticates_with_aws_eks_get_token():
