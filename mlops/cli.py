@@ -266,6 +266,27 @@ def _aws_failed(exc: Exception) -> None:
     raise typer.Exit(1)
 
 
+def _run_pin_change(run, *, refused_header: str):
+    """Run a promotion or rollback, mapping its failures to exit codes: 2 for a user or config error,
+    1 for a refusing gate (its gate table is printed) or a failed AWS call."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from mlops import promote as promotion
+
+    try:
+        return run()
+    except stack_files.ConfigError as exc:
+        _fail(exc)
+    except promotion.PromotionError as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(2)
+    except promotion.Refused as exc:
+        _print_outcome(exc.outcome, header=refused_header, diff=False)
+        _refused(exc)
+    except (BotoCoreError, ClientError) as exc:
+        _aws_failed(exc)
+
+
 @app.command()
 def promote(
     team: Annotated[str, typer.Option("--team", help="Team name (stacks/teams/<team>.yaml).")],
@@ -285,23 +306,10 @@ def promote(
     target's group, pinned in stacks/Pulumi.<team>-<to>.yaml and recorded in stacks/audit/<team>.jsonl.
     Promoting the version already pinned changes nothing. Exits 1 when a gate refuses, 2 on a user error.
     """
-    from botocore.exceptions import BotoCoreError, ClientError
-
     from mlops import promote as promotion
 
     request = promotion.PromoteRequest(team=team, model=model, source=source, target=target, version=version, variant=variant, dry_run=dry_run, apply=apply)
-    try:
-        outcome = promotion.promote(request, on_output=print)
-    except stack_files.ConfigError as exc:
-        _fail(exc)
-    except promotion.PromotionError as exc:
-        err.print(str(exc), markup=False)
-        raise typer.Exit(2)
-    except promotion.Refused as exc:
-        _print_outcome(exc.outcome, header=f"{team}/{model}: {source} -> {target}", diff=False)
-        _refused(exc)
-    except (BotoCoreError, ClientError) as exc:
-        _aws_failed(exc)
+    outcome = _run_pin_change(lambda: promotion.promote(request, on_output=print), refused_header=f"{team}/{model}: {source} -> {target}")
     pin = outcome.pin
     _print_outcome(outcome, header=f"{team}/{model}: {source} -> {target} ({outcome.stack}, version {pin.version if pin else '?'})")
     if outcome.status == "dry-run":
@@ -330,23 +338,10 @@ def rollback(
     Same gates as promote except regression, same audit record with action "rollback".
     Exits 1 when a gate refuses, 2 on a user error (including no previous champion).
     """
-    from botocore.exceptions import BotoCoreError, ClientError
-
     from mlops import promote as promotion
 
     request = promotion.RollbackRequest(team=team, environment=env, model=model, variant=variant, dry_run=dry_run, apply=apply)
-    try:
-        outcome = promotion.rollback(request, on_output=print)
-    except stack_files.ConfigError as exc:
-        _fail(exc)
-    except promotion.PromotionError as exc:
-        err.print(str(exc), markup=False)
-        raise typer.Exit(2)
-    except promotion.Refused as exc:
-        _print_outcome(exc.outcome, header=f"rollback {team}-{env}", diff=False)
-        _refused(exc)
-    except (BotoCoreError, ClientError) as exc:
-        _aws_failed(exc)
+    outcome = _run_pin_change(lambda: promotion.rollback(request, on_output=print), refused_header=f"rollback {team}-{env}")
     pin, previous = outcome.pin, outcome.previous
     _print_outcome(outcome, header=f"rollback {outcome.stack}: version {previous.version} -> {pin.version}")
     if outcome.status == "dry-run":

@@ -677,6 +677,27 @@ def _artifact_gate(package: Mapping[str, Any], *, session: Any, target_config: S
     return GateResult("schema", True, f"{n} model input(s) match {target_config.stack_name}'s feature group {spec.feature_group!r}"), archive
 
 
+
+def _gated_pin(
+    outcome: Outcome, gates: list[GateResult], *, stack: str, stack_file: Path, targets: list[PinTarget], pin: Pin,
+    request: PromoteRequest | RollbackRequest,
+) -> str | None:
+    """The tail both promotion and rollback share: pin the candidate in the stack file's text, add the
+    policy gate on the pinned stack, record gates and diff on `outcome`, refuse if any gate failed.
+    Returns the new stack file text to write, or None on a dry run (nothing is to be written)."""
+    before = stack_file.read_text(encoding="utf-8")
+    after = pin_text(before, targets, pin=pin)
+    gates.append(policy_gate(stack=stack, candidate_text=after, team=request.team))
+    outcome.gates = gates
+    outcome.diff = unified_diff(before, after, path=_rel(stack_file))
+    if not all(g.passed for g in gates):
+        outcome.status = "refused"
+        raise Refused(outcome)
+    if request.dry_run:
+        outcome.status = "dry-run"
+        return None
+    return after
+
 def promote(request: PromoteRequest, *, on_output: Callable[[str], Any] = print) -> Outcome:
     """Run the gates, then (unless dry-run) copy, register, pin and audit. Raises Refused or PromotionError."""
     _check_environments(request.source, request.target)
@@ -767,16 +788,8 @@ def _promote_locked(
     ))
     schema_result, archive = _artifact_gate(package, session=source_registry.session, target_config=target_config, model=request.model, workdir=workdir)
     gates.append(schema_result)
-    before = target_source.stack_file.read_text(encoding="utf-8")
-    after = pin_text(before, targets, pin=pin)
-    gates.append(policy_gate(stack=stack, candidate_text=after, team=request.team))
-    outcome.gates = gates
-    outcome.diff = unified_diff(before, after, path=_rel(target_source.stack_file))
-    if not all(g.passed for g in gates):
-        outcome.status = "refused"
-        raise Refused(outcome)
-    if request.dry_run:
-        outcome.status = "dry-run"
+    after = _gated_pin(outcome, gates, stack=stack, stack_file=target_source.stack_file, targets=targets, pin=pin, request=request)
+    if after is None:
         return outcome
 
     assert archive is not None, "the schema gate passed, so the artifact was downloaded"
@@ -942,16 +955,8 @@ def rollback(request: RollbackRequest, *, on_output: Callable[[str], Any] = prin
                 gates.append(GateResult("schema", False, f"the audit log pins {pin.model_data_url} but {package['ModelPackageArn']} holds {package_url}"))
             else:
                 gates.append(_artifact_gate(package, session=session, target_config=config, model=model, workdir=Path(tmp))[0])
-        before = target_source.stack_file.read_text(encoding="utf-8")
-        after = pin_text(before, targets, pin=pin)
-        gates.append(policy_gate(stack=stack, candidate_text=after, team=request.team))
-        outcome.gates = gates
-        outcome.diff = unified_diff(before, after, path=_rel(target_source.stack_file))
-        if not all(g.passed for g in gates):
-            outcome.status = "refused"
-            raise Refused(outcome)
-        if request.dry_run:
-            outcome.status = "dry-run"
+        after = _gated_pin(outcome, gates, stack=stack, stack_file=target_source.stack_file, targets=targets, pin=pin, request=request)
+        if after is None:
             return outcome
         atomic_write(target_source.stack_file, after)
         outcome.record = _record(
