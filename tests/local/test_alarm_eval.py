@@ -38,3 +38,22 @@ def test_metric_math_of_the_4xx_rate_alarm():
 def test_unsupported_metric_math_is_refused_not_guessed():
     with pytest.raises(ValueError, match="unsupported element"):
         evaluate_expression("ANOMALY_DETECTION_BAND(m1)", {"m1": 1.0})
+
+
+def test_a_datapoint_from_earlier_in_the_same_second_counts(aws):
+    """The drift job publishes, and the alarm is evaluated, often within one second: the emulator's
+    GetMetricStatistics truncates EndTime to the second, which once hid the datapoint (a CI flake)."""
+    from datetime import datetime, timedelta, timezone
+
+    import boto3
+
+    from mlops.local.alarm_eval import evaluate_all
+
+    cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
+    cloudwatch.put_metric_alarm(AlarmName="scoring-drift-max-feature-psi", Namespace="MLOps/ModelMonitor", MetricName="MaxFeaturePSI",
+                                Statistic="Maximum", Period=3600, EvaluationPeriods=1, Threshold=0.2,
+                                ComparisonOperator="GreaterThanThreshold", TreatMissingData="notBreaching")
+    published = datetime.now(timezone.utc).replace(microsecond=700_000) - timedelta(seconds=5)
+    cloudwatch.put_metric_data(Namespace="MLOps/ModelMonitor", MetricData=[{"MetricName": "MaxFeaturePSI", "Value": 3.0, "Timestamp": published}])
+    fired = evaluate_all(cloudwatch, now=published + timedelta(milliseconds=200), prefix="scoring-")
+    assert [(t.alarm, t.new) for t in fired] == [("scoring-drift-max-feature-psi", "ALARM")]
