@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,3 +86,47 @@ def start_subprocess(run: Run, *, export: Export, hp: dict[str, Any]) -> subproc
         [sys.executable, "-m", "mlops_training.main", *run.argv(export, hp)],
         env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
+
+
+def kill_mid_run_and_resume(interrupted: Run, uninterrupted: Run, *, export: Export, hp: dict[str, Any],
+                            newest_step: Callable[[], int], kill_after: int, total_steps: int) -> tuple[int, str]:
+    """A spot interruption: start `interrupted` as a child process, SIGKILL it once `newest_step()` (its
+    newest checkpoint) reaches `kill_after`, restart it, and train `uninterrupted` in this process
+    meanwhile. Returns the step it was killed at and the restarted run's log; asserts both runs ended."""
+    victim = start_subprocess(interrupted, export=export, hp=hp)
+    deadline = time.monotonic() + 60
+    while newest_step() < kill_after:
+        assert victim.poll() is None, victim.communicate()[0]
+        assert time.monotonic() < deadline, "no checkpoint appeared within 60 s"
+        time.sleep(0.002)
+    victim.send_signal(signal.SIGKILL)  # what a reclaimed spot instance or node does
+    victim.communicate()
+    assert victim.returncode == -signal.SIGKILL
+    killed_at = newest_step()
+    assert kill_after <= killed_at < total_steps, "the kill must land before training ended"
+    assert not interrupted.model_dir.exists()
+
+    restarted = start_subprocess(interrupted, export=export, hp=hp)
+    # The reference trains in this process while the restarted one imports torch: same code, one thread each.
+    assert run_in_process(uninterrupted, export=export, hp=hp) == 0
+    log, _ = restarted.communicate(timeout=120)
+    assert restarted.returncode == 0, log
+    return killed_at, log
+
+
+def resumed_from_step(log: str, checkpoint: str = r".*checkpoint-\d+\.pt") -> int | None:
+    """The global step a run's log says it resumed from (`checkpoint`: a regex for the file it names)."""
+    match = re.search(rf"resumed from {checkpoint}: epoch \d+, step \d+ of the epoch, global step (\d+)", log)
+    return int(match[1]) if match else None
+
+
+def assert_same_model(expected: Run, actual: Run) -> None:
+    """Bit for bit the same weights, and the same metrics."""
+    import torch
+
+    want = torch.load(expected.model_dir / "state_dict.pt", weights_only=True)
+    got = torch.load(actual.model_dir / "state_dict.pt", weights_only=True)
+    assert want.keys() == got.keys()
+    for name, tensor in want.items():
+        assert torch.equal(tensor, got[name]), name
+    assert actual.metrics() == expected.metrics()

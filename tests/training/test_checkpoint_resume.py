@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +10,7 @@ import torch
 
 from mlops_training.checkpoint import CheckpointStore
 
-from .helpers import FAST, Export, new_run, run_in_process, start_subprocess
+from .helpers import FAST, Export, assert_same_model, kill_mid_run_and_resume, new_run, resumed_from_step, run_in_process
 
 # 3200 training rows / 64 = 50 steps per epoch; 10 epochs = 500 steps, long enough to be killed mid-run.
 LONG = FAST | {"epochs": "10", "checkpoint_every_steps": "35", "keep_checkpoints": "3"}
@@ -30,33 +28,11 @@ def test_run_killed_mid_training_and_resumed_equals_the_uninterrupted_run_bit_fo
 ) -> None:
     uninterrupted = new_run(tmp_path / "uninterrupted")
     interrupted = new_run(tmp_path / "interrupted")
-    victim = start_subprocess(interrupted, export=binary_export, hp=LONG)
-    deadline = time.monotonic() + 60
-    while _newest_step(interrupted.checkpoint_dir) < KILL_AFTER_STEP:
-        assert victim.poll() is None, victim.communicate()[0]
-        assert time.monotonic() < deadline, "no checkpoint appeared within 60 s"
-        time.sleep(0.002)
-    victim.send_signal(signal.SIGKILL)  # what a reclaimed spot instance does
-    victim.communicate()
-    assert victim.returncode == -signal.SIGKILL
-    killed_at = _newest_step(interrupted.checkpoint_dir)
-    assert KILL_AFTER_STEP <= killed_at < TOTAL_STEPS, "the kill must land before training ended"
-    assert not interrupted.model_dir.exists()
-
-    restarted = start_subprocess(interrupted, export=binary_export, hp=LONG)
-    # The reference trains in this process while the restarted one imports torch: same code, one thread each.
-    assert run_in_process(uninterrupted, export=binary_export, hp=LONG) == 0
-    log, _ = restarted.communicate(timeout=120)
-    assert restarted.returncode == 0, log
-    match = re.search(r"resumed from .*checkpoint-\d+\.pt: epoch \d+, step \d+ of the epoch, global step (\d+)", log)
-    assert match and int(match[1]) == killed_at
-
-    expected = torch.load(uninterrupted.model_dir / "state_dict.pt", weights_only=True)
-    actual = torch.load(interrupted.model_dir / "state_dict.pt", weights_only=True)
-    assert expected.keys() == actual.keys()
-    for name, tensor in expected.items():
-        assert torch.equal(tensor, actual[name]), name
-    assert interrupted.metrics() == uninterrupted.metrics()
+    killed_at, log = kill_mid_run_and_resume(
+        interrupted, uninterrupted, export=binary_export, hp=LONG,
+        newest_step=lambda: _newest_step(interrupted.checkpoint_dir), kill_after=KILL_AFTER_STEP, total_steps=TOTAL_STEPS)
+    assert resumed_from_step(log) == killed_at
+    assert_same_model(uninterrupted, interrupted)
 
 
 def test_a_checkpoint_from_a_different_run_is_refused(binary_export: Export, tmp_path: Path) -> None:

@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import re
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import boto3
@@ -18,7 +16,7 @@ from mlops_training.checkpoint import S3CheckpointStore
 from mlops_training.main import main
 from mlops_training.s3 import S3Prefix
 
-from .helpers import FAST, Export, new_run, run_in_process, start_subprocess, subprocess_env
+from .helpers import FAST, Export, assert_same_model, kill_mid_run_and_resume, new_run, resumed_from_step, subprocess_env
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
 
@@ -129,35 +127,12 @@ def test_run_killed_mid_training_and_resumed_from_s3_equals_the_uninterrupted_ru
     client = boto3.client("s3")
     uninterrupted = new_run(tmp_path / "uninterrupted")
     interrupted = new_run(tmp_path / "interrupted", checkpoint_dir=CHECKPOINTS)
-    victim = start_subprocess(interrupted, export=binary_export, hp=LONG)
-    deadline = time.monotonic() + 60
-    while max(_steps_in_s3(client), default=0) < KILL_AFTER_STEP:
-        assert victim.poll() is None, victim.communicate()[0]
-        assert time.monotonic() < deadline, "no checkpoint appeared in S3 within 60 s"
-        time.sleep(0.002)
-    victim.send_signal(signal.SIGKILL)  # what a reclaimed spot node does to the pod
-    victim.communicate()
-    assert victim.returncode == -signal.SIGKILL
-    killed_at = max(_steps_in_s3(client))
-    assert KILL_AFTER_STEP <= killed_at < TOTAL_STEPS, "the kill must land before training ended"
-    assert not interrupted.model_dir.exists()
-
-    # The restarted pod has nothing local: it resumes from S3 alone.
-    restarted = start_subprocess(interrupted, export=binary_export, hp=LONG)
-    assert run_in_process(uninterrupted, export=binary_export, hp=LONG) == 0
-    log, _ = restarted.communicate(timeout=120)
-    assert restarted.returncode == 0, log
-    match = re.search(
-        rf"resumed from {re.escape(CHECKPOINTS)}/checkpoint-\d{{10}}\.pt: epoch \d+, step \d+ of the epoch, "
-        r"global step (\d+)", log)
-    assert match and int(match[1]) == killed_at
-
-    expected = torch.load(uninterrupted.model_dir / "state_dict.pt", weights_only=True)
-    actual = torch.load(interrupted.model_dir / "state_dict.pt", weights_only=True)
-    assert expected.keys() == actual.keys()
-    for name, tensor in expected.items():
-        assert torch.equal(tensor, actual[name]), name
-    assert interrupted.metrics() == uninterrupted.metrics()
+    killed_at, log = kill_mid_run_and_resume(
+        interrupted, uninterrupted, export=binary_export, hp=LONG,
+        newest_step=lambda: max(_steps_in_s3(client), default=0), kill_after=KILL_AFTER_STEP, total_steps=TOTAL_STEPS)
+    # The restarted process had nothing local: it resumed from S3 alone.
+    assert resumed_from_step(log, rf"{re.escape(CHECKPOINTS)}/checkpoint-\d{{10}}\.pt") == killed_at
+    assert_same_model(uninterrupted, interrupted)
     # keep_checkpoints=3, the last one being the final checkpoint; nothing else was written to the prefix.
     assert _keys(f"{PREFIX}/") == [f"{PREFIX}/checkpoint-{s:010d}.pt" for s in (245, 280, 300)]
 
