@@ -146,11 +146,12 @@ def _cpu_cores(quantity: str) -> float:
 # The team's namespace
 
 PRIORITIES: dict[str, int] = {"low": 1000, "normal": 10000, "high": 100000}
-"""PriorityClass values per level. System classes are 2e9 and above, so every training run yields to add-ons."""
+"""PriorityClass values per level, the same for every team, so a level means the same on a shared cluster
+(naming another team's class gains nothing). System classes are 2e9 and above: every run yields to add-ons."""
 _PRIORITY_DESCRIPTIONS = {
     "low": "Training runs that wait for free GPUs and never preempt other pods.",
-    "normal": "Training runs that may preempt the team's low-priority runs.",
-    "high": "Urgent training runs; they may preempt normal and low runs.",
+    "normal": "Training runs that may preempt low-priority runs (of any team: preemption is cluster-wide).",
+    "high": "Urgent training runs; they may preempt normal and low runs of any team.",
 }
 PSA_LEVEL = "restricted"
 """Pod Security Admission level enforced on the team's namespace; the training pods satisfy it."""
