@@ -73,7 +73,7 @@ def datapoints(cloudwatch: Any, alarm: dict[str, Any], now: datetime) -> tuple[l
     start = now - timedelta(seconds=period * int(alarm["EvaluationPeriods"]))
     # GetMetricStatistics' EndTime is exclusive and the emulator drops its fraction of a second, so
     # `now` itself would miss a datapoint published earlier in the same second: ask up to the next one.
-    now = now.replace(microsecond=0) + timedelta(seconds=1) if now.microsecond else now
+    now = now.replace(microsecond=0) + timedelta(seconds=1)
     note = ""
     if alarm.get("Metrics"):
         series: dict[str, dict[datetime, float]] = {}
