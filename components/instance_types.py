@@ -13,20 +13,22 @@ import functools
 ENDPOINT_SHAPE = "ProductionVariantInstanceType"
 TRAINING_SHAPE = "TrainingInstanceType"
 PROCESSING_SHAPE = "ProcessingInstanceType"
+EC2_SHAPE = "InstanceType"
+"""In botocore's EC2 model (service "ec2"): the types of EKS node groups."""
 
 
 @functools.cache
-def allowed(shape: str) -> tuple[str, ...]:
-    """The instance types botocore's SageMaker model allows for `shape` (one of the *_SHAPE names)."""
+def allowed(shape: str, service: str = "sagemaker") -> tuple[str, ...]:
+    """The instance types botocore's `service` model allows for `shape` (one of the *_SHAPE names)."""
     import botocore.session
 
-    model = botocore.session.get_session().get_service_model("sagemaker")
+    model = botocore.session.get_session().get_service_model(service)
     return tuple(model.shape_for(shape).enum)
 
 
-def suggest(value: str, shape: str) -> list[str]:
+def suggest(value: str, shape: str, service: str = "sagemaker") -> list[str]:
     """Up to three allowed instance types closest to `value`."""
-    return difflib.get_close_matches(value, allowed(shape), n=3, cutoff=0.6)
+    return difflib.get_close_matches(value, allowed(shape, service), n=3, cutoff=0.6)
 
 
 def check(value: str, shape: str, *, purpose: str) -> str:
@@ -71,22 +73,11 @@ _MULTI_GPU = {
 _EIGHT_GPU_FAMILIES = frozenset({"p4d", "p4de", "p5e", "p5en", "p6-b200", "p6-b300"})
 
 
-@functools.cache
-def ec2_allowed() -> tuple[str, ...]:
-    """The EC2 instance types botocore's EC2 model knows."""
-    import botocore.session
-
-    return tuple(botocore.session.get_session().get_service_model("ec2").shape_for("InstanceType").enum)
-
-
 def check_eks_gpu(value: str) -> str:
     """Return `value` if it is an EC2 instance type with NVIDIA GPUs for an EKS GPU node group."""
-    family = value.split(".", 1)[0]
     if value.startswith("ml."):
         raise ValueError(f"{value!r} is a SageMaker instance type; EKS node groups take EC2 types such as {value[3:]!r}")
-    if value not in ec2_allowed():
-        hint = difflib.get_close_matches(value, ec2_allowed(), n=3, cutoff=0.6)
-        raise ValueError(f"{value!r} is not an EC2 instance type" + (f"; did you mean {' or '.join(map(repr, hint))}?" if hint else ""))
+    family = check_ec2(value).split(".", 1)[0]
     if family not in EKS_GPU_FAMILIES:
         raise ValueError(
             f"{value!r} has no NVIDIA GPU that EKS's NVIDIA AMI supports; allowed families: {', '.join(sorted(EKS_GPU_FAMILIES))}"
@@ -96,8 +87,8 @@ def check_eks_gpu(value: str) -> str:
 
 def check_ec2(value: str) -> str:
     """Return `value` if it is an EC2 instance type (the system node group)."""
-    if value not in ec2_allowed():
-        hint = difflib.get_close_matches(value, ec2_allowed(), n=3, cutoff=0.6)
+    if value not in allowed(EC2_SHAPE, "ec2"):
+        hint = suggest(value, EC2_SHAPE, "ec2")
         raise ValueError(f"{value!r} is not an EC2 instance type" + (f"; did you mean {' or '.join(map(repr, hint))}?" if hint else ""))
     return value
 
