@@ -97,8 +97,31 @@ def _bucket_statements(sid: str, bucket_arns: list[str], *, write: bool) -> list
     ]
 
 
-def _kms_statement(key_arn: str) -> Document:
-    return allow("UseStackKey", ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey", "kms:CreateGrant"], [key_arn])
+def _kms_statement(key_arn: str, *, grants: bool = True) -> Document:
+    """The stack key; `grants` for services that hand it on (SageMaker's volumes), not for pods."""
+    actions = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"] + (["kms:CreateGrant"] if grants else [])
+    return allow("UseStackKey", actions, [key_arn])
+
+
+def _ecr_pull_statements(repository_arns: list[str]) -> list[Document]:
+    """Pull the team's images (and log in to ECR, which has no resource-level permission)."""
+    return [
+        allow("PullTeamImages", ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"], repository_arns),
+        allow("EcrLogin", ["ecr:GetAuthorizationToken"], ["*"]),
+    ]
+
+
+def model_packages_arn(group_arn: str) -> str:
+    """The ARN pattern of every model package (version) in the Model Package Group `group_arn`."""
+    return group_arn.replace(":model-package-group/", ":model-package/") + "/*"
+
+
+def _register_models_statement(model_package_group_arns: list[str]) -> Document:
+    return allow(
+        "RegisterModels",
+        ["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages", "sagemaker:DescribeModelPackageGroup", "sagemaker:AddTags"],
+        [*model_package_group_arns, *(model_packages_arn(arn) for arn in model_package_group_arns)],
+    )
 
 
 def sagemaker_execution_policy(
@@ -119,8 +142,7 @@ def sagemaker_execution_policy(
         *_bucket_statements("ReadData", read_buckets, write=False),
         *_bucket_statements("WriteArtifacts", write_buckets, write=True),
         _kms_statement(key_arn),
-        allow("PullTeamImages", ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"], repository_arns),
-        allow("EcrLogin", ["ecr:GetAuthorizationToken"], ["*"]),
+        *_ecr_pull_statements(repository_arns),
         allow(
             "WriteLogs",
             ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
@@ -132,11 +154,7 @@ def sagemaker_execution_policy(
             ["*"],
             {"StringLike": {"cloudwatch:namespace": metric_namespaces}},
         ),
-        allow(
-            "RegisterModels",
-            ["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages", "sagemaker:DescribeModelPackageGroup", "sagemaker:AddTags"],
-            [*model_package_group_arns, *(arn.replace(":model-package-group/", ":model-package/") + "/*" for arn in model_package_group_arns)],
-        ),
+        _register_models_statement(model_package_group_arns),
     ]
     statements += [
         # Retraining pipelines name their jobs pipelines-<execution>-<step>-<hash>.
@@ -177,7 +195,7 @@ def feature_store_policy(*, account_id: str, region: str, bucket_arn: str, key_a
 
 def model_package_group_policy(*, group_arn: str, reader_account_ids: list[str]) -> Document:
     """Let other accounts (staging, prod) read and deploy this group's packages."""
-    package_arn = group_arn.replace(":model-package-group/", ":model-package/") + "/*"
+    package_arn = model_packages_arn(group_arn)
     principals = [f"arn:aws:iam::{account}:root" for account in reader_account_ids]
     return document(
         {
@@ -269,12 +287,8 @@ def training_pod_policy(*, features_bucket_arn: str, artifacts_bucket_arn: str, 
         allow("ReadFeatureData", ["s3:GetObject"], [f"{features_bucket_arn}/*"]),
         allow("WriteArtifacts", ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"], writes),
         allow("PruneCheckpoints", ["s3:DeleteObject"], [f"{artifacts_bucket_arn}/checkpoints/*"]),
-        allow("UseStackKey", ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"], [key_arn]),
-        allow(
-            "RegisterModels",
-            ["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages", "sagemaker:DescribeModelPackageGroup", "sagemaker:AddTags"],
-            [*model_package_group_arns, *(arn.replace(":model-package-group/", ":model-package/") + "/*" for arn in model_package_group_arns)],
-        ),
+        _kms_statement(key_arn, grants=False),
+        _register_models_statement(model_package_group_arns),
     )
 
 
@@ -285,7 +299,4 @@ def eks_cluster_key_policy(*, key_arn: str) -> Document:
 
 def eks_node_image_policy(*, repository_arns: list[str]) -> Document:
     """Nodes pull the team's images and no other private ones (public add-on images need no IAM)."""
-    return document(
-        allow("PullTeamImages", ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"], repository_arns),
-        allow("EcrLogin", ["ecr:GetAuthorizationToken"], ["*"]),
-    )
+    return document(*_ecr_pull_statements(repository_arns))
