@@ -180,23 +180,18 @@ class TrainingCluster(pulumi.ComponentResource):
         if isinstance(cluster, CreatedCluster):
             assert args.network is not None  # _validate
             self._create_cluster(name, args, cluster, args.network, child)
-            gpu_labels = dict(manifests.GPU_POOL_LABEL)
         else:
             self._existing_cluster(name, cluster, child)
-            gpu_labels = dict(cluster.gpu_node_labels)
-        k8s_opts = pulumi.ResourceOptions(parent=self, provider=self.provider)
-        if self.cluster is not None:
-            # Cluster-scoped objects wait for nodes to exist.
-            k8s_opts = pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=self._node_groups))
+        # Kubernetes objects wait for the nodes of a cluster we create (an existing one has none to wait for).
+        k8s_opts = pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=self._node_groups)
 
         self.namespace = namer.namespace()
-        service_account = SERVICE_ACCOUNT
         self.pod_role = aws.iam.Role(
             f"{name}-pod-role",
             name=namer.role("training-pods"),
-            description=f"Training pods of namespace {self.namespace} (IRSA, service account {service_account})",
+            description=f"Training pods of namespace {self.namespace} (IRSA, service account {SERVICE_ACCOUNT})",
             assume_role_policy=pulumi.Output.all(self.oidc_provider_arn, self.oidc_issuer).apply(
-                lambda o: json.dumps(iam.irsa_trust(provider_arn=o[0], issuer=o[1], namespace=self.namespace, service_account=service_account))
+                lambda o: json.dumps(iam.irsa_trust(provider_arn=o[0], issuer=o[1], namespace=self.namespace, service_account=SERVICE_ACCOUNT))
             ),
             max_session_duration=3600 * 12,
             tags=args.tags,
@@ -313,41 +308,34 @@ class TrainingCluster(pulumi.ComponentResource):
         )
         # The autoscaler owns desired sizes once the groups exist; Pulumi must not reset them.
         scaled = pulumi.ResourceOptions(parent=self, ignore_changes=["scalingConfig.desiredSize"])
-        system = aws.eks.NodeGroup(
-            f"{name}-system-nodes",
-            cluster_name=self.cluster.name,
-            node_group_name=namer.node_group("system"),
-            node_role_arn=node_role.arn,
-            subnet_ids=list(network.subnet_ids),
-            ami_type="AL2023_x86_64_STANDARD",
-            instance_types=[cluster.system_nodes.instance_type],
-            scaling_config={
-                "min_size": cluster.system_nodes.min_size,
-                "max_size": cluster.system_nodes.max_size,
-                "desired_size": cluster.system_nodes.min_size,
-            },
-            update_config={"max_unavailable": 1},
-            labels=SYSTEM_POOL_LABEL,
-            tags=args.tags,
-            opts=scaled,
+
+        def node_group(pool: str, *, ami_type: str, instance_types: list[str], min_size: int, max_size: int,
+                       labels: dict[str, str], **settings: Any) -> aws.eks.NodeGroup:
+            return aws.eks.NodeGroup(
+                f"{name}-{pool}-nodes",
+                cluster_name=self.cluster.name,
+                node_group_name=namer.node_group(pool),
+                node_role_arn=node_role.arn,
+                subnet_ids=list(network.subnet_ids),
+                ami_type=ami_type,
+                instance_types=instance_types,
+                scaling_config={"min_size": min_size, "max_size": max_size, "desired_size": min_size},
+                update_config={"max_unavailable": 1},
+                labels=labels,
+                tags=args.tags,
+                opts=scaled,
+                **settings,
+            )
+
+        system = node_group(
+            "system", ami_type="AL2023_x86_64_STANDARD", instance_types=[cluster.system_nodes.instance_type],
+            min_size=cluster.system_nodes.min_size, max_size=cluster.system_nodes.max_size, labels=SYSTEM_POOL_LABEL,
         )
         pool = cluster.gpu_nodes
-        self.gpu_node_group = aws.eks.NodeGroup(
-            f"{name}-gpu-nodes",
-            cluster_name=self.cluster.name,
-            node_group_name=namer.node_group("gpu"),
-            node_role_arn=node_role.arn,
-            subnet_ids=list(network.subnet_ids),
-            ami_type="AL2023_x86_64_NVIDIA",
-            instance_types=list(pool.instance_types),
-            capacity_type=pool.capacity_type,
-            disk_size=pool.disk_size_gb,
-            scaling_config={"min_size": pool.min_size, "max_size": pool.max_size, "desired_size": pool.min_size},
-            update_config={"max_unavailable": 1},
-            labels=dict(manifests.GPU_POOL_LABEL),
-            taints=[manifests.eks_taint(manifests.GPU_TAINT)],
-            tags=args.tags,
-            opts=scaled,
+        self.gpu_node_group = node_group(
+            "gpu", ami_type="AL2023_x86_64_NVIDIA", instance_types=list(pool.instance_types),
+            min_size=pool.min_size, max_size=pool.max_size, labels=dict(manifests.GPU_POOL_LABEL),
+            capacity_type=pool.capacity_type, disk_size=pool.disk_size_gb, taints=[manifests.eks_taint(manifests.GPU_TAINT)],
         )
         self._node_groups = [system, self.gpu_node_group]
 
