@@ -38,6 +38,26 @@ def namer_for(config: StackConfig) -> Namer:
     return Namer(team=config.team, environment=config.environment, account_id=config.aws.account_id)
 
 
+def stack_image(config: StackConfig, image: str) -> str:
+    """The URI of the team's `image` ("training" or "serving") at the tag the stack pins."""
+    tags = {"training": config.images.training_tag, "serving": config.images.serving_tag}
+    if image not in tags:
+        raise ValueError(f"image {image!r}; allowed: {', '.join(tags)}")
+    namer = namer_for(config)
+    return image_uri(account_id=namer.account_id, region=config.aws.region, repository=namer.ecr_repository(image), tag=tags[image])
+
+
+def training_hyperparameters(config: StackConfig, model: str) -> dict[str, str]:
+    """The hyperparameters every run of `model` gets (pipeline_definition.run_hyperparameters), as the
+    stack's EKS job templates and `mlops train` both render them."""
+    namer = namer_for(config)
+    return pipeline_definition.run_hyperparameters(
+        model=model, spec=config.model_registry.models[model], training=config.training,
+        artifacts_bucket=namer.bucket("artifacts"), model_package_group=namer.model_package_group(model),
+        serving_image=stack_image(config, "serving"),
+    )
+
+
 def build(config: StackConfig, *, https_endpoint: pulumi.Input[str] | None = None) -> Platform:
     """Declare every resource of the stack. `https_endpoint` is the alert webhook secret, if configured."""
     namer = namer_for(config)
@@ -80,9 +100,7 @@ def build(config: StackConfig, *, https_endpoint: pulumi.Input[str] | None = Non
         cross_account_readers=list(config.model_registry.cross_account_readers),
         tags=tags,
     ))
-    serving_image = image_uri(
-        account_id=namer.account_id, region=region, repository=namer.ecr_repository("serving"), tag=config.images.serving_tag
-    )
+    serving_image = stack_image(config, "serving")
     endpoints = {}
     for key, endpoint in config.endpoints.items():
         specs = [s for s in monitoring.specs if s.endpoint == key]
@@ -117,19 +135,16 @@ def build(config: StackConfig, *, https_endpoint: pulumi.Input[str] | None = Non
             network=config.network,
             tags=tags,
         ))
-    training_image = image_uri(
-        account_id=namer.account_id, region=region, repository=namer.ecr_repository("training"), tag=config.images.training_tag
-    )
+    training_image = stack_image(config, "training")
     retraining: dict[str, Retraining] = {}
     if config.training.kind == "eks":
         cluster = _training_cluster(config, namer=namer, foundation=foundation, feature_store=feature_store,
-                                    training_image=training_image, serving_image=serving_image)
+                                    training_image=training_image)
         return Platform(foundation=foundation, feature_store=feature_store, registry=registry, monitoring=monitoring,
                         endpoints=endpoints, retraining=retraining, drift_monitors=drift_monitors, training_cluster=cluster)
-    for model, spec in config.model_registry.models.items():
-        group = feature_store.feature_groups.get(spec.feature_group)
-        if group is None or not config.feature_store.feature_groups[spec.feature_group].offline_store:
-            continue  # training reads the offline store; without one there is nothing to retrain on
+    for model in _trainable(config):  # training reads the offline store; without one there is nothing to retrain on
+        spec = config.model_registry.models[model]
+        group = feature_store.feature_groups[spec.feature_group]
         # The drift and live-quality alarms of every endpoint serving this model start a retrain.
         triggers = [
             s.name for s in monitoring.specs
@@ -168,7 +183,7 @@ def _trainable(config: StackConfig) -> list[str]:
 
 
 def _training_cluster(config: StackConfig, *, namer: Namer, foundation: Foundation, feature_store: FeatureStore,
-                      training_image: str, serving_image: str) -> TrainingCluster:
+                      training_image: str) -> TrainingCluster:
     """Kind "eks": the GPU cluster (or the team's slice of a shared one) and a job template per model.
     A schedule becomes a CronJob per model; drift and quality alarms notify (they start SageMaker
     Pipelines only with kind "sagemaker")."""
@@ -182,10 +197,7 @@ def _training_cluster(config: StackConfig, *, namer: Namer, foundation: Foundati
         models[model] = ModelTraining(
             feature_schema=feature_schema(config, model),
             train_uri=feature_store.feature_groups[spec.feature_group].offline_store_config.apply(_offline_uri),
-            hyperparameters=pipeline_definition.run_hyperparameters(
-                model=model, spec=spec, training=config.training, artifacts_bucket=artifacts,
-                model_package_group=namer.model_package_group(model), serving_image=serving_image,
-            ),
+            hyperparameters=training_hyperparameters(config, model),
             schedule=schedule,
         )
     return TrainingCluster(f"{config.stack_name}-training", TrainingClusterArgs(

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from components import k8s_manifests as manifests
-from components import pipeline_definition, training_cluster
+from components import training_cluster
 from components.config import StackConfig
-from components.foundation import image_uri
-from components.naming import Namer
+from components.pipeline_definition import TRIGGER_PARAMETER
+from components.stack import namer_for, stack_image, training_hyperparameters
 
 
 class TrainError(Exception):
@@ -47,7 +47,7 @@ def pick_model(config: StackConfig, model: str | None) -> str:
 
 def offline_store_uri(config: StackConfig, model: str, *, sagemaker: Any) -> str:
     """Where Feature Store exports the model's feature group (AWS resolves the prefix at creation)."""
-    namer = _namer(config)
+    namer = namer_for(config)
     group = namer.feature_group(config.model_registry.models[model].feature_group)
     from botocore.exceptions import ClientError
 
@@ -69,18 +69,13 @@ def job_spec(config: StackConfig, model: str, *, train_uri: str) -> manifests.Tr
     eks = config.training.eks
     if config.training.kind != "eks" or eks is None:
         raise TrainError(f"stack {config.stack_name} trains with kind {config.training.kind!r}, not on EKS")
-    namer = _namer(config)
-    region = config.aws.region
-    artifacts = namer.bucket("artifacts")
+    namer = namer_for(config)
     return training_cluster.job_spec(
-        namer=namer, region=region, eks=eks, model=model,
-        training_image=_image(config, "training"),
+        namer=namer, region=config.aws.region, eks=eks, model=model,
+        training_image=stack_image(config, "training"),
         train_uri=train_uri,
-        hyperparameters=pipeline_definition.run_hyperparameters(
-            model=model, spec=config.model_registry.models[model], training=config.training, artifacts_bucket=artifacts,
-            model_package_group=namer.model_package_group(model), serving_image=_image(config, "serving"),
-        ),
-        artifacts_bucket=artifacts,
+        hyperparameters=training_hyperparameters(config, model),
+        artifacts_bucket=namer.bucket("artifacts"),
         max_runtime_seconds=config.training.max_runtime_hours * 3600,
     )
 
@@ -123,7 +118,7 @@ def kube_client(*, config_file: Any = None, context: str | None = None) -> Any:
 
 
 def pipeline_name(config: StackConfig, model: str) -> str:
-    return _namer(config).pipeline(model)
+    return namer_for(config).pipeline(model)
 
 
 def start_pipeline(config: StackConfig, model: str, *, sagemaker: Any) -> Submitted:
@@ -135,7 +130,7 @@ def start_pipeline(config: StackConfig, model: str, *, sagemaker: Any) -> Submit
         started = sagemaker.start_pipeline_execution(
             PipelineName=name,
             PipelineExecutionDisplayName=f"manual-{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}",
-            PipelineParameters=[{"Name": "Trigger", "Value": "manual"}],
+            PipelineParameters=[{"Name": TRIGGER_PARAMETER, "Value": "manual"}],
         )
     except ClientError as exc:
         # AWS answers ResourceNotFound for an unknown pipeline (moto a ValidationException).
@@ -144,13 +139,3 @@ def start_pipeline(config: StackConfig, model: str, *, sagemaker: Any) -> Submit
             f"`pulumi up -s {config.stack_name}` creates it for every model with a drift alarm or a training.schedule"
         ) from None
     return Submitted(kind="sagemaker", name=started["PipelineExecutionArn"])
-
-
-def _namer(config: StackConfig) -> Namer:
-    return Namer(team=config.team, environment=config.environment, account_id=config.aws.account_id)
-
-
-def _image(config: StackConfig, image: str) -> str:
-    namer = _namer(config)
-    tag = config.images.training_tag if image == "training" else config.images.serving_tag
-    return image_uri(account_id=namer.account_id, region=config.aws.region, repository=namer.ecr_repository(image), tag=tag)
