@@ -138,6 +138,17 @@ def _check_labels(where: str, labels: Mapping[str, str], problems: list[str]) ->
             problems.append(f"{where}[{key!r}]={value!r}: a label value is at most 63 letters, digits, '-', '_' or '.', alphanumeric at both ends")
 
 
+def _check_namespace(namespace: str, problems: list[str]) -> None:
+    if not is_dns_label(namespace):
+        problems.append(f"namespace={namespace!r}: a DNS label of at most 63 lowercase letters, digits and '-'")
+
+
+def _check_integer(spec: Any, name: str, problems: list[str], low: int, high: int | None = None) -> None:
+    value = getattr(spec, name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        problems.append(f"{name}={value!r}: an integer >= {low}" + (f" and <= {high}" if high is not None else ""))
+
+
 def _cpu_cores(quantity: str) -> float:
     return int(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
 
@@ -196,14 +207,11 @@ class TeamNamespaceSpec:
 
     def __post_init__(self) -> None:
         problems: list[str] = []
-        if not is_dns_label(self.namespace):
-            problems.append(f"namespace={self.namespace!r}: a DNS label of at most 63 lowercase letters, digits and '-'")
+        _check_namespace(self.namespace, problems)
         if not is_dns_label(self.service_account, limit=253):
             problems.append(f"service_account={self.service_account!r}: lowercase letters, digits and '-'")
         for name in ("gpu_quota", "max_pods", "max_gpus_per_pod"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                problems.append(f"{name}={value!r}: an integer >= 0")
+            _check_integer(self, name, problems, 0)
         for name in ("cpu_quota", "default_cpu", "max_cpu"):
             value = getattr(self, name)
             if value is not None and not (isinstance(value, str) and _CPU.match(value)):
@@ -212,8 +220,7 @@ class TeamNamespaceSpec:
             value = getattr(self, name)
             if value is not None and not (isinstance(value, str) and _QUANTITY.match(value)):
                 problems.append(f"{name}={value!r}: a memory quantity such as '256Gi' or '512Mi'")
-        labels = {TEAM_LABEL: self.team, ENVIRONMENT_LABEL: self.environment, **self.labels}
-        _check_labels("labels", labels, problems)
+        _check_labels("labels", self.common_labels(), problems)
         reserved = sorted(k for k in self.labels if k.startswith("pod-security.kubernetes.io/"))
         if reserved:
             problems.append(f"labels {', '.join(reserved)}: Pod Security Admission labels are set by the framework ({PSA_LEVEL})")
@@ -383,26 +390,16 @@ class TrainingJobSpec:
 
     def __post_init__(self) -> None:
         problems: list[str] = []
-        if not is_dns_label(self.namespace):
-            problems.append(f"namespace={self.namespace!r}: a DNS label of at most 63 lowercase letters, digits and '-'")
+        _check_namespace(self.namespace, problems)
         if not (isinstance(self.model, str) and _SLUG.match(self.model) and len(self.model) <= 63):
             problems.append(f"model={self.model!r}: a slug (lowercase letters, digits, single '-', starting with a letter) of at most 63 characters")
         if not is_dns_label(self.schema_config_map, limit=253):
             problems.append(f"schema_config_map={self.schema_config_map!r}: lowercase letters, digits and '-'")
-
-        def integer(name: str, low: int, high: int | None = None) -> None:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
-                problems.append(f"{name}={value!r}: an integer >= {low}" + (f" and <= {high}" if high is not None else ""))
-
-        integer("nodes", 1, MAX_NODES)
-        integer("gpus_per_node", 0)
-        integer("procs_per_node", 1)
-        integer("max_runtime_seconds", 1)
-        integer("backoff_limit", 0)
-        integer("ttl_seconds_after_finished", 0)
-        integer("rendezvous_timeout_seconds", 1)
-        integer("master_port", 1, 65535)
+        _check_integer(self, "nodes", problems, 1, MAX_NODES)
+        for name, low in (("gpus_per_node", 0), ("procs_per_node", 1), ("max_runtime_seconds", 1), ("backoff_limit", 0),
+                          ("ttl_seconds_after_finished", 0), ("rendezvous_timeout_seconds", 1)):
+            _check_integer(self, name, problems, low)
+        _check_integer(self, "master_port", problems, 1, 65535)
         if not (isinstance(self.cpu, str) and _CPU.match(self.cpu)) or _cpu_cores(self.cpu) <= 0:
             problems.append(f"cpu={self.cpu!r}: a CPU quantity above 0 such as '4', '0.5' or '500m'")
         if not (isinstance(self.memory, str) and _QUANTITY.match(self.memory)):
