@@ -59,6 +59,12 @@ def schema_key(model: str) -> str:
     return f"config/{model}/feature_schema.json"
 
 
+def checkpoints_uri(artifacts_bucket: str, model: str) -> str:
+    """Where the model's runs checkpoint in the artifacts bucket (SageMaker syncs there; EKS runs
+    write a folder per Job below it). The pods' policy may prune `checkpoints/*` (components.iam)."""
+    return f"s3://{artifacts_bucket}/checkpoints/{model}"
+
+
 def _hp(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -227,7 +233,7 @@ def pipeline_definition(
             output_data_config=OutputDataConfig(s3_output_path=f"s3://{artifacts_bucket}/training-output/{model}", kms_key_id=kms_key),
             # Spot jobs resume from their last checkpoint after an interruption.
             checkpoint_config=(
-                CheckpointConfig(s3_uri=f"s3://{artifacts_bucket}/checkpoints/{model}", local_path="/opt/ml/checkpoints")
+                CheckpointConfig(s3_uri=checkpoints_uri(artifacts_bucket, model), local_path="/opt/ml/checkpoints")
                 if training.use_spot else None
             ),
             # No network isolation: the container registers the model through the SageMaker API.

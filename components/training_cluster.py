@@ -23,7 +23,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components import iam, k8s_manifests as manifests
+from components import iam, k8s_manifests as manifests, pipeline_definition
 from components.config import CreatedCluster, EksTraining, ExistingCluster, Network
 from components.naming import Namer
 
@@ -108,7 +108,7 @@ def job_spec(
         train_uri=train_uri,
         schema_config_map=manifests.schema_config_map_name(model),
         hyperparameters=dict(hyperparameters),
-        checkpoint_uri=f"s3://{artifacts_bucket}/checkpoints/{model}",
+        checkpoint_uri=pipeline_definition.checkpoints_uri(artifacts_bucket, model),
         max_runtime_seconds=max_runtime_seconds,
         node_selector=gpu_node_labels(eks) if eks.gpus_per_node > 0 else {},
     )
