@@ -677,7 +677,6 @@ def _artifact_gate(package: Mapping[str, Any], *, session: Any, target_config: S
     return GateResult("schema", True, f"{n} model input(s) match {target_config.stack_name}'s feature group {spec.feature_group!r}"), archive
 
 
-
 def _gated_pin(
     outcome: Outcome, gates: list[GateResult], *, stack: str, stack_file: Path, targets: list[PinTarget], pin: Pin,
     request: PromoteRequest | RollbackRequest,
@@ -697,6 +696,7 @@ def _gated_pin(
         outcome.status = "dry-run"
         return None
     return after
+
 
 def promote(request: PromoteRequest, *, on_output: Callable[[str], Any] = print) -> Outcome:
     """Run the gates, then (unless dry-run) copy, register, pin and audit. Raises Refused or PromotionError."""
