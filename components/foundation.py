@@ -8,6 +8,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import iam, metrics
+from components._validation import Problem, raise_input_problems, required_name
 from components.bucket import SecureBucket, SecureBucketArgs
 from components.naming import Namer
 
@@ -70,6 +71,7 @@ class Foundation(pulumi.ComponentResource):
     execution_role_arn: pulumi.Output[str]
 
     def __init__(self, name: str, args: FoundationArgs, opts: pulumi.ResourceOptions | None = None):
+        raise_input_problems("Foundation", _problems(args))
         super().__init__(TOKEN, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         namer, account = args.namer, args.namer.account_id
@@ -164,3 +166,10 @@ class Foundation(pulumi.ComponentResource):
             "buckets": {purpose: b.name for purpose, b in self.buckets.items()},
             "repositoryUrls": {image: r.repository_url for image, r in self.repositories.items()},
         })
+
+
+def _problems(args: FoundationArgs) -> list[Problem]:
+    problems = required_name("region", args.region)
+    for i, model in enumerate(args.models):
+        problems += required_name(f"models[{i}]", model)
+    return problems

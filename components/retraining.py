@@ -9,6 +9,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import iam, pipeline_definition
+from components._validation import Problem, raise_input_problems, required_name
 from components.config import ModelConfig, Network, TrainingConfig
 from components.naming import Namer
 
@@ -46,10 +47,7 @@ class Retraining(pulumi.ComponentResource):
     pipeline_arn: pulumi.Output[str]
 
     def __init__(self, name: str, args: RetrainingArgs, opts: pulumi.ResourceOptions | None = None):
-        if not (args.trigger_alarms or args.training.schedule):
-            raise pulumi.InputPropertyError(
-                "trigger_alarms", f"model {args.model!r}: retraining needs a trigger: drift/quality alarms or training.schedule"
-            )
+        raise_input_problems("Retraining", _problems(args))
         super().__init__(TOKEN, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         namer = args.namer
@@ -141,3 +139,12 @@ class Retraining(pulumi.ComponentResource):
                 opts=child,
             )
         self.register_outputs({"pipelineArn": self.pipeline.arn})
+
+
+def _problems(args: RetrainingArgs) -> list[Problem]:
+    problems = required_name("model", args.model)
+    if not (args.trigger_alarms or args.training.schedule):
+        problems.append(
+            ("trigger_alarms", f"model {args.model!r}: retraining needs a trigger: drift/quality alarms or training.schedule")
+        )
+    return problems

@@ -24,6 +24,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components import iam, k8s_manifests as manifests, pipeline_definition
+from components._validation import raise_input_problems, required_name
 from components.config import CreatedCluster, EksTraining, ExistingCluster, Network
 from components.naming import Namer
 
@@ -421,13 +422,12 @@ def _snake(key: str) -> str:
 
 
 def _validate(args: TrainingClusterArgs) -> None:
-    problems = []
+    problems = required_name("artifacts_bucket", args.artifacts_bucket)
     if isinstance(args.config.cluster, CreatedCluster) and args.network is None:
         problems.append(("network", "creating an EKS cluster needs the team's network (subnets in two Availability Zones)"))
     for model, spec in args.models.items():
         if not spec.hyperparameters.get("model_package_group_name"):
             problems.append((f"models.{model}.hyperparameters", "runs must register into the model's Model Package Group"))
-    if problems:
-        raise pulumi.InputPropertiesError("invalid TrainingCluster arguments", [
-            pulumi.InputPropertyErrorDetails(property_path=path, reason=reason) for path, reason in problems
-        ])
+    if args.max_runtime_seconds < 1:
+        problems.append(("max_runtime_seconds", f"must be at least 1, got {args.max_runtime_seconds}"))
+    raise_input_problems("TrainingCluster", problems)
