@@ -8,6 +8,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import iam
+from components._validation import Problem, raise_input_problems, required_name
 
 TOKEN = "mlops:bucket:SecureBucket"
 
@@ -38,8 +39,7 @@ class SecureBucket(pulumi.ComponentResource):
     """The bucket's name."""
 
     def __init__(self, name: str, args: SecureBucketArgs, opts: pulumi.ResourceOptions | None = None):
-        if args.noncurrent_version_days < 1:
-            raise pulumi.InputPropertyError("noncurrent_version_days", f"must be at least 1, got {args.noncurrent_version_days}")
+        raise_input_problems("SecureBucket", _problems(args))
         super().__init__(TOKEN, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
@@ -92,3 +92,10 @@ class SecureBucket(pulumi.ComponentResource):
         self.arn = self.bucket.arn
         self.name = self.bucket.bucket
         self.register_outputs({"arn": self.arn, "name": self.name})
+
+
+def _problems(args: SecureBucketArgs) -> list[Problem]:
+    problems = required_name("bucket", args.bucket)
+    if args.noncurrent_version_days < 1:
+        problems.append(("noncurrent_version_days", f"must be at least 1, got {args.noncurrent_version_days}"))
+    return problems

@@ -8,6 +8,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import metrics
+from components._validation import Problem, raise_input_problems, required_name
 from components.config import Network
 from components.naming import Namer
 
@@ -73,6 +74,7 @@ class DriftMonitor(pulumi.ComponentResource):
     schedule: aws.sagemaker.MonitoringSchedule
 
     def __init__(self, name: str, args: DriftMonitorArgs, opts: pulumi.ResourceOptions | None = None):
+        raise_input_problems("DriftMonitor", _problems(args))
         super().__init__(TOKEN, name, None, opts)
         # Not isolated: the job publishes its own CloudWatch metrics (in a VPC, through the subnets' route
         # or a monitoring VPC endpoint).
@@ -112,3 +114,10 @@ class DriftMonitor(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.register_outputs({"scheduleName": self.schedule.name})
+
+
+def _problems(args: DriftMonitorArgs) -> list[Problem]:
+    problems = required_name("key", args.key)
+    if not args.psi_threshold > 0:
+        problems.append(("psi_threshold", f"must be greater than 0, got {args.psi_threshold}"))
+    return problems

@@ -8,6 +8,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import hosting
+from components._validation import Problem, raise_input_problems, required_name
 from components.alarms import MAX_ROLLBACK_ALARMS
 from components.config import EndpointConfig, Network
 from components.naming import Namer
@@ -48,10 +49,7 @@ class Endpoint(pulumi.ComponentResource):
     """Changes whenever a variant's model, size or weight changes."""
 
     def __init__(self, name: str, args: EndpointArgs, opts: pulumi.ResourceOptions | None = None):
-        if len(args.rollback_alarms) > MAX_ROLLBACK_ALARMS:
-            raise pulumi.InputPropertyError(
-                "rollback_alarms", f"{len(args.rollback_alarms)} alarms; SageMaker's auto-rollback takes 1 to {MAX_ROLLBACK_ALARMS}"
-            )
+        raise_input_problems("Endpoint", _problems(args))
         super().__init__(TOKEN, name, None, opts)
         namer, cfg = args.namer, args.config
         after = pulumi.ResourceOptions(parent=self, depends_on=args.depends_on)
@@ -127,3 +125,12 @@ class Endpoint(pulumi.ComponentResource):
                 )
                 self.scaling_targets[variant] = target
         self.register_outputs({"endpointName": self.endpoint_name, "endpointConfigName": self.endpoint_config_name})
+
+
+def _problems(args: EndpointArgs) -> list[Problem]:
+    problems = required_name("key", args.key) + required_name("image", args.image)
+    if len(args.rollback_alarms) > MAX_ROLLBACK_ALARMS:
+        problems.append(
+            ("rollback_alarms", f"{len(args.rollback_alarms)} alarms; SageMaker's auto-rollback takes 1 to {MAX_ROLLBACK_ALARMS}")
+        )
+    return problems

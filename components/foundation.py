@@ -8,6 +8,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import iam, metrics
+from components._validation import Problem, raise_input_problems, required_name
 from components.bucket import SecureBucket, SecureBucketArgs
 from components.naming import Namer
 
@@ -70,36 +71,51 @@ class Foundation(pulumi.ComponentResource):
     execution_role_arn: pulumi.Output[str]
 
     def __init__(self, name: str, args: FoundationArgs, opts: pulumi.ResourceOptions | None = None):
+        raise_input_problems("Foundation", _problems(args))
         super().__init__(TOKEN, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        namer, account = args.namer, args.namer.account_id
+        self._create_key(name, args, child)
+        self.buckets = {
+            purpose: SecureBucket(
+                f"{name}-{purpose}",
+                SecureBucketArgs(bucket=args.namer.bucket(purpose), kms_key_arn=self.key.arn, tags=args.tags, force_destroy=args.force_destroy_buckets),
+                opts=child,
+            )
+            for purpose in ("features", "artifacts", "capture")
+        }
+        self._create_repositories(name, args, child)
+        self._create_execution_role(name, args, child)
+        self._create_feature_store_role(name, args, child)
+        self.register_outputs({
+            "keyArn": self.key.arn,
+            "executionRoleArn": self.execution_role.arn,
+            "featureStoreRoleArn": self.feature_store_role.arn,
+            "buckets": {purpose: b.name for purpose, b in self.buckets.items()},
+            "repositoryUrls": {image: r.repository_url for image, r in self.repositories.items()},
+        })
 
+    def _create_key(self, name: str, args: FoundationArgs, child: pulumi.ResourceOptions) -> None:
+        """The stack's customer-managed KMS key and its alias."""
+        namer = args.namer
         self.key = aws.kms.Key(
             f"{name}-key",
             description=f"mlops {namer.prefix}: data, artifacts, captures, feature store, alerts",
             enable_key_rotation=True,
             deletion_window_in_days=30,
-            policy=json.dumps(iam.kms_key_policy(account_id=account, region=args.region)),
+            policy=json.dumps(iam.kms_key_policy(account_id=namer.account_id, region=args.region)),
             tags=args.tags,
             opts=child,
         )
         aws.kms.Alias(f"{name}-key-alias", name=namer.kms_alias(), target_key_id=self.key.key_id, opts=child)
         self.key_arn = self.key.arn
 
-        self.buckets = {
-            purpose: SecureBucket(
-                f"{name}-{purpose}",
-                SecureBucketArgs(bucket=namer.bucket(purpose), kms_key_arn=self.key.arn, tags=args.tags, force_destroy=args.force_destroy_buckets),
-                opts=child,
-            )
-            for purpose in ("features", "artifacts", "capture")
-        }
-
+    def _create_repositories(self, name: str, args: FoundationArgs, child: pulumi.ResourceOptions) -> None:
+        """One immutable, scanned, KMS-encrypted ECR repository per image, with its lifecycle policy."""
         self.repositories = {}
         for image in IMAGES:
             repo = aws.ecr.Repository(
                 f"{name}-{image}-repo",
-                name=namer.ecr_repository(image),
+                name=args.namer.ecr_repository(image),
                 image_tag_mutability="IMMUTABLE",
                 image_scanning_configuration={"scan_on_push": True},
                 encryption_configurations=[{"encryption_type": "KMS", "kms_key": self.key.arn}],
@@ -109,6 +125,9 @@ class Foundation(pulumi.ComponentResource):
             aws.ecr.LifecyclePolicy(f"{name}-{image}-lifecycle", repository=repo.name, policy=json.dumps(ECR_LIFECYCLE), opts=child)
             self.repositories[image] = repo
 
+    def _create_execution_role(self, name: str, args: FoundationArgs, child: pulumi.ResourceOptions) -> None:
+        """The SageMaker execution role and its least-privilege policy over the stack's buckets, key and images."""
+        namer, account = args.namer, args.namer.account_id
         group_arns = [
             namer.model_package_group_arn(model, region=args.region) for model in args.models
         ]
@@ -142,6 +161,9 @@ class Foundation(pulumi.ComponentResource):
         aws.iam.RolePolicy(f"{name}-execution-policy", role=self.execution_role.id, policy=execution_policy, opts=child)
         self.execution_role_arn = self.execution_role.arn
 
+    def _create_feature_store_role(self, name: str, args: FoundationArgs, child: pulumi.ResourceOptions) -> None:
+        """The role Feature Store assumes to write the offline store, and its policy."""
+        namer, account = args.namer, args.namer.account_id
         self.feature_store_role = aws.iam.Role(
             f"{name}-feature-store-role",
             name=namer.role("feature-store"),
@@ -157,10 +179,9 @@ class Foundation(pulumi.ComponentResource):
         )
         aws.iam.RolePolicy(f"{name}-feature-store-policy", role=self.feature_store_role.id, policy=feature_policy, opts=child)
 
-        self.register_outputs({
-            "keyArn": self.key.arn,
-            "executionRoleArn": self.execution_role.arn,
-            "featureStoreRoleArn": self.feature_store_role.arn,
-            "buckets": {purpose: b.name for purpose, b in self.buckets.items()},
-            "repositoryUrls": {image: r.repository_url for image, r in self.repositories.items()},
-        })
+
+def _problems(args: FoundationArgs) -> list[Problem]:
+    problems = required_name("region", args.region)
+    for i, model in enumerate(args.models):
+        problems += required_name(f"models[{i}]", model)
+    return problems

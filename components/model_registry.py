@@ -8,6 +8,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import iam
+from components._validation import ACCOUNT_ID, Problem, raise_input_problems
 from components.config import ModelConfig
 from components.naming import Namer
 
@@ -45,9 +46,7 @@ class ModelRegistry(pulumi.ComponentResource):
     """By model key."""
 
     def __init__(self, name: str, args: ModelRegistryArgs, opts: pulumi.ResourceOptions | None = None):
-        problems = [a for a in args.cross_account_readers if a == args.namer.account_id]
-        if problems:
-            raise pulumi.InputPropertyError("cross_account_readers", f"lists the stack's own account {problems[0]}; it needs no grant")
+        raise_input_problems("ModelRegistry", _problems(args))
         super().__init__(TOKEN, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.groups = {}
@@ -82,3 +81,14 @@ class ModelRegistry(pulumi.ComponentResource):
                 f"{name}-{key}-approved-notify", rule=rule.name, arn=args.notification_topic_arn, opts=child
             )
         self.register_outputs({"groupArns": {k: g.arn for k, g in self.groups.items()}})
+
+
+def _problems(args: ModelRegistryArgs) -> list[Problem]:
+    problems: list[Problem] = []
+    own = [a for a in args.cross_account_readers if a == args.namer.account_id]
+    if own:
+        problems.append(("cross_account_readers", f"lists the stack's own account {own[0]}; it needs no grant"))
+    for i, account in enumerate(args.cross_account_readers):
+        if not ACCOUNT_ID.fullmatch(account):
+            problems.append((f"cross_account_readers[{i}]", f"{account!r} is not an AWS account id; allowed: 12 digits"))
+    return problems

@@ -8,6 +8,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import iam, metrics, templates
+from components._validation import Problem, raise_input_problems
 from components.alarms import AlarmSpec, endpoint_alarms
 from components.config import EndpointConfig, MonitoringConfig
 from components.naming import Namer
@@ -69,11 +70,7 @@ class Monitoring(pulumi.ComponentResource):
     topic_arn: pulumi.Output[str]
 
     def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None):
-        if args.config.notifications.https_endpoint_secret and args.https_endpoint is None:
-            raise pulumi.InputPropertyError(
-                "https_endpoint",
-                f"notifications.https_endpoint_secret names {args.config.notifications.https_endpoint_secret!r} but no secret value was passed",
-            )
+        raise_input_problems("Monitoring", _problems(args))
         super().__init__(TOKEN, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         namer = args.namer
@@ -158,3 +155,13 @@ def _metric_alarm(component: str, spec: AlarmSpec, topic_arn: pulumi.Output[str]
         dimensions=spec.dimensions,
         **common,
     )
+
+
+def _problems(args: MonitoringArgs) -> list[Problem]:
+    problems: list[Problem] = []
+    secret = args.config.notifications.https_endpoint_secret
+    if secret and args.https_endpoint is None:
+        problems.append(("https_endpoint", f"notifications.https_endpoint_secret names {secret!r} but no secret value was passed"))
+    for key in sorted(set(args.model_gates) - set(args.endpoints)):
+        problems.append((f"model_gates.{key}", f"no endpoint {key!r}; allowed: {', '.join(sorted(args.endpoints)) or 'none'}"))
+    return problems

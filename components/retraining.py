@@ -9,6 +9,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import iam, pipeline_definition
+from components._validation import Problem, raise_input_problems, required_name
 from components.config import ModelConfig, Network, TrainingConfig
 from components.naming import Namer
 
@@ -46,14 +47,20 @@ class Retraining(pulumi.ComponentResource):
     pipeline_arn: pulumi.Output[str]
 
     def __init__(self, name: str, args: RetrainingArgs, opts: pulumi.ResourceOptions | None = None):
-        if not (args.trigger_alarms or args.training.schedule):
-            raise pulumi.InputPropertyError(
-                "trigger_alarms", f"model {args.model!r}: retraining needs a trigger: drift/quality alarms or training.schedule"
-            )
+        raise_input_problems("Retraining", _problems(args))
         super().__init__(TOKEN, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        namer = args.namer
+        self._create_pipeline(name, args, child)
+        starter = self._create_starter_role(name, args, child)
+        if args.trigger_alarms:
+            self._start_on_alarms(name, args, starter, child)
+        if args.training.schedule:
+            self._start_on_schedule(name, args, starter, child)
+        self.register_outputs({"pipelineArn": self.pipeline.arn})
 
+    def _create_pipeline(self, name: str, args: RetrainingArgs, child: pulumi.ResourceOptions) -> None:
+        """The model's feature schema object and the SageMaker Pipeline that reads it."""
+        namer = args.namer
         schema = aws.s3.BucketObjectv2(
             f"{name}-feature-schema",
             bucket=args.artifacts_bucket,
@@ -87,6 +94,9 @@ class Retraining(pulumi.ComponentResource):
         )
         self.pipeline_arn = self.pipeline.arn
 
+    def _create_starter_role(self, name: str, args: RetrainingArgs, child: pulumi.ResourceOptions) -> aws.iam.Role:
+        """The role EventBridge and Scheduler assume to start this pipeline, and nothing else."""
+        namer = args.namer
         starter = aws.iam.Role(
             f"{name}-starter-role",
             name=namer.role(f"{args.model}-retrain"),
@@ -108,36 +118,49 @@ class Retraining(pulumi.ComponentResource):
             ))),
             opts=child,
         )
-        if args.trigger_alarms:
-            rule = aws.cloudwatch.EventRule(
-                f"{name}-on-alarm",
-                name=namer.rule(f"{args.model}-retrain"),
-                description=f"Retrain {args.model} when one of its drift or quality alarms fires",
-                event_pattern=json.dumps(pipeline_definition.retrain_event_pattern(args.trigger_alarms)),
-                tags=args.tags,
-                opts=child,
-            )
-            aws.cloudwatch.EventTarget(
-                f"{name}-on-alarm-start",
-                rule=rule.name,
-                arn=self.pipeline.arn,
-                role_arn=starter.arn,
-                sagemaker_pipeline_target={"pipeline_parameter_lists": [{"name": pipeline_definition.TRIGGER_PARAMETER, "value": "alarm"}]},
-                opts=child,
-            )
-        if args.training.schedule:
-            aws.scheduler.Schedule(
-                f"{name}-schedule",
-                name=namer.rule(f"{args.model}-scheduled-retrain"),
-                description=f"Scheduled retraining of {args.model}",
-                schedule_expression=args.training.schedule,
-                flexible_time_window={"mode": "OFF"},
-                kms_key_arn=args.kms_key_arn,
-                target={
-                    "arn": self.pipeline.arn,
-                    "role_arn": starter.arn,
-                    "sagemaker_pipeline_parameters": {"pipeline_parameters": [{"name": pipeline_definition.TRIGGER_PARAMETER, "value": "schedule"}]},
-                },
-                opts=child,
-            )
-        self.register_outputs({"pipelineArn": self.pipeline.arn})
+        return starter
+
+    def _start_on_alarms(self, name: str, args: RetrainingArgs, starter: aws.iam.Role, child: pulumi.ResourceOptions) -> None:
+        """An EventBridge rule on the trigger alarms entering ALARM, targeting the pipeline."""
+        rule = aws.cloudwatch.EventRule(
+            f"{name}-on-alarm",
+            name=args.namer.rule(f"{args.model}-retrain"),
+            description=f"Retrain {args.model} when one of its drift or quality alarms fires",
+            event_pattern=json.dumps(pipeline_definition.retrain_event_pattern(args.trigger_alarms)),
+            tags=args.tags,
+            opts=child,
+        )
+        aws.cloudwatch.EventTarget(
+            f"{name}-on-alarm-start",
+            rule=rule.name,
+            arn=self.pipeline.arn,
+            role_arn=starter.arn,
+            sagemaker_pipeline_target={"pipeline_parameter_lists": [{"name": pipeline_definition.TRIGGER_PARAMETER, "value": "alarm"}]},
+            opts=child,
+        )
+
+    def _start_on_schedule(self, name: str, args: RetrainingArgs, starter: aws.iam.Role, child: pulumi.ResourceOptions) -> None:
+        """An EventBridge Scheduler schedule that starts the pipeline on `training.schedule`."""
+        aws.scheduler.Schedule(
+            f"{name}-schedule",
+            name=args.namer.rule(f"{args.model}-scheduled-retrain"),
+            description=f"Scheduled retraining of {args.model}",
+            schedule_expression=args.training.schedule,
+            flexible_time_window={"mode": "OFF"},
+            kms_key_arn=args.kms_key_arn,
+            target={
+                "arn": self.pipeline.arn,
+                "role_arn": starter.arn,
+                "sagemaker_pipeline_parameters": {"pipeline_parameters": [{"name": pipeline_definition.TRIGGER_PARAMETER, "value": "schedule"}]},
+            },
+            opts=child,
+        )
+
+
+def _problems(args: RetrainingArgs) -> list[Problem]:
+    problems = required_name("model", args.model)
+    if not (args.trigger_alarms or args.training.schedule):
+        problems.append(
+            ("trigger_alarms", f"model {args.model!r}: retraining needs a trigger: drift/quality alarms or training.schedule")
+        )
+    return problems

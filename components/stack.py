@@ -61,66 +61,102 @@ def training_hyperparameters(config: StackConfig, model: str) -> dict[str, str]:
 def build(config: StackConfig, *, https_endpoint: pulumi.Input[str] | None = None) -> Platform:
     """Declare every resource of the stack. `https_endpoint` is the alert webhook secret, if configured."""
     namer = namer_for(config)
-    region = config.aws.region
-    tags = config.all_tags()
-    name = config.stack_name
+    foundation = _foundation(config, namer)
+    feature_store = _feature_store(config, namer, foundation)
+    monitoring = _monitoring(config, namer, foundation, https_endpoint)
+    registry = _model_registry(config, namer, monitoring)
+    serving_image = stack_image(config, "serving")
+    endpoints = _endpoints(config, namer, foundation, monitoring, serving_image)
+    drift_monitors = _drift_monitors(config, namer, foundation, endpoints, serving_image)
+    training_image = stack_image(config, "training")
+    retraining: dict[str, Retraining] = {}
+    if config.training.kind == "eks":
+        cluster = _training_cluster(config, namer=namer, foundation=foundation, feature_store=feature_store,
+                                    training_image=training_image)
+        return Platform(foundation=foundation, feature_store=feature_store, registry=registry, monitoring=monitoring,
+                        endpoints=endpoints, retraining=retraining, drift_monitors=drift_monitors, training_cluster=cluster)
+    retraining = _retraining(config, namer, foundation, feature_store, monitoring,
+                             training_image=training_image, serving_image=serving_image)
+    return Platform(foundation=foundation, feature_store=feature_store, registry=registry, monitoring=monitoring,
+                    endpoints=endpoints, retraining=retraining, drift_monitors=drift_monitors)
 
-    foundation = Foundation(name, FoundationArgs(
+
+def _foundation(config: StackConfig, namer: Namer) -> Foundation:
+    return Foundation(config.stack_name, FoundationArgs(
         namer=namer,
-        region=region,
+        region=config.aws.region,
         models=list(config.model_registry.models),
         vpc=config.network is not None,
-        tags=tags,
+        tags=config.all_tags(),
         force_destroy_buckets=config.environment in ("local", "dev"),
     ))
-    feature_store = FeatureStore(f"{name}-features", FeatureStoreArgs(
+
+
+def _feature_store(config: StackConfig, namer: Namer, foundation: Foundation) -> FeatureStore:
+    return FeatureStore(f"{config.stack_name}-features", FeatureStoreArgs(
         namer=namer,
         feature_groups=dict(config.feature_store.feature_groups),
         offline_bucket=foundation.buckets["features"].name,
         kms_key_arn=foundation.key_arn,
         role_arn=foundation.feature_store_role.arn,
-        tags=tags,
+        tags=config.all_tags(),
     ))
-    monitoring = Monitoring(f"{name}-monitoring", MonitoringArgs(
+
+
+def _monitoring(config: StackConfig, namer: Namer, foundation: Foundation, https_endpoint: pulumi.Input[str] | None) -> Monitoring:
+    return Monitoring(f"{config.stack_name}-monitoring", MonitoringArgs(
         namer=namer,
-        region=region,
+        region=config.aws.region,
         config=config.monitoring,
         endpoints=dict(config.endpoints),
         kms_key_arn=foundation.key_arn,
         model_gates={key: dict(config.model_registry.models[ep.model].gates) for key, ep in config.endpoints.items()
                      if ep.model in config.model_registry.models},
         https_endpoint=https_endpoint,
-        tags=tags,
+        tags=config.all_tags(),
     ))
-    registry = ModelRegistry(f"{name}-registry", ModelRegistryArgs(
+
+
+def _model_registry(config: StackConfig, namer: Namer, monitoring: Monitoring) -> ModelRegistry:
+    return ModelRegistry(f"{config.stack_name}-registry", ModelRegistryArgs(
         namer=namer,
-        region=region,
+        region=config.aws.region,
         models=dict(config.model_registry.models),
         notification_topic_arn=monitoring.topic_arn,
         cross_account_readers=list(config.model_registry.cross_account_readers),
-        tags=tags,
+        tags=config.all_tags(),
     ))
-    serving_image = stack_image(config, "serving")
+
+
+def _endpoints(config: StackConfig, namer: Namer, foundation: Foundation, monitoring: Monitoring,
+               serving_image: str) -> dict[str, Endpoint]:
+    """One Endpoint per configured endpoint, rolled back by its own alarms."""
     endpoints = {}
     for key, endpoint in config.endpoints.items():
         specs = [s for s in monitoring.specs if s.endpoint == key]
-        endpoints[key] = Endpoint(f"{name}-{key}", EndpointArgs(
+        endpoints[key] = Endpoint(f"{config.stack_name}-{key}", EndpointArgs(
             namer=namer,
-            region=region,
+            region=config.aws.region,
             key=key,
             config=endpoint,
             image=serving_image,
             network=config.network,
             rollback_alarms=alarms.rollback_alarm_names(specs),
             depends_on=[foundation, *(monitoring.alarms[s.name] for s in specs)],
-            tags=tags,
+            tags=config.all_tags(),
         ))
+    return endpoints
+
+
+def _drift_monitors(config: StackConfig, namer: Namer, foundation: Foundation, endpoints: dict[str, Endpoint],
+                    serving_image: str) -> dict[str, DriftMonitor]:
+    """A drift job per endpoint that captures data, comparing traffic with the champion's training baseline."""
     drift_monitors = {}
     for key, endpoint in config.endpoints.items():
         if not endpoint.data_capture.enabled:
             continue  # nothing captured, nothing to compare
         champion = next(iter(endpoint.production_variants().values()))
-        drift_monitors[key] = DriftMonitor(f"{name}-{key}-drift", DriftMonitorArgs(
+        drift_monitors[key] = DriftMonitor(f"{config.stack_name}-{key}-drift", DriftMonitorArgs(
             namer=namer,
             key=key,
             endpoint_name=endpoints[key].endpoint_name,
@@ -133,15 +169,15 @@ def build(config: StackConfig, *, https_endpoint: pulumi.Input[str] | None = Non
             kms_key_arn=foundation.key_arn,
             capture_bucket=foundation.buckets["capture"].name,
             network=config.network,
-            tags=tags,
+            tags=config.all_tags(),
         ))
-    training_image = stack_image(config, "training")
+    return drift_monitors
+
+
+def _retraining(config: StackConfig, namer: Namer, foundation: Foundation, feature_store: FeatureStore, monitoring: Monitoring,
+                *, training_image: str, serving_image: str) -> dict[str, Retraining]:
+    """Kind "sagemaker": a retraining pipeline per trainable model that has a trigger."""
     retraining: dict[str, Retraining] = {}
-    if config.training.kind == "eks":
-        cluster = _training_cluster(config, namer=namer, foundation=foundation, feature_store=feature_store,
-                                    training_image=training_image)
-        return Platform(foundation=foundation, feature_store=feature_store, registry=registry, monitoring=monitoring,
-                        endpoints=endpoints, retraining=retraining, drift_monitors=drift_monitors, training_cluster=cluster)
     for model in _trainable(config):  # training reads the offline store; without one there is nothing to retrain on
         spec = config.model_registry.models[model]
         group = feature_store.feature_groups[spec.feature_group]
@@ -152,9 +188,9 @@ def build(config: StackConfig, *, https_endpoint: pulumi.Input[str] | None = Non
         ]
         if not triggers and not config.training.schedule:
             continue
-        retraining[model] = Retraining(f"{name}-{model}-retraining", RetrainingArgs(
+        retraining[model] = Retraining(f"{config.stack_name}-{model}-retraining", RetrainingArgs(
             namer=namer,
-            region=region,
+            region=config.aws.region,
             model=model,
             spec=spec,
             training=config.training,
@@ -167,10 +203,9 @@ def build(config: StackConfig, *, https_endpoint: pulumi.Input[str] | None = Non
             features_uri=group.offline_store_config.apply(_offline_uri),
             trigger_alarms=triggers,
             network=config.network,
-            tags=tags,
+            tags=config.all_tags(),
         ), opts=pulumi.ResourceOptions(depends_on=list(monitoring.alarms.values())))
-    return Platform(foundation=foundation, feature_store=feature_store, registry=registry, monitoring=monitoring,
-                    endpoints=endpoints, retraining=retraining, drift_monitors=drift_monitors)
+    return retraining
 
 
 def _trainable(config: StackConfig) -> list[str]:

@@ -24,6 +24,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components import iam, k8s_manifests as manifests, pipeline_definition
+from components._validation import raise_input_problems, required_name
 from components.config import CreatedCluster, EksTraining, ExistingCluster, Network
 from components.naming import Namer
 
@@ -241,6 +242,18 @@ class TrainingCluster(pulumi.ComponentResource):
     # -- cluster ---------------------------------------------------------------------------
 
     def _create_cluster(self, name: str, args: TrainingClusterArgs, cluster: CreatedCluster, network: Network, child: pulumi.ResourceOptions) -> None:
+        """`mode: create`: control plane, node groups, the Kubernetes provider and the cluster's add-ons, in that order."""
+        oidc = self._control_plane(name, args, cluster, network, child)
+        self._create_node_groups(name, args, cluster, network, child)
+        self.kubeconfig = pulumi.Output.secret(pulumi.Output.all(
+            self.cluster.name, self.cluster.endpoint, self.cluster.certificate_authority,
+        ).apply(lambda o: kubeconfig(cluster_name=o[0], endpoint=o[1], certificate_authority=_ca_data(o[2]), region=args.region)))
+        self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig, opts=child)
+        self._cluster_add_ons(name, args, cluster, oidc, child)
+
+    def _control_plane(self, name: str, args: TrainingClusterArgs, cluster: CreatedCluster, network: Network,
+                       child: pulumi.ResourceOptions) -> aws.iam.OpenIdConnectProvider:
+        """The EKS cluster, its IAM role and its OIDC provider (which IRSA roles trust)."""
         namer = args.namer
         cluster_role = aws.iam.Role(
             f"{name}-cluster-role",
@@ -285,10 +298,14 @@ class TrainingCluster(pulumi.ComponentResource):
         self.cluster_name = self.cluster.name
         self.oidc_provider_arn = oidc.arn
         self.oidc_issuer = oidc.url
+        return oidc
 
+    def _create_node_groups(self, name: str, args: TrainingClusterArgs, cluster: CreatedCluster, network: Network,
+                            child: pulumi.ResourceOptions) -> None:
+        """The nodes' IAM role and the system and GPU node groups."""
         node_role = aws.iam.Role(
             f"{name}-node-role",
-            name=namer.role("eks-nodes"),
+            name=args.namer.role("eks-nodes"),
             description="Nodes of the team's training cluster",
             assume_role_policy=json.dumps(iam.plain_service_trust("ec2.amazonaws.com")),
             managed_policy_arns=[
@@ -306,45 +323,44 @@ class TrainingCluster(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        # The autoscaler owns desired sizes once the groups exist; Pulumi must not reset them.
-        scaled = pulumi.ResourceOptions(parent=self, ignore_changes=["scalingConfig.desiredSize"])
-
-        def node_group(pool: str, *, ami_type: str, instance_types: list[str], min_size: int, max_size: int,
-                       labels: dict[str, str], **settings: Any) -> aws.eks.NodeGroup:
-            return aws.eks.NodeGroup(
-                f"{name}-{pool}-nodes",
-                cluster_name=self.cluster.name,
-                node_group_name=namer.node_group(pool),
-                node_role_arn=node_role.arn,
-                subnet_ids=list(network.subnet_ids),
-                ami_type=ami_type,
-                instance_types=instance_types,
-                scaling_config={"min_size": min_size, "max_size": max_size, "desired_size": min_size},
-                update_config={"max_unavailable": 1},
-                labels=labels,
-                tags=args.tags,
-                opts=scaled,
-                **settings,
-            )
-
-        system = node_group(
-            "system", ami_type="AL2023_x86_64_STANDARD", instance_types=[cluster.system_nodes.instance_type],
+        system = self._node_group(
+            name, args, network, node_role, "system", ami_type="AL2023_x86_64_STANDARD",
+            instance_types=[cluster.system_nodes.instance_type],
             min_size=cluster.system_nodes.min_size, max_size=cluster.system_nodes.max_size, labels=SYSTEM_POOL_LABEL,
         )
         pool = cluster.gpu_nodes
-        self.gpu_node_group = node_group(
-            "gpu", ami_type="AL2023_x86_64_NVIDIA", instance_types=list(pool.instance_types),
+        self.gpu_node_group = self._node_group(
+            name, args, network, node_role, "gpu", ami_type="AL2023_x86_64_NVIDIA", instance_types=list(pool.instance_types),
             min_size=pool.min_size, max_size=pool.max_size, labels=dict(manifests.GPU_POOL_LABEL),
             capacity_type=pool.capacity_type, disk_size=pool.disk_size_gb, taints=[manifests.eks_taint(manifests.GPU_TAINT)],
         )
         self._node_groups = [system, self.gpu_node_group]
 
-        self.kubeconfig = pulumi.Output.secret(pulumi.Output.all(
-            self.cluster.name, self.cluster.endpoint, self.cluster.certificate_authority,
-        ).apply(lambda o: kubeconfig(cluster_name=o[0], endpoint=o[1], certificate_authority=_ca_data(o[2]), region=args.region)))
-        self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig, opts=child)
+    def _node_group(self, name: str, args: TrainingClusterArgs, network: Network, node_role: aws.iam.Role, pool: str, *,
+                    ami_type: str, instance_types: list[str], min_size: int, max_size: int, labels: dict[str, str],
+                    **settings: Any) -> aws.eks.NodeGroup:
+        assert self.cluster is not None  # _control_plane ran first
+        return aws.eks.NodeGroup(
+            f"{name}-{pool}-nodes",
+            cluster_name=self.cluster.name,
+            node_group_name=args.namer.node_group(pool),
+            node_role_arn=node_role.arn,
+            subnet_ids=list(network.subnet_ids),
+            ami_type=ami_type,
+            instance_types=instance_types,
+            scaling_config={"min_size": min_size, "max_size": max_size, "desired_size": min_size},
+            update_config={"max_unavailable": 1},
+            labels=labels,
+            tags=args.tags,
+            # The autoscaler owns desired sizes once the groups exist; Pulumi must not reset them.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["scalingConfig.desiredSize"]),
+            **settings,
+        )
 
-        # Add-ons of a cluster we own: GPUs become schedulable, and the GPU group scales from zero.
+    def _cluster_add_ons(self, name: str, args: TrainingClusterArgs, cluster: CreatedCluster,
+                         oidc: aws.iam.OpenIdConnectProvider, child: pulumi.ResourceOptions) -> None:
+        """Add-ons of a cluster we own: GPUs become schedulable, and the GPU group scales from zero."""
+        namer = args.namer
         system_opts = pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=self._node_groups)
         self._apply(f"{name}-nvidia-device-plugin", manifests.nvidia_device_plugin(node_selector=dict(manifests.GPU_POOL_LABEL)), system_opts)
         autoscaler_role = aws.iam.Role(
@@ -421,13 +437,12 @@ def _snake(key: str) -> str:
 
 
 def _validate(args: TrainingClusterArgs) -> None:
-    problems = []
+    problems = required_name("artifacts_bucket", args.artifacts_bucket)
     if isinstance(args.config.cluster, CreatedCluster) and args.network is None:
         problems.append(("network", "creating an EKS cluster needs the team's network (subnets in two Availability Zones)"))
     for model, spec in args.models.items():
         if not spec.hyperparameters.get("model_package_group_name"):
             problems.append((f"models.{model}.hyperparameters", "runs must register into the model's Model Package Group"))
-    if problems:
-        raise pulumi.InputPropertiesError("invalid TrainingCluster arguments", [
-            pulumi.InputPropertyErrorDetails(property_path=path, reason=reason) for path, reason in problems
-        ])
+    if args.max_runtime_seconds < 1:
+        problems.append(("max_runtime_seconds", f"must be at least 1, got {args.max_runtime_seconds}"))
+    raise_input_problems("TrainingCluster", problems)

@@ -108,6 +108,18 @@ class MockPulumi:
         pulumi.runtime.test(body)()
         return Run(component=built[0], monitor=monitor, resources=list(monitor.planned))
 
+    def refused(self, build: Callable[[], Any]) -> list[tuple[str, str]]:
+        """Run `build`, which must refuse its inputs with one `pulumi.InputPropertiesError` before anything
+        registers; return the reported problems as (property path, reason), in the order reported."""
+        with pytest.raises(pulumi.InputPropertiesError) as raised:
+            self.run(build)
+        assert self.monitor is not None and self.monitor.planned == [], "registered resources before refusing its inputs"
+        problems = [(e["property_path"], e["reason"]) for e in raised.value.errors or []]
+        # The message repeats every problem, so a plain traceback says what was wrong too.
+        for path, reason in problems:
+            assert f"{path}: {reason}" in raised.value.message
+        return problems
+
 
 @pytest.fixture
 def mock_pulumi() -> Iterator[MockPulumi]:

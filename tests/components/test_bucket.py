@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 
-import pulumi
 import pytest
 
 from components.bucket import TOKEN, SecureBucket, SecureBucketArgs
@@ -123,6 +122,15 @@ def test_noncurrent_version_days_and_force_destroy_reach_the_children(mock_pulum
 
 
 def test_noncurrent_version_days_below_one_is_an_input_error_before_anything_registers(mock_pulumi):
-    with pytest.raises(pulumi.InputPropertyError, match="noncurrent_version_days.*must be at least 1, got 0"):
-        mock_pulumi.run(lambda: SecureBucket("bad", SecureBucketArgs(bucket="t-dev-bad-111111111111", kms_key_arn=KEY, noncurrent_version_days=0)))
-    assert mock_pulumi.monitor.planned == []
+    problems = mock_pulumi.refused(
+        lambda: SecureBucket("bad", SecureBucketArgs(bucket="t-dev-bad-111111111111", kms_key_arn=KEY, noncurrent_version_days=0))
+    )
+    assert problems == [("noncurrent_version_days", "must be at least 1, got 0")]
+
+
+def test_empty_bucket_name_and_bad_version_days_are_reported_together(mock_pulumi):
+    problems = mock_pulumi.refused(lambda: SecureBucket("bad", SecureBucketArgs(bucket=" ", kms_key_arn=KEY, noncurrent_version_days=-5)))
+    assert problems == [
+        ("bucket", "must not be empty, got ' '"),
+        ("noncurrent_version_days", "must be at least 1, got -5"),
+    ]

@@ -19,13 +19,22 @@ def test_job_environment_carries_the_metric_names_the_alarms_watch():
     assert env["MLOPS_MONITOR_PUBLISH"] == "cloudwatch"
 
 
-def test_schedule_runs_the_serving_images_monitor_entrypoint_encrypted(mock_pulumi, namer):
-    run = mock_pulumi.run(lambda: DriftMonitor("t-dev-scoring-drift", DriftMonitorArgs(
-        namer=namer, key="scoring", endpoint_name="t-dev-scoring", baseline_model_data_url=URL, image="img:serve",
-        schedule="cron(0 * ? * * *)", instance_type="ml.m5.large", psi_threshold=0.2,
+def _monitor(namer, tags: dict[str, str], *, key: str = "scoring", psi_threshold: float = 0.2) -> DriftMonitor:
+    return DriftMonitor("t-dev-scoring-drift", DriftMonitorArgs(
+        namer=namer, key=key, endpoint_name="t-dev-scoring", baseline_model_data_url=URL, image="img:serve",
+        schedule="cron(0 * ? * * *)", instance_type="ml.m5.large", psi_threshold=psi_threshold,
         role_arn="arn:aws:iam::111111111111:role/t-dev-sagemaker-execution", kms_key_arn="arn:aws:kms:eu-west-1:111111111111:key/k",
-        capture_bucket="t-dev-capture-111111111111", tags=mock_pulumi.tags,
-    )))
+        capture_bucket="t-dev-capture-111111111111", tags=tags,
+    ))
+
+
+def test_empty_key_and_a_non_positive_psi_threshold_are_reported_together(mock_pulumi, namer):
+    problems = mock_pulumi.refused(lambda: _monitor(namer, mock_pulumi.tags, key="", psi_threshold=0.0))
+    assert problems == [("key", "must not be empty, got ''"), ("psi_threshold", "must be greater than 0, got 0.0")]
+
+
+def test_schedule_runs_the_serving_images_monitor_entrypoint_encrypted(mock_pulumi, namer):
+    run = mock_pulumi.run(lambda: _monitor(namer, mock_pulumi.tags))
     (schedule,) = run.children(mock_pulumi.top_urn(TOKEN, "t-dev-scoring-drift"))
     assert schedule.type == "aws:sagemaker/monitoringSchedule:MonitoringSchedule"
     assert schedule.inputs["name"] == "t-dev-scoring-drift"

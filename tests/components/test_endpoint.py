@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pulumi
 import pulumi_aws as aws
 import pytest
 
@@ -51,17 +50,18 @@ SHADOW = {
 }
 
 
-def build(mock_pulumi, namer, config: dict[str, Any], *, rollback=ROLLBACK, network=NETWORK, with_dependency=False):
+def build(mock_pulumi, namer, config: dict[str, Any], *, rollback=ROLLBACK, network=NETWORK, with_dependency=False,
+          key="scoring", image=IMAGE, refused=False):
     endpoint = EndpointConfig.model_validate(config)
 
     def make() -> Endpoint:
         depends = [aws.s3.Bucket("prerequisite")] if with_dependency else []
         return Endpoint("t-dev-scoring", EndpointArgs(
-            namer=namer, region="eu-west-1", key="scoring", config=endpoint, image=IMAGE, network=network,
+            namer=namer, region="eu-west-1", key=key, config=endpoint, image=image, network=network,
             rollback_alarms=list(rollback), depends_on=depends, tags=mock_pulumi.tags,
         ))
 
-    return mock_pulumi.run(make)
+    return mock_pulumi.refused(make) if refused else mock_pulumi.run(make)
 
 
 def specs(namer, config: dict[str, Any], network=NETWORK):
@@ -213,9 +213,17 @@ def test_guarded_rollout_without_alarms_has_no_auto_rollback(mock_pulumi, namer)
 
 
 def test_more_than_ten_rollback_alarms_is_an_input_error(mock_pulumi, namer):
-    with pytest.raises(pulumi.InputPropertyError, match="rollback_alarms.*11 alarms.*1 to 10"):
-        build(mock_pulumi, namer, ab(), rollback=[f"alarm-{i}" for i in range(11)])
-    assert mock_pulumi.monitor.planned == []
+    problems = build(mock_pulumi, namer, ab(), rollback=[f"alarm-{i}" for i in range(11)], refused=True)
+    assert problems == [("rollback_alarms", "11 alarms; SageMaker's auto-rollback takes 1 to 10")]
+
+
+def test_empty_key_empty_image_and_too_many_alarms_are_reported_together(mock_pulumi, namer):
+    problems = build(mock_pulumi, namer, ab(), key="", image="", rollback=[f"alarm-{i}" for i in range(12)], refused=True)
+    assert problems == [
+        ("key", "must not be empty, got ''"),
+        ("image", "must not be empty, got ''"),
+        ("rollback_alarms", "12 alarms; SageMaker's auto-rollback takes 1 to 10"),
+    ]
 
 
 def test_ten_rollback_alarms_are_accepted(mock_pulumi, namer):

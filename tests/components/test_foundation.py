@@ -39,6 +39,11 @@ def built(mock_pulumi, namer):
     return build(mock_pulumi, namer)
 
 
+def test_empty_region_and_an_empty_model_name_are_reported_together(mock_pulumi, namer):
+    problems = mock_pulumi.refused(lambda: Foundation("t-dev", FoundationArgs(namer=namer, region="", models=["fraud", ""], tags={})))
+    assert problems == [("region", "must not be empty, got ''"), ("models[1]", "must not be empty, got ''")]
+
+
 def _statements(policy_resource) -> list[dict]:
     return json.loads(policy_resource.inputs["policy"])["Statement"]
 

@@ -3,9 +3,6 @@ from __future__ import annotations
 
 import json
 
-import pulumi
-import pytest
-
 from components.config import ModelConfig
 from components.model_registry import TOKEN, ModelRegistry, ModelRegistryArgs
 
@@ -74,10 +71,24 @@ def test_resource_policy_grants_exactly_the_reader_accounts(mock_pulumi, namer):
     }
 
 
+def _refused(mock_pulumi, namer, readers: list[str]) -> list[tuple[str, str]]:
+    return mock_pulumi.refused(lambda: ModelRegistry("t-dev-registry", ModelRegistryArgs(
+        namer=namer, region="eu-west-1", models=MODELS, notification_topic_arn=TOPIC,
+        cross_account_readers=readers, tags=mock_pulumi.tags,
+    )))
+
+
 def test_listing_the_stacks_own_account_as_reader_is_an_input_error(mock_pulumi, namer):
-    with pytest.raises(pulumi.InputPropertyError, match="cross_account_readers.*own account 111111111111"):
-        build(mock_pulumi, namer, readers=["222222222222", "111111111111"])
-    assert mock_pulumi.monitor.planned == []
+    problems = _refused(mock_pulumi, namer, readers=["222222222222", "111111111111"])
+    assert problems == [("cross_account_readers", "lists the stack's own account 111111111111; it needs no grant")]
+
+
+def test_own_account_and_a_malformed_account_id_are_reported_together(mock_pulumi, namer):
+    problems = _refused(mock_pulumi, namer, readers=["111111111111", "2222-2222-2222"])
+    assert problems == [
+        ("cross_account_readers", "lists the stack's own account 111111111111; it needs no grant"),
+        ("cross_account_readers[1]", "'2222-2222-2222' is not an AWS account id; allowed: 12 digits"),
+    ]
 
 
 def test_approval_rule_matches_approved_packages_of_its_group_only(mock_pulumi, namer):

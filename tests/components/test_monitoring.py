@@ -33,12 +33,13 @@ CONFIG = MonitoringConfig.model_validate({
 })
 
 
-def build(mock_pulumi, namer, *, config=CONFIG, endpoints=None, https_endpoint=None):
+def build(mock_pulumi, namer, *, config=CONFIG, endpoints=None, https_endpoint=None, model_gates=None, refused=False):
     endpoints = {"scoring": SCORING, "quotes": QUOTES} if endpoints is None else endpoints
-    return mock_pulumi.run(lambda: Monitoring("t-dev-monitoring", MonitoringArgs(
+    make = lambda: Monitoring("t-dev-monitoring", MonitoringArgs(  # noqa: E731
         namer=namer, region="eu-west-1", config=config, endpoints=endpoints, kms_key_arn=KEY,
-        https_endpoint=https_endpoint, tags=mock_pulumi.tags,
-    )))
+        model_gates=model_gates or {}, https_endpoint=https_endpoint, tags=mock_pulumi.tags,
+    ))
+    return mock_pulumi.refused(make) if refused else mock_pulumi.run(make)
 
 
 @pytest.fixture
@@ -80,11 +81,23 @@ def test_webhook_secret_is_subscribed_over_https_and_stays_secret(mock_pulumi, n
     assert hook.inputs["endpoint"] == "[secret]"  # PlanMonitor's stand-in for a value sent as a secret
 
 
+WEBHOOK_WITHOUT_VALUE = CONFIG.model_copy(
+    update={"notifications": CONFIG.notifications.model_copy(update={"https_endpoint_secret": "webhook"})}
+)
+
+
 def test_webhook_secret_named_without_a_value_is_an_input_error(mock_pulumi, namer):
-    config = CONFIG.model_copy(update={"notifications": CONFIG.notifications.model_copy(update={"https_endpoint_secret": "webhook"})})
-    with pytest.raises(pulumi.InputPropertyError, match="https_endpoint.*'webhook'"):
-        build(mock_pulumi, namer, config=config)
-    assert mock_pulumi.monitor.planned == []
+    problems = build(mock_pulumi, namer, config=WEBHOOK_WITHOUT_VALUE, refused=True)
+    assert problems == [("https_endpoint", "notifications.https_endpoint_secret names 'webhook' but no secret value was passed")]
+
+
+def test_missing_webhook_value_and_gates_of_an_unknown_endpoint_are_reported_together(mock_pulumi, namer):
+    problems = build(mock_pulumi, namer, config=WEBHOOK_WITHOUT_VALUE, model_gates={"scoring": {"auc": 0.8}, "scorng": {"auc": 0.8}},
+                     refused=True)
+    assert problems == [
+        ("https_endpoint", "notifications.https_endpoint_secret names 'webhook' but no secret value was passed"),
+        ("model_gates.scorng", "no endpoint 'scorng'; allowed: quotes, scoring"),
+    ]
 
 
 def test_alarm_set_is_health_per_variant_no_traffic_per_production_variant_and_drift_per_endpoint(built, mock_pulumi):

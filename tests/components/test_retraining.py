@@ -6,7 +6,6 @@ import functools
 import json
 
 import botocore.session
-import pulumi
 import pytest
 from botocore.validate import ParamValidator
 
@@ -98,9 +97,10 @@ def test_retrain_rule_matches_only_these_alarms_entering_alarm():
     assert pattern["detail"] == {"alarmName": sorted(ALARMS), "state": {"value": ["ALARM"]}}
 
 
-def _build(mock_pulumi, namer, *, training: TrainingConfig, alarms: list[str]):
-    return mock_pulumi.run(lambda: Retraining("t-dev-fraud-retraining", RetrainingArgs(
-        namer=namer, region="eu-west-1", model="fraud", spec=MODEL, training=training,
+def _build(mock_pulumi, namer, *, training: TrainingConfig, alarms: list[str], model: str = "fraud", refused: bool = False):
+    run = mock_pulumi.refused if refused else mock_pulumi.run
+    return run(lambda: Retraining("t-dev-fraud-retraining", RetrainingArgs(
+        namer=namer, region="eu-west-1", model=model, spec=MODEL, training=training,
         feature_schema={"format_version": 1, "features": []}, training_image="img:train", serving_image="img:serve",
         execution_role_arn="arn:aws:iam::111111111111:role/t-dev-sagemaker-execution",
         kms_key_arn="arn:aws:kms:eu-west-1:111111111111:key/k", artifacts_bucket="t-dev-artifacts-111111111111",
@@ -148,5 +148,13 @@ def test_a_schedule_starts_the_pipeline_without_alarms(mock_pulumi, namer):
 
 
 def test_retraining_without_any_trigger_is_an_input_error(mock_pulumi, namer):
-    with pytest.raises(Exception, match="retraining needs a trigger"):
-        _build(mock_pulumi, namer, training=TrainingConfig(), alarms=[])
+    problems = _build(mock_pulumi, namer, training=TrainingConfig(), alarms=[], refused=True)
+    assert problems == [("trigger_alarms", "model 'fraud': retraining needs a trigger: drift/quality alarms or training.schedule")]
+
+
+def test_empty_model_name_and_no_trigger_are_reported_together(mock_pulumi, namer):
+    problems = _build(mock_pulumi, namer, training=TrainingConfig(), alarms=[], model="", refused=True)
+    assert problems == [
+        ("model", "must not be empty, got ''"),
+        ("trigger_alarms", "model '': retraining needs a trigger: drift/quality alarms or training.schedule"),
+    ]

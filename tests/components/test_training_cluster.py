@@ -30,16 +30,18 @@ def eks_config(**overrides) -> EksTraining:
     return EksTraining.model_validate({**base, **overrides})
 
 
-def build(mock_pulumi, namer, *, config: EksTraining, network: Network | None = NETWORK, schedule: str | None = "0 4 * * 0"):
-    return mock_pulumi.run(lambda: TrainingCluster(NAME, TrainingClusterArgs(
+def build(mock_pulumi, namer, *, config: EksTraining, network: Network | None = NETWORK, schedule: str | None = "0 4 * * 0",
+          hyperparameters: dict[str, str] = HP, max_runtime_seconds: int = 7200, refused: bool = False):
+    run = mock_pulumi.refused if refused else mock_pulumi.run
+    return run(lambda: TrainingCluster(NAME, TrainingClusterArgs(
         namer=namer, region="eu-west-1", config=config, network=network, training_image="img:train",
         kms_key_arn=KEY, features_bucket_arn="arn:aws:s3:::t-dev-features-111111111111",
         artifacts_bucket_arn="arn:aws:s3:::t-dev-artifacts-111111111111", artifacts_bucket="t-dev-artifacts-111111111111",
         repository_arns=["arn:aws:ecr:eu-west-1:111111111111:repository/t/dev/training"],
         model_package_group_arns=["arn:aws:sagemaker:eu-west-1:111111111111:model-package-group/t-dev-price"],
-        max_runtime_seconds=7200,
+        max_runtime_seconds=max_runtime_seconds,
         models={"price": ModelTraining(feature_schema=SCHEMA, train_uri="s3://t-dev-features-111111111111/offline/price",
-                                       hyperparameters=HP, schedule=schedule)},
+                                       hyperparameters=hyperparameters, schedule=schedule)},
         tags=mock_pulumi.tags,
     )))
 
@@ -179,13 +181,23 @@ def test_existing_cluster_is_read_from_the_platform_stack_and_creates_no_cluster
     assert cron.inputs["spec"]["jobTemplate"]["spec"]["template"]["spec"]["nodeSelector"] == {"pool": "a100"}
 
 
-def test_creating_without_a_network_is_an_input_error(mock_pulumi, namer):
-    import pulumi
+NO_NETWORK = ("network", "creating an EKS cluster needs the team's network (subnets in two Availability Zones)")
 
-    with pytest.raises(pulumi.InputPropertiesError) as raised:
-        build(mock_pulumi, namer, config=eks_config(), network=None)
-    assert [e["property_path"] for e in raised.value.errors] == ["network"]
-    assert [r.type for r in mock_pulumi.monitor.planned] == []  # refused before anything registers
+
+def test_creating_without_a_network_is_an_input_error(mock_pulumi, namer):
+    problems = build(mock_pulumi, namer, config=eks_config(), network=None, refused=True)
+    assert problems == [NO_NETWORK]
+
+
+def test_missing_network_unregistered_runs_and_a_negative_runtime_are_reported_together(mock_pulumi, namer):
+    hyperparameters = {k: v for k, v in HP.items() if k != "model_package_group_name"}
+    problems = build(mock_pulumi, namer, config=eks_config(), network=None, hyperparameters=hyperparameters,
+                     max_runtime_seconds=-1, refused=True)
+    assert problems == [
+        NO_NETWORK,
+        ("models.price.hyperparameters", "runs must register into the model's Model Package Group"),
+        ("max_runtime_seconds", "must be at least 1, got -1"),
+    ]
 
 
 def test_kubeconfig_authenticates_with_aws_eks_get_token():
