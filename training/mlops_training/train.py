@@ -137,6 +137,16 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+@dataclass
+class _Position:
+    """Where the run stands: the epoch, the step within it, and the optimizer steps taken in all."""
+
+    epoch: int = 0
+    step_in_epoch: int = 0
+    global_step: int = 0
+    resumed_from: int | None = None
+
+
 def fit(
     *,
     model: TabularNet,
@@ -162,28 +172,48 @@ def fit(
     optimizer = make_optimizer(model.parameters(), learning_rate=config.learning_rate,
                                weight_decay=config.weight_decay)
     scaler = torch.amp.GradScaler(device.type, enabled=config.precision == "fp16")
-
-    epoch, step_in_epoch, global_step, resumed_from = 0, 0, 0, None
-    if checkpoints is not None and (found := checkpoints.latest()) is not None:
-        path, state = found
-        if state["run_key"] != key:
-            raise ValueError(
-                f"{path} belongs to another run (different data, schema, hyperparameters or world size); "
-                f"point the checkpoint directory at an empty location or remove it"
-            )
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        _set_rng_state(state["rng"])
-        epoch, step_in_epoch, global_step = state["epoch"], state["step_in_epoch"], state["global_step"]
-        resumed_from = global_step
-        log.info("resumed from %s: epoch %d, step %d of the epoch, global step %d",
-                 path, epoch, step_in_epoch, global_step)
+    position = _resume(checkpoints, key=key, model=model, optimizer=optimizer, scaler=scaler)
     if dist.is_distributed:
-        _check_same_step(global_step, device=device)
+        _check_same_step(position.global_step, device=device)
     if task == "regression":
         target = (target - model.target_mean) / model.target_std
+    net, inputs = _network_and_inputs(model, features, dist=dist, device=device)
+    loop = _Loop(
+        model=model, net=net, inputs=inputs, target=target, loss_fn=_loss_fn(task), optimizer=optimizer,
+        scaler=scaler, config=config, device=device, dist=dist, checkpoints=checkpoints, key=key,
+        steps_per_epoch=math.ceil(math.ceil(features.shape[0] / dist.world_size) / config.batch_size),
+        position=position,
+    )
+    return loop.run()
 
+
+def _resume(
+    checkpoints: Checkpoints | None, *, key: str, model: TabularNet, optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+) -> _Position:
+    """Restore model, optimizer, scaler and RNG from the newest checkpoint of this run, if there is one."""
+    if checkpoints is None or (found := checkpoints.latest()) is None:
+        return _Position()
+    path, state = found
+    if state["run_key"] != key:
+        raise ValueError(
+            f"{path} belongs to another run (different data, schema, hyperparameters or world size); "
+            f"point the checkpoint directory at an empty location or remove it"
+        )
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scaler.load_state_dict(state["scaler"])
+    _set_rng_state(state["rng"])
+    log.info("resumed from %s: epoch %d, step %d of the epoch, global step %d",
+             path, state["epoch"], state["step_in_epoch"], state["global_step"])
+    return _Position(epoch=state["epoch"], step_in_epoch=state["step_in_epoch"],
+                     global_step=state["global_step"], resumed_from=state["global_step"])
+
+
+def _network_and_inputs(
+    model: TabularNet, features: torch.Tensor, *, dist: Distributed, device: torch.device,
+) -> tuple[nn.Module, torch.Tensor]:
+    """The module each step runs and the tensor its batches come from."""
     # The preprocessing has no parameters and works row by row: encoding every row once gives the very
     # numbers per-batch encoding would, and each step then runs only the MLP. Skipped when the encoded
     # matrix (one-hot columns included) would take more memory than PRECOMPUTE_BYTES.
@@ -202,67 +232,102 @@ def fit(
             else {"broadcast_buffers": False}
         )
         net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None, **no_sync)
-    loss_fn = _loss_fn(task)
-    n = features.shape[0]
-    steps_per_epoch = math.ceil(math.ceil(n / dist.world_size) / config.batch_size)
-    every = config.checkpoint_every_steps
+    return net, inputs
 
-    def save(*, at_epoch: int, at_step: int) -> None:
-        if checkpoints is None or not dist.is_main:
-            return
-        if at_step == steps_per_epoch:  # normalise "end of epoch e" to "start of epoch e + 1"
-            at_epoch, at_step = at_epoch + 1, 0
-        checkpoints.save({
-            "run_key": key, "epoch": at_epoch, "step_in_epoch": at_step, "global_step": global_step,
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-            "rng": _rng_state(),
-        }, global_step=global_step)
 
-    net.train()
-    steps_run, samples, last_loss = 0, 0, None
-    last_saved = global_step
-    started = time.perf_counter()
-    for e in range(epoch, config.epochs):
+@dataclass(kw_only=True)
+class _Loop:
+    """The epochs of one process: steps, periodic checkpoints on rank 0, the per-epoch log line."""
+
+    model: TabularNet
+    net: nn.Module
+    inputs: torch.Tensor
+    target: torch.Tensor
+    loss_fn: nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    config: LoopConfig
+    device: torch.device
+    dist: Distributed
+    checkpoints: Checkpoints | None
+    key: str
+    steps_per_epoch: int
+    position: _Position
+
+    def run(self) -> FitResult:
+        config, start = self.config, self.position
+        self.net.train()
+        steps_run, samples, last_loss = 0, 0, None
+        last_saved = start.global_step
+        started = time.perf_counter()
+        for e in range(start.epoch, config.epochs):
+            first = start.step_in_epoch if e == start.epoch else 0
+            ran, epoch_samples, loss, saved = self._epoch(e, first)
+            last_saved = saved if saved is not None else last_saved
+            steps_run += ran
+            samples += epoch_samples
+            if ran:
+                last_loss = loss
+        seconds = time.perf_counter() - started
+        # A final checkpoint: a kill during evaluation or upload must not repeat the training.
+        if config.checkpoint_every_steps and last_saved != self.position.global_step:
+            self._save(at_epoch=config.epochs, at_step=0)
+        return FitResult(
+            global_step=self.position.global_step, steps_this_process=steps_run, samples=samples,
+            seconds=seconds, resumed_from_step=start.resumed_from, last_epoch_loss=last_loss,
+        )
+
+    def _epoch(self, e: int, first: int) -> tuple[int, int, float | None, int | None]:
+        """Steps `first`.. of epoch `e`: (steps run, samples, mean loss, global step last saved or None)."""
+        config, every = self.config, self.config.checkpoint_every_steps
         shard = shard_indices(
-            epoch_permutation(n, seed=config.seed, epoch=e), rank=dist.rank, world_size=dist.world_size
-        ).to(device)
-        loss_sum = torch.zeros((), device=device)
-        epoch_samples = 0
-        first = step_in_epoch if e == epoch else 0
+            epoch_permutation(self.inputs.shape[0], seed=config.seed, epoch=e),
+            rank=self.dist.rank, world_size=self.dist.world_size,
+        ).to(self.device)
+        loss_sum = torch.zeros((), device=self.device)
+        epoch_samples, saved = 0, None
         epoch_started = time.perf_counter()
-        for s in range(first, steps_per_epoch):
+        for s in range(first, self.steps_per_epoch):
             index = shard[s * config.batch_size: (s + 1) * config.batch_size]
-            xb = inputs.index_select(0, index)
-            yb = target.index_select(0, index)
-            with _autocast(config.precision, device):
-                out = net(xb).reshape(-1)  # the bare MLP returns [B, 1], the full model [B]
-            loss = loss_fn(out.float(), yb)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            loss_sum += loss.detach()
-            global_step += 1
-            steps_run += 1
+            loss_sum += self._step(index)
             epoch_samples += len(index)
-            if every and global_step % every == 0:
-                save(at_epoch=e, at_step=s + 1)
-                last_saved = global_step
-        ran = steps_per_epoch - first
-        samples += epoch_samples
-        if ran:
-            last_loss = float(loss_sum) / ran
-            elapsed = time.perf_counter() - epoch_started
-            log.info("epoch=%d train_loss=%.6f steps=%d samples_per_s=%.0f",
-                     e + 1, last_loss, ran, epoch_samples / max(elapsed, 1e-9))
-    seconds = time.perf_counter() - started
-    # A final checkpoint: a kill during evaluation or upload must not repeat the training.
-    if every and last_saved != global_step:
-        save(at_epoch=config.epochs, at_step=0)
-    return FitResult(
-        global_step=global_step, steps_this_process=steps_run, samples=samples, seconds=seconds,
-        resumed_from_step=resumed_from, last_epoch_loss=last_loss,
-    )
+            if every and self.position.global_step % every == 0:
+                self._save(at_epoch=e, at_step=s + 1)
+                saved = self.position.global_step
+        ran = self.steps_per_epoch - first
+        if not ran:
+            return 0, epoch_samples, None, saved
+        loss = float(loss_sum) / ran
+        elapsed = time.perf_counter() - epoch_started
+        log.info("epoch=%d train_loss=%.6f steps=%d samples_per_s=%.0f",
+                 e + 1, loss, ran, epoch_samples / max(elapsed, 1e-9))
+        return ran, epoch_samples, loss, saved
+
+    def _step(self, index: torch.Tensor) -> torch.Tensor:
+        """One optimizer step on the rows `index`; returns the batch's loss, detached."""
+        xb = self.inputs.index_select(0, index)
+        yb = self.target.index_select(0, index)
+        with _autocast(self.config.precision, self.device):
+            out = self.net(xb).reshape(-1)  # the bare MLP returns [B, 1], the full model [B]
+        loss = self.loss_fn(out.float(), yb)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.position.global_step += 1
+        return loss.detach()
+
+    def _save(self, *, at_epoch: int, at_step: int) -> None:
+        if self.checkpoints is None or not self.dist.is_main:
+            return
+        if at_step == self.steps_per_epoch:  # normalise "end of epoch e" to "start of epoch e + 1"
+            at_epoch, at_step = at_epoch + 1, 0
+        global_step = self.position.global_step
+        self.checkpoints.save({
+            "run_key": self.key, "epoch": at_epoch, "step_in_epoch": at_step, "global_step": global_step,
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(), "rng": _rng_state(),
+        }, global_step=global_step)
 
 
 def _check_same_step(global_step: int, *, device: torch.device) -> None:
