@@ -49,7 +49,6 @@ BEING_SPLIT = {
     "components/k8s_manifests.py::cluster_autoscaler",
     "components/pipeline_definition.py::pipeline_definition",
     "mlops/local/demo.py::run",
-    "training/mlops_training/train.py::fit",
 }
 
 
