@@ -11,7 +11,7 @@ from typing import Any
 
 from components import metrics
 from components.config import LOWER_IS_BETTER, EndpointConfig, Thresholds
-from components.naming import Namer
+from specs.naming import Namer
 
 SAGEMAKER_NAMESPACE = "AWS/SageMaker"
 MAX_ROLLBACK_ALARMS = 10

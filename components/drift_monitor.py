@@ -9,7 +9,7 @@ import pulumi_aws as aws
 
 from components import metrics
 from components.config import Network
-from components.naming import Namer
+from specs.naming import Namer
 
 TOKEN = "mlops:drift_monitor:DriftMonitor"
 INPUT_PATH = "/opt/ml/processing/input/endpoint"

@@ -10,7 +10,7 @@ import pulumi_aws as aws
 from components import hosting
 from components.alarms import MAX_ROLLBACK_ALARMS
 from components.config import EndpointConfig, Network
-from components.naming import Namer
+from specs.naming import Namer
 
 TOKEN = "mlops:endpoint:Endpoint"
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"

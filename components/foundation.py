@@ -7,9 +7,10 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components import iam, metrics
+from components import metrics
+from specs import iam
 from components.bucket import SecureBucket, SecureBucketArgs
-from components.naming import Namer
+from specs.naming import Namer
 
 TOKEN = "mlops:foundation:Foundation"
 IMAGES = ("training", "serving")

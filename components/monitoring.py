@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from components import iam, metrics, templates
+from components import metrics, templates
+from specs import iam
 from components.alarms import AlarmSpec, endpoint_alarms
 from components.config import EndpointConfig, MonitoringConfig
-from components.naming import Namer
+from specs.naming import Namer
 
 TOKEN = "mlops:monitoring:Monitoring"
 

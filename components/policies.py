@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from components import iam
+from specs import iam
 
 MANDATORY = "mandatory"
 ADVISORY = "advisory"

@@ -54,7 +54,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from components import naming, stack_files
+from components import stack_files
+from specs import naming
 from components.config import LOWER_IS_BETTER, TASK_METRICS, ShadowTraffic, StackConfig
 from components.feature_schema import feature_schema
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from components import alarms
 from components.config import EndpointConfig, Thresholds
-from components.naming import Namer
+from specs.naming import Namer
 
 NAMER = Namer(team="t", environment="dev", account_id="111111111111")
 URL = "s3://t-dev-artifacts-111111111111/m/{}/model.tar.gz"
@@ -77,7 +77,7 @@ def test_drift_alarms_use_the_monitor_namespace_and_the_psi_threshold():
 
 def test_live_quality_alarms_follow_the_models_gates_per_production_variant():
     from components.config import ABTraffic, AllAtOnceRollout, EndpointConfig, Thresholds
-    from components.naming import Namer
+    from specs.naming import Namer
 
     variant = {"model_version": 1, "model_data_url": "s3://t-dev-artifacts-111111111111/m/1/model.tar.gz", "weight": 1}
     endpoint = EndpointConfig(model="fraud", traffic=ABTraffic(mode="ab", variants={"a": variant, "b": variant}),
