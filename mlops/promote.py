@@ -552,7 +552,7 @@ _PLAN_LOCK = threading.Lock()
 
 def policy_gate(*, stack: str, candidate_text: str, team: str) -> GateResult:
     """Plan the target stack with the candidate pin from a temporary copy of the stacks directory."""
-    from components import policies
+    from specs import policies
     from mlops import plan as planner
 
     real = stack_files.stacks_dir()
