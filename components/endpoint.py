@@ -8,7 +8,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import hosting
-from components.alarms import MAX_ROLLBACK_ALARMS
+from specs.alarms import MAX_ROLLBACK_ALARMS
 from components.config import EndpointConfig, Network
 from specs.naming import Namer
 

@@ -9,8 +9,8 @@ import pulumi_aws as aws
 
 from components import metrics, templates
 from specs import iam
-from components.alarms import AlarmSpec, endpoint_alarms
-from components.config import EndpointConfig, MonitoringConfig
+from specs.alarms import AlarmSpec, endpoint_alarms
+from components.config import LOWER_IS_BETTER, EndpointConfig, MonitoringConfig
 from specs.naming import Namer
 
 TOKEN = "mlops:monitoring:Monitoring"
@@ -100,7 +100,7 @@ class Monitoring(pulumi.ComponentResource):
         if args.config.alarms:
             for key, endpoint in args.endpoints.items():
                 self.specs.extend(endpoint_alarms(namer=namer, key=key, endpoint=endpoint, thresholds=args.config.thresholds,
-                                                  gates=args.model_gates.get(key)))
+                                                  gates=args.model_gates.get(key), published=metrics, lower_is_better=LOWER_IS_BETTER))
             for spec in self.specs:
                 self.alarms[spec.name] = _metric_alarm(name, spec, self.topic.arn, args.tags, child)
 
