@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from components import iam
+from specs import iam
 from components._validation import Problem, raise_input_problems, required_name
 
 TOKEN = "mlops:bucket:SecureBucket"
@@ -18,7 +18,7 @@ class SecureBucketArgs:
     """Inputs of a SecureBucket."""
 
     bucket: str
-    """Globally unique bucket name (see components.naming.Namer.bucket)."""
+    """Globally unique bucket name (see specs.naming.Namer.bucket)."""
     kms_key_arn: pulumi.Input[str]
     """Customer-managed KMS key for SSE-KMS; S3 Bucket Keys are on to cut KMS request costs."""
     tags: dict[str, str] = field(default_factory=dict)

@@ -10,7 +10,7 @@ import pulumi_aws as aws
 from components import metrics
 from components._validation import Problem, raise_input_problems, required_name
 from components.config import Network
-from components.naming import Namer
+from specs.naming import Namer
 
 TOKEN = "mlops:drift_monitor:DriftMonitor"
 INPUT_PATH = "/opt/ml/processing/input/endpoint"

@@ -8,10 +8,10 @@ import pulumi
 import pulumi_aws as aws
 
 from components import hosting
+from specs.alarms import MAX_ROLLBACK_ALARMS
 from components._validation import Problem, raise_input_problems, required_name
-from components.alarms import MAX_ROLLBACK_ALARMS
 from components.config import EndpointConfig, Network
-from components.naming import Namer
+from specs.naming import Namer
 
 TOKEN = "mlops:endpoint:Endpoint"
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"

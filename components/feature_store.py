@@ -7,7 +7,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.config import FeatureGroupConfig
-from components.naming import Namer
+from specs.naming import Namer
 
 TOKEN = "mlops:feature_store:FeatureStore"
 

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components import iam, metrics
+from components import metrics
+from specs import iam
 from components._validation import Problem, raise_input_problems, required_name
 from components.bucket import SecureBucket, SecureBucketArgs
-from components.naming import Namer
+from specs.naming import Namer
 
 TOKEN = "mlops:foundation:Foundation"
 IMAGES = ("training", "serving")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from components.config import ABTraffic, EndpointConfig, Network, ShadowTraffic
-from components.naming import Namer, content_hash
+from specs.naming import Namer, content_hash
 
 CAPTURE_CONTENT_TYPES = {"JsonContentTypes": ["application/json"], "CsvContentTypes": ["text/csv"]}
 """Declaring the types makes SageMaker store captures as text, not base64."""

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from components import iam
+from specs import iam
 
 Manifest = dict[str, Any]
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from components import iam
+from specs import iam
 from components._validation import ACCOUNT_ID, Problem, raise_input_problems
 from components.config import ModelConfig
-from components.naming import Namer
+from specs.naming import Namer
 
 TOKEN = "mlops:model_registry:ModelRegistry"
 APPROVAL_DETAIL_TYPE = "SageMaker Model Package State Change"

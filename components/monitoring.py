@@ -7,11 +7,12 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from components import iam, metrics, templates
+from components import metrics, templates
+from specs import iam
+from specs.alarms import AlarmSpec, endpoint_alarms
+from components.config import LOWER_IS_BETTER, EndpointConfig, MonitoringConfig
+from specs.naming import Namer
 from components._validation import Problem, raise_input_problems
-from components.alarms import AlarmSpec, endpoint_alarms
-from components.config import EndpointConfig, MonitoringConfig
-from components.naming import Namer
 
 TOKEN = "mlops:monitoring:Monitoring"
 
@@ -96,7 +97,7 @@ class Monitoring(pulumi.ComponentResource):
         if args.config.alarms:
             for key, endpoint in args.endpoints.items():
                 self.specs.extend(endpoint_alarms(namer=namer, key=key, endpoint=endpoint, thresholds=args.config.thresholds,
-                                                  gates=args.model_gates.get(key)))
+                                                  gates=args.model_gates.get(key), published=metrics, lower_is_better=LOWER_IS_BETTER))
             for spec in self.specs:
                 self.alarms[spec.name] = _metric_alarm(name, spec, self.topic.arn, args.tags, child)
 

@@ -61,7 +61,7 @@ def schema_key(model: str) -> str:
 
 def checkpoints_uri(artifacts_bucket: str, model: str) -> str:
     """Where the model's runs checkpoint in the artifacts bucket (SageMaker syncs there; EKS runs
-    write a folder per Job below it). The pods' policy may prune `checkpoints/*` (components.iam)."""
+    write a folder per Job below it). The pods' policy may prune `checkpoints/*` (specs.iam)."""
     return f"s3://{artifacts_bucket}/checkpoints/{model}"
 
 

@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from components import iam, pipeline_definition
+from components import pipeline_definition
+from specs import iam
 from components._validation import Problem, raise_input_problems, required_name
 from components.config import ModelConfig, Network, TrainingConfig
-from components.naming import Namer
+from specs.naming import Namer
 
 TOKEN = "mlops:retraining:Retraining"
 

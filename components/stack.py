@@ -11,8 +11,9 @@ from components.feature_store import FeatureStore, FeatureStoreArgs
 from components.foundation import Foundation, FoundationArgs, image_uri
 from components.model_registry import ModelRegistry, ModelRegistryArgs
 from components.monitoring import Monitoring, MonitoringArgs
-from components.naming import Namer
-from components import alarms, k8s_manifests, metrics, pipeline_definition
+from specs.naming import Namer
+from components import k8s_manifests, metrics, pipeline_definition
+from specs import alarms
 from components.feature_schema import feature_schema
 from components.drift_monitor import DriftMonitor, DriftMonitorArgs
 from components.retraining import Retraining, RetrainingArgs

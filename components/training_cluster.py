@@ -23,10 +23,11 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components import iam, k8s_manifests as manifests, pipeline_definition
+from components import k8s_manifests as manifests, pipeline_definition
+from specs import iam
 from components._validation import raise_input_problems, required_name
 from components.config import CreatedCluster, EksTraining, ExistingCluster, Network
-from components.naming import Namer
+from specs.naming import Namer
 
 TOKEN = "mlops:training_cluster:TrainingCluster"
 SYSTEM_POOL_LABEL = {"mlops.dev/pool": "system"}

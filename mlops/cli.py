@@ -78,7 +78,7 @@ def plan(
     Exits 2 on configuration errors, 1 on mandatory policy violations, 0 otherwise.
     """
     from mlops import plan as planner
-    from components import policies
+    from specs import policies
 
     plans, failed = [], []
     for name in _stacks(stack, all_):

@@ -59,7 +59,7 @@ class Plan:
     resources: list[PlannedResource]
     seconds: float = 0.0
     findings: list[Any] = field(default_factory=list)
-    """Policy pack results (components.policies.Finding)."""
+    """Policy pack results (specs.policies.Finding)."""
 
     def by_type(self) -> Counter[str]:
         return Counter(r.type for r in self.resources)

@@ -54,7 +54,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from components import naming, stack_files
+from components import stack_files
+from specs import naming
 from components.config import LOWER_IS_BETTER, TASK_METRICS, ShadowTraffic, StackConfig
 from components.feature_schema import feature_schema
 
@@ -551,7 +552,7 @@ _PLAN_LOCK = threading.Lock()
 
 def policy_gate(*, stack: str, candidate_text: str, team: str) -> GateResult:
     """Plan the target stack with the candidate pin from a temporary copy of the stacks directory."""
-    from components import policies
+    from specs import policies
     from mlops import plan as planner
 
     real = stack_files.stacks_dir()

@@ -89,7 +89,7 @@ def render(spec: TeamSpec) -> dict[Path, str]:
 def new_team(spec: TeamSpec) -> Scaffolded:
     """Write, validate and plan the team's stacks. Raises ScaffoldError (nothing written),
     ConfigError or PlanRefused (everything written removed again)."""
-    from components import policies
+    from specs import policies
     from mlops import plan as planner
 
     check(spec)

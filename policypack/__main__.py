@@ -1,5 +1,5 @@
 """The policy pack: `pulumi up --policy-pack policypack`. The rules themselves are plain functions
-in components/policies.py, which `mlops plan` also runs over its offline plans."""
+in specs/policies/ (one module per rule), which `mlops plan` also runs over its offline plans."""
 import sys
 from pathlib import Path
 

@@ -24,7 +24,7 @@ import yaml
 from components import feature_schema, stack_files
 from components.config import StackConfig
 from components.foundation import image_uri
-from components.naming import Namer
+from specs.naming import Namer
 from mlops.local.environment import ACCOUNT_ID, LocalEnvironment, extract, free_port, wait_http
 from mlops.local.realize import Realized, api_calls, realize
 from mlops.plan import Plan, plan_stack

@@ -9,7 +9,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from components import iam
+from specs import iam
 from components import k8s_manifests as m
 
 K8S_VERSION = "1.33"

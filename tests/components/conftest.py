@@ -19,7 +19,7 @@ from typing import Any, Generic, TypeVar
 import pulumi
 import pytest
 
-from components.naming import Namer
+from specs.naming import Namer
 from mlops import plan as planning
 
 ACCOUNT = "111111111111"

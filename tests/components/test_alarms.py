@@ -1,9 +1,13 @@
-"""components.alarms: the alarm specs as pure data, and the rollback subset the Endpoint uses."""
+"""specs.alarms: the alarm specs as pure data (one table of rows read by one function), and the
+rollback subset the Endpoint uses."""
 from __future__ import annotations
 
-from components import alarms
-from components.config import EndpointConfig, Thresholds
-from components.naming import Namer
+from dataclasses import dataclass
+
+from components import metrics
+from components.config import LOWER_IS_BETTER, EndpointConfig, Thresholds
+from specs import alarms
+from specs.naming import Namer
 
 NAMER = Namer(team="t", environment="dev", account_id="111111111111")
 URL = "s3://t-dev-artifacts-111111111111/m/{}/model.tar.gz"
@@ -24,7 +28,9 @@ def ab(n: int) -> EndpointConfig:
 
 
 def specs(endpoint: EndpointConfig, **thresholds) -> dict[str, alarms.AlarmSpec]:
-    return {s.name: s for s in alarms.endpoint_alarms(namer=NAMER, key="e", endpoint=endpoint, thresholds=Thresholds(**thresholds))}
+    return {s.name: s for s in alarms.endpoint_alarms(
+        namer=NAMER, key="e", endpoint=endpoint, thresholds=Thresholds(**thresholds), published=metrics, lower_is_better=LOWER_IS_BETTER,
+    )}
 
 
 def test_rollback_alarms_are_latency_and_5xx_of_production_variants_only():
@@ -77,13 +83,14 @@ def test_drift_alarms_use_the_monitor_namespace_and_the_psi_threshold():
 
 def test_live_quality_alarms_follow_the_models_gates_per_production_variant():
     from components.config import ABTraffic, AllAtOnceRollout, EndpointConfig, Thresholds
-    from components.naming import Namer
+    from specs.naming import Namer
 
     variant = {"model_version": 1, "model_data_url": "s3://t-dev-artifacts-111111111111/m/1/model.tar.gz", "weight": 1}
     endpoint = EndpointConfig(model="fraud", traffic=ABTraffic(mode="ab", variants={"a": variant, "b": variant}),
                               rollout=AllAtOnceRollout(strategy="all_at_once"))
     specs = alarms.endpoint_alarms(namer=Namer(team="t", environment="dev", account_id="111111111111"), key="scoring",
-                            endpoint=endpoint, thresholds=Thresholds(), gates={"auc": 0.85, "log_loss": 0.45, "r2": 0.5})
+                            endpoint=endpoint, thresholds=Thresholds(), gates={"auc": 0.85, "log_loss": 0.45, "r2": 0.5},
+                            published=metrics, lower_is_better=LOWER_IS_BETTER)
     live = {s.name: s for s in specs if s.metric and s.metric.startswith("Live")}
     assert sorted(live) == ["t-dev-scoring-a-live-auc", "t-dev-scoring-a-live-log-loss", "t-dev-scoring-b-live-auc", "t-dev-scoring-b-live-log-loss"]
     auc = live["t-dev-scoring-a-live-auc"]
@@ -91,3 +98,57 @@ def test_live_quality_alarms_follow_the_models_gates_per_production_variant():
     loss = live["t-dev-scoring-b-live-log-loss"]
     assert (loss.metric, loss.statistic, loss.comparison, loss.threshold) == ("LiveLogLoss", "Maximum", "GreaterThanThreshold", 0.45)
     assert auc.dimensions == {"EndpointName": "t-dev-scoring", "VariantName": "a"} and not auc.rollback
+
+
+def test_alarm_specs_keep_their_names_order_and_rollback_flags():
+    assert [(s.name, s.rollback) for s in specs(shadow()).values()] == [
+        ("t-dev-e-champion-p99-latency", True), ("t-dev-e-champion-5xx-errors", True), ("t-dev-e-champion-4xx-rate", False),
+        ("t-dev-e-champion-no-traffic", False), ("t-dev-e-candidate-p99-latency", False), ("t-dev-e-candidate-5xx-errors", False),
+        ("t-dev-e-candidate-4xx-rate", False), ("t-dev-e-drift-max-feature-psi", False), ("t-dev-e-drift-prediction-psi", False),
+    ]
+
+
+def test_health_alarm_descriptions_state_role_variant_and_configured_threshold():
+    got = {n: s.description for n, s in specs(shadow(), errors_5xx=3, rate_4xx_percent=2.5, min_invocations_per_hour=4).items()}
+    assert got["t-dev-e-champion-p99-latency"] == "p99 ModelLatency of production variant champion above 250 ms"
+    assert got["t-dev-e-candidate-5xx-errors"] == "3 or more 5XX errors in 5 minutes on shadow variant candidate"
+    assert got["t-dev-e-champion-4xx-rate"] == "over 2.5 % of requests to production variant champion rejected (4XX) in 5 minutes"
+    assert got["t-dev-e-champion-no-traffic"] == "fewer than 4 invocations in an hour on variant champion"
+    assert got["t-dev-e-drift-prediction-psi"] == "the prediction distribution drifted from the training baseline (PSI above 0.2)"
+
+
+def test_no_traffic_alarm_breaches_on_missing_data_and_the_others_do_not():
+    assert {n: s.treat_missing_data for n, s in specs(ab(2)).items() if s.treat_missing_data != "notBreaching"} == {
+        "t-dev-e-v0-no-traffic": "breaching", "t-dev-e-v1-no-traffic": "breaching",
+    }
+
+
+@dataclass(frozen=True)
+class _Drift:
+    suffix: str
+    metric: str
+    description: str
+
+
+class _OtherContract:
+    """A metric contract other than components.metrics: the alarms follow whatever the caller passes."""
+
+    NAMESPACE = "Other/Monitor"
+    ENDPOINT_DIMENSION = "Endpoint"
+    VARIANT_DIMENSION = "Variant"
+    LIVE_METRIC_PREFIX = "Online"
+    LIVE_METRIC_SUFFIXES = {"auc": "Auc"}
+    DRIFT_ALARMS = (_Drift("feature-drift", "FeatureDrift", "features {drifted}"),)
+
+
+def test_live_and_drift_alarms_follow_the_published_metric_contract_passed_in():
+    got = alarms.endpoint_alarms(namer=NAMER, key="e", endpoint=ab(2), thresholds=Thresholds(), gates={"auc": 0.8, "rmse": 2.0},
+                                 published=_OtherContract(), lower_is_better={"auc"})
+    by_name = {s.name: s for s in got}
+    live = by_name["t-dev-e-v0-live-auc"]
+    assert (live.namespace, live.metric, live.dimensions) == ("Other/Monitor", "OnlineAuc", {"Endpoint": "t-dev-e", "Variant": "v0"})
+    assert (live.statistic, live.comparison) == ("Maximum", "GreaterThanThreshold")  # auc declared lower-is-better here
+    assert "t-dev-e-v0-live-rmse" not in by_name  # not published live by this contract
+    drift = by_name["t-dev-e-drift-feature-drift"]
+    assert (drift.namespace, drift.metric, drift.dimensions) == ("Other/Monitor", "FeatureDrift", {"Endpoint": "t-dev-e"})
+    assert drift.description == "features {drifted} (PSI above 0.2)"

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from components import iam
+from specs import iam
 from components.bucket import TOKEN as BUCKET_TOKEN
 from components.foundation import TOKEN, Foundation, FoundationArgs
 

@@ -8,7 +8,7 @@ import pytest
 from components import hosting, rules
 from components.config import EndpointConfig, StackConfig
 from components.foundation import image_uri
-from components.naming import Namer
+from specs.naming import Namer
 from components.stack import namer_for
 from components.stack_files import load
 

@@ -1,9 +1,9 @@
-"""components.iam: policy documents as pure functions, no Pulumi."""
+"""specs.iam: policy documents as pure functions, no Pulumi."""
 from __future__ import annotations
 
 import pytest
 
-from components import iam
+from specs import iam
 
 ACCOUNT = "111111111111"
 BUCKETS = {p: f"arn:aws:s3:::t-dev-{p}-{ACCOUNT}" for p in ("features", "artifacts", "capture")}

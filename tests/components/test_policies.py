@@ -1,8 +1,10 @@
-"""The policy pack's rules (components.policies) on hand-built resources, on every shipped stack's
+"""The policy pack's rules (specs.policies, one module per rule) on hand-built resources, on every shipped stack's
 plan, and served by the real policy pack (policypack/__main__.py) over its gRPC analyzer protocol."""
 from __future__ import annotations
 
+import importlib
 import json
+import pkgutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,8 +17,9 @@ from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
-from components import policies, stack_files
-from components.policies import Res
+from components import stack_files
+from specs import policies
+from specs.policies import Res, feature_groups_encrypted, no_wildcard_iam_actions
 
 KEY = "arn:aws:kms:eu-west-1:111111111111:key/k"
 FG = "aws:sagemaker/featureGroup:FeatureGroup"
@@ -195,6 +198,20 @@ def test_every_rule_has_a_compliant_and_a_non_compliant_case():
     assert sorted(STACK_CASES) == sorted(STACK_RULES)
 
 
+def _rule_modules() -> list[str]:
+    return sorted(m.name for m in pkgutil.iter_modules(policies.__path__) if m.name != "core")
+
+
+def test_each_rule_lives_in_its_own_documented_module_named_after_it():
+    assembled = [*policies.RESOURCE_RULES, *policies.STACK_RULES]
+    for name in _rule_modules():
+        module = importlib.import_module(f"specs.policies.{name}")
+        assert module.RULE.name == name.replace("_", "-"), f"specs/policies/{name}.py holds rule {module.RULE.name!r}"
+        assert module.RULE in assembled, f"rule {module.RULE.name!r} is not in RESOURCE_RULES or STACK_RULES"
+        assert module.__doc__ and module.__doc__.startswith(f"{module.RULE.name}"), f"specs/policies/{name}.py: docstring"
+    assert sorted(r.name.replace("-", "_") for r in assembled) == _rule_modules()
+
+
 ADVISORY_RULES = {"gpu-nodes-scale-to-zero"}  # warm GPU nodes are a legitimate, costly, choice
 
 
@@ -246,24 +263,24 @@ def test_resource_rules_ignore_other_resource_types():
 
 
 def test_disabled_online_store_needs_no_key():
-    assert policies.feature_group_encrypted(FG, {"onlineStoreConfig": {"enableOnlineStore": False}}) == []
+    assert feature_groups_encrypted.check(FG, {"onlineStoreConfig": {"enableOnlineStore": False}}) == []
 
 
 def test_iam_policy_unknown_during_preview_is_not_a_finding():
-    assert policies.no_wildcard_iam_actions("aws:iam/rolePolicy:RolePolicy", {}) == []
-    assert policies.no_wildcard_iam_actions("aws:iam/rolePolicy:RolePolicy", {"policy": "not json"}) == []
+    assert no_wildcard_iam_actions.check("aws:iam/rolePolicy:RolePolicy", {}) == []
+    assert no_wildcard_iam_actions.check("aws:iam/rolePolicy:RolePolicy", {"policy": "not json"}) == []
 
 
 def test_administrator_access_in_a_roles_managed_policies_is_reported():
     arn = "arn:aws:iam::aws:policy/AdministratorAccess"
-    assert policies.no_wildcard_iam_actions("aws:iam/role:Role", {"managedPolicyArns": [arn]}) == [
+    assert no_wildcard_iam_actions.check("aws:iam/role:Role", {"managedPolicyArns": [arn]}) == [
         f"attaches the managed policy {arn}; broad managed policies are not least privilege"
     ]
 
 
 def test_allow_with_not_action_is_reported_as_a_wildcard():
     policy = doc({"Effect": "Allow", "NotAction": ["iam:*"], "Resource": "*"})
-    assert len(policies.no_wildcard_iam_actions("aws:iam/rolePolicy:RolePolicy", {"policy": policy})) == 1
+    assert len(no_wildcard_iam_actions.check("aws:iam/rolePolicy:RolePolicy", {"policy": policy})) == 1
 
 
 def test_evaluate_reports_rule_level_and_resource_of_each_finding():

@@ -1,7 +1,8 @@
 """Derived AWS names: stable, content-addressed where AWS resources are immutable, within limits."""
 from __future__ import annotations
 
-from components import instance_types, naming
+from components import instance_types
+from specs import naming
 
 
 def test_derived_names_follow_team_environment_component():

@@ -1,0 +1,20 @@
+"""topics-encrypted: SNS topics use a KMS key.
+
+Alarm and model-approval notifications name endpoints, models and thresholds; they are encrypted at
+rest like everything else the stack stores.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from specs.policies.core import MANDATORY, ResourceRule
+
+
+def check(type_: str, props: dict[str, Any]) -> list[str]:
+    """An SNS topic names a KMS master key."""
+    if type_ == "aws:sns/topic:Topic" and not props.get("kmsMasterKeyId"):
+        return ["topic is not encrypted with a KMS key (kmsMasterKeyId)"]
+    return []
+
+
+RULE = ResourceRule("topics-encrypted", "SNS topics use KMS", MANDATORY, check)
