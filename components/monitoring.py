@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
+from mlops_contracts import metrics
 
-from components import iam, metrics, templates
+from components import iam, templates
 from components.alarms import AlarmSpec, endpoint_alarms
 from components.config import EndpointConfig, MonitoringConfig
 from components.naming import Namer
@@ -25,8 +26,7 @@ def dashboard_body(*, namer: Namer, region: str, endpoints: dict[str, EndpointCo
         "dashboard.json.j2",
         title=f"MLOps {namer.prefix}",
         region=region,
-        monitor_namespace=metrics.NAMESPACE,
-        endpoint_dimension=metrics.ENDPOINT_DIMENSION,
+        m=metrics,
         endpoints=[
             {
                 "name": namer.endpoint(key),
