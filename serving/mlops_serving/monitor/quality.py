@@ -123,7 +123,7 @@ def read_labels(location: str, *, since: datetime | None, batch_records: int, co
     """Every ground-truth record under `location` (file, directory or S3 prefix) into an index."""
     single = location.endswith(wire.FILE_SUFFIX) if storage.is_s3(location) else not storage.exists_dir(location)
     if not single:
-        entries = storage.list_files(location, suffix=".jsonl")
+        entries = storage.list_files(location, suffix=wire.FILE_SUFFIX)
         oldest = (since - timedelta(hours=1)).replace(minute=0, second=0, microsecond=0) if since else None
         files = [e.location for e in entries if oldest is None or (_hour(e.parts) or oldest) >= oldest]
     else:
