@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
+from mlops_contracts import artifact, metrics
 
-from components import metrics
 from components._validation import Problem, raise_input_problems, required_name
 from components.config import Network
 from specs.naming import Namer
@@ -21,28 +21,20 @@ ENTRYPOINT = ["mlops-monitor"]
 
 def baseline_uri(model_data_url: str) -> str:
     """The training job uploads baseline.json beside model.tar.gz (docs/contracts.md section 4)."""
-    return model_data_url.rsplit("/", 1)[0] + "/baseline.json"
+    return artifact.beside_archive(model_data_url, artifact.BASELINE_FILE)
 
 
 def job_environment(*, psi_threshold: float) -> dict[str, str]:
     """What the monitoring job needs beyond Model Monitor's own variables (sagemaker_endpoint_name,
     baseline_statistics, dataset_source, output_path, publish_cloudwatch_metrics): its threshold and
-    the metric names the drift alarms watch (components.metrics is the one place they are spelt)."""
+    the metric names the drift alarms watch (`mlops_contracts.metrics`, which the job's own defaults
+    also come from: the environment makes the schedule's names explicit in the plan)."""
     return {
         "MLOPS_MONITOR_PSI_THRESHOLD": f"{psi_threshold:g}",
         # Model Monitor would publish metric files into its own namespace, which the drift alarms
         # do not watch: the job calls PutMetricData itself (the execution role allows exactly this namespace).
         "MLOPS_MONITOR_PUBLISH": "cloudwatch",
-        "MLOPS_MONITOR_NAMESPACE": metrics.NAMESPACE,
-        "MLOPS_METRIC_FEATURE_PSI": metrics.FEATURE_PSI,
-        "MLOPS_METRIC_FEATURE_KS": metrics.FEATURE_KS,
-        "MLOPS_METRIC_MAX_FEATURE_PSI": metrics.MAX_FEATURE_PSI,
-        "MLOPS_METRIC_DRIFTED_FEATURES": metrics.DRIFTED_FEATURES,
-        "MLOPS_METRIC_PREDICTION_PSI": metrics.PREDICTION_PSI,
-        "MLOPS_METRIC_LIVE_PREFIX": metrics.LIVE_METRIC_PREFIX,
-        "MLOPS_DIMENSION_ENDPOINT": metrics.ENDPOINT_DIMENSION,
-        "MLOPS_DIMENSION_FEATURE": metrics.FEATURE_DIMENSION,
-        "MLOPS_DIMENSION_VARIANT": metrics.VARIANT_DIMENSION,
+        **metrics.monitor_environment(),
     }
 
 

@@ -1,33 +1,34 @@
-"""CloudWatch metric names shared by the monitoring job (publisher) and the alarms (watchers).
+"""CloudWatch metric names for the components, and the drift alarms the Monitoring component creates.
 
-The only place these names are spelt: the Monitoring component builds its drift and quality alarms
-from them and passes them to the monitoring job's environment, so the two cannot drift apart.
+The names themselves are the contract with the monitoring job and are spelt once, in
+`mlops_contracts.metrics`; this module re-exports them for the importers not yet moved
+(`components.alarms`, `components.foundation`, `components.stack`) and will be removed once they
+import `mlops_contracts.metrics` directly. The DriftAlarm table below is an infrastructure
+declaration, not part of the contract, and stays with the components.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-NAMESPACE = "MLOps/ModelMonitor"
-"""Custom namespace of everything the monitoring job publishes."""
+from mlops_contracts.metrics import (
+    DRIFTED_FEATURES,
+    ENDPOINT_DIMENSION,
+    FEATURE_DIMENSION,
+    FEATURE_KS,
+    FEATURE_PSI,
+    LIVE_METRIC_PREFIX,
+    LIVE_METRIC_SUFFIXES,
+    MAX_FEATURE_PSI,
+    NAMESPACE,
+    PREDICTION_PSI,
+    VARIANT_DIMENSION,
+)
 
-ENDPOINT_DIMENSION = "EndpointName"
-FEATURE_DIMENSION = "Feature"
-VARIANT_DIMENSION = "VariantName"
-
-FEATURE_PSI = "FeaturePSI"
-"""Population stability index of one feature against its training baseline (dims: endpoint, feature)."""
-FEATURE_KS = "FeatureKS"
-"""Two-sample Kolmogorov-Smirnov statistic of one numeric feature (dims: endpoint, feature)."""
-MAX_FEATURE_PSI = "MaxFeaturePSI"
-"""Largest FeaturePSI of a run (dims: endpoint)."""
-DRIFTED_FEATURES = "DriftedFeatureCount"
-"""Features whose PSI is above the configured threshold (dims: endpoint)."""
-PREDICTION_PSI = "PredictionPSI"
-"""PSI of the prediction distribution against the training baseline's (dims: endpoint)."""
-LIVE_METRIC_PREFIX = "Live"
-"""Live quality metrics are Live<Metric> (LiveAUC, LiveRMSE...) with dims endpoint and variant."""
-LIVE_METRIC_SUFFIXES = {"auc": "AUC", "accuracy": "Accuracy", "log_loss": "LogLoss", "rmse": "RMSE", "mae": "MAE"}
-"""Evaluation metric -> suffix of the live metric the quality job publishes (r2 is not published live)."""
+__all__ = [
+    "DRIFTED_FEATURES", "ENDPOINT_DIMENSION", "FEATURE_DIMENSION", "FEATURE_KS", "FEATURE_PSI", "LIVE_METRIC_PREFIX",
+    "LIVE_METRIC_SUFFIXES", "MAX_FEATURE_PSI", "NAMESPACE", "PREDICTION_PSI", "VARIANT_DIMENSION",
+    "DriftAlarm", "DRIFT_ALARMS", "DRIFT_ALARM_METRICS",
+]
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
+from mlops_contracts import metrics
 
-from components import metrics, templates
+from components import metrics as alarm_metrics, templates
 from specs import iam
 from specs.alarms import AlarmSpec, endpoint_alarms
 from components.config import LOWER_IS_BETTER, EndpointConfig, MonitoringConfig
@@ -27,8 +28,7 @@ def dashboard_body(*, namer: Namer, region: str, endpoints: dict[str, EndpointCo
         "dashboard.json.j2",
         title=f"MLOps {namer.prefix}",
         region=region,
-        monitor_namespace=metrics.NAMESPACE,
-        endpoint_dimension=metrics.ENDPOINT_DIMENSION,
+        m=metrics,
         endpoints=[
             {
                 "name": namer.endpoint(key),
@@ -97,7 +97,7 @@ class Monitoring(pulumi.ComponentResource):
         if args.config.alarms:
             for key, endpoint in args.endpoints.items():
                 self.specs.extend(endpoint_alarms(namer=namer, key=key, endpoint=endpoint, thresholds=args.config.thresholds,
-                                                  gates=args.model_gates.get(key), published=metrics, lower_is_better=LOWER_IS_BETTER))
+                                                  gates=args.model_gates.get(key), published=alarm_metrics, lower_is_better=LOWER_IS_BETTER))
             for spec in self.specs:
                 self.alarms[spec.name] = _metric_alarm(name, spec, self.topic.arn, args.tags, child)
 

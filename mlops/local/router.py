@@ -24,6 +24,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from mlops_contracts import metrics as contract
+
 FORWARDED_HEADERS = (
     "Content-Type",
     "Accept",
@@ -103,16 +105,16 @@ class MetricsBuffer:
             stats, self._stats = self._stats, {}
         data = []
         for (endpoint, variant), s in stats.items():
-            dims = [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant}]
+            dims = [{"Name": contract.ENDPOINT_DIMENSION, "Value": endpoint}, {"Name": contract.VARIANT_DIMENSION, "Value": variant}]
             data += [
-                {"MetricName": "Invocations", "Dimensions": dims, "Value": s.invocations, "Unit": "Count"},
-                {"MetricName": "Invocation4XXErrors", "Dimensions": dims, "Value": s.errors_4xx, "Unit": "Count"},
-                {"MetricName": "Invocation5XXErrors", "Dimensions": dims, "Value": s.errors_5xx, "Unit": "Count"},
+                {"MetricName": contract.INVOCATIONS, "Dimensions": dims, "Value": s.invocations, "Unit": "Count"},
+                {"MetricName": contract.INVOCATION_4XX_ERRORS, "Dimensions": dims, "Value": s.errors_4xx, "Unit": "Count"},
+                {"MetricName": contract.INVOCATION_5XX_ERRORS, "Dimensions": dims, "Value": s.errors_5xx, "Unit": "Count"},
             ]
             # Values/Counts keep the distribution (CloudWatch computes percentiles from it).
             for start in range(0, len(s.latencies_us), 150):
                 chunk = s.latencies_us[start:start + 150]
-                data.append({"MetricName": "ModelLatency", "Dimensions": dims, "Values": chunk, "Unit": "Microseconds"})
+                data.append({"MetricName": contract.MODEL_LATENCY, "Dimensions": dims, "Values": chunk, "Unit": "Microseconds"})
         return data
 
 
@@ -265,7 +267,7 @@ def publish(cloudwatch: Any, metrics: MetricsBuffer) -> int:
     """Send everything buffered to CloudWatch under AWS/SageMaker; returns the datapoints sent."""
     data = metrics.drain()
     for start in range(0, len(data), 500):
-        cloudwatch.put_metric_data(Namespace="AWS/SageMaker", MetricData=data[start:start + 500])
+        cloudwatch.put_metric_data(Namespace=contract.SAGEMAKER_NAMESPACE, MetricData=data[start:start + 500])
     return len(data)
 
 

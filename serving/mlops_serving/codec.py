@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 import orjson
+from mlops_contracts import capture
+from mlops_contracts.feature_schema import FRACTIONAL, INTEGRAL, STRING
 
 from .errors import InvalidInputError, MalformedBodyError, NotAcceptableError, UnsupportedMediaTypeError
 from .schema import FeatureSchema
@@ -35,8 +37,9 @@ from .schema import FeatureSchema
 FLT_MAX = float(np.finfo(np.float32).max)
 NAN = float("nan")
 
-JSON = "JSON"
-CSV = "CSV"
+# The body formats double as the capture records' `encoding` (the app records them as they are).
+JSON = capture.ENCODING_JSON
+CSV = capture.ENCODING_CSV
 MEDIA_TYPES = {JSON: b"application/json", CSV: b"text/csv"}
 ACCEPTED = ["application/json", "text/csv"]
 
@@ -148,9 +151,9 @@ class RequestDecoder:
         self._string_cols = [
             (j, {c: float(k + 1) for k, c in enumerate(f.categories)})
             for j, f in enumerate(schema.features)
-            if f.type == "String"
+            if f.type == STRING
         ]
-        self._integral_cols = [j for j, f in enumerate(schema.features) if f.type == "Integral"]
+        self._integral_cols = [j for j, f in enumerate(schema.features) if f.type == INTEGRAL]
         self._accepts_features_key = "features" not in self.index
         self._row_struct = struct.Struct(f"{self.n_features}f")
         self._structs: dict[int, struct.Struct] = {}
@@ -322,13 +325,13 @@ class RequestDecoder:
                         received="null",
                     )
                 out.append(NAN)
-            elif feature.type == "String":
+            elif feature.type == STRING:
                 if type(value) is not str:
                     raise InvalidInputError(
                         f"row {i}: feature {feature.name!r} must be a string",
                         row=i,
                         field=feature.name,
-                        allowed=_allowed("String", nullable=feature.nullable),
+                        allowed=_allowed(STRING, nullable=feature.nullable),
                         received=json_type(value),
                     )
                 out.append(self._category(j, value))
@@ -360,7 +363,7 @@ class RequestDecoder:
                 allowed=f"-{FLT_MAX:.7g}..{FLT_MAX:.7g}",
                 received=repr(value),
             )
-        if ftype == "Integral" and not value.is_integer():
+        if ftype == INTEGRAL and not value.is_integer():
             raise InvalidInputError(
                 f"row {i}: feature {name!r} must be a whole number",
                 row=i,
@@ -414,7 +417,7 @@ class RequestDecoder:
                     received="empty",
                 )
             return NAN
-        if feature.type == "String":
+        if feature.type == STRING:
             return self._category(j, text)
         try:
             if "_" in stripped:
@@ -440,5 +443,5 @@ def _fits_float32(value: float) -> bool:
 
 
 def _allowed(ftype: str, *, nullable: bool) -> str:
-    base = {"String": "string", "Integral": "integer", "Fractional": "number"}[ftype]
+    base = {STRING: "string", INTEGRAL: "integer", FRACTIONAL: "number"}[ftype]
     return f"{base} or null" if nullable else base

@@ -13,14 +13,15 @@ from typing import Any
 
 import numpy as np
 import torch
+from mlops_contracts import artifact
 
 from .errors import ModelLoadError
 from .schema import FeatureSchema
 
 log = logging.getLogger("mlops_serving")
 
-ARCHIVE_NAME = "model.tar.gz"
-REQUIRED_MEMBERS = ("model.pt", "schema.json", "metadata.json")
+ARCHIVE_NAME = artifact.ARCHIVE
+REQUIRED_MEMBERS = artifact.SERVING_MEMBERS
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def load_bundle(path: Path, *, warm_rows: tuple[int, ...] = (1, 64)) -> ModelBun
     path = Path(path)
     if path.is_file():
         archive = path
-    elif path.is_dir() and not (path / "model.pt").exists() and (path / ARCHIVE_NAME).is_file():
+    elif path.is_dir() and not (path / artifact.MODEL_FILE).exists() and (path / ARCHIVE_NAME).is_file():
         archive = path / ARCHIVE_NAME
     elif path.is_dir():
         archive = None
@@ -88,9 +89,9 @@ def _extract(archive: Path, dest: Path) -> None:
     except (tarfile.TarError, OSError) as exc:
         raise ModelLoadError(f"{archive}: cannot extract: {exc}") from exc
     # Accept archives packed with a top-level folder as well as members at the root.
-    if not (dest / "model.pt").exists():
+    if not (dest / artifact.MODEL_FILE).exists():
         subdirs = [p for p in dest.iterdir() if p.is_dir()]
-        if len(subdirs) == 1 and (subdirs[0] / "model.pt").exists():
+        if len(subdirs) == 1 and (subdirs[0] / artifact.MODEL_FILE).exists():
             for child in subdirs[0].iterdir():
                 shutil.move(str(child), dest / child.name)
 
@@ -106,12 +107,12 @@ def _load_dir(root: Path, *, source: str, warm_rows: tuple[int, ...]) -> ModelBu
     missing = [m for m in REQUIRED_MEMBERS if not (root / m).is_file()]
     if missing:
         raise ModelLoadError(f"{source}: missing {', '.join(missing)} (required: {list(REQUIRED_MEMBERS)})")
-    schema = FeatureSchema.from_dict(_read_json(root / "schema.json"))
-    metadata = _read_json(root / "metadata.json")
+    schema = FeatureSchema.from_dict(_read_json(root / artifact.SCHEMA_FILE))
+    metadata = _read_json(root / artifact.METADATA_FILE)
     if not isinstance(metadata, dict) or "model_version" not in metadata:
         raise ModelLoadError(f"{source}: metadata.json must be an object with 'model_version'")
     try:
-        module = torch.jit.load(str(root / "model.pt"), map_location="cpu")
+        module = torch.jit.load(str(root / artifact.MODEL_FILE), map_location="cpu")
     except Exception as exc:  # torch raises RuntimeError/ValueError/pickle errors for a bad file
         raise ModelLoadError(f"{source}: model.pt is not a loadable TorchScript module: {exc}") from exc
     module.eval()

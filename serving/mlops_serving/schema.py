@@ -5,10 +5,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mlops_contracts import artifact, feature_schema
+
 from .errors import ModelLoadError
 
-SUPPORTED_FORMAT_VERSIONS = frozenset({1})
-FEATURE_TYPES = ("Integral", "Fractional", "String")
+SUPPORTED_FORMAT_VERSIONS = feature_schema.SUPPORTED_FORMAT_VERSIONS
+FEATURE_TYPES = feature_schema.FEATURE_TYPES
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,7 @@ class FeatureSchema:
 
     features: tuple[Feature, ...]
     task: str
-    format_version: int = 1
+    format_version: int = feature_schema.FORMAT_VERSION
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -37,7 +39,7 @@ class FeatureSchema:
         return tuple(f.name for f in self.features)
 
     @classmethod
-    def from_dict(cls, doc: Any, *, source: str = "schema.json") -> FeatureSchema:
+    def from_dict(cls, doc: Any, *, source: str = artifact.SCHEMA_FILE) -> FeatureSchema:
         """Validate a parsed `schema.json`; raise `ModelLoadError` naming the offending field."""
         if not isinstance(doc, Mapping):
             raise ModelLoadError(f"{source}: expected a JSON object, got {type(doc).__name__}")
@@ -75,7 +77,7 @@ class FeatureSchema:
             if not isinstance(nullable, bool):
                 raise ModelLoadError(f"{where}.nullable={nullable!r}: expected true or false")
             categories: tuple[str, ...] = ()
-            if ftype == "String":
+            if ftype == feature_schema.STRING:
                 cats = raw.get("categories")
                 if cats is None and top_categories is not None:
                     cats = top_categories.get(name)
@@ -88,9 +90,7 @@ class FeatureSchema:
                     raise ModelLoadError(f"{where} ({name!r}): duplicate categories")
                 categories = tuple(cats)
             features.append(Feature(name=name, type=ftype, nullable=nullable, categories=categories))
-        task = doc.get("task", "binary_classification")
-        if task not in ("binary_classification", "regression"):
-            raise ModelLoadError(
-                f"{source}: task={task!r}: allowed ['binary_classification', 'regression']"
-            )
+        task = doc.get("task", feature_schema.BINARY_CLASSIFICATION)
+        if task not in feature_schema.TASKS:
+            raise ModelLoadError(f"{source}: task={task!r}: allowed {list(feature_schema.TASKS)}")
         return cls(features=tuple(features), task=task, format_version=version)

@@ -1,7 +1,6 @@
 """DriftMonitor: the monitoring job as a Model Monitor schedule over an endpoint's captures."""
 from __future__ import annotations
 
-from components import metrics
 from components.drift_monitor import ENTRYPOINT, TOKEN, DriftMonitor, DriftMonitorArgs, baseline_uri, job_environment
 
 URL = "s3://t-dev-artifacts-111111111111/models/fraud/3/model.tar.gz"
@@ -15,7 +14,7 @@ def test_job_environment_carries_the_metric_names_the_alarms_watch():
     env = job_environment(psi_threshold=0.25)
     assert env["MLOPS_MONITOR_PSI_THRESHOLD"] == "0.25"
     assert (env["MLOPS_MONITOR_NAMESPACE"], env["MLOPS_METRIC_MAX_FEATURE_PSI"], env["MLOPS_METRIC_PREDICTION_PSI"]) == (
-        metrics.NAMESPACE, metrics.MAX_FEATURE_PSI, metrics.PREDICTION_PSI)
+        "MLOps/ModelMonitor", "MaxFeaturePSI", "PredictionPSI")
     assert env["MLOPS_MONITOR_PUBLISH"] == "cloudwatch"
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from monitor_support import TASK, requests_from, write_captures
 
-from components import metrics
+from mlops_contracts import metrics
 from mlops_serving.monitor import main as main_module
 from mlops_serving.monitor.main import main
 from mlops_training import synthetic

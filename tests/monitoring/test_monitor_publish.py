@@ -11,7 +11,8 @@ import boto3
 import pytest
 from monitor_support import TASK, requests_from, write_captures
 
-from components import metrics
+from components.metrics import DRIFT_ALARMS
+from mlops_contracts import metrics
 from mlops_serving.monitor.main import main
 from mlops_serving.monitor.settings import MetricNames
 from mlops_training import synthetic
@@ -48,7 +49,7 @@ def test_metric_names_default_to_the_ones_the_alarms_watch():
         metrics.DRIFTED_FEATURES, metrics.PREDICTION_PSI, metrics.LIVE_METRIC_PREFIX)
     assert (names.endpoint_dimension, names.feature_dimension, names.variant_dimension) == (
         metrics.ENDPOINT_DIMENSION, metrics.FEATURE_DIMENSION, metrics.VARIANT_DIMENSION)
-    assert {a.metric for a in metrics.DRIFT_ALARMS} <= {names.max_feature_psi, names.prediction_psi}
+    assert {a.metric for a in DRIFT_ALARMS} <= {names.max_feature_psi, names.prediction_psi}
 
 
 def test_drift_metrics_reach_cloudwatch_under_the_drift_alarms_namespace_and_dimensions(
@@ -62,7 +63,7 @@ def test_drift_metrics_reach_cloudwatch_under_the_drift_alarms_namespace_and_dim
     cloudwatch = boto3.client("cloudwatch")
     endpoint = {metrics.ENDPOINT_DIMENSION: "fraud"}
     # Exactly what each drift alarm of components/alarms.py watches: namespace, metric, dimensions.
-    for alarm in metrics.DRIFT_ALARMS:
+    for alarm in DRIFT_ALARMS:
         expected = report["max_feature_psi"] if alarm.metric == metrics.MAX_FEATURE_PSI else report["prediction"]["psi"]
         assert stat(cloudwatch, alarm.metric, endpoint) == pytest.approx(expected, rel=1e-12)
     assert stat(cloudwatch, metrics.DRIFTED_FEATURES, endpoint) == 0

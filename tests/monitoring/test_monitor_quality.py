@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from monitor_support import TASK, Request, ground_truth_lines, rows_of, score, write_captures
 
-from components import metrics
+from mlops_contracts import metrics
 from mlops_serving.monitor.main import main
 from mlops_serving.monitor.quality import LabelCounts, LabelIndex, roc_auc
 from mlops_training import synthetic

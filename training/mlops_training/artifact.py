@@ -22,26 +22,26 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from mlops_contracts import artifact as contract
+
+# The member names, re-exported: the rest of the trainer and its tests read them from here.
+from mlops_contracts.artifact import (
+    BASELINE_FILE, MEMBERS, METADATA_FILE, METADATA_FORMAT_VERSION, MODEL_FILE, SCHEMA_FILE, STATE_DICT_FILE,
+)
+from mlops_contracts.feature_schema import STRING
 
 import mlops_training
 from mlops_training.model import Predictor
 from mlops_training.schema import FeatureSchema, parse_schema
 
-MODEL_FILE = "model.pt"
-SCHEMA_FILE = "schema.json"
-METADATA_FILE = "metadata.json"
-BASELINE_FILE = "baseline.json"
-STATE_DICT_FILE = "state_dict.pt"
-MEMBERS = (MODEL_FILE, SCHEMA_FILE, METADATA_FILE, BASELINE_FILE, STATE_DICT_FILE)
-METADATA_FORMAT_VERSION = 1
-SUPPORTED_BASELINE_VERSIONS = (1,)
+SUPPORTED_BASELINE_VERSIONS = tuple(sorted(contract.SUPPORTED_BASELINE_VERSIONS))
 
 
 def schema_document(schema: FeatureSchema, *, categories: Mapping[str, Sequence[str]]) -> dict[str, Any]:
     """schema.json: the feature schema plus `categories` on every String feature."""
     doc = schema.to_dict()
     for entry in doc["features"]:
-        if entry["type"] == "String":
+        if entry["type"] == STRING:
             entry["categories"] = list(categories[entry["name"]])
     return doc
 
@@ -51,7 +51,7 @@ def parse_schema_document(doc: dict[str, Any], *, source: str) -> tuple[FeatureS
     doc = copy.deepcopy(doc)
     categories: dict[str, list[str]] = {}
     for entry in doc.get("features", []):
-        if isinstance(entry, dict) and entry.get("type") == "String":
+        if isinstance(entry, dict) and entry.get("type") == STRING:
             if not isinstance(entry.get("categories"), list):
                 raise ValueError(f"{source}: String feature {entry.get('name')!r} has no categories list")
             categories[entry["name"]] = entry.pop("categories")

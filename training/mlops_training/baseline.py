@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from mlops_contracts.artifact import BASELINE_FORMAT_VERSION
+from mlops_contracts.feature_schema import FRACTIONAL, STRING
 
 from mlops_training.schema import FeatureSchema
 
-BASELINE_FORMAT_VERSION = 1
 N_BINS = 10
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 SAMPLE_SIZE = 10_000
@@ -62,7 +63,7 @@ def string_stats(column: pa.ChunkedArray) -> dict[str, Any]:
     counts = pc.value_counts(column.drop_null()).to_pylist()
     present = n - nulls
     return {
-        "type": "String",
+        "type": STRING,
         "null_rate": float(nulls / n) if n else 0.0,
         "category_frequencies": {
             item["values"]: item["counts"] / present for item in sorted(counts, key=lambda i: i["values"])
@@ -87,5 +88,5 @@ def compute_baseline(
         "format_version": BASELINE_FORMAT_VERSION,
         "n_rows": table.num_rows,
         "features": features,
-        "prediction": numeric_stats(predictions, type_name="Fractional", seed=seed + len(schema.features)),
+        "prediction": numeric_stats(predictions, type_name=FRACTIONAL, seed=seed + len(schema.features)),
     }

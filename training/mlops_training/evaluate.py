@@ -4,10 +4,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from mlops_contracts.artifact import METRICS_FORMAT_VERSION
+from mlops_contracts.feature_schema import BINARY_CLASSIFICATION
 
 from mlops_training.schema import Task
 
-METRICS_FORMAT_VERSION = 1
 CLASSIFICATION_THRESHOLD = 0.5
 
 
@@ -43,7 +44,7 @@ def compute_metrics(*, task: Task, y_true: np.ndarray, predictions: np.ndarray) 
     doc: dict[str, Any] = {
         "format_version": METRICS_FORMAT_VERSION, "task": task, "split": "validation", "n_rows": int(len(y))
     }
-    if task == "binary_classification":
+    if task == BINARY_CLASSIFICATION:
         doc["auc"] = roc_auc(y, pred)
         doc["accuracy"] = float(np.mean((pred >= CLASSIFICATION_THRESHOLD) == (y == 1)))
         doc["log_loss"] = log_loss(y, pred)

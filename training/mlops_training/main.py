@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 import torch.distributed as torch_dist
+from mlops_contracts.artifact import ARCHIVE, BASELINE_FILE, METRICS_FILE
 
 from mlops_training import artifact, s3
 from mlops_training.baseline import compute_baseline
@@ -274,8 +275,8 @@ def _finish(
         metadata=metadata, baseline=baseline,
     )
     out = paths.output_data_dir
-    _write_json(out / "metrics.json", metrics)
-    _write_json(out / "baseline.json", baseline)
+    _write_json(out / METRICS_FILE, metrics)
+    _write_json(out / BASELINE_FILE, baseline)
     _write_json(out / "validation_report.json", validation_report)
     if archive is not None:
         artifact.pack(paths.model_dir, archive)
@@ -285,10 +286,10 @@ def _finish(
     prefix = f"{hp.artifact_s3_uri.rstrip('/')}/{hp.model_name}/{hp.model_version}"
     client = s3.client()
     with tempfile.TemporaryDirectory() as tmp:
-        tarball = archive or artifact.pack(paths.model_dir, Path(tmp) / "model.tar.gz")
-        model_data_url = s3.upload_file(tarball, f"{prefix}/model.tar.gz", s3=client)
-    metrics_uri = s3.upload_file(out / "metrics.json", f"{prefix}/metrics.json", s3=client)
-    s3.upload_file(out / "baseline.json", f"{prefix}/baseline.json", s3=client)
+        tarball = archive or artifact.pack(paths.model_dir, Path(tmp) / ARCHIVE)
+        model_data_url = s3.upload_file(tarball, f"{prefix}/{ARCHIVE}", s3=client)
+    metrics_uri = s3.upload_file(out / METRICS_FILE, f"{prefix}/{METRICS_FILE}", s3=client)
+    s3.upload_file(out / BASELINE_FILE, f"{prefix}/{BASELINE_FILE}", s3=client)
     log.info("uploaded the artifact to %s", model_data_url)
     if not hp.model_package_group_name:
         return

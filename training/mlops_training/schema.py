@@ -9,14 +9,14 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-FORMAT_VERSION = 1
-FEATURE_TYPES = ("Integral", "Fractional", "String")
-TASKS = ("binary_classification", "regression")
+from mlops_contracts.feature_schema import FEATURE_TYPES, FORMAT_VERSION, TASKS
 
+# The Literals let a type checker follow the names; they must list exactly the contract's values.
 FeatureType = Literal["Integral", "Fractional", "String"]
 Task = Literal["binary_classification", "regression"]
+assert get_args(FeatureType) == FEATURE_TYPES and get_args(Task) == TASKS, "schema Literals out of step with mlops_contracts"
 
 _SCHEMA_KEYS = {"format_version", "record_identifier", "event_time", "label", "task", "features"}
 _FEATURE_KEYS = {"name", "type", "nullable", "min", "max"}

@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from mlops_contracts import artifact, feature_schema
 
 from . import storage
 
-SUPPORTED_FORMAT_VERSIONS = frozenset({1})
-NUMERIC_TYPES = ("Integral", "Fractional")
+SUPPORTED_FORMAT_VERSIONS = artifact.SUPPORTED_BASELINE_VERSIONS
+NUMERIC_TYPES = feature_schema.NUMERIC_TYPES
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class CategoricalBaseline:
     null_rate: float
     frequencies: dict[str, float]
 
-    type: str = "String"
+    type: str = feature_schema.STRING
 
 
 @dataclass(frozen=True)
@@ -74,12 +75,13 @@ def load(location: str, *, schema_location: str | None = None) -> Baseline:
     data = storage.read_bytes(location)
     schema_doc = None
     if data[:2] == b"\x1f\x8b":  # gzip: a model.tar.gz
-        members = _tar_members(data, location, ("baseline.json", "schema.json"))
-        if "baseline.json" not in members:
-            raise BaselineError(f"{location}: the archive has no baseline.json at its root")
-        doc = _json(members["baseline.json"], f"{location}:baseline.json")
-        if "schema.json" in members:
-            schema_doc = (_json(members["schema.json"], f"{location}:schema.json"), f"{location}:schema.json")
+        members = _tar_members(data, location, (artifact.BASELINE_FILE, artifact.SCHEMA_FILE))
+        if artifact.BASELINE_FILE not in members:
+            raise BaselineError(f"{location}: the archive has no {artifact.BASELINE_FILE} at its root")
+        doc = _json(members[artifact.BASELINE_FILE], f"{location}:{artifact.BASELINE_FILE}")
+        if artifact.SCHEMA_FILE in members:
+            where = f"{location}:{artifact.SCHEMA_FILE}"
+            schema_doc = (_json(members[artifact.SCHEMA_FILE], where), where)
     else:
         doc = _json(data, location)
     if schema_location is not None:
@@ -87,7 +89,7 @@ def load(location: str, *, schema_location: str | None = None) -> Baseline:
     return parse(doc, source=location, schema=schema_doc)
 
 
-def parse(doc: Any, *, source: str = "baseline.json", schema: tuple[Any, str] | None = None) -> Baseline:
+def parse(doc: Any, *, source: str = artifact.BASELINE_FILE, schema: tuple[Any, str] | None = None) -> Baseline:
     """Validate a parsed baseline (and schema); errors name the file and the field."""
     if not isinstance(doc, Mapping):
         raise BaselineError(f"{source}: expected a JSON object, got {type(doc).__name__}")
@@ -104,7 +106,7 @@ def parse(doc: Any, *, source: str = "baseline.json", schema: tuple[Any, str] | 
         if not isinstance(raw, Mapping):
             raise BaselineError(f"{where}: expected an object")
         ftype = raw.get("type")
-        if ftype == "String":
+        if ftype == feature_schema.STRING:
             features[name] = _categorical(raw, where)
         elif ftype in NUMERIC_TYPES:
             features[name] = _numeric(raw, where)
@@ -114,7 +116,7 @@ def parse(doc: Any, *, source: str = "baseline.json", schema: tuple[Any, str] | 
     if doc.get("prediction") is not None:
         prediction = _numeric(doc["prediction"], f"{source}: prediction")
     n_rows = doc.get("n_rows", 0)
-    order_source = "baseline.json"
+    order_source = artifact.BASELINE_FILE
     if schema is not None:
         schema_doc, schema_source = schema
         order = _schema_order(schema_doc, schema_source)
@@ -124,7 +126,7 @@ def parse(doc: Any, *, source: str = "baseline.json", schema: tuple[Any, str] | 
                 f"{sorted(set(order) - set(features))}, only in the baseline {sorted(set(features) - set(order))}"
             )
         features = {name: features[name] for name in order}
-        order_source = "schema.json"
+        order_source = artifact.SCHEMA_FILE
     return Baseline(features=features, prediction=prediction, n_rows=int(n_rows), order_source=order_source)
 
 
@@ -141,7 +143,7 @@ def _numeric(raw: Any, where: str) -> NumericBaseline:
     if freqs and not math.isclose(sum(freqs), 1.0, abs_tol=1e-6):
         raise BaselineError(f"{where}.bin_frequencies sum to {sum(freqs)!r}; allowed shares summing to 1")
     return NumericBaseline(
-        type=str(raw.get("type", "Fractional")), null_rate=_rate(raw, where),
+        type=str(raw.get("type", feature_schema.FRACTIONAL)), null_rate=_rate(raw, where),
         edges=edges, frequencies=freqs, sample=sample,
         mean=_optional_float(raw.get("mean")), std=_optional_float(raw.get("std")),
     )
@@ -181,9 +183,9 @@ def _schema_order(doc: Any, source: str) -> list[str]:
     if not isinstance(doc, Mapping):
         raise BaselineError(f"{source}: expected a JSON object, got {type(doc).__name__}")
     version = doc.get("format_version")
-    if version not in SUPPORTED_FORMAT_VERSIONS:
+    if version not in feature_schema.SUPPORTED_FORMAT_VERSIONS:
         raise BaselineError(
-            f"{source}: format_version={version!r} is not supported; allowed {sorted(SUPPORTED_FORMAT_VERSIONS)}")
+            f"{source}: format_version={version!r} is not supported; allowed {sorted(feature_schema.SUPPORTED_FORMAT_VERSIONS)}")
     features = doc.get("features")
     if not isinstance(features, list) or not all(
             isinstance(f, Mapping) and isinstance(f.get("name"), str) for f in features):

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from mlops_contracts import capture as wire
+
 from . import storage
 from .settings import parse_time
 
@@ -42,7 +44,7 @@ except ImportError:  # pragma: no cover - exercised only where orjson is missing
 
 log = logging.getLogger("mlops_serving.monitor")
 
-SUFFIX = ".jsonl"
+SUFFIX = wire.FILE_SUFFIX
 _HOUR = timedelta(hours=1)
 
 
@@ -100,7 +102,7 @@ def find_files(root: str, *, endpoint: str, start: datetime | None, end: datetim
         hours = _hours(start - _HOUR, end + _HOUR)
         if storage.is_s3(root):
             variants = storage.list_dirs(root, (endpoint,))
-            prefixes = [(endpoint, v, *h.strftime("%Y/%m/%d/%H").split("/")) for v in variants for h in hours]
+            prefixes = [(endpoint, v, *h.strftime(wire.HOUR_FORMAT).split("/")) for v in variants for h in hours]
         else:
             prefixes = [(endpoint,)]
     else:
@@ -135,15 +137,15 @@ def read_records(
                 continue
             try:
                 doc = loads_json(line)
-                capture = doc["captureData"]
+                capture = doc[wire.CAPTURE_DATA]
             except (*JSON_ERRORS, KeyError, TypeError):
                 counts.problem(f"{file.location}:{number}: not a capture record")
                 continue
-            metadata = doc.get("eventMetadata")
+            metadata = doc.get(wire.EVENT_METADATA)
             if not isinstance(metadata, dict):
                 metadata = {}
             if windowed:
-                when = _time(metadata.get("inferenceTime"))
+                when = _time(metadata.get(wire.INFERENCE_TIME))
                 if when is None:
                     counts.untimed += 1
                     continue
@@ -151,13 +153,13 @@ def read_records(
                     counts.outside_window += 1
                     continue
             counts.records += 1
-            variant = metadata.get("variant") or file.variant or "unknown"
+            variant = metadata.get(wire.VARIANT) or file.variant or "unknown"
             batch.append(Record(
                 variant=str(variant),
-                inference_id=metadata.get("inferenceId"),
-                event_id=metadata.get("eventId"),
-                input=capture.get("endpointInput") if isinstance(capture, dict) else None,
-                output=capture.get("endpointOutput") if isinstance(capture, dict) else None,
+                inference_id=metadata.get(wire.INFERENCE_ID),
+                event_id=metadata.get(wire.EVENT_ID),
+                input=capture.get(wire.ENDPOINT_INPUT) if isinstance(capture, dict) else None,
+                output=capture.get(wire.ENDPOINT_OUTPUT) if isinstance(capture, dict) else None,
             ))
             if len(batch) >= batch_records:
                 yield batch
@@ -168,19 +170,19 @@ def read_records(
 
 def body(part: Any) -> tuple[str, str]:
     """(text, `JSON` or `CSV`) of a capture's `endpointInput` / `endpointOutput`."""
-    if not isinstance(part, dict) or not isinstance(part.get("data"), str):
+    if not isinstance(part, dict) or not isinstance(part.get(wire.DATA), str):
         raise ValueError("no data")
-    data = part["data"]
-    encoding = str(part.get("encoding", "JSON")).upper()
-    if encoding == "BASE64":
+    data = part[wire.DATA]
+    encoding = str(part.get(wire.ENCODING, wire.ENCODING_JSON)).upper()
+    if encoding == wire.ENCODING_BASE64:
         try:
             data = base64.b64decode(data, validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError) as exc:
             raise ValueError(f"bad BASE64 data: {exc}") from None
-        content_type = str(part.get("observedContentType", "")).lower()
-        encoding = "CSV" if "csv" in content_type else "JSON"
-    if encoding not in ("JSON", "CSV"):
-        raise ValueError(f"encoding {encoding!r}; allowed JSON, CSV, BASE64")
+        content_type = str(part.get(wire.OBSERVED_CONTENT_TYPE, "")).lower()
+        encoding = wire.ENCODING_CSV if "csv" in content_type else wire.ENCODING_JSON
+    if encoding not in (wire.ENCODING_JSON, wire.ENCODING_CSV):
+        raise ValueError(f"encoding {encoding!r}; allowed {', '.join(wire.ENCODINGS)}")
     return data, encoding
 
 
@@ -197,7 +199,7 @@ class InputDecoder:
     def rows(self, part: Any) -> list[list[Any]]:
         """The rows of one request; ValueError says why a body is unusable."""
         text, fmt = body(part)
-        if fmt == "CSV":
+        if fmt == wire.ENCODING_CSV:
             return self._csv(text)
         try:
             doc = loads_json(text)
@@ -250,7 +252,7 @@ class InputDecoder:
 def predictions(part: Any) -> list[Any]:
     """The predictions of one response (values, not yet checked as numbers)."""
     text, fmt = body(part)
-    if fmt == "CSV":
+    if fmt == wire.ENCODING_CSV:
         return [line.split(",")[0] for line in text.splitlines() if line.strip()]
     try:
         doc = loads_json(text)

@@ -29,6 +29,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+from mlops_contracts import capture as wire
+from mlops_contracts import metrics as contract
+from mlops_contracts.feature_schema import BINARY_CLASSIFICATION
 
 from . import captures, publish, storage
 from .settings import QualitySettings, iso
@@ -37,9 +40,6 @@ from .stats import to_float
 log = logging.getLogger("mlops_serving.monitor")
 
 REPORT_FORMAT_VERSION = 1
-CLASSIFICATION_METRICS = {"auc": "AUC", "accuracy": "Accuracy", "log_loss": "LogLoss"}
-REGRESSION_METRICS = {"rmse": "RMSE", "mae": "MAE"}
-"""Report key -> CloudWatch metric suffix (after the live prefix)."""
 _DIRECTION = {"auc": ("min_auc", "below"), "accuracy": ("min_accuracy", "below"), "log_loss": ("max_log_loss", "above"),
               "rmse": ("max_rmse", "above"), "mae": ("max_mae", "above")}
 
@@ -110,7 +110,7 @@ class LabelIndex:
 def label_values(part: Any) -> list[Any]:
     """The labels of one ground-truth record's `groundTruthData`."""
     text, fmt = captures.body(part)
-    if fmt == "CSV":
+    if fmt == wire.ENCODING_CSV:
         rows = [r for r in csv.reader(io.StringIO(text, newline="")) if r]
         return [v for r in rows for v in r]
     doc = captures.loads_json(text)
@@ -121,9 +121,9 @@ def label_values(part: Any) -> list[Any]:
 
 def read_labels(location: str, *, since: datetime | None, batch_records: int, counts: LabelCounts) -> LabelIndex:
     """Every ground-truth record under `location` (file, directory or S3 prefix) into an index."""
-    single = location.endswith(".jsonl") if storage.is_s3(location) else not storage.exists_dir(location)
+    single = location.endswith(wire.FILE_SUFFIX) if storage.is_s3(location) else not storage.exists_dir(location)
     if not single:
-        entries = storage.list_files(location, suffix=".jsonl")
+        entries = storage.list_files(location, suffix=wire.FILE_SUFFIX)
         oldest = (since - timedelta(hours=1)).replace(minute=0, second=0, microsecond=0) if since else None
         files = [e.location for e in entries if oldest is None or (_hour(e.parts) or oldest) >= oldest]
     else:
@@ -151,8 +151,8 @@ def _label_batches(files: list[str], batch_records: int, counts: LabelCounts) ->
                 continue
             try:
                 doc = captures.loads_json(line)
-                record_id = doc["eventMetadata"]["eventId"]
-                labels = label_values(doc["groundTruthData"])
+                record_id = doc[wire.EVENT_METADATA][wire.EVENT_ID]
+                labels = label_values(doc[wire.GROUND_TRUTH_DATA])
                 if not isinstance(record_id, str) or not record_id or not labels:
                     raise ValueError("no eventId or no labels")
             except (ValueError, KeyError, TypeError) as exc:
@@ -306,7 +306,7 @@ def _join_batch(batch: list[captures.Record], index: LabelIndex, variants: dict[
         y = index.values[take]
         p, invalid = to_float(flat_preds)
         valid = ~np.isnan(p) & ~np.isnan(y)
-        if task == "binary_classification":
+        if task == BINARY_CLASSIFICATION:
             valid &= (y == 0) | (y == 1)
         state.invalid += int((~valid).sum())
         state.scores.append(p[valid])
@@ -324,7 +324,7 @@ def _report(settings: QualitySettings, variants: dict[str, VariantJoin], index: 
         metrics: dict[str, float | None] = {}
         if y.size:
             metrics = (classification_metrics(y, p, threshold=settings.classification_threshold)
-                       if settings.task == "binary_classification" else regression_metrics(y, p))
+                       if settings.task == BINARY_CLASSIFICATION else regression_metrics(y, p))
         judged = y.size >= settings.min_labeled
         degraded = []
         for key, value in metrics.items():
@@ -340,7 +340,7 @@ def _report(settings: QualitySettings, variants: dict[str, VariantJoin], index: 
             "matched_records": state.matched_records, "unmatched_records": state.unmatched_records,
             "shape_mismatch": state.shape_mismatch, "invalid_rows": state.invalid,
             "labeled_rows": int(y.size), "judged": judged,
-            "positive_rate": float(np.mean(y == 1)) if y.size and settings.task == "binary_classification" else None,
+            "positive_rate": float(np.mean(y == 1)) if y.size and settings.task == BINARY_CLASSIFICATION else None,
             "metrics": metrics, "degraded": degraded,
         }
     return {
@@ -361,12 +361,13 @@ def _report(settings: QualitySettings, variants: dict[str, VariantJoin], index: 
 
 def _metrics(report: dict[str, Any], settings: QualitySettings, when: datetime) -> list[dict[str, Any]]:
     names = settings.names
-    suffixes = CLASSIFICATION_METRICS if settings.task == "binary_classification" else REGRESSION_METRICS
+    keys = contract.LIVE_METRICS_BY_TASK[settings.task]
     out = []
     for variant, entry in report["variants"].items():
         if not entry["judged"]:
             continue
         dims = {names.endpoint_dimension: settings.endpoint, names.variant_dimension: variant}
-        for key, suffix in suffixes.items():
-            out.append(publish.datum(f"{names.live_prefix}{suffix}", entry["metrics"].get(key), dims, timestamp=when))
+        for key in keys:
+            name = contract.live_metric(key, prefix=names.live_prefix)
+            out.append(publish.datum(name, entry["metrics"].get(key), dims, timestamp=when))
     return [m for m in out if m is not None]

@@ -4,9 +4,9 @@ Environment variables are the interface a SageMaker MonitoringSchedule (Model Mo
 bring-your-own-container contract: `dataset_source`, `output_path`, `start_time`, ...) and a
 Kubernetes CronJob (`MLOPS_MONITOR_*`) use; `main.py` maps flags onto the same fields.
 
-The metric namespace, names and dimension names default to `components/metrics.py`'s constants
-(the serving image cannot import `components`); the Monitoring component passes them in the
-environment so that the publisher and the alarms cannot disagree.
+The metric namespace, names and dimension names default to `mlops_contracts.metrics`, which the
+alarms are built from too; the DriftMonitor component also passes them in the environment
+(`mlops_contracts.metrics.monitor_environment`), so that a schedule states the names it publishes.
 """
 from __future__ import annotations
 
@@ -18,37 +18,40 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from mlops_contracts import feature_schema
+from mlops_contracts import metrics as contract
+
 PUBLISH_TARGETS = ("cloudwatch", "file")
 """`cloudwatch`: PutMetricData from the job. `file`: metric records in Model Monitor's
 `/opt/ml/output/metrics/cloudwatch/` for SageMaker to publish."""
 SAGEMAKER_METRICS_DIR = "/opt/ml/output/metrics/cloudwatch"
 SAGEMAKER_MESSAGE_FILE = "/opt/ml/output/message"
-TASKS = ("binary_classification", "regression")
+TASKS = feature_schema.TASKS
 
 
 @dataclass(frozen=True, kw_only=True)
 class MetricNames:
-    """CloudWatch namespace, metric and dimension names (defaults: `components.metrics`)."""
+    """CloudWatch namespace, metric and dimension names (defaults: `mlops_contracts.metrics`)."""
 
-    namespace: str = "MLOps/ModelMonitor"
+    namespace: str = contract.NAMESPACE
     """Env `MLOPS_MONITOR_NAMESPACE`."""
-    feature_psi: str = "FeaturePSI"
+    feature_psi: str = contract.FEATURE_PSI
     """Env `MLOPS_METRIC_FEATURE_PSI`."""
-    feature_ks: str = "FeatureKS"
+    feature_ks: str = contract.FEATURE_KS
     """Env `MLOPS_METRIC_FEATURE_KS`."""
-    max_feature_psi: str = "MaxFeaturePSI"
+    max_feature_psi: str = contract.MAX_FEATURE_PSI
     """Env `MLOPS_METRIC_MAX_FEATURE_PSI`."""
-    drifted_features: str = "DriftedFeatureCount"
+    drifted_features: str = contract.DRIFTED_FEATURES
     """Env `MLOPS_METRIC_DRIFTED_FEATURES`."""
-    prediction_psi: str = "PredictionPSI"
+    prediction_psi: str = contract.PREDICTION_PSI
     """Env `MLOPS_METRIC_PREDICTION_PSI`."""
-    live_prefix: str = "Live"
+    live_prefix: str = contract.LIVE_METRIC_PREFIX
     """Live quality metrics are `<prefix><Metric>` (LiveAUC...). Env `MLOPS_METRIC_LIVE_PREFIX`."""
-    endpoint_dimension: str = "EndpointName"
+    endpoint_dimension: str = contract.ENDPOINT_DIMENSION
     """Env `MLOPS_DIMENSION_ENDPOINT`."""
-    feature_dimension: str = "Feature"
+    feature_dimension: str = contract.FEATURE_DIMENSION
     """Env `MLOPS_DIMENSION_FEATURE`."""
-    variant_dimension: str = "VariantName"
+    variant_dimension: str = contract.VARIANT_DIMENSION
     """Env `MLOPS_DIMENSION_VARIANT`."""
 
     @classmethod
@@ -61,18 +64,8 @@ class MetricNames:
         return cls(**values)
 
 
-METRIC_NAME_ENV: dict[str, str] = {
-    "namespace": "MLOPS_MONITOR_NAMESPACE",
-    "feature_psi": "MLOPS_METRIC_FEATURE_PSI",
-    "feature_ks": "MLOPS_METRIC_FEATURE_KS",
-    "max_feature_psi": "MLOPS_METRIC_MAX_FEATURE_PSI",
-    "drifted_features": "MLOPS_METRIC_DRIFTED_FEATURES",
-    "prediction_psi": "MLOPS_METRIC_PREDICTION_PSI",
-    "live_prefix": "MLOPS_METRIC_LIVE_PREFIX",
-    "endpoint_dimension": "MLOPS_DIMENSION_ENDPOINT",
-    "feature_dimension": "MLOPS_DIMENSION_FEATURE",
-    "variant_dimension": "MLOPS_DIMENSION_VARIANT",
-}
+METRIC_NAME_ENV: dict[str, str] = contract.MONITOR_ENV
+"""MetricNames field -> the environment variable that overrides it."""
 
 
 def parse_time(raw: str) -> datetime:
@@ -205,7 +198,7 @@ class QualitySettings:
     """Window start (inferenceTime of the predictions, inclusive). Default: end - window_hours."""
     end: datetime | None = None
     """Window end (exclusive). Default: the time the job starts."""
-    task: str = "binary_classification"
+    task: str = feature_schema.BINARY_CLASSIFICATION
     """`binary_classification` (LiveAUC, LiveAccuracy, LiveLogLoss) or `regression` (LiveRMSE,
     LiveMAE). Env `MLOPS_MONITOR_TASK`."""
     classification_threshold: float = 0.5
@@ -246,7 +239,7 @@ class QualitySettings:
             problems.append(f"min_labeled={self.min_labeled!r}: allowed an integer >= 1")
         classification = ("min_auc", "min_accuracy", "max_log_loss")
         regression = ("max_rmse", "max_mae")
-        wrong = regression if self.task == "binary_classification" else classification
+        wrong = regression if self.task == feature_schema.BINARY_CLASSIFICATION else classification
         for name in wrong:
             if getattr(self, name) is not None:
                 problems.append(f"{name}={getattr(self, name)!r}: not a threshold of task {self.task}")
