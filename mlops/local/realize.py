@@ -230,7 +230,12 @@ def _endpoint(r: PlannedResource, region: str) -> list[ApiCall]:
 
 
 # Member names whose API spelling is not the camelCase name capitalised.
-_API_NAMES = {"VolumeSizeInGb": "VolumeSizeInGB"}
+_API_NAMES = {
+    "VolumeSizeInGb": "VolumeSizeInGB",
+    # EventBridge Scheduler's target (pulumi-aws: sagemakerPipelineParameters.pipelineParameters)
+    "SagemakerPipelineParameters": "SageMakerPipelineParameters",
+    "PipelineParameters": "PipelineParameterList",
+}
 
 
 def _pascal(value: Any) -> Any:

@@ -350,7 +350,7 @@ CASES: dict[str, tuple[PlannedResource, list[ApiCall]]] = {
         "Name": "t-dev-nightly-train", "Description": "nightly", "ScheduleExpression": "cron(0 2 * * ? *)",
         "FlexibleTimeWindow": {"Mode": "OFF"}, "KmsKeyArn": KEY_ARN,
         "Target": {"Arn": "arn:aws:sagemaker:eu-west-1:111111111111:pipeline/t-dev-fraud-detector-train", "RoleArn": ROLE_ARN,
-                   "SageMakerPipelineParameters": {"PipelineParameters": [{"Name": "Trigger", "Value": "schedule"}]}},
+                   "SageMakerPipelineParameters": {"PipelineParameterList": [{"Name": "Trigger", "Value": "schedule"}]}},
     })]),
 }
 
@@ -359,17 +359,13 @@ def test_every_converter_has_an_exact_request_case():
     assert {resource.type for resource, _ in CASES.values()} == set(CONVERTERS)
 
 
-# Fixed in the next commit: _pascal spells the member "SagemakerPipelineParameters".
-_CASE_PARAMS = [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason="SageMakerPipelineParameters")) if c == "schedule" else c for c in CASES]
-
-
-@pytest.mark.parametrize("case", _CASE_PARAMS)
+@pytest.mark.parametrize("case", CASES)
 def test_planned_resource_becomes_exactly_these_api_calls(case):
     resource, expected = CASES[case]
     assert api_calls(resource, REGION) == expected
 
 
-@pytest.mark.parametrize("case", _CASE_PARAMS)
+@pytest.mark.parametrize("case", CASES)
 def test_api_calls_are_valid_by_botocores_service_model(case, request_problems):
     resource, _ = CASES[case]
     assert {call.operation: request_problems(call) for call in api_calls(resource, REGION)} == {
