@@ -11,8 +11,9 @@ import json
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
-from mlops.local.realize import CONVERTERS, ApiCall, api_calls
+from mlops.local.realize import CONVERTERS, LOCAL_LIMITATIONS, ApiCall, Realized, api_calls, realize
 from mlops.plan import PlannedResource
 
 REGION = "eu-west-1"
@@ -398,3 +399,168 @@ def test_component_and_kubernetes_resources_make_no_api_call():
 def test_unknown_aws_type_is_a_key_error_naming_it():
     with pytest.raises(KeyError, match="aws:sqs/queue:Queue"):
         api_calls(planned("aws:sqs/queue:Queue", {"name": "q"}), REGION)
+
+
+# ---- realizing the demo-local plan on moto's server ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_plan():
+    from mlops.plan import plan_stack
+
+    return plan_stack("demo-local")
+
+
+def _clients(region: str):
+    import boto3
+
+    made: dict[str, Any] = {}
+    return lambda service: made.setdefault(service, boto3.client(service, region_name=region))
+
+
+def _stand_ins(plan, client) -> dict[str, str]:
+    """The plan's stand-in values -> what moto assigned, for the resources whose real ids differ."""
+    real = {}
+    for key in plan.of_type("aws:kms/key:Key"):
+        (listed,) = client("kms").list_keys()["Keys"]
+        real.update({key.outputs["arn"]: listed["KeyArn"], key.outputs["keyId"]: listed["KeyId"]})
+    for pipeline in plan.of_type("aws:sagemaker/pipeline:Pipeline"):
+        real[pipeline.outputs["arn"]] = client("sagemaker").describe_pipeline(PipelineName=pipeline.inputs["pipelineName"])["PipelineArn"]
+    return real
+
+
+def _swap(text: str, real: dict[str, str]) -> str:
+    for stand_in, value in sorted(real.items(), key=lambda kv: -len(kv[0])):
+        text = text.replace(stand_in, value)
+    return text
+
+
+def _tags(tags: dict[str, str]) -> list[tuple[str, str]]:
+    return sorted(tags.items())
+
+
+def _read_s3(c, i: dict[str, Any], op: str, real: dict[str, str]) -> tuple[Any, Any]:
+    s3, bucket = c("s3"), i["bucket"]
+    if op == "create_bucket":
+        return s3.head_bucket(Bucket=bucket)["ResponseMetadata"]["HTTPStatusCode"], 200
+    if op == "put_bucket_tagging":
+        return sorted((t["Key"], t["Value"]) for t in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]), _tags(i["tags"])
+    if op == "put_bucket_encryption":
+        (rule,) = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+        planned = i["rules"][0]["applyServerSideEncryptionByDefault"]
+        return rule["ApplyServerSideEncryptionByDefault"], {"SSEAlgorithm": planned["sseAlgorithm"], "KMSMasterKeyID": _swap(planned["kmsMasterKeyId"], real)}
+    if op == "put_bucket_versioning":
+        return s3.get_bucket_versioning(Bucket=bucket)["Status"], i["versioningConfiguration"]["status"]
+    if op == "put_public_access_block":
+        got = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+        return got, {k[:1].upper() + k[1:]: i[k] for k in ("blockPublicAcls", "ignorePublicAcls", "blockPublicPolicy", "restrictPublicBuckets")}
+    if op == "put_bucket_ownership_controls":
+        return s3.get_bucket_ownership_controls(Bucket=bucket)["OwnershipControls"]["Rules"], [{"ObjectOwnership": i["rule"]["objectOwnership"]}]
+    if op == "put_bucket_lifecycle_configuration":
+        return [r["ID"] for r in s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]], [r["id"] for r in i["rules"]]
+    if op == "put_object":
+        return s3.get_object(Bucket=bucket, Key=i["key"])["Body"].read().decode(), i["content"]
+    raise AssertionError(f"no read-back for s3 {op}")
+
+
+def _json(text: str, real: dict[str, str]) -> Any:
+    return json.loads(_swap(text, real))
+
+
+# operation -> (client factory, planned resource, stand-in -> real) -> (read from moto, expected from the plan)
+READ_BACK: dict[str, Any] = {
+    "create_key": lambda c, r, real: (c("kms").describe_key(KeyId=real[r.outputs["keyId"]])["KeyMetadata"]["Description"], r.inputs["description"]),
+    "enable_key_rotation": lambda c, r, real: (c("kms").get_key_rotation_status(KeyId=real[r.outputs["keyId"]])["KeyRotationEnabled"], True),
+    "create_alias": lambda c, r, real: (
+        [a["TargetKeyId"] for a in c("kms").list_aliases()["Aliases"] if a["AliasName"] == r.inputs["name"]], [real[r.inputs["targetKeyId"]]]),
+    "create_repository": lambda c, r, real: (
+        c("ecr").describe_repositories(repositoryNames=[r.inputs["name"]])["repositories"][0]["imageTagMutability"], r.inputs["imageTagMutability"]),
+    "put_lifecycle_policy": lambda c, r, real: (
+        json.loads(c("ecr").get_lifecycle_policy(repositoryName=r.inputs["repository"])["lifecyclePolicyText"]), json.loads(r.inputs["policy"])),
+    "create_role": lambda c, r, real: (
+        c("iam").get_role(RoleName=r.inputs["name"])["Role"]["AssumeRolePolicyDocument"], _json(r.inputs["assumeRolePolicy"], real)),
+    "put_role_policy": lambda c, r, real: (
+        c("iam").get_role_policy(RoleName=r.inputs["role"], PolicyName=r.inputs.get("name") or r.name)["PolicyDocument"], _json(r.inputs["policy"], real)),
+    "create_topic": lambda c, r, real: (
+        c("sns").get_topic_attributes(TopicArn=r.outputs["arn"])["Attributes"]["KmsMasterKeyId"], _swap(r.inputs["kmsMasterKeyId"], real)),
+    "set_topic_attributes": lambda c, r, real: (
+        json.loads(c("sns").get_topic_attributes(TopicArn=r.inputs["arn"])["Attributes"]["Policy"]), _json(r.inputs["policy"], real)),
+    "subscribe": lambda c, r, real: (
+        [(s["Protocol"], s["Endpoint"]) for s in c("sns").list_subscriptions_by_topic(TopicArn=r.inputs["topic"])["Subscriptions"]],
+        [(r.inputs["protocol"], r.inputs["endpoint"])]),
+    "put_metric_alarm": lambda c, r, real: (
+        [(a["ComparisonOperator"], a["Threshold"]) for a in c("cloudwatch").describe_alarms(AlarmNames=[r.inputs["name"]])["MetricAlarms"]],
+        [(r.inputs["comparisonOperator"], r.inputs["threshold"])]),
+    "put_dashboard": lambda c, r, real: (
+        c("cloudwatch").get_dashboard(DashboardName=r.inputs["dashboardName"])["DashboardBody"], r.inputs["dashboardBody"]),
+    "put_rule": lambda c, r, real: (json.loads(c("events").describe_rule(Name=r.inputs["name"])["EventPattern"]), json.loads(r.inputs["eventPattern"])),
+    "put_targets": lambda c, r, real: (
+        [t["Arn"] for t in c("events").list_targets_by_rule(Rule=r.inputs["rule"])["Targets"]], [_swap(r.inputs["arn"], real)]),
+    "create_model_package_group": lambda c, r, real: (
+        c("sagemaker").describe_model_package_group(ModelPackageGroupName=r.inputs["modelPackageGroupName"])["ModelPackageGroupDescription"],
+        r.inputs["modelPackageGroupDescription"]),
+    "create_feature_group": lambda c, r, real: (
+        [f["FeatureName"] for f in c("sagemaker").describe_feature_group(FeatureGroupName=r.inputs["featureGroupName"])["FeatureDefinitions"]],
+        [f["featureName"] for f in r.inputs["featureDefinitions"]]),
+    "create_model": lambda c, r, real: (
+        c("sagemaker").describe_model(ModelName=r.inputs["name"])["PrimaryContainer"]["Environment"], r.inputs["primaryContainer"]["environment"]),
+    "create_endpoint_config": lambda c, r, real: (
+        [(v["VariantName"], v["InitialVariantWeight"]) for v in c("sagemaker").describe_endpoint_config(EndpointConfigName=r.inputs["name"])["ProductionVariants"]],
+        [(v["variantName"], v["initialVariantWeight"]) for v in r.inputs["productionVariants"]]),
+    "create_endpoint": lambda c, r, real: (
+        c("sagemaker").describe_endpoint(EndpointName=r.inputs["name"])["EndpointConfigName"], r.inputs["endpointConfigName"]),
+    "create_pipeline": lambda c, r, real: (
+        json.loads(c("sagemaker").describe_pipeline(PipelineName=r.inputs["pipelineName"])["PipelineDefinition"]), _json(r.inputs["pipelineDefinition"], real)),
+}
+
+
+@pytest.mark.xfail(strict=True, reason="fixed next commit: the topic id is substituted inside the topic's own ARN")
+def test_every_realized_resource_reads_back_from_moto_as_planned(demo_plan, aws):
+    region = demo_plan.config.aws.region
+    client = _clients(region)
+    done = realize(demo_plan.resources, region=region, client=client)
+    real = _stand_ins(demo_plan, client)
+    by_name = {r.name: r for r in demo_plan.resources}
+    differences = []
+    for name, operation in done.created:
+        resource = by_name[name]
+        if operation in READ_BACK:
+            got, expected = READ_BACK[operation](client, resource, real)
+        else:
+            got, expected = _read_s3(client, resource.inputs, operation, real)
+        if got != expected:
+            differences.append(f"{name} {operation}: moto has {got!r}, planned {expected!r}")
+    assert differences == []
+    # every planned AWS resource was created or deliberately skipped, nothing was dropped silently
+    made = {name for name, _ in done.created} | {name for name, _, _ in done.skipped}
+    assert made == {r.name for r in demo_plan.resources if api_calls(r, region)}
+
+
+def test_not_realized_are_exactly_the_kinds_without_a_local_counterpart_with_the_reason(demo_plan, aws):
+    region = demo_plan.config.aws.region
+    client = _clients(region)
+    done = realize(demo_plan.resources, region=region, client=client)
+    assert done.skipped == [(r.name, r.type, LOCAL_LIMITATIONS[r.type]) for r in demo_plan.resources if r.type in LOCAL_LIMITATIONS]
+    assert {kind for _, kind, _ in done.skipped} == {"aws:s3/bucketPolicy:BucketPolicy", "aws:sagemaker/monitoringSchedule:MonitoringSchedule"}
+    assert not {name for name, _ in done.created} & {name for name, _, _ in done.skipped}
+    with pytest.raises(ClientError, match="NoSuchBucketPolicy"):
+        client("s3").get_bucket_policy(Bucket=demo_plan.of_type("aws:s3/bucketPolicy:BucketPolicy")[0].inputs["bucket"])
+
+
+def test_outside_the_emulator_a_bucket_policy_is_put(demo_plan, aws):
+    region = demo_plan.config.aws.region
+    client = _clients(region)
+    policy = demo_plan.of_type("aws:s3/bucketPolicy:BucketPolicy")[0]
+    bucket = planned("aws:s3/bucket:Bucket", {"bucket": policy.inputs["bucket"]})
+    done = realize([bucket, policy], region=region, client=client, local=False)
+    assert done == Realized(created=[(bucket.name, "create_bucket"), (policy.name, "put_bucket_policy")], skipped=[])
+
+
+def test_realizing_twice_stops_at_the_first_name_that_exists_with_awss_error(demo_plan, aws):
+    """`realize` creates, it does not reconcile: `mlops local up` starts a fresh emulator every time."""
+    region = demo_plan.config.aws.region
+    client = _clients(region)
+    realize(demo_plan.resources, region=region, client=client)
+    first_role = demo_plan.of_type("aws:iam/role:Role")[0].inputs["name"]
+    with pytest.raises(ClientError, match=f"EntityAlreadyExists.*Role with name {first_role} already exists"):
+        realize(demo_plan.resources, region=region, client=client)
