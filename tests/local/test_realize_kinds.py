@@ -514,7 +514,6 @@ READ_BACK: dict[str, Any] = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="fixed next commit: the topic id is substituted inside the topic's own ARN")
 def test_every_realized_resource_reads_back_from_moto_as_planned(demo_plan, aws):
     region = demo_plan.config.aws.region
     client = _clients(region)
