@@ -23,6 +23,13 @@ def test_missing_data_follows_treat_missing_data():
     assert decide({**ALARM, "TreatMissingData": "breaching"}, [])[0] == "ALARM"
 
 
+def test_ignore_keeps_the_state_on_an_empty_window_and_decides_on_the_datapoints_present():
+    alarm = {**ALARM, "TreatMissingData": "ignore"}
+    assert decide({**alarm, "StateValue": "ALARM"}, [])[0] == "ALARM"
+    assert decide({**alarm, "StateValue": "OK"}, [])[0] == "OK"
+    assert decide({**alarm, "StateValue": "OK"}, [11, 12, 13])[0] == "ALARM"
+
+
 def test_no_traffic_alarm_fires_on_an_empty_hour():
     alarm = {"EvaluationPeriods": 1, "ComparisonOperator": "LessThanThreshold", "Threshold": 1, "TreatMissingData": "breaching"}
     assert decide(alarm, [])[0] == "ALARM"
@@ -154,7 +161,6 @@ def test_treat_missing_data_when_the_window_is_empty(cloudwatch, treat, state):
     assert _states(cloudwatch) == {"t-5xx": state}
 
 
-@pytest.mark.xfail(strict=True, reason="fixed next commit: decide() turns an empty window into OK")
 def test_treat_missing_data_ignore_keeps_the_current_state_when_the_window_is_empty(cloudwatch):
     """CloudWatch: 'ignore - the current alarm state is maintained'."""
     _alarm(cloudwatch, "t-5xx", TreatMissingData="ignore")
