@@ -115,6 +115,8 @@ def decide(alarm: dict[str, Any], values: list[float]) -> tuple[str, str]:
         breaching += missing
     if not window and treat == "missing":
         return "INSUFFICIENT_DATA", "no datapoints in the evaluation window"
+    if not window and treat == "ignore":  # CloudWatch: the current alarm state is maintained
+        return alarm.get("StateValue", "INSUFFICIENT_DATA"), "no datapoints in the evaluation window; TreatMissingData=ignore keeps the state"
     shown = ", ".join(f"{v:g}" for v in window) or "none"
     if breaching >= needed:
         return "ALARM", f"{breaching} of the last {periods} datapoint(s) breached {alarm['ComparisonOperator']} {threshold:g} [{shown}]"

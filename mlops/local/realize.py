@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -230,7 +231,12 @@ def _endpoint(r: PlannedResource, region: str) -> list[ApiCall]:
 
 
 # Member names whose API spelling is not the camelCase name capitalised.
-_API_NAMES = {"VolumeSizeInGb": "VolumeSizeInGB"}
+_API_NAMES = {
+    "VolumeSizeInGb": "VolumeSizeInGB",
+    # EventBridge Scheduler's target (pulumi-aws: sagemakerPipelineParameters.pipelineParameters)
+    "SagemakerPipelineParameters": "SageMakerPipelineParameters",
+    "PipelineParameters": "PipelineParameterList",
+}
 
 
 def _pascal(value: Any) -> Any:
@@ -417,9 +423,12 @@ def _substitute(value: Any, mapping: dict[str, str]) -> Any:
     if isinstance(value, str):
         if value in mapping:
             return mapping[value]
-        for mock, real in mapping.items():  # ARNs embedded in policy documents and URIs
-            if len(mock) > 12 and mock in value:
-                value = value.replace(mock, real)
+        # ARNs embedded in policy documents and URIs. One pass, longest stand-in first: a topic's
+        # id (its name) maps to its ARN, which contains the name, so replacing stand-ins one after
+        # another rewrote the ARN a second time (arn:...:arn:...:alerts).
+        embedded = sorted((mock for mock in mapping if len(mock) > 12), key=len, reverse=True)
+        if embedded:
+            value = re.sub("|".join(map(re.escape, embedded)), lambda m: mapping[m.group(0)], value)
         return value
     if isinstance(value, dict):
         return {k: _substitute(v, mapping) for k, v in value.items()}

@@ -1,0 +1,53 @@
+"""Fixtures for the local-environment tests.
+
+`request_problems` checks one `ApiCall` the way tests/components/test_aws_requests.py checks the
+component requests: botocore's ParamValidator (types, required members, unknown members) plus that
+module's `constraint_problems` (patterns, lengths, ranges, enums). The module is loaded from its
+file rather than imported: `tests` is not a package here (see tests/components/conftest.py), and an
+installed distribution ships a top-level `tests` package that would shadow it anyway.
+"""
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+import botocore.session
+import pytest
+from botocore.validate import ParamValidator
+
+from mlops.local.realize import ApiCall
+
+# Application Auto Scaling's ResourceId pattern spans surrogate code points ([\u0020-\uD7FF...]),
+# which the `regex` module refuses to compile; its calls get ParamValidator's checks only.
+_NO_PATTERN_CHECK = {"application-autoscaling"}
+
+
+def _aws_request_checks() -> ModuleType:
+    path = Path(__file__).parents[1] / "components" / "test_aws_requests.py"
+    spec = importlib.util.spec_from_file_location("_aws_request_checks", path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def request_problems() -> Callable[[ApiCall], list[str]]:
+    """A function: ApiCall -> what botocore's service model finds wrong with it ([] when valid)."""
+    checks = _aws_request_checks()
+    session = botocore.session.get_session()
+    clients = {}
+
+    def problems(call: ApiCall) -> list[str]:
+        client = clients.setdefault(call.service, session.create_client(
+            call.service, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"))
+        operation = client.meta.service_model.operation_model(client.meta.method_to_api_mapping[call.operation])
+        report = ParamValidator().validate(call.params, operation.input_shape)
+        found = [report.generate_report()] if report.has_errors() else []
+        if call.service not in _NO_PATTERN_CHECK:
+            found += checks.constraint_problems(call.params, operation.input_shape, operation.name)
+        return found
+
+    return problems
