@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from components import instance_types, k8s_manifests, naming
+from components import instance_types, naming
+from specs.k8s import training_job as k8s_manifests
 from components.config import LOWER_IS_BETTER, TASK_METRICS, CreatedCluster, NoRollout, StackConfig
 from components.metrics import DRIFT_ALARM_METRICS
 

@@ -12,7 +12,8 @@ from components.foundation import Foundation, FoundationArgs, image_uri
 from components.model_registry import ModelRegistry, ModelRegistryArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.naming import Namer
-from components import alarms, k8s_manifests, metrics, pipeline_definition
+from components import alarms, metrics, pipeline_definition
+from specs.k8s import training_job as k8s_manifests
 from components.feature_schema import feature_schema
 from components.drift_monitor import DriftMonitor, DriftMonitorArgs
 from components.retraining import Retraining, RetrainingArgs

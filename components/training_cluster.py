@@ -10,7 +10,7 @@ service account bound to an IAM role (IRSA) that reads the team's feature data, 
 artifacts and checkpoints and registers its models, and nothing else. Per model: the headless
 Service that distributed runs rendezvous through, the feature schema as a ConfigMap and, when
 `training.schedule` is set, a CronJob. `mlops train --stack S` submits one-off runs from the same
-Job template (components.k8s_manifests).
+Job template (specs.k8s.training_job).
 """
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components import iam, k8s_manifests as manifests, pipeline_definition
+from components import iam, pipeline_definition
+from specs.k8s import training_job as manifests
 from components.config import CreatedCluster, EksTraining, ExistingCluster, Network
 from components.naming import Namer
 

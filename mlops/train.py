@@ -1,7 +1,7 @@
 """`mlops train --stack S`: start one training run of a model, where the stack trains.
 
 Kind "eks": render the model's Indexed Job from the same template the stack's CronJob uses
-(components.k8s_manifests) and submit it with the Kubernetes client. Kind "sagemaker": start the
+(specs.k8s.training_job) and submit it with the Kubernetes client. Kind "sagemaker": start the
 model's retraining pipeline (StartPipelineExecution). Either way the run trains on the feature
 group's offline store, uploads its artifact and registers a new version in the model's group.
 """
@@ -11,7 +11,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from components import k8s_manifests as manifests
+from specs.k8s import training_job as manifests
 from components import training_cluster
 from components.config import StackConfig
 from components.pipeline_definition import TRIGGER_PARAMETER

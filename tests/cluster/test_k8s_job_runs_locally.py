@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from components import k8s_manifests as m
+from specs.k8s import training_job as m
 from mlops_training.artifact import load_artifact
 from mlops_training.synthetic import schema_document, write_dataset
 

@@ -10,7 +10,7 @@ import kubernetes_validate
 import pytest
 
 from components import iam
-from components import k8s_manifests as m
+from specs.k8s import training_job as m
 
 K8S_VERSION = "1.33"
 """The schemas we validate against: the EKS default of components.config (CreatedCluster.kubernetes_version)."""

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from components import k8s_manifests as manifests
+from specs.k8s import training_job as manifests
 from components.config import EksTraining, Network
 from components.training_cluster import TOKEN, ModelTraining, TrainingCluster, TrainingClusterArgs, kubeconfig
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from components import iam
+from components import iam  # layout: specs.iam after merge
 
 Manifest = dict[str, Any]
 
