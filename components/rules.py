@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from components import instance_types, naming
-from specs.k8s import training_job as k8s_manifests
 from components.config import LOWER_IS_BETTER, TASK_METRICS, CreatedCluster, NoRollout, StackConfig
 from components.metrics import DRIFT_ALARM_METRICS
+from specs.k8s import cron
 
 Path = tuple[str | int, ...]
 
@@ -141,7 +141,7 @@ def _training(config: StackConfig) -> list[Problem]:
                 ))
     if config.training.schedule:
         try:
-            k8s_manifests.cron_for_kubernetes(config.training.schedule)
+            cron.cron_for_kubernetes(config.training.schedule)
         except ValueError as exc:
             problems.append(Problem(("training", "schedule"), f"becomes a Kubernetes CronJob with kind eks: {exc}", config.training.schedule))
     demands = (

@@ -13,11 +13,11 @@ from components.model_registry import ModelRegistry, ModelRegistryArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.naming import Namer
 from components import alarms, metrics, pipeline_definition
-from specs.k8s import training_job as k8s_manifests
 from components.feature_schema import feature_schema
 from components.drift_monitor import DriftMonitor, DriftMonitorArgs
 from components.retraining import Retraining, RetrainingArgs
 from components.training_cluster import ModelTraining, TrainingCluster, TrainingClusterArgs
+from specs.k8s import cron
 
 
 @dataclass
@@ -191,7 +191,7 @@ def _training_cluster(config: StackConfig, *, namer: Namer, foundation: Foundati
     eks = config.training.eks
     assert eks is not None  # the config model requires it with kind "eks"
     artifacts = namer.bucket("artifacts")  # the name Foundation gives the bucket: plain, so job templates are plain data
-    schedule = k8s_manifests.cron_for_kubernetes(config.training.schedule) if config.training.schedule else None
+    schedule = cron.cron_for_kubernetes(config.training.schedule) if config.training.schedule else None
     models = {}
     for model in _trainable(config):
         spec = config.model_registry.models[model]
