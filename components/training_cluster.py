@@ -23,10 +23,11 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components import iam, pipeline_definition
+from components import iam
 from components.config import CreatedCluster, EksTraining, ExistingCluster, Network
 from components.naming import Namer
 from specs.k8s import cluster_autoscaler, device_plugin, gpu_pool, team_namespace, training_job
+from specs.pipelines import retraining as retraining_pipeline
 
 TOKEN = "mlops:training_cluster:TrainingCluster"
 SYSTEM_POOL_LABEL = {"mlops.dev/pool": "system"}
@@ -109,7 +110,7 @@ def job_spec(
         train_uri=train_uri,
         schema_config_map=training_job.schema_config_map_name(model),
         hyperparameters=dict(hyperparameters),
-        checkpoint_uri=pipeline_definition.checkpoints_uri(artifacts_bucket, model),
+        checkpoint_uri=retraining_pipeline.checkpoints_uri(artifacts_bucket, model),
         max_runtime_seconds=max_runtime_seconds,
         node_selector=gpu_node_labels(eks) if eks.gpus_per_node > 0 else {},
     )

@@ -13,9 +13,9 @@ from typing import Any
 
 from components import training_cluster
 from components.config import StackConfig
-from components.pipeline_definition import TRIGGER_PARAMETER
 from components.stack import namer_for, stack_image, training_hyperparameters
 from specs.k8s import training_job
+from specs.pipelines.retraining import TRIGGER_PARAMETER
 
 
 class TrainError(Exception):

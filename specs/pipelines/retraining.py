@@ -16,6 +16,10 @@ reaches AWS in three places; each is closed with a setting the SDK or boto3 offe
 - `ModelTrainer.train` sends telemetry (sts:GetCallerIdentity, then an HTTPS GET) on a thread.
 Every S3 location is given explicitly, so the SDK never needs its default bucket nor uploads code.
 The document is the SDK's, keys sorted; it carries the SDK's `"MlflowConfig": null`.
+
+Pure: must not import `pulumi`, `pulumi_aws` or `components` (tests/test_layout.py checks it);
+`components.retraining` deploys the document; `mlops train` starts it (TRIGGER_PARAMETER) and `mlops local`
+runs its Training step (resolve).
 """
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from components.config import ModelConfig, Network, TrainingConfig
+from components.config import ModelConfig, Network, TrainingConfig  # layout: moves with config
 
 DEFINITION_VERSION = "2020-12-01"
 STEP_NAME = "Train"
