@@ -13,7 +13,7 @@ from typing import Annotated, Literal, Union
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from components import instance_types
-from components.k8s_manifests import CLUSTER_AUTOSCALER_TAGS
+from specs.k8s.cluster_autoscaler import CLUSTER_AUTOSCALER_TAGS
 
 Environment = Literal["local", "dev", "staging", "prod"]
 ENVIRONMENTS: tuple[str, ...] = ("local", "dev", "staging", "prod")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from components import pipeline_definition
+from specs.pipelines import retraining as retraining_pipeline
 from specs import iam
 from components._validation import Problem, raise_input_problems, required_name
 from components.config import ModelConfig, Network, TrainingConfig
@@ -65,7 +65,7 @@ class Retraining(pulumi.ComponentResource):
         schema = aws.s3.BucketObjectv2(
             f"{name}-feature-schema",
             bucket=args.artifacts_bucket,
-            key=pipeline_definition.schema_key(args.model),
+            key=retraining_pipeline.schema_key(args.model),
             content=json.dumps(args.feature_schema, indent=2, sort_keys=True),
             content_type="application/json",
             server_side_encryption="aws:kms",
@@ -76,7 +76,7 @@ class Retraining(pulumi.ComponentResource):
         # Generated with the SageMaker SDK, offline and deterministically, once the ARNs are known.
         definition = pulumi.Output.all(
             role=args.execution_role_arn, bucket=args.artifacts_bucket, key=args.kms_key_arn, features=args.features_uri
-        ).apply(lambda o: pipeline_definition.pipeline_definition(
+        ).apply(lambda o: retraining_pipeline.pipeline_definition(
             pipeline_name=namer.pipeline(args.model), region=args.region,
             model=args.model, spec=args.spec, training=args.training, image=args.training_image,
             role_arn=o["role"], features_uri=o["features"], artifacts_bucket=o["bucket"], kms_key=o["key"],
@@ -127,7 +127,7 @@ class Retraining(pulumi.ComponentResource):
             f"{name}-on-alarm",
             name=args.namer.rule(f"{args.model}-retrain"),
             description=f"Retrain {args.model} when one of its drift or quality alarms fires",
-            event_pattern=json.dumps(pipeline_definition.retrain_event_pattern(args.trigger_alarms)),
+            event_pattern=json.dumps(retraining_pipeline.retrain_event_pattern(args.trigger_alarms)),
             tags=args.tags,
             opts=child,
         )
@@ -136,7 +136,7 @@ class Retraining(pulumi.ComponentResource):
             rule=rule.name,
             arn=self.pipeline.arn,
             role_arn=starter.arn,
-            sagemaker_pipeline_target={"pipeline_parameter_lists": [{"name": pipeline_definition.TRIGGER_PARAMETER, "value": "alarm"}]},
+            sagemaker_pipeline_target={"pipeline_parameter_lists": [{"name": retraining_pipeline.TRIGGER_PARAMETER, "value": "alarm"}]},
             opts=child,
         )
 
@@ -152,7 +152,7 @@ class Retraining(pulumi.ComponentResource):
             target={
                 "arn": self.pipeline.arn,
                 "role_arn": starter.arn,
-                "sagemaker_pipeline_parameters": {"pipeline_parameters": [{"name": pipeline_definition.TRIGGER_PARAMETER, "value": "schedule"}]},
+                "sagemaker_pipeline_parameters": {"pipeline_parameters": [{"name": retraining_pipeline.TRIGGER_PARAMETER, "value": "schedule"}]},
             },
             opts=child,
         )

@@ -8,10 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from components import instance_types, k8s_manifests
+from components import instance_types
 from specs import naming
 from components.config import LOWER_IS_BETTER, TASK_METRICS, CreatedCluster, NoRollout, StackConfig
 from components.metrics import DRIFT_ALARM_METRICS
+from specs.k8s import cron
 
 Path = tuple[str | int, ...]
 
@@ -141,7 +142,7 @@ def _training(config: StackConfig) -> list[Problem]:
                 ))
     if config.training.schedule:
         try:
-            k8s_manifests.cron_for_kubernetes(config.training.schedule)
+            cron.cron_for_kubernetes(config.training.schedule)
         except ValueError as exc:
             problems.append(Problem(("training", "schedule"), f"becomes a Kubernetes CronJob with kind eks: {exc}", config.training.schedule))
     demands = (

@@ -12,12 +12,14 @@ from components.foundation import Foundation, FoundationArgs, image_uri
 from components.model_registry import ModelRegistry, ModelRegistryArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from specs.naming import Namer
-from components import k8s_manifests, metrics, pipeline_definition
+from components import metrics
 from specs import alarms
 from components.feature_schema import feature_schema
 from components.drift_monitor import DriftMonitor, DriftMonitorArgs
 from components.retraining import Retraining, RetrainingArgs
 from components.training_cluster import ModelTraining, TrainingCluster, TrainingClusterArgs
+from specs.k8s import cron
+from specs.pipelines import retraining as retraining_pipeline
 
 
 @dataclass
@@ -49,10 +51,10 @@ def stack_image(config: StackConfig, image: str) -> str:
 
 
 def training_hyperparameters(config: StackConfig, model: str) -> dict[str, str]:
-    """The hyperparameters every run of `model` gets (pipeline_definition.run_hyperparameters), as the
+    """The hyperparameters every run of `model` gets (retraining_pipeline.run_hyperparameters), as the
     stack's EKS job templates and `mlops train` both render them."""
     namer = namer_for(config)
-    return pipeline_definition.run_hyperparameters(
+    return retraining_pipeline.run_hyperparameters(
         model=model, spec=config.model_registry.models[model], training=config.training,
         artifacts_bucket=namer.bucket("artifacts"), model_package_group=namer.model_package_group(model),
         serving_image=stack_image(config, "serving"),
@@ -226,7 +228,7 @@ def _training_cluster(config: StackConfig, *, namer: Namer, foundation: Foundati
     eks = config.training.eks
     assert eks is not None  # the config model requires it with kind "eks"
     artifacts = namer.bucket("artifacts")  # the name Foundation gives the bucket: plain, so job templates are plain data
-    schedule = k8s_manifests.cron_for_kubernetes(config.training.schedule) if config.training.schedule else None
+    schedule = cron.cron_for_kubernetes(config.training.schedule) if config.training.schedule else None
     models = {}
     for model in _trainable(config):
         spec = config.model_registry.models[model]

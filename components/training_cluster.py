@@ -10,7 +10,7 @@ service account bound to an IAM role (IRSA) that reads the team's feature data, 
 artifacts and checkpoints and registers its models, and nothing else. Per model: the headless
 Service that distributed runs rendezvous through, the feature schema as a ConfigMap and, when
 `training.schedule` is set, a CronJob. `mlops train --stack S` submits one-off runs from the same
-Job template (components.k8s_manifests).
+Job template (specs.k8s).
 """
 from __future__ import annotations
 
@@ -23,11 +23,12 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components import k8s_manifests as manifests, pipeline_definition
 from specs import iam
 from components._validation import raise_input_problems, required_name
 from components.config import CreatedCluster, EksTraining, ExistingCluster, Network
 from specs.naming import Namer
+from specs.k8s import cluster_autoscaler, device_plugin, gpu_pool, team_namespace, training_job
+from specs.pipelines import retraining as retraining_pipeline
 
 TOKEN = "mlops:training_cluster:TrainingCluster"
 SYSTEM_POOL_LABEL = {"mlops.dev/pool": "system"}
@@ -59,9 +60,9 @@ def kubeconfig(*, cluster_name: str, endpoint: str, certificate_authority: str, 
     }, sort_keys=True)
 
 
-def team_namespace_spec(*, namer: Namer, eks: EksTraining, role_arn: pulumi.Input[str]) -> manifests.TeamNamespaceSpec:
+def team_namespace_spec(*, namer: Namer, eks: EksTraining, role_arn: pulumi.Input[str]) -> team_namespace.TeamNamespaceSpec:
     """The team's namespace, quota and identity on the cluster."""
-    return manifests.TeamNamespaceSpec(
+    return team_namespace.TeamNamespaceSpec(
         namespace=namer.namespace(),
         team=namer.team,
         environment=namer.environment,
@@ -79,7 +80,7 @@ def gpu_node_labels(eks: EksTraining) -> dict[str, str]:
     """Labels of the GPU nodes training pods are scheduled on."""
     if isinstance(eks.cluster, ExistingCluster):
         return dict(eks.cluster.gpu_node_labels)
-    return dict(manifests.GPU_POOL_LABEL)
+    return dict(gpu_pool.GPU_POOL_LABEL)
 
 
 def job_spec(
@@ -93,10 +94,10 @@ def job_spec(
     hyperparameters: dict[str, pulumi.Input[str]],
     artifacts_bucket: str,
     max_runtime_seconds: int,
-) -> manifests.TrainingJobSpec:
+) -> training_job.TrainingJobSpec:
     """One model's run template. The stack declares its CronJob from it with Outputs for the values AWS
     assigns; `mlops train` renders a Job from it with those values read back as strings."""
-    return manifests.TrainingJobSpec(
+    return training_job.TrainingJobSpec(
         namespace=namer.namespace(),
         model=model,
         service_account=SERVICE_ACCOUNT,
@@ -105,12 +106,12 @@ def job_spec(
         gpus_per_node=eks.gpus_per_node,
         cpu=str(eks.cpu_per_node),
         memory=f"{eks.memory_gib_per_node}Gi",
-        priority_class=manifests.priority_class_name(namer.namespace(), eks.priority),
+        priority_class=team_namespace.priority_class_name(namer.namespace(), eks.priority),
         region=region,
         train_uri=train_uri,
-        schema_config_map=manifests.schema_config_map_name(model),
+        schema_config_map=training_job.schema_config_map_name(model),
         hyperparameters=dict(hyperparameters),
-        checkpoint_uri=pipeline_definition.checkpoints_uri(artifacts_bucket, model),
+        checkpoint_uri=retraining_pipeline.checkpoints_uri(artifacts_bucket, model),
         max_runtime_seconds=max_runtime_seconds,
         node_selector=gpu_node_labels(eks) if eks.gpus_per_node > 0 else {},
     )
@@ -168,7 +169,7 @@ class TrainingCluster(pulumi.ComponentResource):
     """Secret."""
     oidc_provider_arn: pulumi.Output[str]
     oidc_issuer: pulumi.Output[str]
-    job_templates: dict[str, manifests.TrainingJobSpec]
+    job_templates: dict[str, training_job.TrainingJobSpec]
     """Per model: the spec `mlops train` renders a run from (resolved values are filled in at submit time)."""
 
     def __init__(self, name: str, args: TrainingClusterArgs, opts: pulumi.ResourceOptions | None = None):
@@ -212,13 +213,13 @@ class TrainingCluster(pulumi.ComponentResource):
         )
 
         team = team_namespace_spec(namer=namer, eks=args.config, role_arn=self.pod_role.arn)
-        ns = self._apply(f"{name}-namespace", manifests.namespace(team), k8s_opts)
+        ns = self._apply(f"{name}-namespace", team_namespace.namespace(team), k8s_opts)
         in_ns = pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[ns]))
-        self._apply(f"{name}-quota", manifests.resource_quota(team), in_ns)
-        self._apply(f"{name}-limits", manifests.limit_range(team), in_ns)
-        for obj in manifests.priority_classes(team):
+        self._apply(f"{name}-quota", team_namespace.resource_quota(team), in_ns)
+        self._apply(f"{name}-limits", team_namespace.limit_range(team), in_ns)
+        for obj in team_namespace.priority_classes(team):
             self._apply(f"{name}-{obj['metadata']['name'].removeprefix(self.namespace + '-')}", obj, k8s_opts)
-        self._apply(f"{name}-service-account", manifests.service_account(team), in_ns)
+        self._apply(f"{name}-service-account", team_namespace.service_account(team), in_ns)
 
         self.job_templates = {}
         for model, spec in args.models.items():
@@ -228,10 +229,10 @@ class TrainingCluster(pulumi.ComponentResource):
                 max_runtime_seconds=args.max_runtime_seconds,
             )
             self.job_templates[model] = job
-            self._apply(f"{name}-{model}-schema", manifests.feature_schema_config_map(job, spec.feature_schema), in_ns)
-            self._apply(f"{name}-{model}-rendezvous", manifests.headless_service(job), in_ns)
+            self._apply(f"{name}-{model}-schema", training_job.feature_schema_config_map(job, spec.feature_schema), in_ns)
+            self._apply(f"{name}-{model}-rendezvous", training_job.headless_service(job), in_ns)
             if spec.schedule:
-                self._apply(f"{name}-{model}-schedule", manifests.cron_job(job, schedule=spec.schedule), in_ns)
+                self._apply(f"{name}-{model}-schedule", training_job.cron_job(job, schedule=spec.schedule), in_ns)
 
         self.register_outputs({
             "clusterName": self.cluster_name,
@@ -332,8 +333,8 @@ class TrainingCluster(pulumi.ComponentResource):
         pool = cluster.gpu_nodes
         self.gpu_node_group = self._node_group(
             name, args, network, node_role, "gpu", ami_type="AL2023_x86_64_NVIDIA", instance_types=list(pool.instance_types),
-            min_size=pool.min_size, max_size=pool.max_size, labels=dict(manifests.GPU_POOL_LABEL),
-            capacity_type=pool.capacity_type, disk_size=pool.disk_size_gb, taints=[manifests.eks_taint(manifests.GPU_TAINT)],
+            min_size=pool.min_size, max_size=pool.max_size, labels=dict(gpu_pool.GPU_POOL_LABEL),
+            capacity_type=pool.capacity_type, disk_size=pool.disk_size_gb, taints=[gpu_pool.eks_taint(gpu_pool.GPU_TAINT)],
         )
         self._node_groups = [system, self.gpu_node_group]
 
@@ -363,13 +364,13 @@ class TrainingCluster(pulumi.ComponentResource):
         """Add-ons of a cluster we own: GPUs become schedulable, and the GPU group scales from zero."""
         namer = args.namer
         system_opts = pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=self._node_groups)
-        self._apply(f"{name}-nvidia-device-plugin", manifests.nvidia_device_plugin(node_selector=dict(manifests.GPU_POOL_LABEL)), system_opts)
+        self._apply(f"{name}-nvidia-device-plugin", device_plugin.nvidia_device_plugin(node_selector=dict(gpu_pool.GPU_POOL_LABEL)), system_opts)
         autoscaler_role = aws.iam.Role(
             f"{name}-autoscaler-role",
             name=namer.role("cluster-autoscaler"),
             description="Cluster autoscaler of the team's training cluster (IRSA)",
             assume_role_policy=pulumi.Output.all(oidc.arn, oidc.url).apply(lambda o: json.dumps(iam.irsa_trust(
-                provider_arn=o[0], issuer=o[1], namespace="kube-system", service_account=manifests.CLUSTER_AUTOSCALER_SERVICE_ACCOUNT,
+                provider_arn=o[0], issuer=o[1], namespace="kube-system", service_account=cluster_autoscaler.CLUSTER_AUTOSCALER_SERVICE_ACCOUNT,
             ))),
             tags=args.tags,
             opts=child,
@@ -377,10 +378,10 @@ class TrainingCluster(pulumi.ComponentResource):
         aws.iam.RolePolicy(
             f"{name}-autoscaler-policy",
             role=autoscaler_role.id,
-            policy=json.dumps(manifests.cluster_autoscaler_policy(namer.eks_cluster())),
+            policy=json.dumps(cluster_autoscaler.cluster_autoscaler_policy(namer.eks_cluster())),
             opts=child,
         )
-        for obj in manifests.cluster_autoscaler(
+        for obj in cluster_autoscaler.cluster_autoscaler(
             cluster_name=namer.eks_cluster(), region=args.region, role_arn=autoscaler_role.arn,
             kubernetes_version=cluster.kubernetes_version,
         ):

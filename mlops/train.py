@@ -1,7 +1,7 @@
 """`mlops train --stack S`: start one training run of a model, where the stack trains.
 
 Kind "eks": render the model's Indexed Job from the same template the stack's CronJob uses
-(components.k8s_manifests) and submit it with the Kubernetes client. Kind "sagemaker": start the
+(specs.k8s.training_job) and submit it with the Kubernetes client. Kind "sagemaker": start the
 model's retraining pipeline (StartPipelineExecution). Either way the run trains on the feature
 group's offline store, uploads its artifact and registers a new version in the model's group.
 """
@@ -11,11 +11,11 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from components import k8s_manifests as manifests
 from components import training_cluster
 from components.config import StackConfig
-from components.pipeline_definition import TRIGGER_PARAMETER
 from components.stack import namer_for, stack_image, training_hyperparameters
+from specs.k8s import training_job
+from specs.pipelines.retraining import TRIGGER_PARAMETER
 
 
 class TrainError(Exception):
@@ -64,7 +64,7 @@ def offline_store_uri(config: StackConfig, model: str, *, sagemaker: Any) -> str
     return uri
 
 
-def job_spec(config: StackConfig, model: str, *, train_uri: str) -> manifests.TrainingJobSpec:
+def job_spec(config: StackConfig, model: str, *, train_uri: str) -> training_job.TrainingJobSpec:
     """The model's Job template with every value resolved: the one the stack's CronJob uses."""
     eks = config.training.eks
     if config.training.kind != "eks" or eks is None:
@@ -83,7 +83,7 @@ def job_spec(config: StackConfig, model: str, *, train_uri: str) -> manifests.Tr
 def render_job(config: StackConfig, model: str, *, train_uri: str, now: dt.datetime | None = None) -> dict[str, Any]:
     """The Job one run submits."""
     spec = job_spec(config, model, train_uri=train_uri)
-    return manifests.job(spec, name=manifests.job_name(model, now=now or dt.datetime.now(dt.timezone.utc)))
+    return training_job.job(spec, name=training_job.job_name(model, now=now or dt.datetime.now(dt.timezone.utc)))
 
 
 def submit_job(job: dict[str, Any], *, api_client: Any) -> Submitted:

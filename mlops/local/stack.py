@@ -215,7 +215,7 @@ class LocalStack:
         """StartPipelineExecution, locally: run the pipeline's Training step (its CreateTrainingJob
         arguments, execution variables resolved) with the training container's entry point, channels
         downloaded from the local S3. The container uploads and registers the new version itself."""
-        from components import pipeline_definition as pd
+        from specs.pipelines import retraining as pd
 
         sagemaker, s3 = self.client("sagemaker"), self.client("s3")
         name = pipeline_arn.rsplit("/", 1)[1]

@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from components import k8s_manifests as m
 from mlops_training.artifact import load_artifact
 from mlops_training.synthetic import schema_document, write_dataset
+from specs.k8s import training_job
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
 
@@ -124,7 +124,7 @@ def start_pod(job: dict[str, Any], *, index: int, root: Path, configmaps: Mappin
     # The Job controller: labels and the completion index annotation, plus JOB_COMPLETION_INDEX.
     metadata = {
         "name": f"{name}-{index}-abcde",
-        "labels": {**template["metadata"]["labels"], m.JOB_NAME_LABEL: name, "job-name": name,
+        "labels": {**template["metadata"]["labels"], training_job.JOB_NAME_LABEL: name, "job-name": name,
                    "batch.kubernetes.io/job-completion-index": str(index)},
         "annotations": {**template["metadata"].get("annotations", {}), "batch.kubernetes.io/job-completion-index": str(index)},
     }
@@ -187,18 +187,18 @@ def process_env(pod_env: Mapping[str, str]) -> dict[str, str]:
 def test_the_rendered_job_trains_across_two_pods_and_rank_0_writes_the_artifact(tmp_path: Path):
     write_dataset(tmp_path / "data", n_rows=N_ROWS, task="binary_classification", seed=7, n_files=2)
     checkpoints = tmp_path / "checkpoints" / MODEL
-    spec = m.TrainingJobSpec(
+    spec = training_job.TrainingJobSpec(
         namespace="t-dev", model=MODEL, service_account="training", image="training:test",
         nodes=2, gpus_per_node=1, cpu="1", memory="4Gi", priority_class="t-dev-training-normal",
         region="eu-west-1",
         # The offline store and the checkpoint prefix are S3 in the cluster; local paths here.
         train_uri=str(tmp_path / "data"), checkpoint_uri=str(checkpoints),
-        schema_config_map=m.schema_config_map_name(MODEL), hyperparameters=HYPERPARAMETERS,
+        schema_config_map=training_job.schema_config_map_name(MODEL), hyperparameters=HYPERPARAMETERS,
         max_runtime_seconds=3600, master_port=free_port(),
     )
-    job = m.job(spec, name=JOB)
-    configmap = m.feature_schema_config_map(spec, schema_document("binary_classification"))
-    hosts = {f"{JOB}-0.{m.headless_service(spec)['metadata']['name']}": "127.0.0.1"}
+    job = training_job.job(spec, name=JOB)
+    configmap = training_job.feature_schema_config_map(spec, schema_document("binary_classification"))
+    hosts = {f"{JOB}-0.{training_job.headless_service(spec)['metadata']['name']}": "127.0.0.1"}
     pods = [
         start_pod(job, index=i, root=tmp_path, configmaps={configmap["metadata"]["name"]: configmap["data"]}, hosts=hosts)
         for i in range(spec.nodes)

@@ -10,7 +10,7 @@ import kubernetes_validate
 import pytest
 
 from specs import iam
-from components import k8s_manifests as m
+from specs.k8s import cluster_autoscaler, common, cron, device_plugin, gpu_pool, team_namespace, training_job
 
 K8S_VERSION = "1.33"
 """The schemas we validate against: the EKS default of components.config (CreatedCluster.kubernetes_version)."""
@@ -19,26 +19,26 @@ SCHEMA = {"format_version": 1, "label": "is_fraud", "task": "binary_classificati
 NOW = datetime(2026, 1, 15, 3, 4, 5, tzinfo=timezone.utc)
 
 
-def team(**overrides: Any) -> m.TeamNamespaceSpec:
+def team(**overrides: Any) -> team_namespace.TeamNamespaceSpec:
     values: dict[str, Any] = dict(
         namespace="t-dev", team="t", environment="dev", labels={"mlops.dev/cost-center": "cc-1"},
         gpu_quota=8, cpu_quota="96", memory_quota="768Gi", max_pods=64, role_arn=ROLE_ARN,
     )
-    return m.TeamNamespaceSpec(**{**values, **overrides})
+    return team_namespace.TeamNamespaceSpec(**{**values, **overrides})
 
 
-def training(**overrides: Any) -> m.TrainingJobSpec:
+def training(**overrides: Any) -> training_job.TrainingJobSpec:
     values: dict[str, Any] = dict(
         namespace="t-dev", model="fraud-detection", service_account="training",
         image="111111111111.dkr.ecr.eu-west-1.amazonaws.com/t-dev-training:0.1.0",
         nodes=4, gpus_per_node=8, cpu="32", memory="256Gi", priority_class="t-dev-training-normal",
         region="eu-west-1", train_uri="s3://t-dev-features/offline/transactions",
-        schema_config_map=m.schema_config_map_name("fraud-detection"),
+        schema_config_map=training_job.schema_config_map_name("fraud-detection"),
         hyperparameters={"epochs": "10", "artifact_s3_uri": "s3://t-dev-artifacts/models", "hidden_units": "[64, 32]"},
         checkpoint_uri="s3://t-dev-artifacts/checkpoints/fraud-detection", max_runtime_seconds=86400,
         labels={"mlops.dev/team": "t"},
     )
-    return m.TrainingJobSpec(**{**values, **overrides})
+    return training_job.TrainingJobSpec(**{**values, **overrides})
 
 
 def pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
@@ -59,13 +59,13 @@ def everything(*, gpus: int, nodes: int, schedule: str | None) -> list[dict[str,
     ns = team()
     spec = training(gpus_per_node=gpus, nodes=nodes)
     objects = [
-        m.namespace(ns), m.resource_quota(ns), m.limit_range(ns), *m.priority_classes(ns), m.service_account(ns),
-        m.headless_service(spec), m.feature_schema_config_map(spec, SCHEMA), m.job(spec, name=m.job_name(spec.model, now=NOW)),
-        m.nvidia_device_plugin(node_selector=m.GPU_POOL_LABEL),
-        *m.cluster_autoscaler(cluster_name="t-dev-training", region="eu-west-1", role_arn=ROLE_ARN, kubernetes_version=K8S_VERSION),
+        team_namespace.namespace(ns), team_namespace.resource_quota(ns), team_namespace.limit_range(ns), *team_namespace.priority_classes(ns), team_namespace.service_account(ns),
+        training_job.headless_service(spec), training_job.feature_schema_config_map(spec, SCHEMA), training_job.job(spec, name=training_job.job_name(spec.model, now=NOW)),
+        device_plugin.nvidia_device_plugin(node_selector=gpu_pool.GPU_POOL_LABEL),
+        *cluster_autoscaler.cluster_autoscaler(cluster_name="t-dev-training", region="eu-west-1", role_arn=ROLE_ARN, kubernetes_version=K8S_VERSION),
     ]
     if schedule is not None:
-        objects.append(m.cron_job(spec, schedule=schedule))
+        objects.append(training_job.cron_job(spec, schedule=schedule))
     return objects
 
 
@@ -89,7 +89,7 @@ def test_every_rendered_object_validates_against_the_kubernetes_schemas_strictly
 
 @pytest.mark.parametrize("mutation", ["unknown_field", "wrong_type", "missing_required"])
 def test_the_validator_rejects_a_broken_job(mutation):
-    obj = m.job(training(), name="fraud-detection-1")
+    obj = training_job.job(training(), name="fraud-detection-1")
     if mutation == "unknown_field":
         container(obj)["commands"] = ["torchrun"]  # a typo of `command`
     elif mutation == "wrong_type":
@@ -116,20 +116,20 @@ def tolerates(toleration: dict[str, str], taint: dict[str, str]) -> bool:
 
 
 def test_gpu_pods_select_the_gpu_pool_and_tolerate_its_taint():
-    pod = pod_spec(m.job(training(gpus_per_node=1), name="fraud-detection-1"))
-    assert pod["nodeSelector"] == m.GPU_POOL_LABEL
-    assert any(tolerates(t, m.GPU_TAINT) for t in pod["tolerations"])
+    pod = pod_spec(training_job.job(training(gpus_per_node=1), name="fraud-detection-1"))
+    assert pod["nodeSelector"] == gpu_pool.GPU_POOL_LABEL
+    assert any(tolerates(t, gpu_pool.GPU_TAINT) for t in pod["tolerations"])
     # The same taint, as the EKS node group API spells it.
-    assert m.eks_taint(m.GPU_TAINT) == {"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}
+    assert gpu_pool.eks_taint(gpu_pool.GPU_TAINT) == {"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}
 
 
 def test_a_toleration_of_another_key_or_effect_would_not_match():
-    assert not tolerates({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoExecute"}, m.GPU_TAINT)
-    assert not tolerates({"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}, m.GPU_TAINT)
+    assert not tolerates({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoExecute"}, gpu_pool.GPU_TAINT)
+    assert not tolerates({"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}, gpu_pool.GPU_TAINT)
 
 
 def test_cpu_pods_stay_off_the_gpu_pool_and_request_no_gpu():
-    obj = m.job(training(gpus_per_node=0, procs_per_node=2), name="fraud-detection-1")
+    obj = training_job.job(training(gpus_per_node=0, procs_per_node=2), name="fraud-detection-1")
     pod = pod_spec(obj)
     assert "nodeSelector" not in pod and "tolerations" not in pod
     resources = container(obj)["resources"]
@@ -137,32 +137,32 @@ def test_cpu_pods_stay_off_the_gpu_pool_and_request_no_gpu():
 
 
 def test_gpu_requests_equal_limits_for_gpus_cpu_and_memory():
-    resources = container(m.job(training(gpus_per_node=8), name="fraud-detection-1"))["resources"]
+    resources = container(training_job.job(training(gpus_per_node=8), name="fraud-detection-1"))["resources"]
     assert resources["requests"] == resources["limits"] == {"cpu": "32", "memory": "256Gi", "nvidia.com/gpu": "8"}
 
 
 def test_an_explicit_node_selector_wins_over_the_default_pool():
-    pod = pod_spec(m.job(training(node_selector={"pool": "a100"}), name="fraud-detection-1"))
+    pod = pod_spec(training_job.job(training(node_selector={"pool": "a100"}), name="fraud-detection-1"))
     assert pod["nodeSelector"] == {"pool": "a100"}
 
 
 def test_the_device_plugin_runs_on_gpu_nodes_through_their_taint():
-    ds = m.nvidia_device_plugin(node_selector=m.GPU_POOL_LABEL)
+    ds = device_plugin.nvidia_device_plugin(node_selector=gpu_pool.GPU_POOL_LABEL)
     pod = pod_spec(ds)
     assert ds["metadata"]["namespace"] == "kube-system"
-    assert pod["nodeSelector"] == m.GPU_POOL_LABEL
-    assert any(tolerates(t, m.GPU_TAINT) for t in pod["tolerations"])
+    assert pod["nodeSelector"] == gpu_pool.GPU_POOL_LABEL
+    assert any(tolerates(t, gpu_pool.GPU_TAINT) for t in pod["tolerations"])
     assert pod["priorityClassName"] == "system-node-critical"
-    assert container(ds)["image"] == f"nvcr.io/nvidia/k8s-device-plugin:{m.NVIDIA_DEVICE_PLUGIN_VERSION}"
+    assert container(ds)["image"] == f"nvcr.io/nvidia/k8s-device-plugin:{device_plugin.NVIDIA_DEVICE_PLUGIN_VERSION}"
     assert pod["volumes"] == [{"name": "device-plugin", "hostPath": {"path": "/var/lib/kubelet/device-plugins", "type": "Directory"}}]
     assert container(ds)["volumeMounts"][0]["mountPath"] == "/var/lib/kubelet/device-plugins"
     assert container(ds)["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
     with pytest.raises(ValueError, match="pinned release tag"):
-        m.nvidia_device_plugin(node_selector=m.GPU_POOL_LABEL, version="latest")
+        device_plugin.nvidia_device_plugin(node_selector=gpu_pool.GPU_POOL_LABEL, version="latest")
 
 
 def test_the_quota_caps_gpu_requests_cpu_memory_and_pods():
-    hard = m.resource_quota(team())["spec"]["hard"]
+    hard = team_namespace.resource_quota(team())["spec"]["hard"]
     assert hard == {
         "requests.nvidia.com/gpu": "8", "requests.cpu": "96", "requests.memory": "768Gi",
         "limits.memory": "768Gi", "pods": "64",
@@ -172,37 +172,37 @@ def test_the_quota_caps_gpu_requests_cpu_memory_and_pods():
 
 
 def test_the_limit_range_defaults_every_container_and_caps_gpus_per_pod():
-    limits = m.limit_range(team(max_cpu="64", max_memory="512Gi", max_gpus_per_pod=4))["spec"]["limits"]
+    limits = team_namespace.limit_range(team(max_cpu="64", max_memory="512Gi", max_gpus_per_pod=4))["spec"]["limits"]
     container_item, pod_item = limits
     assert container_item["type"] == "Container"
     # A GPU maximum needs a GPU limit on every container, hence the default of 0.
     assert container_item["default"] == container_item["defaultRequest"] == {"cpu": "1", "memory": "2Gi", "nvidia.com/gpu": "0"}
     assert container_item["max"] == {"cpu": "64", "memory": "512Gi"}
     assert pod_item == {"type": "Pod", "max": {"nvidia.com/gpu": "4"}}
-    (container_only, _) = m.limit_range(team())["spec"]["limits"]
+    (container_only, _) = team_namespace.limit_range(team())["spec"]["limits"]
     assert "max" not in container_only
 
 
 def test_a_training_pod_fits_the_limit_range_it_runs_under():
     ns = team(max_cpu="64", max_memory="512Gi", max_gpus_per_pod=8)
-    container_item, pod_item = m.limit_range(ns)["spec"]["limits"]
-    limits = container(m.job(training(gpus_per_node=8, cpu="32", memory="256Gi"), name="fraud-detection-1"))["resources"]["limits"]
+    container_item, pod_item = team_namespace.limit_range(ns)["spec"]["limits"]
+    limits = container(training_job.job(training(gpus_per_node=8, cpu="32", memory="256Gi"), name="fraud-detection-1"))["resources"]["limits"]
     assert int(limits["nvidia.com/gpu"]) <= int(pod_item["max"]["nvidia.com/gpu"])
     assert int(limits["cpu"]) <= int(container_item["max"]["cpu"])
     assert int(limits["memory"].removesuffix("Gi")) <= int(container_item["max"]["memory"].removesuffix("Gi"))
 
 
 def test_priority_classes_are_per_namespace_and_low_never_preempts():
-    classes = {pc["metadata"]["name"]: pc for pc in m.priority_classes(team())}
+    classes = {pc["metadata"]["name"]: pc for pc in team_namespace.priority_classes(team())}
     assert list(classes) == ["t-dev-training-low", "t-dev-training-normal", "t-dev-training-high"]
     assert [pc["value"] for pc in classes.values()] == [1000, 10000, 100000]
     assert classes["t-dev-training-low"]["preemptionPolicy"] == "Never"
     assert classes["t-dev-training-high"]["preemptionPolicy"] == "PreemptLowerPriority"
     assert not any(pc["globalDefault"] for pc in classes.values())
     assert all(pc["description"] and "namespace" not in pc["metadata"] for pc in classes.values())
-    assert m.priority_class_name(team().namespace, "high") == "t-dev-training-high"
+    assert team_namespace.priority_class_name(team().namespace, "high") == "t-dev-training-high"
     with pytest.raises(ValueError, match="allowed: low, normal, high"):
-        m.priority_class_name(team().namespace, "urgent")
+        team_namespace.priority_class_name(team().namespace, "urgent")
 
 
 # --------------------------------------------------------------------------------------------
@@ -248,7 +248,7 @@ def restricted_violations(pod: dict[str, Any]) -> list[str]:
 
 @pytest.mark.parametrize("gpus", [0, 1, 8])
 def test_training_pods_satisfy_pod_security_restricted(gpus):
-    obj = m.job(training(gpus_per_node=gpus), name="fraud-detection-1")
+    obj = training_job.job(training(gpus_per_node=gpus), name="fraud-detection-1")
     pod = pod_spec(obj)
     assert restricted_violations(pod) == []
     assert pod["securityContext"] == {
@@ -257,7 +257,7 @@ def test_training_pods_satisfy_pod_security_restricted(gpus):
     }
     assert container(obj)["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     # The scheduled runs' pods are the same pods.
-    assert pod_spec(m.cron_job(training(gpus_per_node=gpus), schedule="0 3 * * *")["spec"]["jobTemplate"]) == pod
+    assert pod_spec(training_job.cron_job(training(gpus_per_node=gpus), schedule="0 3 * * *")["spec"]["jobTemplate"]) == pod
 
 
 @pytest.mark.parametrize(
@@ -271,13 +271,13 @@ def test_training_pods_satisfy_pod_security_restricted(gpus):
     ],
 )
 def test_the_restricted_check_catches_each_missing_setting(break_it):
-    pod = pod_spec(m.job(training(), name="fraud-detection-1"))
+    pod = pod_spec(training_job.job(training(), name="fraud-detection-1"))
     break_it(pod)
     assert restricted_violations(pod)
 
 
 def test_the_namespace_enforces_pod_security_restricted():
-    labels = m.namespace(team())["metadata"]["labels"]
+    labels = team_namespace.namespace(team())["metadata"]["labels"]
     for mode in ("enforce", "audit", "warn"):
         assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
     assert labels["mlops.dev/team"] == "t" and labels["mlops.dev/environment"] == "dev"
@@ -286,10 +286,10 @@ def test_the_namespace_enforces_pod_security_restricted():
 
 
 def test_pods_mount_no_kubernetes_api_token_and_run_as_the_irsa_service_account():
-    sa = m.service_account(team())
+    sa = team_namespace.service_account(team())
     assert sa["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": ROLE_ARN}
     assert sa["automountServiceAccountToken"] is False
-    pod = pod_spec(m.job(training(), name="fraud-detection-1"))
+    pod = pod_spec(training_job.job(training(), name="fraud-detection-1"))
     assert pod["serviceAccountName"] == sa["metadata"]["name"] == "training"
     assert pod["automountServiceAccountToken"] is False
     assert pod["enableServiceLinks"] is False
@@ -305,14 +305,14 @@ def test_opaque_values_are_placed_never_formatted():
         __format__ = __repr__ = lambda self, *a: self.__str__()  # noqa: E731
 
     role, train, checkpoints, artifacts = Opaque(), Opaque(), Opaque(), Opaque()
-    sa = m.service_account(team(role_arn=role))
+    sa = team_namespace.service_account(team(role_arn=role))
     assert sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] is role
     spec = training(train_uri=train, checkpoint_uri=checkpoints, hyperparameters={"artifact_s3_uri": artifacts})
-    obj = m.job(spec, name="fraud-detection-1")
+    obj = training_job.job(spec, name="fraud-detection-1")
     assert env_value(obj, "MLOPS_TRAIN_URI") is train
     assert env_value(obj, "MLOPS_CHECKPOINT_URI") is checkpoints
     assert env_value(obj, "MLOPS_HP_ARTIFACT_S3_URI") is artifacts
-    (ca_sa, *_) = m.cluster_autoscaler(cluster_name="c", region="eu-west-1", role_arn=role, kubernetes_version="1.33")
+    (ca_sa, *_) = cluster_autoscaler.cluster_autoscaler(cluster_name="c", region="eu-west-1", role_arn=role, kubernetes_version="1.33")
     assert ca_sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] is role
 
 
@@ -321,7 +321,7 @@ def test_opaque_values_are_placed_never_formatted():
 
 
 def test_torchrun_runs_the_training_module_with_one_process_per_gpu():
-    obj = m.job(training(nodes=4, gpus_per_node=8), name="fraud-detection-1")
+    obj = training_job.job(training(nodes=4, gpus_per_node=8), name="fraud-detection-1")
     c = container(obj)
     assert c["command"] == ["torchrun"]
     args = c["args"]
@@ -344,25 +344,25 @@ def test_training_flags_exist_in_the_training_command_line():
     from mlops_training.main import build_parser
 
     known = {opt for action in build_parser()._actions for opt in action.option_strings}
-    args = container(m.job(training(), name="fraud-detection-1"))["args"]
+    args = container(training_job.job(training(), name="fraud-detection-1"))["args"]
     script_args = args[args.index("mlops_training.main") + 1:]
     assert {a for a in script_args if a.startswith("--")} <= known
 
 
 def test_cpu_pods_run_procs_per_node_processes_and_share_their_cpus():
-    obj = m.job(training(gpus_per_node=0, procs_per_node=4, cpu="8"), name="fraud-detection-1")
+    obj = training_job.job(training(gpus_per_node=0, procs_per_node=4, cpu="8"), name="fraud-detection-1")
     assert "--nproc-per-node=4" in container(obj)["args"]
     assert env_value(obj, "OMP_NUM_THREADS") == "2"
     assert env_value(obj, "MLOPS_HP_NUM_THREADS") == "2"
-    assert env_value(m.job(training(gpus_per_node=0, procs_per_node=3, cpu="6500m"), name="x"), "OMP_NUM_THREADS") == "2"
-    assert env_value(m.job(training(gpus_per_node=0, cpu="500m"), name="x"), "OMP_NUM_THREADS") == "1"
+    assert env_value(training_job.job(training(gpus_per_node=0, procs_per_node=3, cpu="6500m"), name="x"), "OMP_NUM_THREADS") == "2"
+    assert env_value(training_job.job(training(gpus_per_node=0, cpu="500m"), name="x"), "OMP_NUM_THREADS") == "1"
     # A thread count the caller chose wins.
-    chosen = m.job(training(hyperparameters={"num_threads": "6"}), name="x")
+    chosen = training_job.job(training(hyperparameters={"num_threads": "6"}), name="x")
     assert env_value(chosen, "MLOPS_HP_NUM_THREADS") == "6"
 
 
 def test_the_hyperparameters_json_references_env_values_and_keys_the_artifact_by_job_name():
-    obj = m.job(training(), name="fraud-detection-1")
+    obj = training_job.job(training(), name="fraud-detection-1")
     args = container(obj)["args"]
     document = json.loads(args[args.index("--hyperparameters") + 1])
     assert document == {
@@ -380,7 +380,7 @@ def test_the_hyperparameters_json_references_env_values_and_keys_the_artifact_by
 
 
 def test_every_reference_is_defined_where_kubernetes_expands_it():
-    obj = m.job(training(), name="fraud-detection-1")
+    obj = training_job.job(training(), name="fraud-detection-1")
     c = container(obj)
     defined: list[str] = []
     for entry in c["env"]:
@@ -420,7 +420,7 @@ def test_an_invalid_job_spec_names_every_problem():
 
 
 def test_the_job_is_indexed_with_one_pod_per_node_and_bounded_in_time():
-    spec = m.job(training(nodes=4, max_runtime_seconds=7200), name="fraud-detection-1")["spec"]
+    spec = training_job.job(training(nodes=4, max_runtime_seconds=7200), name="fraud-detection-1")["spec"]
     assert spec["completionMode"] == "Indexed"
     assert spec["completions"] == spec["parallelism"] == 4
     assert spec["activeDeadlineSeconds"] == 7200
@@ -434,20 +434,20 @@ def test_the_job_is_indexed_with_one_pod_per_node_and_bounded_in_time():
 
 
 def test_volumes_hold_the_schema_and_a_memory_backed_dev_shm():
-    obj = m.job(training(), name="fraud-detection-1")
+    obj = training_job.job(training(), name="fraud-detection-1")
     volumes = {v["name"]: v for v in pod_spec(obj)["volumes"]}
     mounts = {v["mountPath"]: v["name"] for v in container(obj)["volumeMounts"]}
     assert volumes[mounts["/opt/ml/input/data/config"]]["configMap"] == {"name": "fraud-detection-feature-schema"}
     assert volumes[mounts["/dev/shm"]]["emptyDir"] == {"medium": "Memory"}
-    cm = m.feature_schema_config_map(training(), SCHEMA)
+    cm = training_job.feature_schema_config_map(training(), SCHEMA)
     assert cm["metadata"]["name"] == "fraud-detection-feature-schema"
     assert json.loads(cm["data"]["feature_schema.json"]) == SCHEMA
 
 
 def test_the_headless_service_gives_every_pod_of_the_model_a_dns_name():
     spec = training()
-    svc = m.headless_service(spec)
-    obj = m.job(spec, name="fraud-detection-1")
+    svc = training_job.headless_service(spec)
+    obj = training_job.job(spec, name="fraud-detection-1")
     pod_labels = obj["spec"]["template"]["metadata"]["labels"]
     assert svc["spec"]["clusterIP"] == "None"
     assert svc["spec"]["publishNotReadyAddresses"] is True
@@ -455,8 +455,8 @@ def test_the_headless_service_gives_every_pod_of_the_model_a_dns_name():
     assert svc["spec"]["ports"] == [{"name": "rendezvous", "port": 29500, "targetPort": 29500, "protocol": "TCP"}]
     assert pod_spec(obj)["subdomain"] == svc["metadata"]["name"] == "fraud-detection-rdzv"
     # The scheduled runs' pods carry the same labels.
-    cron = m.cron_job(spec, schedule="0 3 * * *")
-    assert svc["spec"]["selector"].items() <= cron["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"].items()
+    scheduled = training_job.cron_job(spec, schedule="0 3 * * *")
+    assert svc["spec"]["selector"].items() <= scheduled["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"].items()
 
 
 # --------------------------------------------------------------------------------------------
@@ -464,35 +464,35 @@ def test_the_headless_service_gives_every_pod_of_the_model_a_dns_name():
 
 
 def test_job_names_are_dns_labels_with_the_utc_time():
-    assert m.job_name("fraud-detection", now=NOW) == "fraud-detection-20260115-030405"
+    assert training_job.job_name("fraud-detection", now=NOW) == "fraud-detection-20260115-030405"
     paris = NOW.astimezone(timezone(timedelta(hours=1)))
-    assert m.job_name("fraud-detection", now=paris) == "fraud-detection-20260115-030405"
+    assert training_job.job_name("fraud-detection", now=paris) == "fraud-detection-20260115-030405"
     with pytest.raises(ValueError, match="no time zone"):
-        m.job_name("fraud-detection", now=NOW.replace(tzinfo=None))
+        training_job.job_name("fraud-detection", now=NOW.replace(tzinfo=None))
 
 
 @pytest.mark.parametrize("model", ["a", "fraud-detection", "m" * 63, "x" * 42 + "-yz"])
 def test_job_names_leave_room_for_the_pod_index_in_the_hostname(model):
-    name = m.job_name(model, now=NOW)
-    assert m.is_dns_label(name) and len(name) <= m.MAX_JOB_NAME == 59
-    assert m.is_dns_label(f"{name}-{m.MAX_NODES - 1}")  # the last pod's hostname, <= 63
-    m.job(training(model=model, schema_config_map="s", nodes=m.MAX_NODES), name=name)
+    name = training_job.job_name(model, now=NOW)
+    assert common.is_dns_label(name) and len(name) <= training_job.MAX_JOB_NAME == 59
+    assert common.is_dns_label(f"{name}-{training_job.MAX_NODES - 1}")  # the last pod's hostname, <= 63
+    training_job.job(training(model=model, schema_config_map="s", nodes=training_job.MAX_NODES), name=name)
 
 
 @pytest.mark.parametrize("model", ["fraud-detection", "m" * 63, "a" * 47 + "-bc"])
 def test_scheduled_job_names_leave_room_for_the_controllers_suffix_and_the_index(model):
-    cron = m.cron_job(training(model=model, schema_config_map="s"), schedule="0 3 * * *")
-    name = cron["metadata"]["name"]
-    assert m.is_dns_label(name) and len(name) <= 48
+    scheduled = training_job.cron_job(training(model=model, schema_config_map="s"), schedule="0 3 * * *")
+    name = scheduled["metadata"]["name"]
+    assert common.is_dns_label(name) and len(name) <= 48
     # The CronJob controller names each Job `<cronjob>-<scheduled minute>`, at most 11 characters more.
-    assert m.is_dns_label(f"{name}-{'9' * 10}-{m.MAX_NODES - 1}")
+    assert common.is_dns_label(f"{name}-{'9' * 10}-{training_job.MAX_NODES - 1}")
 
 
 def test_job_refuses_a_name_without_room_for_the_index():
     with pytest.raises(ValueError, match="at most 59"):
-        m.job(training(), name="j" * 60)
+        training_job.job(training(), name="j" * 60)
     with pytest.raises(ValueError, match="DNS label"):
-        m.job(training(), name="Fraud_1")
+        training_job.job(training(), name="Fraud_1")
 
 
 # --------------------------------------------------------------------------------------------
@@ -521,7 +521,7 @@ def test_job_refuses_a_name_without_room_for_the_index():
     ],
 )
 def test_eventbridge_schedules_convert_to_kubernetes_cron(eventbridge, kubernetes):
-    assert m.cron_for_kubernetes(eventbridge) == kubernetes
+    assert cron.cron_for_kubernetes(eventbridge) == kubernetes
 
 
 @pytest.mark.parametrize(
@@ -546,20 +546,20 @@ def test_eventbridge_schedules_convert_to_kubernetes_cron(eventbridge, kubernete
 )
 def test_eventbridge_schedules_without_a_kubernetes_equivalent_are_refused(eventbridge, message):
     with pytest.raises(ValueError, match=re.escape(message)):
-        m.cron_for_kubernetes(eventbridge)
+        cron.cron_for_kubernetes(eventbridge)
 
 
 def test_scheduled_runs_are_the_same_job_in_utc_never_overlapping():
     spec = training()
-    cron = m.cron_job(spec, schedule=m.cron_for_kubernetes("cron(0 3 ? * MON *)"))
-    assert cron["spec"]["schedule"] == "0 3 * * MON"
-    assert cron["spec"]["timeZone"] == "Etc/UTC"
-    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
-    assert cron["spec"]["startingDeadlineSeconds"] > 0
-    assert cron["spec"]["successfulJobsHistoryLimit"] >= 1 and cron["spec"]["failedJobsHistoryLimit"] >= 1
-    assert cron["spec"]["jobTemplate"]["spec"] == m.job(spec, name="fraud-detection-1")["spec"]
+    scheduled = training_job.cron_job(spec, schedule=cron.cron_for_kubernetes("cron(0 3 ? * MON *)"))
+    assert scheduled["spec"]["schedule"] == "0 3 * * MON"
+    assert scheduled["spec"]["timeZone"] == "Etc/UTC"
+    assert scheduled["spec"]["concurrencyPolicy"] == "Forbid"
+    assert scheduled["spec"]["startingDeadlineSeconds"] > 0
+    assert scheduled["spec"]["successfulJobsHistoryLimit"] >= 1 and scheduled["spec"]["failedJobsHistoryLimit"] >= 1
+    assert scheduled["spec"]["jobTemplate"]["spec"] == training_job.job(spec, name="fraud-detection-1")["spec"]
     with pytest.raises(ValueError, match="5-field"):
-        m.cron_job(spec, schedule="cron(0 3 ? * MON *)")
+        training_job.cron_job(spec, schedule="cron(0 3 ? * MON *)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -567,11 +567,11 @@ def test_scheduled_runs_are_the_same_job_in_utc_never_overlapping():
 
 
 def test_the_autoscaler_discovers_this_clusters_groups_with_a_matching_version():
-    objects = {o["kind"]: o for o in m.cluster_autoscaler(
+    objects = {o["kind"]: o for o in cluster_autoscaler.cluster_autoscaler(
         cluster_name="t-dev-training", region="eu-west-1", role_arn=ROLE_ARN, kubernetes_version="1.33",
     )}
     assert objects["ServiceAccount"]["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": ROLE_ARN}
-    assert objects["ServiceAccount"]["metadata"]["name"] == m.CLUSTER_AUTOSCALER_SERVICE_ACCOUNT
+    assert objects["ServiceAccount"]["metadata"]["name"] == cluster_autoscaler.CLUSTER_AUTOSCALER_SERVICE_ACCOUNT
     deployment = objects["Deployment"]
     c = container(deployment)
     assert c["image"] == "registry.k8s.io/autoscaling/cluster-autoscaler:v1.33.6"
@@ -579,24 +579,24 @@ def test_the_autoscaler_discovers_this_clusters_groups_with_a_matching_version()
     for flag in ("--balance-similar-node-groups", "--expander=least-waste", "--skip-nodes-with-system-pods=false", "--cloud-provider=aws"):
         assert flag in c["command"]
     assert any(a.startswith("--scale-down-unneeded-time=") for a in c["command"])
-    assert pod_spec(deployment)["serviceAccountName"] == m.CLUSTER_AUTOSCALER_SERVICE_ACCOUNT
+    assert pod_spec(deployment)["serviceAccountName"] == cluster_autoscaler.CLUSTER_AUTOSCALER_SERVICE_ACCOUNT
     for binding in (objects["ClusterRoleBinding"], objects["RoleBinding"]):
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "cluster-autoscaler", "namespace": "kube-system"}]
     assert restricted_violations(pod_spec(deployment)) == []
 
 
 def test_every_pinned_autoscaler_matches_its_kubernetes_minor():
-    for minor, tag in m.CLUSTER_AUTOSCALER_TAGS.items():
+    for minor, tag in cluster_autoscaler.CLUSTER_AUTOSCALER_TAGS.items():
         assert tag.startswith(f"v{minor}."), (minor, tag)
-    assert m.cluster_autoscaler_image("1.34", "v1.34.9").endswith(":v1.34.9")
+    assert cluster_autoscaler.cluster_autoscaler_image("1.34", "v1.34.9").endswith(":v1.34.9")
     with pytest.raises(ValueError, match="does not match Kubernetes 1.33"):
-        m.cluster_autoscaler_image("1.33", "v1.32.1")
+        cluster_autoscaler.cluster_autoscaler_image("1.33", "v1.32.1")
     with pytest.raises(ValueError, match="no pinned cluster-autoscaler for Kubernetes 1.27"):
-        m.cluster_autoscaler_image("1.27")
+        cluster_autoscaler.cluster_autoscaler_image("1.27")
 
 
 def test_the_autoscaler_policy_names_its_actions_and_resizes_only_this_clusters_groups():
-    policy = m.cluster_autoscaler_policy("t-dev-training")
+    policy = cluster_autoscaler.cluster_autoscaler_policy("t-dev-training")
     assert iam.wildcard_actions(policy) == []
     statements = {s["Sid"]: s for s in policy["Statement"]}
     for statement in statements.values():

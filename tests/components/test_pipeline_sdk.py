@@ -15,8 +15,8 @@ from typing import Any
 import boto3
 import pytest
 
-from components import pipeline_definition as pd
 from components.config import ModelConfig, Network, TrainingConfig
+from specs.pipelines import retraining as pd
 
 REPO = Path(__file__).resolve().parents[2]
 INPUTS: dict[str, Any] = {
@@ -46,7 +46,7 @@ OFFLINE_SCRIPT = textwrap.dedent("""
     socket.socket.connect = refuse("connect")
     socket.socket.connect_ex = refuse("connect_ex")
 
-    from components import pipeline_definition as pd
+    from specs.pipelines import retraining as pd
     from components.config import ModelConfig, Network, TrainingConfig
     raw = json.loads(sys.argv[1])
     definition = pd.pipeline_definition(**{**raw, "spec": ModelConfig.model_validate(raw["spec"]),

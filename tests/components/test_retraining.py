@@ -9,9 +9,9 @@ import botocore.session
 import pytest
 from botocore.validate import ParamValidator
 
-from components import pipeline_definition as pd
 from components.config import ModelConfig, Network, TrainingConfig
 from components.retraining import TOKEN, Retraining, RetrainingArgs
+from specs.pipelines import retraining as pd
 
 MODEL = ModelConfig(feature_group="transactions", label="is_fraud", task="binary_classification", approval="auto")
 ALARMS = ["t-dev-scoring-drift-max-feature-psi", "t-dev-scoring-drift-prediction-psi"]

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from components import k8s_manifests as manifests
 from components.config import EksTraining, Network
 from components.training_cluster import TOKEN, ModelTraining, TrainingCluster, TrainingClusterArgs, kubeconfig
+from specs.k8s import cluster_autoscaler
 
 NAME = "t-dev-training"
 KEY = "arn:aws:kms:eu-west-1:111111111111:key/k"
@@ -141,7 +141,7 @@ def test_autoscaler_gets_its_own_irsa_role_in_kube_system(created):
     role = created.one(ROLE, f"{NAME}-autoscaler-role")
     [statement] = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
     subjects = [v for k, v in statement["Condition"]["StringEquals"].items() if k.endswith(":sub")]
-    assert subjects == [f"system:serviceaccount:kube-system:{manifests.CLUSTER_AUTOSCALER_SERVICE_ACCOUNT}"]
+    assert subjects == [f"system:serviceaccount:kube-system:{cluster_autoscaler.CLUSTER_AUTOSCALER_SERVICE_ACCOUNT}"]
     [deployment] = created.of_type("kubernetes:apps/v1:Deployment")
     args = deployment.inputs["spec"]["template"]["spec"]["containers"][0]["command"] + deployment.inputs["spec"]["template"]["spec"]["containers"][0].get("args", [])
     assert any("k8s.io/cluster-autoscaler/t-dev-training" in a for a in args)

@@ -1,8 +1,8 @@
 """EventBridge pattern matching, as the local environment applies it to alarm state changes."""
 from __future__ import annotations
 
-from components.pipeline_definition import retrain_event_pattern
 from mlops.local.events import alarm_state_change, matches
+from specs.pipelines.retraining import retrain_event_pattern
 
 ALARMS = ["t-dev-scoring-drift-max-feature-psi", "t-dev-scoring-drift-prediction-psi"]
 

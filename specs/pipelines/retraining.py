@@ -16,6 +16,10 @@ reaches AWS in three places; each is closed with a setting the SDK or boto3 offe
 - `ModelTrainer.train` sends telemetry (sts:GetCallerIdentity, then an HTTPS GET) on a thread.
 Every S3 location is given explicitly, so the SDK never needs its default bucket nor uploads code.
 The document is the SDK's, keys sorted; it carries the SDK's `"MlflowConfig": null`.
+
+Pure: must not import `pulumi`, `pulumi_aws` or `components` (tests/test_layout.py checks it);
+`components.retraining` deploys the document; `mlops train` starts it (TRIGGER_PARAMETER) and `mlops local`
+runs its Training step (resolve).
 """
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from components.config import ModelConfig, Network, TrainingConfig
+from components.config import ModelConfig, Network, TrainingConfig  # layout: moves with config
 
 DEFINITION_VERSION = "2020-12-01"
 STEP_NAME = "Train"
@@ -167,6 +171,86 @@ def _once_per_input(generate: Callable[..., str]) -> Callable[..., str]:
     return memoized
 
 
+def _trainer(
+    session: Any,
+    *,
+    model: str,
+    spec: ModelConfig,
+    training: TrainingConfig,
+    image: str,
+    role_arn: str,
+    artifacts_bucket: str,
+    kms_key: str,
+    model_package_group: str,
+    serving_image: str,
+    network: Network | None,
+) -> Any:
+    """The ModelTrainer whose `train` request is the Training step: the team's image and role, the
+    run's hyperparameters (`model_version` = the execution id), KMS-encrypted volume and output,
+    spot with checkpoints when configured, and the stack's network. Call inside `_offline_sdk`."""
+    from sagemaker.core.training.configs import CheckpointConfig, Compute, Networking, OutputDataConfig, StoppingCondition
+    from sagemaker.core.workflow.execution_variables import ExecutionVariables
+    from sagemaker.train import ModelTrainer
+
+    wait_hours = (training.max_wait_hours or training.max_runtime_hours * 2) if training.use_spot else None
+    return ModelTrainer(
+        sagemaker_session=session,
+        role=role_arn,
+        base_job_name=model,
+        training_image=image,
+        training_input_mode="File",
+        hyperparameters={
+            **run_hyperparameters(model=model, spec=spec, training=training, artifacts_bucket=artifacts_bucket,
+                                  model_package_group=model_package_group, serving_image=serving_image),
+            "model_version": ExecutionVariables.PIPELINE_EXECUTION_ID,
+        },
+        compute=Compute(
+            instance_type=training.instance_type,
+            instance_count=training.instance_count,
+            volume_size_in_gb=training.volume_size_gb,
+            volume_kms_key_id=kms_key,
+            enable_managed_spot_training=True if training.use_spot else None,
+        ),
+        stopping_condition=StoppingCondition(
+            max_runtime_in_seconds=training.max_runtime_hours * 3600,
+            max_wait_time_in_seconds=wait_hours * 3600 if wait_hours else None,
+        ),
+        output_data_config=OutputDataConfig(s3_output_path=f"s3://{artifacts_bucket}/training-output/{model}", kms_key_id=kms_key),
+        # Spot jobs resume from their last checkpoint after an interruption.
+        checkpoint_config=(
+            CheckpointConfig(s3_uri=checkpoints_uri(artifacts_bucket, model), local_path="/opt/ml/checkpoints")
+            if training.use_spot else None
+        ),
+        # No network isolation: the container registers the model through the SageMaker API.
+        networking=Networking(
+            subnets=list(network.subnet_ids) if network else None,
+            security_group_ids=list(network.security_group_ids) if network else None,
+            # Encrypt traffic between hosts when the job is distributed.
+            enable_inter_container_traffic_encryption=training.instance_count > 1,
+        ),
+    )
+
+
+def _channels(*, model: str, features_uri: str, artifacts_bucket: str) -> list[Any]:
+    """The job's input channels: the offline store export as `train`, the feature schema as `config`."""
+    from sagemaker.core.training.configs import Channel, DataSource, S3DataSource
+
+    return [
+        Channel(
+            channel_name="train",
+            data_source=DataSource(s3_data_source=S3DataSource(s3_data_type="S3Prefix", s3_uri=features_uri, s3_data_distribution_type="FullyReplicated")),
+            content_type="application/x-parquet",
+        ),
+        Channel(
+            channel_name="config",
+            data_source=DataSource(s3_data_source=S3DataSource(
+                s3_data_type="S3Prefix", s3_uri=f"s3://{artifacts_bucket}/{schema_key(model)}", s3_data_distribution_type="FullyReplicated",
+            )),
+            content_type="application/json",
+        ),
+    ]
+
+
 @_once_per_input
 def pipeline_definition(
     *,
@@ -190,74 +274,18 @@ def pipeline_definition(
     (SageMaker Pipelines names each run's job). `model_version`, which keys the uploaded artifact,
     is the pipeline execution id (the registry numbers the package itself)."""
     with _offline_sdk(region) as boto_session:
-        from sagemaker.core.training.configs import (
-            Channel,
-            CheckpointConfig,
-            Compute,
-            DataSource,
-            Networking,
-            OutputDataConfig,
-            S3DataSource,
-            StoppingCondition,
-        )
         from sagemaker.core.workflow.execution_variables import ExecutionVariables
         from sagemaker.core.workflow.parameters import ParameterString
         from sagemaker.core.workflow.pipeline_context import PipelineSession
         from sagemaker.mlops.workflow import Pipeline, PipelineExperimentConfig, TrainingStep
-        from sagemaker.train import ModelTrainer
 
         session = PipelineSession(boto_session=boto_session, sagemaker_config=copy.deepcopy(SDK_CONFIG))
-        wait_hours = (training.max_wait_hours or training.max_runtime_hours * 2) if training.use_spot else None
-        trainer = ModelTrainer(
-            sagemaker_session=session,
-            role=role_arn,
-            base_job_name=model,
-            training_image=image,
-            training_input_mode="File",
-            hyperparameters={
-                **run_hyperparameters(model=model, spec=spec, training=training, artifacts_bucket=artifacts_bucket,
-                                      model_package_group=model_package_group, serving_image=serving_image),
-                "model_version": ExecutionVariables.PIPELINE_EXECUTION_ID,
-            },
-            compute=Compute(
-                instance_type=training.instance_type,
-                instance_count=training.instance_count,
-                volume_size_in_gb=training.volume_size_gb,
-                volume_kms_key_id=kms_key,
-                enable_managed_spot_training=True if training.use_spot else None,
-            ),
-            stopping_condition=StoppingCondition(
-                max_runtime_in_seconds=training.max_runtime_hours * 3600,
-                max_wait_time_in_seconds=wait_hours * 3600 if wait_hours else None,
-            ),
-            output_data_config=OutputDataConfig(s3_output_path=f"s3://{artifacts_bucket}/training-output/{model}", kms_key_id=kms_key),
-            # Spot jobs resume from their last checkpoint after an interruption.
-            checkpoint_config=(
-                CheckpointConfig(s3_uri=checkpoints_uri(artifacts_bucket, model), local_path="/opt/ml/checkpoints")
-                if training.use_spot else None
-            ),
-            # No network isolation: the container registers the model through the SageMaker API.
-            networking=Networking(
-                subnets=list(network.subnet_ids) if network else None,
-                security_group_ids=list(network.security_group_ids) if network else None,
-                # Encrypt traffic between hosts when the job is distributed.
-                enable_inter_container_traffic_encryption=training.instance_count > 1,
-            ),
+        trainer = _trainer(
+            session, model=model, spec=spec, training=training, image=image, role_arn=role_arn,
+            artifacts_bucket=artifacts_bucket, kms_key=kms_key, model_package_group=model_package_group,
+            serving_image=serving_image, network=network,
         )
-        channels = [
-            Channel(
-                channel_name="train",
-                data_source=DataSource(s3_data_source=S3DataSource(s3_data_type="S3Prefix", s3_uri=features_uri, s3_data_distribution_type="FullyReplicated")),
-                content_type="application/x-parquet",
-            ),
-            Channel(
-                channel_name="config",
-                data_source=DataSource(s3_data_source=S3DataSource(
-                    s3_data_type="S3Prefix", s3_uri=f"s3://{artifacts_bucket}/{schema_key(model)}", s3_data_distribution_type="FullyReplicated",
-                )),
-                content_type="application/json",
-            ),
-        ]
+        channels = _channels(model=model, features_uri=features_uri, artifacts_bucket=artifacts_bucket)
         pipeline = Pipeline(
             name=pipeline_name,
             parameters=[ParameterString(name=TRIGGER_PARAMETER, default_value="manual")],

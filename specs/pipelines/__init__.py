@@ -1,0 +1,6 @@
+"""SageMaker pipeline definitions, generated offline as the JSON documents the stacks deploy, one module
+per pipeline (`retraining`: the model's training pipeline).
+
+Must not import `pulumi`, `pulumi_aws`, `pulumi_kubernetes`, `pulumi_policy` or `components`
+(tests/test_layout.py checks it).
+"""
