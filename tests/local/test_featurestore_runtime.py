@@ -316,3 +316,22 @@ def test_moto_apis_still_answer_on_the_same_port_and_a_group_created_anew_starts
     requests.post(f"{aws['url']}/moto-api/reset", timeout=10).raise_for_status()
     create_group(aws["sagemaker"])
     assert "Record" not in runtime.get_record(FeatureGroupName=GROUP, RecordIdentifierValueAsString="t-1")
+
+
+def test_the_local_environment_serves_the_runtime_on_its_aws_endpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlops.local.environment import STATE_ROOT_ENV, LocalEnvironment
+
+    monkeypatch.setenv(STATE_ROOT_ENV, str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    env = LocalEnvironment("fs-runtime-test")
+    try:
+        env.start_moto()
+        assert [p.role for p in env.processes()] == ["moto"]
+        env.client("s3", REGION).create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+        create_group(env.client("sagemaker", REGION))
+        runtime = env.client("sagemaker-featurestore-runtime", REGION)
+        sent = record("t-1", ago(hours=1), amount=4.25)
+        runtime.put_record(FeatureGroupName=GROUP, Record=sent)
+        assert runtime.get_record(FeatureGroupName=GROUP, RecordIdentifierValueAsString="t-1")["Record"] == sent
+    finally:
+        env.down()
