@@ -61,7 +61,9 @@ def aws(endpoint: str) -> dict[str, Any]:
     return clients
 
 
-def create_group(sagemaker: Any, name: str = GROUP, *, online: bool = True, ttl: dict[str, Any] | None = None) -> None:
+def create_group(
+    sagemaker: Any, name: str = GROUP, *, online: bool = True, ttl: dict[str, Any] | None = None, event_time_type: str = "Fractional"
+) -> None:
     online_config: dict[str, Any] = {"EnableOnlineStore": online}
     if ttl:
         online_config["TtlDuration"] = ttl
@@ -69,7 +71,7 @@ def create_group(sagemaker: Any, name: str = GROUP, *, online: bool = True, ttl:
         FeatureGroupName=name, RecordIdentifierFeatureName="transaction_id", EventTimeFeatureName="event_time",
         FeatureDefinitions=[
             {"FeatureName": "transaction_id", "FeatureType": "String"},
-            {"FeatureName": "event_time", "FeatureType": "Fractional"},
+            {"FeatureName": "event_time", "FeatureType": event_time_type},
             {"FeatureName": "amount", "FeatureType": "Fractional"},
             {"FeatureName": "n_items", "FeatureType": "Integral"},
             {"FeatureName": "country", "FeatureType": "String"},
@@ -87,6 +89,11 @@ def record(transaction_id: str, event_time: datetime, **features: Any) -> list[d
 
 def ago(**delta: float) -> datetime:
     return datetime.now(UTC).replace(microsecond=0) - timedelta(**delta)
+
+
+def iso_ms(moment: datetime) -> str:
+    """ISO 8601 UTC with milliseconds, the form AWS gives ExpiresAt in."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def parquet_rows(s3: Any) -> list[tuple[str, dict[str, Any]]]:
@@ -124,6 +131,23 @@ def test_online_store_keeps_the_record_with_the_latest_event_time(aws: dict[str,
     assert got["Record"] == [{"FeatureName": "amount", "ValueAsString": "2.0"}]
     # the offline store is the history: every write, the older one included
     assert sorted(row["amount"] for _, row in parquet_rows(aws["s3"])) == [1.0, 2.0, 3.0]
+
+
+def test_iso_8601_event_times_order_records_and_other_formats_are_refused(aws: dict[str, Any]) -> None:
+    create_group(aws["sagemaker"], event_time_type="String", ttl={"Unit": "Hours", "Value": 1})
+    runtime = aws["sagemaker-featurestore-runtime"]
+    newer, older = ago(minutes=10), ago(minutes=20)
+    runtime.put_record(FeatureGroupName=GROUP, Record=[
+        {"FeatureName": "transaction_id", "ValueAsString": "t-1"}, {"FeatureName": "event_time", "ValueAsString": iso_ms(newer)}])
+    runtime.put_record(FeatureGroupName=GROUP, Record=[
+        {"FeatureName": "transaction_id", "ValueAsString": "t-1"}, {"FeatureName": "event_time", "ValueAsString": f"{older:%Y-%m-%dT%H:%M:%SZ}"}])
+
+    got = runtime.get_record(FeatureGroupName=GROUP, RecordIdentifierValueAsString="t-1", ExpirationTimeResponse="Enabled")
+    assert got["Record"][1] == {"FeatureName": "event_time", "ValueAsString": iso_ms(newer)}
+    assert got["ExpiresAt"] == iso_ms(newer + timedelta(hours=1))
+    with pytest.raises(runtime.exceptions.ValidationError, match="is not ISO 8601 UTC"):
+        runtime.put_record(FeatureGroupName=GROUP, Record=[
+            {"FeatureName": "transaction_id", "ValueAsString": "t-2"}, {"FeatureName": "event_time", "ValueAsString": f"{newer:%Y-%m-%d %H:%M:%S}"}])
 
 
 def test_expired_records_are_gone_and_expires_at_is_returned_only_when_enabled(aws: dict[str, Any]) -> None:
