@@ -1,0 +1,345 @@
+"""The local environment's AWS endpoint: moto's server, plus the SageMaker Feature Store runtime,
+which moto does not emulate.
+
+Run it as `python -m mlops.local.aws_server -H 127.0.0.1 -p PORT`. Every request goes to moto's own
+application (`DomainDispatcherApplication(create_backend_app)`, served the way `moto.server` serves
+it) except the four `sagemaker-featurestore-runtime` operations (PutRecord, GetRecord, BatchGetRecord,
+DeleteRecord). Those sign as `sagemaker`, so moto would hand them to its SageMaker control-plane
+backend; here they are recognised by botocore's model of the runtime (method and request URI), parsed
+into the operation's input parameters from that model (URI labels, query string, JSON body),
+validated with botocore's `ParamValidator` plus the model's enums and maxima, and answered by
+`mlops.local.featurestore` against moto's SageMaker and S3 backends in this same process. A
+validation failure is answered as AWS does: the error shape's HTTP status, a JSON body with
+`__type` and `message`, and the `x-amzn-ErrorType` header.
+
+Two moto requests are watched on their way through: CreateFeatureGroup, because moto keeps no
+OnlineStoreConfig (whether the group has an online store and its default TtlDuration), and
+`/moto-api/reset`, which empties the online store too.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import re
+import signal
+import sys
+import threading
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import botocore.session
+from botocore.exceptions import ParamValidationError
+from botocore.model import OperationModel, Shape
+from botocore.validate import validate_parameters
+
+from mlops.local.featurestore import (
+    FeatureStoreError,
+    FeatureStoreRuntime,
+    GroupSpec,
+    ValidationError,
+)
+
+SERVICE = "sagemaker-featurestore-runtime"
+OPERATIONS = ("PutRecord", "GetRecord", "BatchGetRecord", "DeleteRecord")
+_CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+@dataclass(frozen=True)
+class Route:
+    """One runtime operation: its HTTP method and request URI as a regex over the raw path."""
+
+    operation: OperationModel
+    method: str
+    pattern: re.Pattern[str]
+
+
+def build_routes(operations: Iterable[str] = OPERATIONS) -> list[Route]:
+    """Routes for `operations` from botocore's model of the Feature Store runtime."""
+    model = botocore.session.get_session().get_service_model(SERVICE)
+    routes = []
+    for name in operations:
+        operation = model.operation_model(name)
+        path = operation.http["requestUri"].split("?")[0]
+        regex = re.sub(r"\\\{(\w+)(?:\\\+)?\\\}", lambda m: f"(?P<{m.group(1)}>[^/]+)", re.escape(path))
+        routes.append(Route(operation=operation, method=operation.http["method"], pattern=re.compile(f"^{regex}$")))
+    return routes
+
+
+def request_params(operation: OperationModel, *, labels: dict[str, str], query: dict[str, list[str]], body: bytes) -> dict[str, Any]:
+    """A REST-JSON request as the operation's input parameters, the way botocore serialized them.
+
+    Body keys the model does not know are kept, so that validation reports them."""
+    shape = operation.input_shape
+    try:
+        payload = json.loads(body) if body.strip() else {}
+    except ValueError as exc:
+        raise ValidationError(f"the request body is not JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise ValidationError(f"the request body must be a JSON object, not {type(payload).__name__}")
+    params: dict[str, Any] = {}
+    for name, member in shape.members.items():
+        location = member.serialization.get("location")
+        wire = member.serialization.get("name", name)
+        if location == "uri" and wire in labels:
+            params[name] = unquote(labels[wire])
+        elif location == "querystring" and query.get(wire):
+            params[name] = query[wire] if member.type_name == "list" else _scalar(member, query[wire][-1], wire)
+    params.update(payload)
+    return params
+
+
+def _scalar(shape: Shape, value: str, wire: str) -> Any:
+    if shape.type_name in ("integer", "long"):
+        try:
+            return int(value)
+        except ValueError:
+            raise ValidationError(f"query parameter {wire}={value!r} is not an integer") from None
+    if shape.type_name == "boolean":
+        return value == "true"
+    return value
+
+
+def validate(operation: OperationModel, params: dict[str, Any]) -> None:
+    """botocore's ParamValidator (types, required members, minima, unknown members), then the model's
+    enums and maxima, which botocore leaves to the service."""
+    try:
+        validate_parameters(params, operation.input_shape)
+    except ParamValidationError as exc:
+        raise ValidationError(str(exc)) from None
+    problems = list(_constraint_problems(params, operation.input_shape, ""))
+    if problems:
+        raise ValidationError(f"{len(problems)} validation error(s) detected: " + "; ".join(problems))
+
+
+def _constraint_problems(value: Any, shape: Shape, path: str) -> Iterable[str]:
+    meta = shape.metadata
+    where = path or "input"
+    if shape.type_name == "structure" and isinstance(value, dict):
+        for name, member in shape.members.items():
+            if name in value:
+                yield from _constraint_problems(value[name], member, f"{path}.{name}" if path else name)
+    elif shape.type_name == "list" and isinstance(value, list):
+        if "max" in meta and len(value) > meta["max"]:
+            yield f"{where} has {len(value)} items, at most {meta['max']} allowed"
+        for index, item in enumerate(value):
+            yield from _constraint_problems(item, shape.member, f"{where}[{index}]")
+    elif shape.type_name == "string" and isinstance(value, str):
+        if shape.enum and value not in shape.enum:
+            yield f"{where}={value!r} is not one of {', '.join(shape.enum)}"
+        if "max" in meta and len(value) > meta["max"]:
+            yield f"{where} is {len(value)} characters long, at most {meta['max']} allowed"
+    elif shape.type_name in ("integer", "long") and isinstance(value, int):
+        if "max" in meta and value > meta["max"]:
+            yield f"{where}={value} is above the maximum {meta['max']}"
+
+
+def error_body(error: FeatureStoreError) -> tuple[bytes, int, list[tuple[str, str]]]:
+    """An error the way AWS's REST-JSON services answer it (botocore reads the code from the header)."""
+    body = json.dumps({"__type": error.code, "message": error.message}).encode()
+    return body, error.status, [("Content-Type", "application/json"), ("x-amzn-ErrorType", error.code)]
+
+
+class LocalAwsApp:
+    """WSGI app: the Feature Store runtime in front of moto's server application."""
+
+    def __init__(self, moto_app: WsgiApp, *, runtime: FeatureStoreRuntime | None = None):
+        self.moto_app = moto_app
+        self.runtime = runtime or FeatureStoreRuntime()
+        self.routes = build_routes()
+        self._lock = threading.Lock()
+        self._online_configs: dict[str, dict[str, Any]] = {}
+        """OnlineStoreConfig by feature group ARN, as sent to CreateFeatureGroup."""
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        scope = _credential_scope(environ)
+        if scope is not None and scope[2] == "sagemaker":
+            matched = self._match(environ)
+            if matched is not None:
+                return self._serve(*matched, environ=environ, scope=scope, start_response=start_response)
+            if environ.get("HTTP_X_AMZ_TARGET") == "SageMaker.CreateFeatureGroup":
+                return self._create_feature_group(environ, start_response)
+        if environ.get("PATH_INFO") == "/moto-api/reset" and environ.get("REQUEST_METHOD") == "POST":
+            status, headers, body = _call(self.moto_app, environ)
+            if status.startswith("200"):
+                self.reset()
+            start_response(status, headers)
+            return [body]
+        return self.moto_app(environ, start_response)
+
+    def reset(self) -> None:
+        """Forget every record and online-store configuration (moto's backends were reset)."""
+        with self._lock:
+            self._online_configs.clear()
+        self.runtime.online.clear()
+
+    def _match(self, environ: dict[str, Any]) -> tuple[Route, dict[str, str]] | None:
+        raw_path = urlsplit(environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", "")).path
+        for route in self.routes:
+            if route.method == environ.get("REQUEST_METHOD"):
+                found = route.pattern.match(raw_path)
+                if found:
+                    return route, found.groupdict()
+        return None
+
+    def _serve(self, route: Route, labels: dict[str, str], *, environ: dict[str, Any], scope: tuple[str, str, str],
+               start_response: Callable[..., Any]) -> Iterable[bytes]:
+        access_key, region, _ = scope
+        account = _account(environ, access_key)
+        try:
+            params = request_params(
+                route.operation, labels=labels, query=parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True),
+                body=_read_body(environ),
+            )
+            validate(route.operation, params)
+            result = self._dispatch(route.operation.name, params, account=account, region=region)
+            body, status, headers = json.dumps(result).encode(), 200, [("Content-Type", "application/json")]
+        except FeatureStoreError as exc:
+            body, status, headers = error_body(exc)
+        except Exception as exc:  # a bug here must reach the caller as AWS's InternalFailure, not a dropped connection
+            traceback.print_exc()
+            failure = FeatureStoreError(f"{type(exc).__name__}: {exc}")
+            body, status, headers = error_body(failure)
+        start_response(f"{status} {_REASONS.get(status, 'Error')}", [*headers, ("Content-Length", str(len(body)))])
+        return [body]
+
+    def _dispatch(self, operation: str, params: dict[str, Any], *, account: str, region: str) -> dict[str, Any]:
+        groups = self._group_resolver(account, region)
+        if operation == "PutRecord":
+            return self.runtime.put_record(params, groups=groups, write=_s3_writer(account, region))
+        if operation == "DeleteRecord":
+            return self.runtime.delete_record(params, groups=groups, write=_s3_writer(account, region))
+        if operation == "GetRecord":
+            return self.runtime.get_record(params, groups=groups)
+        assert operation == "BatchGetRecord", operation
+        return self.runtime.batch_get_record(params, groups=groups)
+
+    def _group_resolver(self, account: str, region: str) -> Callable[[str], GroupSpec | None]:
+        from moto.sagemaker.models import sagemaker_backends
+
+        backend = sagemaker_backends[account][region]
+
+        def find(name: str) -> GroupSpec | None:
+            for group in list(backend.feature_groups.values()):
+                if name in (group.feature_group_name, group.arn):
+                    with self._lock:
+                        online = self._online_configs.get(group.arn, {})
+                    storage = (group.offline_store_config or {}).get("S3StorageConfig") or {}
+                    return GroupSpec(
+                        name=group.feature_group_name, arn=group.arn,
+                        record_identifier=group.record_identifier_feature_name, event_time_feature=group.event_time_feature_name,
+                        definitions={d["FeatureName"]: d for d in group.feature_definitions},
+                        online=bool(online.get("EnableOnlineStore")), ttl=online.get("TtlDuration"),
+                        offline_uri=storage.get("ResolvedOutputS3Uri"),
+                    )
+            return None
+
+        return find
+
+    def _create_feature_group(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        request = json.loads(_read_body(environ) or b"{}")
+        status, headers, body = _call(self.moto_app, environ)
+        if status.startswith("200"):
+            arn = json.loads(body)["FeatureGroupArn"]
+            with self._lock:
+                self._online_configs[arn] = dict(request.get("OnlineStoreConfig") or {})
+            self.runtime.online.drop_group(arn)
+        start_response(status, headers)
+        return [body]
+
+
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 500: "Internal Server Error"}
+
+
+def _credential_scope(environ: dict[str, Any]) -> tuple[str, str, str] | None:
+    """(access key, region, service) from a SigV4 Authorization header, or None."""
+    found = _CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
+    return (found.group(1), found.group(2), found.group(3).lower()) if found else None
+
+
+def _account(environ: dict[str, Any], access_key: str) -> str:
+    """The moto account a request acts in, chosen the way moto's own responses choose it."""
+    if "MOTO_ACCOUNT_ID" in os.environ:
+        return os.environ["MOTO_ACCOUNT_ID"]
+    if environ.get("HTTP_X_MOTO_ACCOUNT_ID"):
+        return environ["HTTP_X_MOTO_ACCOUNT_ID"]
+    from moto.iam.models import get_account_id_from
+
+    return get_account_id_from(access_key)
+
+
+def _read_body(environ: dict[str, Any]) -> bytes:
+    """The request body; put back so that moto can read it again."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    body = environ["wsgi.input"].read(length) if length > 0 else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    return body
+
+
+def _call(app: WsgiApp, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
+    """Run a WSGI app to completion: (status, headers, body)."""
+    answer: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+        answer.update(status=status, headers=headers)
+        return lambda chunk: None
+
+    chunks = app(environ, start_response)
+    try:
+        body = b"".join(chunks)
+    finally:
+        if hasattr(chunks, "close"):
+            chunks.close()
+    return answer["status"], answer["headers"], body
+
+
+def _s3_writer(account: str, region: str) -> Callable[[str, str, bytes], None]:
+    from moto.s3.exceptions import MissingBucket
+    from moto.s3.models import s3_backends
+    from moto.utilities.utils import get_partition
+
+    backend = s3_backends[account][get_partition(region)]
+
+    def write(bucket: str, key: str, body: bytes) -> None:
+        try:
+            backend.put_object(bucket, key, body)
+        except MissingBucket:
+            raise ValidationError(f"the offline store's bucket {bucket!r} does not exist; create it before writing records") from None
+
+    return write
+
+
+def create_app() -> LocalAwsApp:
+    """The endpoint's WSGI app: moto's server application behind the Feature Store runtime."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    return LocalAwsApp(DomainDispatcherApplication(create_backend_app))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve the local AWS endpoint until SIGTERM/SIGINT, threaded, like `python -m moto.server`."""
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+    from werkzeug.serving import run_simple
+
+    parser = argparse.ArgumentParser(prog="python -m mlops.local.aws_server", description=__doc__.splitlines()[0])
+    parser.add_argument("-H", "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("-p", "--port", type=int, default=int(os.environ.get("MOTO_PORT", 5000)), help="port (default $MOTO_PORT or 5000)")
+    args = parser.parse_args(argv)
+    # moto builds some URLs (presigned ones, SQS queue URLs) from MOTO_PORT
+    os.environ.setdefault("MOTO_PORT", str(args.port))
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, frame: sys.exit(0))
+    run_simple(args.host, args.port, create_app(), threaded=True, request_handler=MotoRequestHandler)
+
+
+if __name__ == "__main__":
+    main()
