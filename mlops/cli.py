@@ -304,33 +304,54 @@ def local_up(
     shadow, a faulty challenger tripping its alarm, a summary and an HTML report.
 
     Everything keeps running afterwards (the endpoint answers boto3's sagemaker-runtime client at the
-    router's URL); `mlops local down` stops it. State persists in .mlops/local/<stack>/.
+    router's URL); `mlops local down` stops it. State persists in .mlops/local/<stack>/. On a cold
+    machine the versions the stack pins are trained first. If anything fails, every process this run
+    started is stopped. Exits 2 when the stack cannot run locally (its pins say why).
     """
-    from mlops.local import demo as local_demo
-    from mlops.local.stack import LocalStack
+    from mlops.local.stack import LocalStack, LocalStackError
 
     try:
         local = LocalStack(stack)
+        local.check_pins()  # refuse before starting anything
     except stack_files.ConfigError as exc:
         _fail(exc)
-    except ValueError as exc:
+    except ValueError as exc:  # LocalStackError included: not a local stack, pins it cannot produce
         err.print(str(exc), markup=False)
         raise typer.Exit(EXIT_CONFIG)
-    out.print(f"[bold]{stack}[/bold]: starting the embedded AWS and realizing the plan")
     try:
-        realized = local.up()
-        out.print(f"   {len(realized.created)} API calls made; router at {local.router_url()}")
-        for name, kind, why in realized.skipped:
-            out.print(f"   [yellow]not realized locally[/yellow] {name} ({kind}): {why}")
-        if demo:
-            local_demo.run(local, out)
-        else:
-            local.deploy()
+        try:
+            _local_up(local, demo=demo)
+        except BaseException:  # a failure, Ctrl-C included, leaves nothing running
+            stopped = local.env.down()
+            if stopped:
+                err.print(f"mlops local up failed; stopped the {len(stopped)} process(es) it started: "
+                          + ", ".join(f"{p.role} (pid {p.pid}, port {p.port})" for p in stopped), markup=False)
+            raise
     except stack_files.ConfigError as exc:
         _fail(exc)
+    except LocalStackError as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(EXIT_CONFIG)
     running = ", ".join(f"{p.role} {p.variant}:{p.port}" if p.variant else f"{p.role}:{p.port}" for p in local.env.processes())
     out.print(f"running: {running}")
     out.print(f"try: aws sagemaker-runtime invoke-endpoint --endpoint-url {local.router_url()} ...   stop: mlops local down -s {stack}")
+
+
+def _local_up(local, *, demo: bool) -> None:
+    """Start the emulator and router, then either the demo or: train the missing pinned versions and deploy."""
+    from mlops.local import demo as local_demo
+
+    out.print(f"[bold]{local.name}[/bold]: starting the embedded AWS and realizing the plan")
+    realized = local.up()
+    out.print(f"   {len(realized.created)} API calls made; router at {local.router_url()}")
+    for name, kind, why in realized.skipped:
+        out.print(f"   [yellow]not realized locally[/yellow] {name} ({kind}): {why}")
+    if demo:
+        local_demo.run(local, out)
+        return
+    for model in local.pinned():
+        local.train_pinned(model, data=local.offline_store(model), report=lambda line: out.print(line, markup=False))
+    local.deploy()
 
 
 @local_app.command("down")
