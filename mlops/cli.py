@@ -1,13 +1,30 @@
-"""`mlops`: the operator CLI. Every command works offline unless it says otherwise."""
+"""`mlops`: the operator CLI. Every command works offline unless it says otherwise.
+
+Exit codes, the same for every command (a CI gate branches on them):
+
+- 0  success;
+- 1  refused by a policy or a gate: a mandatory policy violation (`plan`, `new-team`) or a failing
+     promotion gate (`promote`, `rollback`);
+- 2  configuration error: a stack file, the environment's AWS or Kubernetes access, or the state a
+     command needs (a registry group, the audit log) does not allow the command;
+- 64 usage error (EX_USAGE): an unknown option, a missing or disallowed argument;
+- 70 internal error (EX_SOFTWARE): a bug; one line on stderr names the log file holding the traceback
+     (`.mlops/logs/` under the project, or $MLOPS_LOG_DIR).
+"""
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import sys
+import tempfile
+import traceback
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, NoReturn, Optional
 
 import typer
+import typer.core
 import yaml
 from rich.console import Console
 from rich.table import Table
@@ -15,7 +32,109 @@ from rich.tree import Tree
 
 from components import stack_files
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="MLOps stacks as code: plan, run locally, promote.")
+try:  # typer >= 0.20 vendors click: its usage errors are typer's own classes, not click's
+    from typer._click.exceptions import ClickException, UsageError
+except ImportError:  # pragma: no cover (older typer on real click)
+    from click.exceptions import ClickException, UsageError
+
+EXIT_OK = 0
+EXIT_REFUSED = 1
+"""A mandatory policy violation, or a promotion or rollback gate that refused."""
+EXIT_CONFIG = 2
+EXIT_USAGE = 64
+"""sysexits.h EX_USAGE."""
+EXIT_INTERNAL = 70
+"""sysexits.h EX_SOFTWARE."""
+LOG_DIR_ENV = "MLOPS_LOG_DIR"
+"""Where internal-error tracebacks go; default `.mlops/logs/` under the project root."""
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 success; 1 refused by a policy or a gate (mandatory policy violation, failing promotion gate); "
+    "2 configuration error; 64 usage error; 70 internal error (the traceback is written to a log file under "
+    f".mlops/logs/ or ${LOG_DIR_ENV}, and one line on stderr names it)."
+)
+
+
+def log_dir() -> Path:
+    """Where an internal error's traceback is written: $MLOPS_LOG_DIR, else `.mlops/logs/` in the project."""
+    return Path(os.environ.get(LOG_DIR_ENV) or stack_files.ROOT / ".mlops" / "logs")
+
+
+def _write_crash_log(exc: BaseException, args: Sequence[str]) -> Path:
+    """Write `exc`'s traceback to a new file in log_dir() (the system temp dir if that is not writable)."""
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    text = (
+        f"mlops {' '.join(args)}\n"
+        f"at {dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')}, pid {os.getpid()}, python {sys.version.split()[0]}\n\n"
+        + "".join(traceback.format_exception(exc))
+    )
+    for directory in (log_dir(), Path(tempfile.gettempdir()) / "mlops-logs"):
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            path = directory / f"mlops-error-{stamp}-{os.getpid()}.log"
+            path.write_text(text, encoding="utf-8")
+            return path
+        except OSError:
+            continue
+    raise OSError("no writable log directory")
+
+
+def _internal_error(exc: Exception, args: Sequence[str]) -> NoReturn:
+    """Exit 70 with one line naming the log file that holds the traceback."""
+    summary = (str(exc).strip().splitlines() or [""])[0][:300]
+    what = f"{type(exc).__name__}: {summary}" if summary else type(exc).__name__
+    try:
+        path = _write_crash_log(exc, args)
+    except OSError:
+        # Nowhere to write it: the traceback goes to stderr rather than being lost.
+        traceback.print_exception(exc, file=sys.stderr)
+        print(f"mlops: internal error ({what}); the traceback is above (no writable log directory); please report it", file=sys.stderr)
+    else:
+        print(f"mlops: internal error ({what}); traceback in {path}; please report it with that file", file=sys.stderr)
+    sys.exit(EXIT_INTERNAL)
+
+
+def _show_click_error(exc: ClickException) -> None:
+    try:
+        from typer import rich_utils
+
+        rich_utils.rich_format_error(exc)
+    except ImportError:  # typer without rich
+        exc.show()
+
+
+class MlopsGroup(typer.core.TyperGroup):
+    """The root command: maps every way a command can end to the documented exit codes.
+
+    click exits 2 on a usage error, which this project reserves for configuration errors, and an
+    unexpected exception would print a traceback and exit 1, the code of a policy refusal.
+    """
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        except UsageError as exc:
+            _show_click_error(exc)
+            sys.exit(EXIT_USAGE)
+        except ClickException as exc:
+            _show_click_error(exc)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            print("Aborted!", file=sys.stderr)
+            sys.exit(130)
+        except Exception as exc:  # noqa: BLE001 (the one place every unexpected error ends up)
+            _internal_error(exc, argv)
+        sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+app = typer.Typer(
+    cls=MlopsGroup, no_args_is_help=True, add_completion=False,
+    help="MLOps stacks as code: plan, run locally, promote.", epilog=EXIT_CODES_HELP,
+)
 config_app = typer.Typer(no_args_is_help=True, help="Inspect stack configuration.")
 app.add_typer(config_app, name="config")
 local_app = typer.Typer(no_args_is_help=True, help="Run a stack on this machine: embedded AWS, training, serving, routing.")
@@ -54,15 +173,20 @@ def _global(
         os.environ[stack_files.STACKS_ENV] = str(stacks_dir.resolve())
 
 
-def _fail(exc: stack_files.ConfigError) -> None:
+def _fail(exc: stack_files.ConfigError) -> NoReturn:
     err.print(str(exc), markup=False)
-    raise typer.Exit(2)
+    raise typer.Exit(EXIT_CONFIG)
+
+
+def _usage(message: str) -> NoReturn:
+    """A usage mistake the parser could not catch (a disallowed value, exclusive options): exit 64."""
+    err.print(message, markup=False)
+    raise typer.Exit(EXIT_USAGE)
 
 
 def _stacks(stack: Optional[str], all_: bool) -> list[str]:
     if all_ == bool(stack):
-        err.print("give exactly one of --stack NAME or --all")
-        raise typer.Exit(2)
+        _usage("give exactly one of --stack NAME or --all")
     return stack_files.list_stacks() if all_ else [stack]  # type: ignore[list-item]
 
 
@@ -75,7 +199,7 @@ def plan(
 ) -> None:
     """Run the Pulumi program offline under Pulumi's mock runtime and show what `pulumi up` would build.
 
-    Exits 2 on configuration errors, 1 on mandatory policy violations, 0 otherwise.
+    Exits 2 on configuration errors, 1 on mandatory policy violations, 0 otherwise (64 on a usage error).
     """
     from mlops import plan as planner
     from specs import policies
@@ -104,9 +228,9 @@ def plan(
     violations = sum(1 for p in plans for f in p.findings if f.mandatory)
     out.print(f"{len(plans)} stack(s) planned, {len(failed)} with configuration errors, {violations} mandatory policy violation(s)")
     if failed:
-        raise typer.Exit(2)
+        raise typer.Exit(EXIT_CONFIG)
     if violations:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_REFUSED)
 
 
 def _tree(result) -> Tree:
@@ -161,7 +285,7 @@ def config_validate(
             err.print(str(exc), markup=False)
             bad += 1
     if bad:
-        raise typer.Exit(2)
+        raise typer.Exit(EXIT_CONFIG)
 
 
 @app.command("stacks")
@@ -180,33 +304,54 @@ def local_up(
     shadow, a faulty challenger tripping its alarm, a summary and an HTML report.
 
     Everything keeps running afterwards (the endpoint answers boto3's sagemaker-runtime client at the
-    router's URL); `mlops local down` stops it. State persists in .mlops/local/<stack>/.
+    router's URL); `mlops local down` stops it. State persists in .mlops/local/<stack>/. On a cold
+    machine the versions the stack pins are trained first. If anything fails, every process this run
+    started is stopped. Exits 2 when the stack cannot run locally (its pins say why).
     """
-    from mlops.local import demo as local_demo
-    from mlops.local.stack import LocalStack
+    from mlops.local.stack import LocalStack, LocalStackError
 
     try:
         local = LocalStack(stack)
+        local.check_pins()  # refuse before starting anything
     except stack_files.ConfigError as exc:
         _fail(exc)
-    except ValueError as exc:
+    except ValueError as exc:  # LocalStackError included: not a local stack, pins it cannot produce
         err.print(str(exc), markup=False)
-        raise typer.Exit(2)
-    out.print(f"[bold]{stack}[/bold]: starting the embedded AWS and realizing the plan")
+        raise typer.Exit(EXIT_CONFIG)
     try:
-        realized = local.up()
-        out.print(f"   {len(realized.created)} API calls made; router at {local.router_url()}")
-        for name, kind, why in realized.skipped:
-            out.print(f"   [yellow]not realized locally[/yellow] {name} ({kind}): {why}")
-        if demo:
-            local_demo.run(local, out)
-        else:
-            local.deploy()
+        try:
+            _local_up(local, demo=demo)
+        except BaseException:  # a failure, Ctrl-C included, leaves nothing running
+            stopped = local.env.down()
+            if stopped:
+                err.print(f"mlops local up failed; stopped the {len(stopped)} process(es) it started: "
+                          + ", ".join(f"{p.role} (pid {p.pid}, port {p.port})" for p in stopped), markup=False)
+            raise
     except stack_files.ConfigError as exc:
         _fail(exc)
+    except LocalStackError as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(EXIT_CONFIG)
     running = ", ".join(f"{p.role} {p.variant}:{p.port}" if p.variant else f"{p.role}:{p.port}" for p in local.env.processes())
     out.print(f"running: {running}")
     out.print(f"try: aws sagemaker-runtime invoke-endpoint --endpoint-url {local.router_url()} ...   stop: mlops local down -s {stack}")
+
+
+def _local_up(local, *, demo: bool) -> None:
+    """Start the emulator and router, then either the demo or: train the missing pinned versions and deploy."""
+    from mlops.local import demo as local_demo
+
+    out.print(f"[bold]{local.name}[/bold]: starting the embedded AWS and realizing the plan")
+    realized = local.up()
+    out.print(f"   {len(realized.created)} API calls made; router at {local.router_url()}")
+    for name, kind, why in realized.skipped:
+        out.print(f"   [yellow]not realized locally[/yellow] {name} ({kind}): {why}")
+    if demo:
+        local_demo.run(local, out)
+        return
+    for model in local.pinned():
+        local.train_pinned(model, data=local.offline_store(model), report=lambda line: out.print(line, markup=False))
+    local.deploy()
 
 
 @local_app.command("down")
@@ -253,22 +398,20 @@ def _print_outcome(outcome, *, header: str, diff: bool = True) -> None:
         out.print(outcome.diff, markup=False, end="")
 
 
-def _refused(exc) -> None:
+def _refused(exc) -> NoReturn:
     err.print(str(exc), markup=False)
-    raise typer.Exit(1)
+    raise typer.Exit(EXIT_REFUSED)
 
 
-def _aws_failed(exc: Exception) -> None:
-    err.print(
-        f"AWS call failed: {exc}; rerun the same command once that is fixed (a promotion reuses a package it registered before the failure)",
-        markup=False,
-    )
-    raise typer.Exit(1)
+def _aws_failed(exc: Exception, *, hint: str = "") -> NoReturn:
+    """A failed AWS call (credentials, permissions, a missing resource): a configuration error."""
+    err.print(f"AWS call failed: {exc}" + (f"; {hint}" if hint else ""), markup=False)
+    raise typer.Exit(EXIT_CONFIG)
 
 
 def _run_pin_change(run, *, refused_header: str):
-    """Run a promotion or rollback, mapping its failures to exit codes: 2 for a user or config error,
-    1 for a refusing gate (its gate table is printed) or a failed AWS call."""
+    """Run a promotion, a rollback or their dry runs, mapping failures to exit codes: 64 for a usage
+    error, 2 for a configuration error or a failed AWS call, 1 for a refusing gate (its gate table is printed)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     from mlops import promote as promotion
@@ -277,14 +420,22 @@ def _run_pin_change(run, *, refused_header: str):
         return run()
     except stack_files.ConfigError as exc:
         _fail(exc)
+    except promotion.PromotionUsageError as exc:
+        _usage(str(exc))
     except promotion.PromotionError as exc:
         err.print(str(exc), markup=False)
-        raise typer.Exit(2)
+        raise typer.Exit(EXIT_CONFIG)
     except promotion.Refused as exc:
         _print_outcome(exc.outcome, header=refused_header, diff=False)
         _refused(exc)
     except (BotoCoreError, ClientError) as exc:
-        _aws_failed(exc)
+        _aws_failed(exc, hint="rerun the same command once that is fixed (a promotion reuses a package it registered before the failure)")
+
+
+def _exclusive(**flags: bool) -> None:
+    given = [f"--{name.replace('_', '-')}" for name, on in flags.items() if on]
+    if len(given) > 1:
+        _usage(f"{' and '.join(given)} exclude each other: --dry-run sends nothing, --check only reads AWS, --apply deploys")
 
 
 @app.command()
@@ -295,7 +446,8 @@ def promote(
     target: Annotated[str, typer.Option("--to", help="Target environment, after --from: staging or prod.")],
     version: Annotated[Optional[int], typer.Option("--version", help="Source version; default: the newest Approved one.", min=1)] = None,
     variant: Annotated[Optional[str], typer.Option("--variant", help="Variant to pin; default: each serving endpoint's first production variant (the champion).")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Run the gates and show the diff; change nothing.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Offline: print the AWS requests, gates and stack file diff; no network, no credentials, placeholders for what only AWS knows.")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Run every gate against AWS (read-only) and show the diff; change nothing.")] = False,
     apply: Annotated[bool, typer.Option("--apply", help="After pinning, run `pulumi up` for the target (needs the Pulumi CLI).")] = False,
 ) -> None:
     """Promote a registered model version from one environment to the next.
@@ -304,16 +456,23 @@ def promote(
     its champion; schema compatible with its feature store; the pinned stack plans with no mandatory
     policy violation). Then the artifact is copied into the target's bucket, registered Approved in the
     target's group, pinned in stacks/Pulumi.<team>-<to>.yaml and recorded in stacks/audit/<team>.jsonl.
-    Promoting the version already pinned changes nothing. Exits 1 when a gate refuses, 2 on a user error.
+    Promoting the version already pinned changes nothing. Exits 1 when a gate refuses, 2 on a
+    configuration error or a failed AWS call, 64 on a usage error.
     """
+    from mlops import dry_run as dry
     from mlops import promote as promotion
 
-    request = promotion.PromoteRequest(team=team, model=model, source=source, target=target, version=version, variant=variant, dry_run=dry_run, apply=apply)
-    outcome = _run_pin_change(lambda: promotion.promote(request, on_output=print), refused_header=f"{team}/{model}: {source} -> {target}")
+    _exclusive(dry_run=dry_run, check=check, apply=apply)
+    request = promotion.PromoteRequest(team=team, model=model, source=source, target=target, version=version, variant=variant, check=check, apply=apply)
+    header = f"{team}/{model}: {source} -> {target}"
+    if dry_run:
+        sys.stdout.write(_run_pin_change(lambda: dry.promote_dry_run(request), refused_header=header).render())  # never re-wrapped
+        return
+    outcome = _run_pin_change(lambda: promotion.promote(request, on_output=print), refused_header=header)
     pin = outcome.pin
-    _print_outcome(outcome, header=f"{team}/{model}: {source} -> {target} ({outcome.stack}, version {pin.version if pin else '?'})")
-    if outcome.status == "dry-run":
-        out.print(f"dry run: the gates pass; nothing was changed (would pin version {pin.version} at {pin.model_data_url})", markup=False)
+    _print_outcome(outcome, header=f"{header} ({outcome.stack}, version {pin.version if pin else '?'})")
+    if outcome.status == "checked":
+        out.print(f"check: the gates pass; nothing was changed (would pin version {pin.version} at {pin.model_data_url})", markup=False)
     elif outcome.status == "no-op":
         out.print(f"{outcome.stack} already pins version {pin.version}; nothing changed" + (", `pulumi up` ran" if outcome.applied else ""), markup=False)
     else:
@@ -330,22 +489,29 @@ def rollback(
     env: Annotated[str, typer.Option("--env", help="Environment to roll back: dev, staging or prod.")],
     model: Annotated[Optional[str], typer.Option("--model", help="Model; default: the one model the environment's endpoints serve.")] = None,
     variant: Annotated[Optional[str], typer.Option("--variant", help="Variant; default: the champion (first production variant).")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Run the gates and show the diff; change nothing.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Offline: print the AWS requests, gates and stack file diff; no network, no credentials.")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Run every gate against AWS (read-only) and show the diff; change nothing.")] = False,
     apply: Annotated[bool, typer.Option("--apply", help="After pinning, run `pulumi up` (needs the Pulumi CLI).")] = False,
 ) -> None:
     """Pin the previous champion (the pin before the current one in the team's audit log).
 
     Same gates as promote except regression, same audit record with action "rollback".
-    Exits 1 when a gate refuses, 2 on a user error (including no previous champion).
+    Exits 1 when a gate refuses, 2 on a configuration error (including no previous champion) or a
+    failed AWS call, 64 on a usage error.
     """
+    from mlops import dry_run as dry
     from mlops import promote as promotion
 
-    request = promotion.RollbackRequest(team=team, environment=env, model=model, variant=variant, dry_run=dry_run, apply=apply)
+    _exclusive(dry_run=dry_run, check=check, apply=apply)
+    request = promotion.RollbackRequest(team=team, environment=env, model=model, variant=variant, check=check, apply=apply)
+    if dry_run:
+        sys.stdout.write(_run_pin_change(lambda: dry.rollback_dry_run(request), refused_header=f"rollback {team}-{env}").render())
+        return
     outcome = _run_pin_change(lambda: promotion.rollback(request, on_output=print), refused_header=f"rollback {team}-{env}")
     pin, previous = outcome.pin, outcome.previous
     _print_outcome(outcome, header=f"rollback {outcome.stack}: version {previous.version} -> {pin.version}")
-    if outcome.status == "dry-run":
-        out.print(f"dry run: the gates pass; nothing was changed (would pin version {pin.version})", markup=False)
+    if outcome.status == "checked":
+        out.print(f"check: the gates pass; nothing was changed (would pin version {pin.version})", markup=False)
     else:
         out.print(
             f"rolled back: {outcome.stack} pins version {pin.version} again; audit: {promotion.audit_path(team)}"
@@ -361,13 +527,14 @@ def train(
     train_uri: Annotated[Optional[str], typer.Option("--train-uri", help="Train on this s3:// prefix instead of the feature group's offline store (EKS).")] = None,
     kubeconfig: Annotated[Optional[Path], typer.Option("--kubeconfig", help="Kubeconfig file (EKS); default: $KUBECONFIG or ~/.kube/config.")] = None,
     context: Annotated[Optional[str], typer.Option("--context", help="Kubeconfig context (EKS); default: the current one.")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the Job (EKS) or the pipeline to start (SageMaker); submit nothing.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Offline: print the Job (EKS) or the StartPipelineExecution request (SageMaker) as YAML; no network, no credentials, placeholders for what only AWS knows.")] = False,
 ) -> None:
     """Start one training run of a model where the stack trains (needs AWS credentials, and cluster access for EKS).
 
     Kind eks: submits the model's Indexed Job (torchrun on `nodes` x `gpus_per_node`) with the Kubernetes
     client, the same template as the stack's CronJob. Kind sagemaker: starts the model's retraining
-    pipeline. The run registers a new version in the model's group. Exits 1 if the run cannot start.
+    pipeline. The run registers a new version in the model's group. Exits 2 if the run cannot start
+    (configuration, access, a missing resource), 64 on a usage error.
     """
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -377,34 +544,59 @@ def train(
     try:
         config = stack_files.validate(stack_files.load_source(stack))
         name = training.pick_model(config, model)
+        if dry_run:
+            _train_dry_run(config, name, train_uri=train_uri)
+            return
         session = promotion.session_for(config.environment, config.aws.region)
         sagemaker = session.client("sagemaker")
         if config.training.kind == "sagemaker":
-            if dry_run:
-                out.print(f"would start pipeline {training.pipeline_name(config, name)} with Trigger=manual", markup=False)
-                return
             started = training.start_pipeline(config, name, sagemaker=sagemaker)
             out.print(f"started {started.name}", markup=False)
             return
         uri = train_uri or training.offline_store_uri(config, name, sagemaker=sagemaker)
         job = training.render_job(config, name, train_uri=uri)
-        if dry_run:
-            out.print(yaml.safe_dump(job, sort_keys=False), markup=False, end="")
-            return
         submitted = training.submit_job(job, api_client=training.kube_client(config_file=kubeconfig, context=context))
     except stack_files.ConfigError as exc:
         _fail(exc)
+    except training.TrainUsageError as exc:
+        _usage(str(exc))
     except (training.TrainError, promotion.PromotionError) as exc:
         err.print(str(exc), markup=False)
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_CONFIG)
     except (BotoCoreError, ClientError) as exc:
-        err.print(f"AWS call failed: {exc}", markup=False)
-        raise typer.Exit(1)
+        _aws_failed(exc)
     out.print(
         f"submitted Job {submitted.namespace}/{submitted.name}; follow it with "
         f"`kubectl -n {submitted.namespace} logs -f -l job-name={submitted.name} --max-log-requests 16`",
         markup=False,
     )
+
+
+def _train_dry_run(config, model: str, *, train_uri: Optional[str]) -> None:
+    """Print, as one YAML document, what `mlops train` would send; comments say where and what is unresolved."""
+    from mlops import promote as promotion
+    from mlops import train as training
+
+    unresolved: dict[str, str] = {}
+    if config.training.kind == "sagemaker":
+        profile, role = promotion.access_for(config.environment)
+        creds = f"profile {profile}" if profile else f"role {role}" if role else "ambient credentials"
+        to = f"sagemaker:StartPipelineExecution -> {config.environment} account {config.aws.account_id} ({creds})"
+        document = training.pipeline_request(config, model)
+    else:
+        if train_uri is None:
+            train_uri = training.offline_store_placeholder(config, model)
+            unresolved["MLOPS_TRAIN_URI"] = train_uri
+        document = training.render_job(config, model, train_uri=train_uri)
+        namespace = document["metadata"]["namespace"]
+        to = f"POST /apis/batch/v1/namespaces/{namespace}/jobs -> the Kubernetes API server of --kubeconfig/--context"
+    lines = [f"# dry run: nothing was sent; would send {to}", yaml.safe_dump(document, sort_keys=False).rstrip("\n")]
+    if unresolved:
+        lines.append(f"# unresolved ({len(unresolved)}): values only the cloud knows, shown as placeholders")
+        lines += [f"#   - {name}: {value}" for name, value in unresolved.items()]
+    else:
+        lines.append("# unresolved: none")
+    sys.stdout.write("\n".join(lines) + "\n")  # plain: a console would re-wrap the YAML
 
 
 @app.command("new-team")
@@ -431,14 +623,13 @@ def new_team(
     try:
         result = scaffold.new_team(spec)
     except scaffold.ScaffoldError as exc:
-        err.print(str(exc), markup=False)
-        raise typer.Exit(2)
+        _usage(str(exc))
     except stack_files.ConfigError as exc:
         err.print("the scaffold did not validate; nothing was kept", markup=False)
         _fail(exc)
     except scaffold.PlanRefused as exc:
         err.print(f"{exc}\nthe scaffold did not plan cleanly; nothing was kept", markup=False)
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_REFUSED)
     for path in result.files:
         out.print(f"wrote {path}", markup=False)
     for stack, count in result.resources.items():
@@ -459,8 +650,7 @@ def ci_generate(
     from mlops import ci
 
     if provider not in ci.PROVIDERS:
-        err.print(f"--provider {provider!r} is not allowed; allowed: {', '.join(ci.PROVIDERS)}")
-        raise typer.Exit(2)
+        _usage(f"--provider {provider!r} is not allowed; allowed: {', '.join(ci.PROVIDERS)}")
     for path in ci.generate(provider, out_dir):
         out.print(f"wrote {path}", markup=False)
 
@@ -476,8 +666,7 @@ def ci_changed_stacks(
     from mlops import ci
 
     if fmt not in ("json", "tsv"):
-        err.print(f"--format {fmt!r} is not allowed; allowed: json, tsv")
-        raise typer.Exit(2)
+        _usage(f"--format {fmt!r} is not allowed; allowed: json, tsv")
     stacks = stack_files.list_stacks()
     paths = ci.diff_paths(base)
     names = stacks if paths is None else ci.changed_stacks(paths, stacks)

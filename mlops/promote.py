@@ -73,8 +73,14 @@ _EPSILON = 1e-9
 
 
 class PromotionError(ValueError):
-    """A user mistake (unknown model, version or variant, a backwards promotion, a missing tool):
-    the CLI prints it as one line and exits 2. Nothing has been changed when it is raised."""
+    """The environment or its state does not allow the change (no registry group, no Approved
+    version, no previous champion, an unreadable audit log, a missing tool): the CLI prints it as one
+    line and exits 2, a configuration error. Nothing has been changed when it is raised."""
+
+
+class PromotionUsageError(PromotionError):
+    """An argument that names nothing or is not allowed (unknown team, model, version or variant, a
+    backwards promotion, exclusive options): the CLI prints it as one line and exits 64, a usage error."""
 
 
 @dataclass(frozen=True)
@@ -130,12 +136,12 @@ class Pin:
 
 @dataclass
 class Outcome:
-    """What a promotion or rollback did (or, refused or dry-run, would have done)."""
+    """What a promotion or rollback did (or, refused or checked, would have done)."""
 
     action: str
     """`promote` or `rollback`."""
     status: str = "pending"
-    """`promoted`, `rolled-back`, `no-op`, `dry-run` or `refused`."""
+    """`promoted`, `rolled-back`, `no-op`, `checked` (read-only `--check`) or `refused`."""
     stack: str = ""
     gates: list[GateResult] = field(default_factory=list)
     diff: str = ""
@@ -144,7 +150,7 @@ class Outcome:
     previous: Pin | None = None
     targets: list[PinTarget] = field(default_factory=list)
     record: dict[str, Any] | None = None
-    """The audit record appended (None for dry-runs, no-ops and refusals)."""
+    """The audit record appended (None for checks, no-ops and refusals)."""
     notes: list[str] = field(default_factory=list)
     applied: bool = False
 
@@ -153,10 +159,8 @@ class Outcome:
 # AWS access per environment
 
 
-def session_for(environment: str, region: str) -> Any:
-    """A boto3 session for `environment`: its profile, a role assumed for it, or the ambient credentials."""
-    import boto3
-
+def access_for(environment: str) -> tuple[str | None, str | None]:
+    """The profile name and the role ARN set for `environment` (at most one; neither: ambient credentials)."""
     profile = os.environ.get(PROFILE_ENV.format(env=environment.upper()))
     role = os.environ.get(ROLE_ENV.format(env=environment.upper()))
     if profile and role:
@@ -164,6 +168,14 @@ def session_for(environment: str, region: str) -> Any:
             f"both {PROFILE_ENV.format(env=environment.upper())} and {ROLE_ENV.format(env=environment.upper())} are set; "
             f"set one: a profile name or a role ARN to assume for {environment}"
         )
+    return profile, role
+
+
+def session_for(environment: str, region: str) -> Any:
+    """A boto3 session for `environment`: its profile, a role assumed for it, or the ambient credentials."""
+    import boto3
+
+    profile, role = access_for(environment)
     if profile:
         return boto3.Session(profile_name=profile, region_name=region)
     if role:
@@ -370,7 +382,7 @@ def pin_targets(config: StackConfig, model: str, variant: str | None) -> list[Pi
             targets.append(PinTarget(name, "shadow", variant))
     if not targets:
         known = sorted({v for e in endpoints.values() for v in e.all_variants()})
-        raise PromotionError(f"no endpoint serving {model!r} in {config.stack_name} has a variant {variant!r}; variants: {', '.join(known)}")
+        raise PromotionUsageError(f"no endpoint serving {model!r} in {config.stack_name} has a variant {variant!r}; variants: {', '.join(known)}")
     return targets
 
 
@@ -620,23 +632,39 @@ class PromoteRequest:
     """Source version; default: the newest Approved one."""
     variant: str | None = None
     """Variant to pin; default: each serving endpoint's first production variant (the champion)."""
-    dry_run: bool = False
+    check: bool = False
+    """Run every gate against AWS, read-only, and show the diff; change nothing."""
     apply: bool = False
+
+
+def promote_preflight(request: PromoteRequest) -> tuple[StackConfig, StackConfig]:
+    """The checks that need no AWS call: environments, exclusive options, both stacks, the model and
+    the variant. Returns the source and target stacks' configs."""
+    _check_environments(request.source, request.target)
+    if request.check and request.apply:
+        raise PromotionUsageError("--check and --apply exclude each other: a check changes nothing, --apply deploys")
+    _, source_config = _load(request.team, request.source)
+    _, target_config = _load(request.team, request.target)
+    for config in (source_config, target_config):
+        if request.model not in config.model_registry.models:
+            raise PromotionUsageError(f"model {request.model!r} is not defined in {config.stack_name}; models: {', '.join(config.model_registry.models) or 'none'}")
+    pin_targets(target_config, request.model, request.variant)  # a wrong --variant fails before any AWS call
+    return source_config, target_config
 
 
 def _check_environments(source: str, target: str) -> None:
     for flag, env in (("--from", source), ("--to", target)):
         if env not in PROMOTION_ORDER:
-            raise PromotionError(f"{flag} {env!r} is not allowed; allowed: {', '.join(PROMOTION_ORDER)}")
+            raise PromotionUsageError(f"{flag} {env!r} is not allowed; allowed: {', '.join(PROMOTION_ORDER)}")
     if PROMOTION_ORDER.index(target) <= PROMOTION_ORDER.index(source):
-        raise PromotionError(f"cannot promote from {source} to {target}: promotion moves forward ({' -> '.join(PROMOTION_ORDER)})")
+        raise PromotionUsageError(f"cannot promote from {source} to {target}: promotion moves forward ({' -> '.join(PROMOTION_ORDER)})")
 
 
 def _load(team: str, environment: str) -> tuple[stack_files.StackSource, StackConfig]:
     name = f"{team}-{environment}"
     if not stack_files.stack_file(name).exists():
         teams = sorted({s.rsplit("-", 1)[0] for s in stack_files.list_stacks()})
-        raise PromotionError(f"no stack {name} ({stack_files.stack_file(name)} not found); teams: {', '.join(teams) or 'none'}")
+        raise PromotionUsageError(f"no stack {name} ({stack_files.stack_file(name)} not found); teams: {', '.join(teams) or 'none'}")
     source = stack_files.load_source(name)
     return source, stack_files.validate(source)
 
@@ -693,25 +721,17 @@ def _gated_pin(
     if not all(g.passed for g in gates):
         outcome.status = "refused"
         raise Refused(outcome)
-    if request.dry_run:
-        outcome.status = "dry-run"
+    if request.check:
+        outcome.status = "checked"
         return None
     return after
 
 
 def promote(request: PromoteRequest, *, on_output: Callable[[str], Any] = print) -> Outcome:
-    """Run the gates, then (unless dry-run) copy, register, pin and audit. Raises Refused or PromotionError."""
-    _check_environments(request.source, request.target)
-    if request.dry_run and request.apply:
-        raise PromotionError("--dry-run and --apply exclude each other: a dry run changes nothing, --apply deploys")
+    """Run the gates, then (unless a check) copy, register, pin and audit. Raises Refused or PromotionError."""
+    source_config, target_config = promote_preflight(request)
     if request.apply:
         check_apply_possible()
-    _, source_config = _load(request.team, request.source)
-    _, target_config = _load(request.team, request.target)
-    for config in (source_config, target_config):
-        if request.model not in config.model_registry.models:
-            raise PromotionError(f"model {request.model!r} is not defined in {config.stack_name}; models: {', '.join(config.model_registry.models) or 'none'}")
-    pin_targets(target_config, request.model, request.variant)  # a wrong --variant fails before any AWS call
     stack = target_config.stack_name
 
     source_registry = Registry(
@@ -727,11 +747,11 @@ def promote(request: PromoteRequest, *, on_output: Callable[[str], Any] = print)
     package = source_registry.describe(version)
     if package is None:
         known = [str(s["ModelPackageVersion"]) for s in source_registry.summaries()]
-        raise PromotionError(f"version {version} is not in {source_registry.group}; versions: {', '.join(known) or 'none'}")
+        raise PromotionUsageError(f"version {version} is not in {source_registry.group}; versions: {', '.join(known) or 'none'}")
     target_registry = Registry(session=session_for(request.target, target_config.aws.region), group=_namer(target_config).model_package_group(request.model), environment=request.target)
     target_registry.require_group()
 
-    lock = contextlib.nullcontext() if request.dry_run else stack_lock(stack)
+    lock = contextlib.nullcontext() if request.check else stack_lock(stack)
     with lock, tempfile.TemporaryDirectory(prefix="mlops-promote-") as tmp:
         outcome = _promote_locked(
             request, package=package, version=version, source_registry=source_registry,
@@ -803,6 +823,7 @@ def _promote_locked(
             # Someone registered into the target group outside this checkout's lock. The artifact is
             # where the package says; only its folder name differs from the version.
             outcome.notes.append(f"registered as version {created.version}, not {pin.version} as expected; the artifact stays at {created.model_data_url}")
+            before = target_source.stack_file.read_text(encoding="utf-8")
             after = pin_text(before, targets, pin=created)
             outcome.diff = unified_diff(before, after, path=_rel(target_source.stack_file))
         outcome.pin = pin = created
@@ -896,46 +917,61 @@ class RollbackRequest:
     model: str | None = None
     """Default: the one model the environment's endpoints serve."""
     variant: str | None = None
-    dry_run: bool = False
+    check: bool = False
+    """Run every gate against AWS, read-only, and show the diff; change nothing."""
     apply: bool = False
 
 
-def rollback(request: RollbackRequest, *, on_output: Callable[[str], Any] = print) -> Outcome:
-    """Pin the previous champion from the audit log. Gates: approved, metrics, schema, policy."""
+def rollback_preflight(request: RollbackRequest) -> tuple[StackConfig, str, list[PinTarget]]:
+    """The checks that need no AWS call: environment, exclusive options, model and variant.
+    Returns the stack's config, the model and the variants to pin."""
     if request.environment not in PROMOTION_ORDER:
-        raise PromotionError(f"--env {request.environment!r} is not allowed; allowed: {', '.join(PROMOTION_ORDER)}")
-    if request.dry_run and request.apply:
-        raise PromotionError("--dry-run and --apply exclude each other: a dry run changes nothing, --apply deploys")
-    if request.apply:
-        check_apply_possible()
+        raise PromotionUsageError(f"--env {request.environment!r} is not allowed; allowed: {', '.join(PROMOTION_ORDER)}")
+    if request.check and request.apply:
+        raise PromotionUsageError("--check and --apply exclude each other: a check changes nothing, --apply deploys")
     _, config = _load(request.team, request.environment)
     served = list(dict.fromkeys(e.model for e in config.endpoints.values()))
     model = request.model
     if model is None:
         if len(served) != 1:
-            raise PromotionError(f"{config.stack_name} serves {len(served)} models ({', '.join(served) or 'none'}); give --model NAME")
+            raise PromotionUsageError(f"{config.stack_name} serves {len(served)} models ({', '.join(served) or 'none'}); give --model NAME")
         model = served[0]
     elif model not in config.model_registry.models:
-        raise PromotionError(f"model {model!r} is not defined in {config.stack_name}; models: {', '.join(config.model_registry.models) or 'none'}")
-    targets = pin_targets(config, model, request.variant)
-    stack = config.stack_name
+        raise PromotionUsageError(f"model {model!r} is not defined in {config.stack_name}; models: {', '.join(config.model_registry.models) or 'none'}")
+    return config, model, pin_targets(config, model, request.variant)
 
-    lock = contextlib.nullcontext() if request.dry_run else stack_lock(stack)
+
+def previous_champion(request: RollbackRequest, config: StackConfig, *, model: str, targets: list[PinTarget]) -> tuple[Pin, dict[str, Any]]:
+    """The current pin and the champion before it, replayed from the audit log (no AWS call).
+    Raises PromotionError when the log has no previous champion or disagrees with the stack file."""
+    stack = config.stack_name
+    current = current_pin(config, targets[0])
+    history = champion_history(read_audit(request.team), team=request.team, environment=request.environment, model=model, refs={t.ref for t in targets})
+    if not history:
+        raise PromotionError(f"the audit log {_rel(audit_path(request.team))} records no promotion of {model} into {stack}; nothing to roll back to")
+    top = history[-1]
+    if (top["version"], top["model_data_url"]) != (current.version, current.model_data_url):
+        raise PromotionError(
+            f"{stack} pins {model} version {current.version} ({current.model_data_url}) but the audit log's last champion is "
+            f"version {top['version']} ({top['model_data_url']}); the file was changed outside promote/rollback, so the previous champion is unknown"
+        )
+    if len(history) < 2:
+        raise PromotionError(f"{model} version {current.version} is the first champion of {stack} in the audit log; there is no previous one")
+    return current, history[-2]
+
+
+def rollback(request: RollbackRequest, *, on_output: Callable[[str], Any] = print) -> Outcome:
+    """Pin the previous champion from the audit log. Gates: approved, metrics, schema, policy."""
+    preflight_config, model, targets = rollback_preflight(request)
+    if request.apply:
+        check_apply_possible()
+
+    lock = contextlib.nullcontext() if request.check else stack_lock(preflight_config.stack_name)
     with lock, tempfile.TemporaryDirectory(prefix="mlops-rollback-") as tmp:
+        # Read the stack file under the lock: a promotion may have pinned since the preflight.
         target_source, config = _load(request.team, request.environment)
-        current = current_pin(config, targets[0])
-        history = champion_history(read_audit(request.team), team=request.team, environment=request.environment, model=model, refs={t.ref for t in targets})
-        if not history:
-            raise PromotionError(f"the audit log {_rel(audit_path(request.team))} records no promotion of {model} into {stack}; nothing to roll back to")
-        top = history[-1]
-        if (top["version"], top["model_data_url"]) != (current.version, current.model_data_url):
-            raise PromotionError(
-                f"{stack} pins {model} version {current.version} ({current.model_data_url}) but the audit log's last champion is "
-                f"version {top['version']} ({top['model_data_url']}); the file was changed outside promote/rollback, so the previous champion is unknown"
-            )
-        if len(history) < 2:
-            raise PromotionError(f"{model} version {current.version} is the first champion of {stack} in the audit log; there is no previous one")
-        previous = history[-2]
+        stack = config.stack_name
+        current, previous = previous_champion(request, config, model=model, targets=targets)
         session = session_for(request.environment, config.aws.region)
         registry = Registry(session=session, group=_namer(config).model_package_group(model), environment=request.environment)
         registry.require_group()

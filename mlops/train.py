@@ -19,7 +19,12 @@ from specs.pipelines.retraining import TRIGGER_PARAMETER
 
 
 class TrainError(Exception):
-    """A run that cannot be started, with what to do about it."""
+    """A run that cannot be started because of the stack's or the environment's state (no feature
+    group, no kubeconfig, the API server refused), with what to do about it. The CLI exits 2."""
+
+
+class TrainUsageError(TrainError):
+    """An argument that names nothing (an unknown model, none given where several exist). The CLI exits 64."""
 
 
 @dataclass(frozen=True)
@@ -38,17 +43,27 @@ def pick_model(config: StackConfig, model: str | None) -> str:
     models = list(config.model_registry.models)
     if model is None:
         if len(models) != 1:
-            raise TrainError(f"stack {config.stack_name} has {len(models)} models ({', '.join(models) or 'none'}); name one with --model")
+            raise TrainUsageError(f"stack {config.stack_name} has {len(models)} models ({', '.join(models) or 'none'}); name one with --model")
         return models[0]
     if model not in models:
-        raise TrainError(f"unknown model {model!r} in {config.stack_name}; defined: {', '.join(models) or 'none'}")
+        raise TrainUsageError(f"unknown model {model!r} in {config.stack_name}; defined: {', '.join(models) or 'none'}")
     return model
+
+
+def feature_group_name(config: StackConfig, model: str) -> str:
+    return namer_for(config).feature_group(config.model_registry.models[model].feature_group)
+
+
+def offline_store_placeholder(config: StackConfig, model: str) -> str:
+    """What a dry run shows for the offline store's URI, which only AWS knows (it resolves the prefix)."""
+    from mlops.dry_run import unresolved
+
+    return unresolved(f"DescribeFeatureGroup(FeatureGroupName={feature_group_name(config, model)}).OfflineStoreConfig.S3StorageConfig.ResolvedOutputS3Uri")
 
 
 def offline_store_uri(config: StackConfig, model: str, *, sagemaker: Any) -> str:
     """Where Feature Store exports the model's feature group (AWS resolves the prefix at creation)."""
-    namer = namer_for(config)
-    group = namer.feature_group(config.model_registry.models[model].feature_group)
+    group = feature_group_name(config, model)
     from botocore.exceptions import ClientError
 
     try:
@@ -121,17 +136,23 @@ def pipeline_name(config: StackConfig, model: str) -> str:
     return namer_for(config).pipeline(model)
 
 
+def pipeline_request(config: StackConfig, model: str, *, now: dt.datetime | None = None) -> dict[str, Any]:
+    """StartPipelineExecution's parameters for one manual run of the model's pipeline."""
+    return {
+        "PipelineName": pipeline_name(config, model),
+        "PipelineExecutionDisplayName": f"manual-{now or dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}",
+        "PipelineParameters": [{"Name": TRIGGER_PARAMETER, "Value": "manual"}],
+    }
+
+
 def start_pipeline(config: StackConfig, model: str, *, sagemaker: Any) -> Submitted:
     """Kind "sagemaker": start the model's retraining pipeline, as its schedule would."""
     from botocore.exceptions import ClientError
 
-    name = pipeline_name(config, model)
+    request = pipeline_request(config, model)
+    name = request["PipelineName"]
     try:
-        started = sagemaker.start_pipeline_execution(
-            PipelineName=name,
-            PipelineExecutionDisplayName=f"manual-{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}",
-            PipelineParameters=[{"Name": TRIGGER_PARAMETER, "Value": "manual"}],
-        )
+        started = sagemaker.start_pipeline_execution(**request)
     except ClientError as exc:
         # AWS answers ResourceNotFound for an unknown pipeline (moto a ValidationException).
         raise TrainError(

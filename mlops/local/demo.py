@@ -144,20 +144,11 @@ def run(stack: LocalStack, console: Console) -> dict[str, Any]:
     offline_uri = stack.publish_offline_store(data)
     console.print(f"[bold]1. data and training[/bold]: offline store {data.relative_to(stack.env.dir)}, published to {offline_uri}")
 
-    # Train every version the stack's variants pin that the registry does not hold yet.
+    # Train every version the stack's variants pin that the registry does not hold yet; even
+    # versions get a wider network, so champion and challenger differ.
     wanted = sorted({v.model_version for v in endpoint.all_variants().values()})
-    for number in wanted:
-        if number > len(stack.versions(model)):
-            hp = {"hidden_units": [64, 32]} if number % 2 == 0 else {}
-            version = stack.train(model, seed=number, data=data, hyperparameters=hp)
-            console.print(f"   trained and registered {version.group} v{version.version}: "
-                          + ", ".join(f"{k.removeprefix('metric_')} {v:.3f}" for k, v in version.metrics.items() if k.startswith("metric_")))
-        else:
-            console.print(f"   {stack.namer.model_package_group(model)} v{number} already registered (kept from an earlier run)")
-    for version in stack.versions(model):
-        if version.version in wanted and version.approval != "Approved":
-            stack.approve(model, version.version)
-            console.print(f"   approved v{version.version}")
+    stack.train_pinned(model, data=data, report=console.print,
+                       hyperparameters_for=lambda number: {"hidden_units": [64, 32]} if number % 2 == 0 else {})
 
     phases: list[Phase] = []
     instance_type = next(iter(endpoint.all_variants().values())).instance_type

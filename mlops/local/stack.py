@@ -14,6 +14,7 @@ import uuid
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,10 @@ def plan_with(stack: str, overrides: dict[str, Any] | None) -> Plan:
                 os.environ.pop(stack_files.STACKS_ENV, None)
             else:
                 os.environ[stack_files.STACKS_ENV] = previous
+
+
+class LocalStackError(ValueError):
+    """The stack cannot be brought up locally as it is declared (the CLI exits 2, a configuration error)."""
 
 
 class LocalStack:
@@ -269,6 +274,55 @@ class LocalStack:
             )
         if result.returncode != 0:
             raise RuntimeError(f"{label} failed (exit {result.returncode}); see {log}:\n{_tail(log)}")
+
+    def pinned(self) -> dict[str, dict[int, str]]:
+        """What the stack's endpoints serve: model -> pinned version -> model_data_url."""
+        pins: dict[str, dict[int, str]] = {}
+        for endpoint in self.config.endpoints.values():
+            for variant in endpoint.all_variants().values():
+                pins.setdefault(endpoint.model, {})[variant.model_version] = variant.model_data_url
+        return pins
+
+    def local_artifact_url(self, model: str, version: int) -> str:
+        """Where a version trained or registered locally keeps its artifact (the training container's layout)."""
+        return f"s3://{self.namer.bucket('artifacts')}/models/{model}/{version}/model.tar.gz"
+
+    def check_pins(self) -> None:
+        """Refuse, before anything starts, pins that neither the registry journal holds nor local
+        training can produce (training registers versions 1, 2, ... at local_artifact_url)."""
+        problems = []
+        for model, pins in self.pinned().items():
+            held = {v.version: v.model_data_url for v in self.versions(model)}
+            for version, url in sorted(pins.items()):
+                expected = held.get(version, self.local_artifact_url(model, version))
+                if url != expected:
+                    source = "the local registry holds it at" if version in held else "local training would register it at"
+                    problems.append(f"{model} version {version} is pinned at {url} but {source} {expected}")
+        if problems:
+            raise LocalStackError(
+                f"stack {self.name} cannot be brought up locally: " + "; ".join(problems)
+                + f"; pin model_data_url to where the local registry keeps each version (state: {self.env.dir})"
+            )
+
+    def train_pinned(self, model: str, *, data: Path, report: Callable[[str], Any],
+                     hyperparameters_for: Callable[[int], dict[str, Any]] | None = None) -> None:
+        """Train every version up to the highest one the stack pins that the registry does not hold
+        yet (versions are numbered in registration order), then approve the pinned ones."""
+        wanted = sorted(self.pinned().get(model, {}))
+        for number in wanted:
+            if number > len(self.versions(model)):
+                while number > len(self.versions(model)):
+                    next_number = len(self.versions(model)) + 1
+                    version = self.train(model, seed=next_number, data=data,
+                                         hyperparameters=hyperparameters_for(next_number) if hyperparameters_for else None)
+                    report(f"   trained and registered {version.group} v{version.version}: "
+                           + ", ".join(f"{k.removeprefix('metric_')} {v:.3f}" for k, v in version.metrics.items() if k.startswith("metric_")))
+            else:
+                report(f"   {self.namer.model_package_group(model)} v{number} already registered (kept from an earlier run)")
+        for version in self.versions(model):
+            if version.version in wanted and version.approval != "Approved":
+                self.approve(model, version.version)
+                report(f"   approved v{version.version}")
 
     def publish_offline_store(self, data: Path) -> str:
         """Put the offline store's Parquet where the plan's feature group keeps it (the features bucket)."""

@@ -167,16 +167,16 @@ def test_cli_dry_run_prints_the_job_and_submits_nothing(aws):
     kubernetes_validate.validate(job, "1.33", strict=True)
 
 
-def test_cli_without_a_kubeconfig_exits_1_saying_how_to_get_one(aws, tmp_path):
+def test_cli_without_a_kubeconfig_exits_2_saying_how_to_get_one(aws, tmp_path):
     result = CliRunner().invoke(app, ["train", "-s", "pricing-dev", "--train-uri", URI, "--kubeconfig", str(tmp_path / "none")], catch_exceptions=False)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "no usable kubeconfig" in result.stderr and "aws eks update-kubeconfig" in result.stderr
 
 
 def test_cli_starts_the_sagemaker_pipeline_for_a_sagemaker_stack(aws):
     sagemaker = boto3.client("sagemaker", region_name="eu-west-1")
     result = CliRunner().invoke(app, ["train", "-s", "fraud-dev"], catch_exceptions=False)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "could not start pipeline fraud-dev-fraud-detector-train" in result.stderr
     assert "`pulumi up -s fraud-dev` creates it" in result.stderr
     sagemaker.create_pipeline(

@@ -102,9 +102,9 @@ def test_gitlab_pipeline_uses_id_tokens_and_manual_promotions_per_environment(tm
         assert any("mlops promote" in line for line in job["script"])
 
 
-def test_unknown_provider_is_a_user_error(tmp_path: Path):
+def test_unknown_provider_is_a_usage_error(tmp_path: Path):
     result = CliRunner().invoke(app, ["ci", "generate", "--provider", "jenkins", "--out", str(tmp_path)])
-    assert result.exit_code == 2
+    assert result.exit_code == 64
     assert "--provider 'jenkins' is not allowed; allowed: github, gitlab" in result.output
 
 

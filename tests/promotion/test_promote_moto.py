@@ -190,15 +190,15 @@ def test_a_package_left_by_an_interrupted_promotion_is_reused_not_registered_twi
     assert champion() == (3, STAGING_URL.format(3))
 
 
-def test_dry_run_shows_the_gates_and_the_diff_and_changes_nothing(world, stacks):
+def test_check_runs_the_gates_against_aws_shows_the_diff_and_changes_nothing(world, stacks):
     version = world["dev"].register(metrics=BETTER)
     before = snapshot(world, stacks)
 
-    result = promote_cli(version, "--dry-run")
+    result = promote_cli(version, "--check")
 
     assert result.exit_code == 0, result.output
     assert "+              model_version: 3" in result.output
-    assert "dry run: the gates pass; nothing was changed" in result.output
+    assert "check: the gates pass; nothing was changed" in result.output
     assert snapshot(world, stacks) == before
 
 
@@ -327,20 +327,21 @@ def test_apply_runs_pulumi_up_through_the_automation_api_after_the_pin(world, st
     (("--from", "dev", "--to", "staging", "--version", "42"), "version 42 is not in fraud-dev-fraud-detector; versions: 1"),
     (("--from", "dev", "--to", "staging", "--variant", "blue"), "has a variant 'blue'; variants: candidate, champion"),
     (("--from", "dev", "--to", "staging", "--dry-run", "--apply"), "--dry-run and --apply exclude each other"),
+    (("--from", "dev", "--to", "staging", "--check", "--apply"), "--check and --apply exclude each other"),
 ])
-def test_user_mistakes_exit_2_with_what_is_allowed(world, stacks, args, message):
+def test_user_mistakes_exit_64_with_what_is_allowed(world, stacks, args, message):
     world["dev"].register(metrics=BETTER)
     result = run("promote", "--team", "fraud", "--model", MODEL, *args)
-    assert result.exit_code == 2, result.output
+    assert result.exit_code == 64, result.output
     assert message in result.output
 
 
-def test_unknown_model_and_team_are_user_errors(world, stacks):
+def test_unknown_model_and_team_are_usage_errors(world, stacks):
     unknown_model = run("promote", "--team", "fraud", "--model", "churn", "--from", "dev", "--to", "staging")
-    assert unknown_model.exit_code == 2
+    assert unknown_model.exit_code == 64
     assert "model 'churn' is not defined in fraud-dev; models: fraud-detector" in unknown_model.output
     unknown_team = run("promote", "--team", "risk", "--model", MODEL, "--from", "dev", "--to", "staging")
-    assert unknown_team.exit_code == 2
+    assert unknown_team.exit_code == 64
     assert "no stack risk-dev" in unknown_team.output and "teams: demo, fraud, pricing" in unknown_team.output
 
 

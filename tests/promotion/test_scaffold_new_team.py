@@ -42,12 +42,12 @@ def test_new_team_never_overwrites_an_existing_team(stacks: Path):
 
     result = new_team("fraud", *ARGS)
 
-    assert result.exit_code == 2
+    assert result.exit_code == 64
     assert "team 'fraud' already has" in result.output and "never overwrites" in result.output
     assert {p: p.read_bytes() for p in stacks.rglob("*.yaml")} == before
 
 
-def test_bad_arguments_exit_2_naming_the_flag_and_write_nothing(stacks: Path):
+def test_bad_arguments_exit_64_naming_the_flag_and_write_nothing(stacks: Path):
     cases = [
         (["Churn", *ARGS], "NAME 'Churn'"),
         (["churn", *ARGS[:1], "4444", *ARGS[2:]], "--account-dev '4444'"),
@@ -57,7 +57,7 @@ def test_bad_arguments_exit_2_naming_the_flag_and_write_nothing(stacks: Path):
     ]
     for args, message in cases:
         result = CliRunner().invoke(app, ["new-team", *args])
-        assert result.exit_code == 2, (args, result.output)
+        assert result.exit_code == 64, (args, result.output)
         assert message in result.output, result.output
         assert not [rel for rel in FILES if (stacks / rel).exists()]
 
