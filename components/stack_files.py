@@ -104,10 +104,13 @@ def list_stacks(directory: Path | None = None) -> list[str]:
 
 def _read_yaml(path: Path, *, stack: str | None = None) -> Any:
     """The YAML document at `path`, checked for shape (`check_document`) before anyone walks it."""
-    stack = stack or path.stem
+    stack = stack or _stack_name(path)
     try:
-        with path.open(encoding="utf-8") as fh:
-            doc = yaml.safe_load(fh)
+        text = path.read_text(encoding="utf-8")
+        if _flow_depth(text) > MAX_DEPTH:
+            # Checked on the text: PyYAML's scanner takes quadratic time on thousands of open brackets.
+            raise ConfigError(stack, [f"{_rel(path)}: brackets nested more than {MAX_DEPTH} levels deep; stack files nest at most {MAX_DEPTH} levels"])
+        doc = yaml.safe_load(text)
     except FileNotFoundError:
         raise ConfigError(stack, [f"{_rel(path)}: file not found"]) from None
     except OSError as exc:
@@ -126,6 +129,18 @@ def _read_yaml(path: Path, *, stack: str | None = None) -> Any:
     if problems:
         raise ConfigError(stack, problems)
     return doc
+
+
+_QUOTED_OR_COMMENT = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\n]|\'\')*\'|(?:^|(?<=\s))#[^\n]*', re.MULTILINE)
+
+
+def _flow_depth(text: str) -> int:
+    """The deepest nesting of YAML flow brackets ([ ] { }) outside quoted strings and comments."""
+    depth = deepest = 0
+    for match in re.finditer(r"[\[\]{}]", _QUOTED_OR_COMMENT.sub("", text)):
+        depth = depth + 1 if match.group() in "[{" else max(depth - 1, 0)
+        deepest = max(deepest, depth)
+    return deepest
 
 
 def check_document(doc: Any, *, where: str, prefix: tuple[Any, ...] = ()) -> list[str]:
@@ -176,6 +191,12 @@ def _short(value: Any, limit: int = 120) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
+def _stack_name(path: Path) -> str:
+    """`fraud-dev` for stacks/Pulumi.fraud-dev.yaml; the file's stem for any other file."""
+    name = path.name
+    return name[len("Pulumi."):-len(".yaml")] if name.startswith("Pulumi.") and name.endswith(".yaml") else path.stem
+
+
 def _cut(text: str, limit: int = 120) -> str:
     """`text` as is, or its first `limit` characters and its length."""
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
@@ -199,7 +220,7 @@ def read_pulumi_config(path: Path) -> dict[str, Any]:
     if doc is None:
         doc = {}
     if not isinstance(doc, Mapping):
-        raise ConfigError(path.stem, [f"{where}: expected a mapping with a 'config:' mapping; got a {_kind(doc)}"])
+        raise ConfigError(_stack_name(path), [f"{where}: expected a mapping with a 'config:' mapping; got a {_kind(doc)}"])
     problems = [
         f"{where}: {key}: unknown key{_did_you_mean(key, PULUMI_STACK_KEYS)}; allowed at the top of a Pulumi stack file: "
         f"{', '.join(PULUMI_STACK_KEYS)}"
@@ -209,13 +230,13 @@ def read_pulumi_config(path: Path) -> dict[str, Any]:
     if config is not None and not isinstance(config, Mapping):
         problems.append(f"{where}: config: must be a mapping of config keys to values; got a {_kind(config)}")
     if problems:
-        raise ConfigError(path.stem, problems)
+        raise ConfigError(_stack_name(path), problems)
     result: dict[str, Any] = {}
     for key, value in (config or {}).items():
         parsed = parse_config_key(key)
         canonical = f"{parsed[0]}:{parsed[1]}" if parsed else key
         if canonical in result:
-            raise ConfigError(path.stem, [f"{where}: config.{key}: the same key as config.{canonical} (Pulumi reads both as {canonical})"])
+            raise ConfigError(_stack_name(path), [f"{where}: config.{key}: the same key as config.{canonical} (Pulumi reads both as {canonical})"])
         result[canonical] = value
     return result
 

@@ -66,14 +66,23 @@ def test_a_non_string_config_key_is_refused_by_name(cli, stacks):
     _fails(cli, "demo-local", "Pulumi.demo-local.yaml: config.True: the key True is a YAML bool, not a string")
 
 
-def test_deeply_nested_yaml_is_a_config_error_not_a_recursion_error(cli, stacks):
+def test_thousands_of_open_brackets_are_a_config_error_found_before_parsing(cli, stacks):
     _append_to_config(stacks, "demo-local", "  mlops:overrides:\n    training:\n      hyperparameters:\n        deep: " + "[" * 5000 + "]" * 5000 + "\n")
+    _fails(cli, "demo-local", "Pulumi.demo-local.yaml: brackets nested more than 32 levels deep; stack files nest at most 32 levels")
+
+
+def _block_nesting(levels: int) -> str:
+    return "".join(f"{'  ' * (i + 2)}k{i}:\n" for i in range(levels)) + f"{'  ' * (levels + 2)}leaf: 1\n"
+
+
+def test_deeply_indented_yaml_is_a_config_error_not_a_recursion_error(cli, stacks):
+    _append_to_config(stacks, "demo-local", "  mlops:overrides:\n" + _block_nesting(600))
     _fails(cli, "demo-local", "Pulumi.demo-local.yaml: nested too deeply to read; stack files nest at most 32 levels")
 
 
 def test_nesting_beyond_the_bound_is_reported_with_its_path(cli, stacks):
-    _append_to_config(stacks, "demo-local", "  mlops:overrides:\n    training:\n      hyperparameters:\n        deep: " + "[" * 40 + "]" * 40 + "\n")
-    _fails(cli, "demo-local", "Pulumi.demo-local.yaml: config.mlops:overrides.training.hyperparameters.deep.0.0.0",
+    _append_to_config(stacks, "demo-local", "  mlops:overrides:\n" + _block_nesting(40))
+    _fails(cli, "demo-local", "Pulumi.demo-local.yaml: config.mlops:overrides.k0.k1.k2.k3.k4.k5.k6.k7.k8.k9.k10.k11.k12.k13.k14",
            "nested more than 32 levels deep")
 
 
