@@ -309,7 +309,7 @@ def source_from_pulumi_config(name: str, pulumi_config: Mapping[str, Any]) -> St
     base_file = directory / "teams" / f"{team}.yaml"
     base = _read_yaml(base_file, stack=name) if base_file.exists() else None
     if not isinstance(base, Mapping):
-        reason = "not found" if not base_file.exists() else f"must be a mapping, not a {_kind(base)}"
+        reason = "not found" if not base_file.exists() else f"not a mapping (it is a {_kind(base)})"
         raise ConfigError(name, [f"{_rel(base_file)}: the base definition of team {team!r} is {reason}"])
     overrides = pulumi_config.get(f"{PROJECT}:overrides")
     if overrides is None:

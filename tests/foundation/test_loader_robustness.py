@@ -44,7 +44,7 @@ def test_a_scalar_overrides_block_names_the_file_and_the_type(cli, edit):
 
 def test_a_team_file_that_is_a_list_is_a_config_error(cli, stacks):
     (stacks / "teams" / "fraud.yaml").write_text("- tags\n- endpoints\n")
-    _fails(cli, "fraud-dev", "teams/fraud.yaml: the base definition of team 'fraud' is must be a mapping, not a list")
+    _fails(cli, "fraud-dev", "teams/fraud.yaml: the base definition of team 'fraud' is not a mapping (it is a list)")
 
 
 @pytest.mark.parametrize(("key", "shown"), [("yes", "True is a YAML bool"), ("on", "True is a YAML bool"),
