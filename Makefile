@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STACK ?= demo-local
 
-.PHONY: demo down test bootstrap plan bench clean
+.PHONY: demo down test bootstrap plan bench fuzz clean
 
 bootstrap:
 	@./scripts/bootstrap
@@ -25,3 +25,6 @@ bench: bootstrap  ## benchmarks (not tests): see benchmarks/README.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+fuzz: bootstrap  ## seeded mutations of the shipped stacks: counts config errors, valid plans and tracebacks (must be 0)
+	$(BIN)/python tests/foundation/test_fuzz_stacks.py --mutations $(or $(MUTATIONS),3000)

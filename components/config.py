@@ -7,8 +7,12 @@ which `components.stack_files` runs after this model validates.
 """
 from __future__ import annotations
 
+import difflib
+import functools
 import re
 from typing import Annotated, Literal, Union
+
+import botocore.session
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -19,13 +23,14 @@ Environment = Literal["local", "dev", "staging", "prod"]
 ENVIRONMENTS: tuple[str, ...] = ("local", "dev", "staging", "prod")
 REQUIRED_TAGS: tuple[str, ...] = ("CostCenter", "Owner")
 
-_SLUG = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
-_SLUG_ALLOWED = "lowercase letters, digits and single hyphens, starting with a letter (e.g. 'fraud-detection')"
+SLUG_PATTERN = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
+SLUG_ALLOWED = "lowercase letters, digits and single hyphens, starting with a letter (e.g. 'fraud-detection')"
 
 
 def _slug(value: str) -> str:
-    if not re.match(_SLUG, value):
-        raise ValueError(f"{value!r} is not a valid name; allowed: {_SLUG_ALLOWED}")
+    if not re.match(SLUG_PATTERN, value):
+        shown = repr(value) if len(value) <= 80 else f"{value[:80]!r}... ({len(value)} characters)"
+        raise ValueError(f"{shown} is not a valid name; allowed: {SLUG_ALLOWED}")
     return value
 
 
@@ -55,18 +60,48 @@ S3Uri = Annotated[str, Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.
 class Strict(BaseModel):
     """Base of every config section: unknown keys are errors, values are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+    # No inf/NaN: YAML spells them .inf and .nan, and no AWS limit or weight means anything with them.
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False, allow_inf_nan=False)
 
 
 # --------------------------------------------------------------------------------------------
 # Account, tags, images, network
 
 
+@functools.lru_cache(maxsize=None)
+def regions_offering(service: str) -> tuple[str, ...]:
+    """Every region, in every AWS partition, where botocore's endpoint data says `service` is offered."""
+    session = botocore.session.get_session()
+    return tuple(sorted({
+        region for partition in session.get_available_partitions()
+        for region in session.get_available_regions(service, partition_name=partition)
+    }))
+
+
+def region_problem(region: str, *, service: str, purpose: str) -> str | None:
+    """Why `region` cannot host `service`, with the closest region that can, or None."""
+    allowed = regions_offering(service)
+    if region in allowed:
+        return None
+    close = difflib.get_close_matches(region, allowed, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    shown = repr(region) if len(region) <= 60 else f"{region[:60]!r}... ({len(region)} characters)"
+    return f"{shown} is not an AWS region that offers {purpose}{hint} (regions with {purpose}, from botocore: {', '.join(allowed)})"
+
+
+def _sagemaker_region(region: str) -> str:
+    problem = region_problem(region, service="sagemaker", purpose="SageMaker")
+    if problem:
+        raise ValueError(problem)
+    return region
+
+
 class AwsTarget(Strict):
     """Where the stack deploys. Taken from the AWS provider's config (`aws:region`, `aws:allowedAccountIds`)."""
 
     account_id: AccountId
-    region: Annotated[str, Field(pattern=r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")]
+    region: Annotated[str, AfterValidator(_sagemaker_region)]
+    """A region that offers SageMaker (botocore's endpoint data, every partition)."""
 
 
 def _tags(tags: dict[str, str]) -> dict[str, str]:

@@ -10,7 +10,7 @@ from typing import Any
 
 from components import instance_types
 from specs import naming
-from components.config import LOWER_IS_BETTER, TASK_METRICS, CreatedCluster, NoRollout, StackConfig
+from components.config import LOWER_IS_BETTER, TASK_METRICS, CreatedCluster, NoRollout, StackConfig, region_problem
 from components.metrics import DRIFT_ALARM_METRICS
 from specs.k8s import cron
 
@@ -114,6 +114,9 @@ def _training(config: StackConfig) -> list[Problem]:
         problems.append(Problem(
             ("training", "kind"), "the local environment has no Kubernetes cluster; allowed here: sagemaker", "eks",
         ))
+    region = region_problem(config.aws.region, service="eks", purpose="EKS")
+    if region is not None:
+        problems.append(Problem(("aws", "region"), f"training.kind eks runs on EKS: {region}"))
     if isinstance(eks.cluster, CreatedCluster):
         if config.network is None:
             problems.append(Problem(
@@ -206,27 +209,63 @@ def _environment(config: StackConfig) -> list[Problem]:
 
 
 def _names(config: StackConfig) -> list[Problem]:
+    """Derived names AWS would refuse (too long, bad pattern) and names two config keys both derive."""
+    derived = derived_names(config)
+    problems = _invalid_names(config, derived)
+    for collision in naming.collisions(derived):
+        first = ".".join(str(p) for p in collision.first)
+        second = ".".join(str(p) for p in collision.second)
+        example = next((n for n in collision.names if not n.note), collision.names[0])  # a name without hash placeholder reads better
+        kinds = sorted({n.kind for n in collision.names})
+        problems.append(Problem(
+            collision.second,
+            f"{first} and {second} both derive the {example.kind} name {naming.shorten(example.value)}"
+            f"{f' (and the same {len(kinds) - 1} other kind(s) of name: ' + ', '.join(k for k in kinds if k != example.kind) + ')' if len(kinds) > 1 else ''}; "
+            "AWS and Pulumi need each to be unique in the stack: rename one of the keys",
+        ))
+    return problems
+
+
+def derived_names(config: StackConfig) -> list[naming.DerivedName]:
+    """Every name the stack derives (naming.derived_names with this config's keys)."""
     namer = naming.Namer(team=config.team, environment=config.environment, account_id=config.aws.account_id)
-    derived = naming.derived_names(
+    endpoints = {}
+    for name, endpoint in config.endpoints.items():
+        shadow = endpoint.shadow_variants()
+        sections = {v: ("production" if shadow else "variants") for v in endpoint.production_variants()}
+        sections.update({v: "shadow" for v in shadow})
+        endpoints[name] = naming.EndpointKeys(
+            variants=sections, autoscaled=endpoint.autoscaling is not None, drift_monitor=endpoint.data_capture.enabled,
+        )
+    return naming.derived_names(
         namer=namer,
-        endpoints={name: list(ep.all_variants()) for name, ep in config.endpoints.items()},
+        endpoints=endpoints,
         models=list(config.model_registry.models),
         feature_groups=list(config.feature_store.feature_groups),
         drift_metrics=list(DRIFT_ALARM_METRICS) if config.endpoints else [],
         eks=config.training.eks.cluster.mode if config.training.kind == "eks" and config.training.eks else None,
     )
-    worst: dict[str, tuple[naming.DerivedName, str]] = {}
+
+
+def _invalid_names(config: StackConfig, derived: list[naming.DerivedName]) -> list[Problem]:
+    """One problem per kind of AWS name and culprit: the team when the name is too long even with
+    one-character keys (a long team name breaks many names the same way), else the key's own path,
+    so that the report names the file that holds the key."""
+    worst: dict[tuple[str, Path], tuple[naming.DerivedName, str]] = {}
     for name in derived:
         reason = name.problem()
-        if reason is not None and (name.kind not in worst or len(name.value) > len(worst[name.kind][0].value)):
-            worst[name.kind] = (name, reason)
-    # One problem per AWS name kind: a long team name breaks many names the same way.
+        if reason is None:
+            continue
+        blame: Path = name.source if name.keys and name.fits_with_short_keys() else ("team",)
+        key = (name.kind, blame)
+        if key not in worst or len(name.value) > len(worst[key][0].value):
+            worst[key] = (name, reason)
     problems = []
-    for name, reason in worst.values():
-        component = f" or the key {name.source[-1]!r}" if len(name.source) > 1 else ""
-        problems.append(Problem(
-            ("team",),
-            f"{reason}; shorten the team name ({len(config.team)} characters){component}",
-            config.team,
-        ))
+    for (_, blame), (name, reason) in worst.items():
+        keys = ", ".join(naming.shorten(k, 60) for k in name.keys)
+        if blame == ("team",):
+            component = f" or the key(s) {keys}" if name.keys else ""
+            problems.append(Problem(("team",), f"{reason}; shorten the team name ({len(config.team)} characters){component}", config.team))
+        else:
+            problems.append(Problem(blame, f"{reason}; shorten the key(s) {keys} (or the team name, {len(config.team)} characters)"))
     return problems

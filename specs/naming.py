@@ -10,8 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
+
+from components import metrics
 
 HASH_LEN = 8
 
@@ -64,19 +67,37 @@ class DerivedName:
     """Config path of the component that the name is derived for (the field a user would shorten)."""
     note: str = ""
     """What part of `value` is a placeholder for a suffix added at deploy time (hash, timestamp)."""
+    keys: tuple[str, ...] = ()
+    """The config keys (endpoint, variant, model... names) that appear in `value`, besides the team."""
+    scope: str = ""
+    """Where the name must be unique, when that is narrower than its kind: the endpoint of a production
+    variant, the type chain of a Pulumi resource (what its URN holds besides the name)."""
 
     def problem(self) -> str | None:
         """Why AWS would reject this name, or None."""
+        if self.kind not in RULES:
+            return None  # Pulumi resource names: any string, unique per type chain (see `collisions`)
         pattern, limit = RULES[self.kind]
         if len(self.value) > limit:
             note = f" ({self.note})" if self.note else ""
             return (
-                f"derived {self.kind} name {self.value!r}{note} would be {len(self.value)} characters; "
+                f"derived {self.kind} name {shorten(self.value)}{note} would be {len(self.value)} characters; "
                 f"AWS allows {limit}"
             )
         if not pattern.match(self.value):
-            return f"derived {self.kind} name {self.value!r} does not match AWS's pattern {pattern.pattern}"
+            return f"derived {self.kind} name {shorten(self.value)} does not match AWS's pattern {pattern.pattern}"
         return None
+
+    def fits_with_short_keys(self) -> bool:
+        """Whether the name would be short enough with every key cut to one character: if so, the keys
+        make it too long; if not, the team name alone does."""
+        limit = RULES[self.kind][1] if self.kind in RULES else None
+        return limit is not None and len(self.value) - sum(len(k) - 1 for k in self.keys) <= limit
+
+
+def shorten(value: str, limit: int = 100) -> str:
+    """repr() of a name, cut short for messages (a key can be thousands of characters long)."""
+    return repr(value) if len(value) <= limit else f"{value[:limit]!r}... ({len(value)} characters)"
 
 
 @dataclass(frozen=True)
@@ -156,20 +177,83 @@ class Namer:
 
 BUCKET_PURPOSES = ("features", "artifacts", "capture")
 ROLE_PURPOSES = ("sagemaker-execution", "feature-store", "model-registry-events")
-ALARM_METRICS = ("p99-latency", "5xx-errors", "4xx-rate", "no-traffic", "live-accuracy", "live-log-loss")
+ALARM_METRICS = ("p99-latency", "5xx-errors", "4xx-rate", "no-traffic",
+                 *(f"live-{m.replace('_', '-')}" for m in metrics.LIVE_METRIC_SUFFIXES))
+"""Suffixes of the per-variant alarms (components.alarms): health alarms, then one live-quality alarm per gate."""
+
+
+@dataclass(frozen=True)
+class EndpointKeys:
+    """What of one endpoint's config shapes its derived names."""
+
+    variants: Mapping[str, str]
+    """Variant name -> the traffic section that holds it ("variants", "production" or "shadow")."""
+    autoscaled: bool = False
+    """Production variants get scaling targets and policies."""
+    drift_monitor: bool = True
+    """Data capture is on, so the endpoint gets a DriftMonitor."""
+
+
+@dataclass(frozen=True)
+class Collision:
+    """Two config paths from which the framework derives the same name."""
+
+    first: tuple[str | int, ...]
+    second: tuple[str | int, ...]
+    names: tuple[DerivedName, ...] = field(default_factory=tuple)
+    """The coinciding names, one per kind (and scope)."""
+
+
+def collisions(names: list[DerivedName]) -> list[Collision]:
+    """Pairs of config paths whose derived names coincide within a kind and scope (AWS would refuse the
+    second resource; Pulumi refuses a duplicate URN), one Collision per pair, in the order found."""
+    owner: dict[tuple[str, str, str], DerivedName] = {}
+    pairs: dict[frozenset[tuple[str | int, ...]], tuple[tuple[str | int, ...], tuple[str | int, ...], list[DerivedName]]] = {}
+    for name in names:
+        first = owner.setdefault((name.kind, name.scope, name.value), name)
+        if first.source != name.source:
+            pair = pairs.setdefault(frozenset((first.source, name.source)), (first.source, name.source, []))
+            pair[2].append(name)
+    return [Collision(first=a, second=b, names=tuple(found)) for a, b, found in pairs.values()]
 
 
 def derived_names(
     *,
     namer: Namer,
-    endpoints: dict[str, list[str]],
+    endpoints: Mapping[str, EndpointKeys | list[str]],
     models: list[str],
     feature_groups: list[str],
     drift_metrics: list[str],
     eks: str | None = None,
 ) -> list[DerivedName]:
-    """Every name a stack derives. `endpoints` maps endpoint key to its variant names; `eks` is the
-    EKS cluster mode ("create", "existing") when the team trains on EKS."""
+    """Every name a stack derives: AWS names, alarm names, metric dimensions and the Pulumi resource
+    names that carry config keys. `endpoints` maps endpoint key to its EndpointKeys (a plain list of
+    variant names stands for variants of a single or A/B endpoint); `eks` is the EKS cluster mode
+    ("create", "existing") when the team trains on EKS."""
+    names = _team_names(namer, eks)
+    add = names.append
+    stack = namer.prefix  # Pulumi names its components after the stack, `<team>-<env>`
+    for group in feature_groups:
+        source = ("feature_store", "feature_groups", group)
+        add(DerivedName("SageMaker FeatureGroup", namer.feature_group(group), source, keys=(group,)))
+        add(_pulumi(f"{stack}-features-{group}", source, (group,), "mlops:feature_store:FeatureStore", "aws:sagemaker/featureGroup:FeatureGroup"))
+    for model in models:
+        names.extend(_model_names(namer, model))
+    for endpoint, spec in endpoints.items():
+        names.extend(_endpoint_names(namer, endpoint, spec if isinstance(spec, EndpointKeys) else EndpointKeys({v: "variants" for v in spec}), drift_metrics))
+    return names
+
+
+STACK_TYPE = "pulumi:pulumi:Stack"
+"""The parent type of the components the program declares at the top (first in their URNs' type chain)."""
+
+
+def _pulumi(name: str, source: tuple[str | int, ...], keys: tuple[str, ...], *types: str) -> DerivedName:
+    """A Pulumi resource name; its scope is the URN's type chain (`parent$child`)."""
+    return DerivedName("Pulumi resource", name, source, keys=keys, scope="$".join(types))
+
+
+def _team_names(namer: Namer, eks: str | None) -> list[DerivedName]:
     names: list[DerivedName] = []
     add = names.append
     for purpose in BUCKET_PURPOSES:
@@ -191,27 +275,51 @@ def derived_names(
                 add(DerivedName("EKS node group", namer.node_group(pool), source))
             for purpose in ("eks-cluster", "eks-nodes", "cluster-autoscaler"):
                 add(DerivedName("IAM role", namer.role(purpose), source))
-    for group in feature_groups:
-        add(DerivedName("SageMaker FeatureGroup", namer.feature_group(group), ("feature_store", "feature_groups", group)))
-    for model in models:
-        source = ("model_registry", "models", model)
-        add(DerivedName("SageMaker ModelPackageGroup", namer.model_package_group(model), source))
-        add(DerivedName("SageMaker TrainingJob", f"{namer.training_job_prefix(model)}-{TIMESTAMP_PLACEHOLDER}", source, TIMESTAMP_NOTE))
-        add(DerivedName("SageMaker Pipeline", namer.pipeline(model), source))
-        add(DerivedName("EventBridge rule", namer.rule(f"{model}-approved"), source))
-        add(DerivedName("EventBridge rule", namer.rule(f"{model}-retrain"), source))
-        add(DerivedName("EventBridge rule", namer.rule(f"{model}-scheduled-retrain"), source))
-        add(DerivedName("IAM role", namer.role(f"{model}-retrain"), source))
-    for endpoint, variants in endpoints.items():
-        source = ("endpoints", endpoint)
-        add(DerivedName("SageMaker Endpoint", namer.endpoint(endpoint), source))
-        add(DerivedName("SageMaker EndpointConfig", namer.endpoint_config(endpoint, HASH_PLACEHOLDER), source, HASH_NOTE))
-        add(DerivedName("SageMaker MonitoringSchedule", namer.monitoring_schedule(endpoint), source))
-        for variant in variants:
-            add(DerivedName("SageMaker Model", namer.model(endpoint, variant, HASH_PLACEHOLDER), source, HASH_NOTE))
-            add(DerivedName("SageMaker ProductionVariant", variant, source))
-            for metric in ALARM_METRICS:
-                add(DerivedName("CloudWatch alarm", namer.alarm(endpoint, variant, metric), source))
-        for metric in drift_metrics:
-            add(DerivedName("CloudWatch alarm", namer.alarm(endpoint, "drift", metric), source))
+    return names
+
+
+def _model_names(namer: Namer, model: str) -> list[DerivedName]:
+    source = ("model_registry", "models", model)
+    keys = (model,)
+    return [
+        DerivedName("SageMaker ModelPackageGroup", namer.model_package_group(model), source, keys=keys),
+        DerivedName("SageMaker TrainingJob", f"{namer.training_job_prefix(model)}-{TIMESTAMP_PLACEHOLDER}", source, TIMESTAMP_NOTE, keys=keys),
+        DerivedName("SageMaker Pipeline", namer.pipeline(model), source, keys=keys),
+        DerivedName("EventBridge rule", namer.rule(f"{model}-approved"), source, keys=keys),
+        DerivedName("EventBridge rule", namer.rule(f"{model}-retrain"), source, keys=keys),
+        DerivedName("EventBridge rule", namer.rule(f"{model}-scheduled-retrain"), source, keys=keys),
+        DerivedName("IAM role", namer.role(f"{model}-retrain"), source, keys=keys),
+        _pulumi(f"{namer.prefix}-registry-{model}", source, keys, "mlops:model_registry:ModelRegistry",
+                "aws:sagemaker/modelPackageGroup:ModelPackageGroup"),
+    ]
+
+
+def _endpoint_names(namer: Namer, endpoint: str, spec: EndpointKeys, drift_metrics: list[str]) -> list[DerivedName]:
+    source: tuple[str | int, ...] = ("endpoints", endpoint)
+    keys = (endpoint,)
+    component = "mlops:endpoint:Endpoint"
+    names = [
+        DerivedName("SageMaker Endpoint", namer.endpoint(endpoint), source, keys=keys),
+        DerivedName("SageMaker EndpointConfig", namer.endpoint_config(endpoint, HASH_PLACEHOLDER), source, HASH_NOTE, keys=keys),
+        DerivedName("SageMaker MonitoringSchedule", namer.monitoring_schedule(endpoint), source, keys=keys),
+        _pulumi(f"{namer.prefix}-{endpoint}", source, keys, STACK_TYPE, component),
+    ]
+    add = names.append
+    if spec.drift_monitor:
+        add(_pulumi(f"{namer.prefix}-{endpoint}-drift", source, keys, STACK_TYPE, "mlops:drift_monitor:DriftMonitor"))
+    for metric in drift_metrics:
+        add(DerivedName("CloudWatch alarm", namer.alarm(endpoint, "drift", metric), source, keys=keys))
+    for variant, section in spec.variants.items():
+        vsource = (*source, "traffic", section, variant)
+        vkeys = (endpoint, variant)
+        add(DerivedName("SageMaker Model", namer.model(endpoint, variant, HASH_PLACEHOLDER), vsource, HASH_NOTE, keys=vkeys))
+        add(DerivedName("SageMaker ProductionVariant", variant, vsource, keys=(variant,), scope=namer.endpoint(endpoint)))
+        add(DerivedName("CloudWatch metric dimensions", f"EndpointName={namer.endpoint(endpoint)},VariantName={variant}", vsource, keys=vkeys))
+        for metric in ALARM_METRICS:
+            add(DerivedName("CloudWatch alarm", namer.alarm(endpoint, variant, metric), vsource, keys=vkeys))
+        pulumi_name = f"{namer.prefix}-{endpoint}-{variant}"
+        add(_pulumi(pulumi_name, vsource, vkeys, component, "aws:sagemaker/model:Model"))
+        if spec.autoscaled and section != "shadow":
+            add(_pulumi(f"{pulumi_name}-scaling", vsource, vkeys, component, "aws:appautoscaling/target:Target"))
+            add(_pulumi(f"{pulumi_name}-invocations", vsource, vkeys, component, "aws:appautoscaling/policy:Policy"))
     return names
