@@ -6,7 +6,8 @@ Pulumi's mock runtime.
 """
 import pulumi
 
-from components import stack, stack_files
+from components import stack
+from specs.config import stack_files
 
 mlops = pulumi.Config(stack_files.PROJECT)
 aws_config = pulumi.Config("aws")

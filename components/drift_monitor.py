@@ -9,7 +9,7 @@ import pulumi_aws as aws
 from mlops_contracts import artifact, metrics
 
 from components._validation import Problem, raise_input_problems, required_name
-from components.config import Network
+from specs.config.schema import Network
 from specs.naming import Namer
 
 TOKEN = "mlops:drift_monitor:DriftMonitor"

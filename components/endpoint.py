@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from components import hosting
+from specs import hosting
 from specs.alarms import MAX_ROLLBACK_ALARMS
 from components._validation import Problem, raise_input_problems, required_name
-from components.config import EndpointConfig, Network
+from specs.config.schema import EndpointConfig, Network
 from specs.naming import Namer
 
 TOKEN = "mlops:endpoint:Endpoint"

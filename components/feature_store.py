@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.config import FeatureGroupConfig
+from specs.config.schema import FeatureGroupConfig
 from specs.naming import Namer
 
 TOKEN = "mlops:feature_store:FeatureStore"

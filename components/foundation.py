@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components import metrics
+from mlops_contracts import metrics
 from specs import iam
 from components._validation import Problem, raise_input_problems, required_name
 from components.bucket import SecureBucket, SecureBucketArgs

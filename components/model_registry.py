@@ -9,7 +9,7 @@ import pulumi_aws as aws
 
 from specs import iam
 from components._validation import ACCOUNT_ID, Problem, raise_input_problems
-from components.config import ModelConfig
+from specs.config.schema import ModelConfig
 from specs.naming import Namer
 
 TOKEN = "mlops:model_registry:ModelRegistry"

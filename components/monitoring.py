@@ -8,12 +8,11 @@ import pulumi
 import pulumi_aws as aws
 from mlops_contracts import metrics
 
-from components import metrics as alarm_metrics, templates
-from specs import iam
-from specs.alarms import AlarmSpec, endpoint_alarms
-from components.config import LOWER_IS_BETTER, EndpointConfig, MonitoringConfig
-from specs.naming import Namer
 from components._validation import Problem, raise_input_problems
+from specs import iam, templates
+from specs.alarms import AlarmSpec, endpoint_alarms
+from specs.config.schema import EndpointConfig, MonitoringConfig
+from specs.naming import Namer
 
 TOKEN = "mlops:monitoring:Monitoring"
 
@@ -97,7 +96,7 @@ class Monitoring(pulumi.ComponentResource):
         if args.config.alarms:
             for key, endpoint in args.endpoints.items():
                 self.specs.extend(endpoint_alarms(namer=namer, key=key, endpoint=endpoint, thresholds=args.config.thresholds,
-                                                  gates=args.model_gates.get(key), published=alarm_metrics, lower_is_better=LOWER_IS_BETTER))
+                                                  gates=args.model_gates.get(key)))
             for spec in self.specs:
                 self.alarms[spec.name] = _metric_alarm(name, spec, self.topic.arn, args.tags, child)
 

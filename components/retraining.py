@@ -11,7 +11,7 @@ import pulumi_aws as aws
 from specs.pipelines import retraining as retraining_pipeline
 from specs import iam
 from components._validation import Problem, raise_input_problems, required_name
-from components.config import ModelConfig, Network, TrainingConfig
+from specs.config.schema import ModelConfig, Network, TrainingConfig
 from specs.naming import Namer
 
 TOKEN = "mlops:retraining:Retraining"
@@ -27,7 +27,7 @@ class RetrainingArgs:
     spec: ModelConfig
     training: TrainingConfig
     feature_schema: dict
-    """The model's feature_schema.json (components.feature_schema)."""
+    """The model's feature_schema.json (specs.feature_schema)."""
     training_image: str
     serving_image: str
     execution_role_arn: pulumi.Input[str]

@@ -5,16 +5,16 @@ from dataclasses import dataclass
 
 import pulumi
 
-from components.config import StackConfig
+from specs.config.schema import StackConfig
 from components.endpoint import Endpoint, EndpointArgs
 from components.feature_store import FeatureStore, FeatureStoreArgs
 from components.foundation import Foundation, FoundationArgs, image_uri
 from components.model_registry import ModelRegistry, ModelRegistryArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from specs.naming import Namer
-from components import metrics
+from mlops_contracts import metrics
 from specs import alarms
-from components.feature_schema import feature_schema
+from specs.feature_schema import feature_schema
 from components.drift_monitor import DriftMonitor, DriftMonitorArgs
 from components.retraining import Retraining, RetrainingArgs
 from components.training_cluster import ModelTraining, TrainingCluster, TrainingClusterArgs

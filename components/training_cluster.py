@@ -25,7 +25,7 @@ import pulumi_kubernetes as k8s
 
 from specs import iam
 from components._validation import raise_input_problems, required_name
-from components.config import CreatedCluster, EksTraining, ExistingCluster, Network
+from specs.config.schema import CreatedCluster, EksTraining, ExistingCluster, Network
 from specs.naming import Namer
 from specs.k8s import cluster_autoscaler, device_plugin, gpu_pool, team_namespace, training_job
 from specs.pipelines import retraining as retraining_pipeline
@@ -122,7 +122,7 @@ class ModelTraining:
     """What one model's runs need."""
 
     feature_schema: dict
-    """The model's feature_schema.json (components.feature_schema)."""
+    """The model's feature_schema.json (specs.feature_schema)."""
     train_uri: pulumi.Input[str]
     """The feature group's offline store prefix."""
     hyperparameters: dict[str, pulumi.Input[str]]

@@ -21,12 +21,12 @@ from typing import Any
 
 import jinja2
 
-from components import stack_files
-from components.templates import ENV as COMPONENT_TEMPLATES
+from specs.config import stack_files
+from specs.templates import ENV as COMPONENT_TEMPLATES
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 
-# The one jinja2 environment (components.templates.ENV: StrictUndefined, filters, escaping rules)
+# The one jinja2 environment (specs.templates.ENV: StrictUndefined, filters, escaping rules)
 # overlaid with our template folder and other delimiters: GitHub Actions expressions are written
 # `${{ ... }}`, which jinja2's default `{{ ... }}` would try to evaluate. `<%= x %>` never occurs in
 # YAML or shell, so workflow templates read like the workflows they produce.

@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
-from components import stack_files
+from specs.config import stack_files
 
 try:  # typer >= 0.20 vendors click: its usage errors are typer's own classes, not click's
     from typer._click.exceptions import ClickException, UsageError

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from components import stack_files
+from specs.config import stack_files
 from components.stack import namer_for
 from mlops import promote as promotion
 

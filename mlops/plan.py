@@ -21,8 +21,8 @@ from pulumi.runtime.settings import SETTINGS
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from components import stack_files
-from components.config import StackConfig
+from specs.config import stack_files
+from specs.config.schema import StackConfig
 
 PROGRAM = stack_files.ROOT / "__main__.py"
 SECRET_PLACEHOLDER = "[secret]"

@@ -54,10 +54,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from components import stack_files
+from specs.config import stack_files
 from specs import naming
-from components.config import LOWER_IS_BETTER, TASK_METRICS, ShadowTraffic, StackConfig
-from components.feature_schema import feature_schema
+from specs.config.schema import LOWER_IS_BETTER, TASK_METRICS, ShadowTraffic, StackConfig
+from specs.feature_schema import feature_schema
 
 PROMOTION_ORDER: tuple[str, ...] = ("dev", "staging", "prod")
 """Environments a model moves through, in order; promotion only moves forward."""

@@ -15,8 +15,8 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from components import stack_files
-from components.config import AccountId, AwsTarget, Email, Slug, Tags
+from specs.config import stack_files
+from specs.config.schema import AccountId, AwsTarget, Email, Slug, Tags
 from mlops import ci
 
 ENVIRONMENTS: tuple[str, ...] = ("dev", "staging", "prod")

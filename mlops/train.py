@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from components import training_cluster
-from components.config import StackConfig
+from specs.config.schema import StackConfig
 from components.stack import namer_for, stack_image, training_hyperparameters
 from specs.k8s import training_job
 from specs.pipelines.retraining import TRIGGER_PARAMETER

@@ -12,7 +12,7 @@ from pulumi_policy import (  # noqa: E402
     StackValidationPolicy,
 )
 
-from components import policies  # noqa: E402
+from specs import policies  # noqa: E402
 
 LEVELS = {policies.MANDATORY: EnforcementLevel.MANDATORY, policies.ADVISORY: EnforcementLevel.ADVISORY}
 

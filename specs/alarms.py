@@ -6,20 +6,25 @@ against its local CloudWatch. One definition, three users.
 
 The alarms are declared as rows (`AlarmRow`): `VARIANT_ALARMS` is the table of health alarms every
 variant gets; `live_quality_rows` and `drift_rows` derive the rows that depend on a model's gates
-and on the monitoring job's published metrics. One function, `endpoint_alarms`, turns the rows and an
-endpoint's config into `AlarmSpec`s. This module imports neither the stack config nor the metric
-contract: the caller passes the config objects, the published-metric names and the metric directions.
+and on the monitoring job's published metrics (`DRIFT_ALARMS`, and the metric names of
+`mlops_contracts.metrics`). One function, `endpoint_alarms`, turns the rows and an endpoint's config
+into `AlarmSpec`s.
+
+Must not import: `pulumi`, its providers, or `components`.
 """
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
+from mlops_contracts import metrics as contract
+
+from specs.config.schema import LOWER_IS_BETTER, EndpointConfig, Thresholds
 from specs.naming import Namer
 
-SAGEMAKER_NAMESPACE = "AWS/SageMaker"
-SAGEMAKER_DIMENSIONS = ("EndpointName", "VariantName")
+SAGEMAKER_NAMESPACE = contract.SAGEMAKER_NAMESPACE
+SAGEMAKER_DIMENSIONS = (contract.ENDPOINT_DIMENSION, contract.VARIANT_DIMENSION)
 """The dimensions of SageMaker's own per-variant endpoint metrics."""
 MAX_ROLLBACK_ALARMS = 10
 """AWS allows 1 to 10 alarms in an endpoint's AutoRollbackConfiguration."""
@@ -27,49 +32,20 @@ ENDPOINT_WIDE_GROUP = "drift"
 """The variant slot of an endpoint-wide alarm's name (`<prefix>-<endpoint>-drift-<suffix>`)."""
 
 
-class ThresholdsLike(Protocol):
-    """The alarm thresholds of a stack's monitoring config (components.config.Thresholds)."""
+@dataclass(frozen=True)
+class DriftAlarm:
+    """A drift alarm the Monitoring component creates per endpoint."""
 
-    @property
-    def latency_p99_ms(self) -> float: ...
-    @property
-    def errors_5xx(self) -> int: ...
-    @property
-    def rate_4xx_percent(self) -> float: ...
-    @property
-    def min_invocations_per_hour(self) -> int: ...
-    @property
-    def drift_psi(self) -> float: ...
+    suffix: str
+    metric: str
+    description: str
 
 
-class EndpointLike(Protocol):
-    """An endpoint's config (components.config.EndpointConfig): its variants, by name."""
-
-    def production_variants(self) -> Mapping[str, Any]: ...
-    def all_variants(self) -> Mapping[str, Any]: ...
-
-
-class DriftAlarmLike(Protocol):
-    """One drift alarm of the metric contract: name suffix, published metric, what it means."""
-
-    @property
-    def suffix(self) -> str: ...
-    @property
-    def metric(self) -> str: ...
-    @property
-    def description(self) -> str: ...
-
-
-class PublishedMetrics(Protocol):
-    """What the monitoring job publishes, as the metric contract spells it (the `components.metrics`
-    module satisfies this protocol)."""
-
-    NAMESPACE: str
-    ENDPOINT_DIMENSION: str
-    VARIANT_DIMENSION: str
-    LIVE_METRIC_PREFIX: str
-    LIVE_METRIC_SUFFIXES: Mapping[str, str]
-    DRIFT_ALARMS: Sequence[DriftAlarmLike]
+DRIFT_ALARMS: tuple[DriftAlarm, ...] = (
+    DriftAlarm("max-feature-psi", contract.MAX_FEATURE_PSI, "a feature's distribution drifted from its training baseline"),
+    DriftAlarm("prediction-psi", contract.PREDICTION_PSI, "the prediction distribution drifted from the training baseline"),
+)
+DRIFT_ALARM_METRICS: tuple[str, ...] = tuple(a.suffix for a in DRIFT_ALARMS)
 
 
 @dataclass(frozen=True)
@@ -170,64 +146,58 @@ ROLLBACK_METRICS = tuple(row.suffix for row in VARIANT_ALARMS if row.rollback)
 """Per production variant, these alarms roll a deployment back."""
 
 
-def live_quality_rows(
-    gates: Mapping[str, float], *, published: PublishedMetrics, lower_is_better: Collection[str]
-) -> list[AlarmRow]:
+def live_quality_rows(gates: Mapping[str, float]) -> list[AlarmRow]:
     """A live-quality alarm per gated metric the quality job publishes (r2 is not published live):
     it fires when the metric on labelled traffic falls on the wrong side of the model's gate."""
     rows = []
     for metric, gate in gates.items():
-        suffix = published.LIVE_METRIC_SUFFIXES.get(metric)
+        suffix = contract.LIVE_METRIC_SUFFIXES.get(metric)
         if suffix is None:
             continue
-        lower = metric in lower_is_better
+        lower = metric in LOWER_IS_BETTER
         rows.append(AlarmRow(
             f"live-{metric.replace('_', '-')}", "production",
             f"live {metric} of variant {{variant}} on labelled traffic {'above' if lower else 'below'} its gate {{value:g}}",
             "GreaterThanThreshold" if lower else "LessThanThreshold", gate,
-            namespace=published.NAMESPACE, metric=f"{published.LIVE_METRIC_PREFIX}{suffix}",
+            namespace=contract.NAMESPACE, metric=f"{contract.LIVE_METRIC_PREFIX}{suffix}",
             statistic="Maximum" if lower else "Minimum",
-            dimension_names=(published.ENDPOINT_DIMENSION, published.VARIANT_DIMENSION), period=3600,
+            dimension_names=(contract.ENDPOINT_DIMENSION, contract.VARIANT_DIMENSION), period=3600,
             treat_missing_data="notBreaching",  # no labels yet is not a degradation
         ))
     return rows
 
 
-def drift_rows(published: PublishedMetrics) -> list[AlarmRow]:
+def drift_rows() -> list[AlarmRow]:
     """An endpoint-wide alarm per drift metric of the contract, at the configured PSI threshold."""
     return [
         AlarmRow(
             drift.suffix, "endpoint", drift.description.replace("{", "{{").replace("}", "}}") + " (PSI above {value:g})",
-            "GreaterThanThreshold", "drift_psi", namespace=published.NAMESPACE, metric=drift.metric,
-            statistic="Maximum", dimension_names=(published.ENDPOINT_DIMENSION,), period=3600,
+            "GreaterThanThreshold", "drift_psi", namespace=contract.NAMESPACE, metric=drift.metric,
+            statistic="Maximum", dimension_names=(contract.ENDPOINT_DIMENSION,), period=3600,
         )
-        for drift in published.DRIFT_ALARMS
+        for drift in DRIFT_ALARMS
     ]
 
 
 def endpoint_alarms(
-    *, namer: Namer, key: str, endpoint: EndpointLike, thresholds: ThresholdsLike, gates: Mapping[str, float] | None = None,
-    published: PublishedMetrics, lower_is_better: Collection[str],
+    *, namer: Namer, key: str, endpoint: EndpointConfig, thresholds: Thresholds, gates: Mapping[str, float] | None = None,
 ) -> list[AlarmSpec]:
     """Health alarms for every variant of one endpoint, production and shadow; drift alarms; and,
-    per production variant, live-quality alarms at the model's evaluation `gates`.
-
-    `published` is the monitoring job's metric contract (components.metrics) and `lower_is_better`
-    the evaluation metrics whose gate is a maximum (components.config.LOWER_IS_BETTER)."""
+    per production variant, live-quality alarms at the model's evaluation `gates`."""
     production = endpoint.production_variants()
-    live = live_quality_rows(gates or {}, published=published, lower_is_better=lower_is_better)
+    live = live_quality_rows(gates or {})
     instances: list[tuple[AlarmRow, str | None]] = [
         (row, variant) for variant in endpoint.all_variants() for row in VARIANT_ALARMS
         if row.scope == "variant" or variant in production
     ]
     instances += [(row, variant) for variant in production for row in live]
-    instances += [(row, None) for row in drift_rows(published)]
+    instances += [(row, None) for row in drift_rows()]
     specs = [_spec(row, namer=namer, key=key, variant=v, production=v in production, thresholds=thresholds) for row, v in instances]
     return [s for s in specs if s is not None]
 
 
 def _spec(
-    row: AlarmRow, *, namer: Namer, key: str, variant: str | None, production: bool, thresholds: ThresholdsLike
+    row: AlarmRow, *, namer: Namer, key: str, variant: str | None, production: bool, thresholds: Thresholds
 ) -> AlarmSpec | None:
     """The alarm one row declares for one variant (None: the variant's slot of an endpoint-wide
     row), or None when the configured threshold turns it off."""

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from components import metrics
+from mlops_contracts import metrics
 
 HASH_LEN = 8
 
@@ -179,7 +179,7 @@ BUCKET_PURPOSES = ("features", "artifacts", "capture")
 ROLE_PURPOSES = ("sagemaker-execution", "feature-store", "model-registry-events")
 ALARM_METRICS = ("p99-latency", "5xx-errors", "4xx-rate", "no-traffic",
                  *(f"live-{m.replace('_', '-')}" for m in metrics.LIVE_METRIC_SUFFIXES))
-"""Suffixes of the per-variant alarms (components.alarms): health alarms, then one live-quality alarm per gate."""
+"""Suffixes of the per-variant alarms (specs.alarms): health alarms, then one live-quality alarm per gate."""
 
 
 @dataclass(frozen=True)

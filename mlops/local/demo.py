@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from components import templates
+from specs import templates
 from mlops.local.alarm_eval import Transition, evaluate_all
 from mlops.local.stack import LocalStack, Version
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import boto3
 
-from components import stack_files
+from specs.config import stack_files
 
 STATE_ROOT_ENV = "MLOPS_LOCAL_STATE"
 ACCOUNT_ID = "123456789012"

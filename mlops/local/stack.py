@@ -22,8 +22,9 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from components import feature_schema, stack_files
-from components.config import StackConfig
+from specs import feature_schema
+from specs.config import stack_files
+from specs.config.schema import StackConfig
 from components.foundation import image_uri
 from specs.naming import Namer
 from mlops.local.environment import ACCOUNT_ID, LocalEnvironment, extract, free_port, wait_http

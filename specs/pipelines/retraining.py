@@ -36,7 +36,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from components.config import ModelConfig, Network, TrainingConfig  # layout: moves with config
+from specs.config.schema import ModelConfig, Network, TrainingConfig  # layout: moves with config
 
 DEFINITION_VERSION = "2020-12-01"
 STEP_NAME = "Train"

@@ -16,7 +16,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from components import stack_files
+from specs.config import stack_files
 
 REPO = stack_files.ROOT
 GUARDED = textwrap.dedent("""

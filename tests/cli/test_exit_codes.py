@@ -13,7 +13,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from components import stack_files
+from specs.config import stack_files
 from mlops import cli
 from mlops.cli import app
 

@@ -13,7 +13,7 @@ from specs import iam
 from specs.k8s import cluster_autoscaler, common, cron, device_plugin, gpu_pool, team_namespace, training_job
 
 K8S_VERSION = "1.33"
-"""The schemas we validate against: the EKS default of components.config (CreatedCluster.kubernetes_version)."""
+"""The schemas we validate against: the EKS default of specs.config.schema (CreatedCluster.kubernetes_version)."""
 ROLE_ARN = "arn:aws:iam::111111111111:role/t-dev-training-pods"
 SCHEMA = {"format_version": 1, "label": "is_fraud", "task": "binary_classification", "features": []}
 NOW = datetime(2026, 1, 15, 3, 4, 5, tzinfo=timezone.utc)

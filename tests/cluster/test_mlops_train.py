@@ -20,7 +20,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from components import stack_files
+from specs.config import stack_files
 from mlops import train as training
 from mlops.cli import app
 from mlops.plan import plan_stack

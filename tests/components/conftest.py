@@ -7,7 +7,7 @@ each registration's dependencies. `shipped_plan` gives the offline plan of a shi
 
 There is deliberately no `tests/components/__init__.py`: with one, pytest's default import mode puts
 `tests/` on `sys.path` and imports this directory as the package `components`, shadowing the code
-under test (`import components.hosting` then fails).
+under test (`import specs.hosting` then fails).
 """
 from __future__ import annotations
 

@@ -2,10 +2,8 @@
 rollback subset the Endpoint uses."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 
-from components import metrics
-from components.config import LOWER_IS_BETTER, EndpointConfig, Thresholds
+from specs.config.schema import EndpointConfig, Thresholds
 from specs import alarms
 from specs.naming import Namer
 
@@ -29,7 +27,7 @@ def ab(n: int) -> EndpointConfig:
 
 def specs(endpoint: EndpointConfig, **thresholds) -> dict[str, alarms.AlarmSpec]:
     return {s.name: s for s in alarms.endpoint_alarms(
-        namer=NAMER, key="e", endpoint=endpoint, thresholds=Thresholds(**thresholds), published=metrics, lower_is_better=LOWER_IS_BETTER,
+        namer=NAMER, key="e", endpoint=endpoint, thresholds=Thresholds(**thresholds),
     )}
 
 
@@ -82,15 +80,14 @@ def test_drift_alarms_use_the_monitor_namespace_and_the_psi_threshold():
 
 
 def test_live_quality_alarms_follow_the_models_gates_per_production_variant():
-    from components.config import ABTraffic, AllAtOnceRollout, EndpointConfig, Thresholds
+    from specs.config.schema import ABTraffic, AllAtOnceRollout, EndpointConfig, Thresholds
     from specs.naming import Namer
 
     variant = {"model_version": 1, "model_data_url": "s3://t-dev-artifacts-111111111111/m/1/model.tar.gz", "weight": 1}
     endpoint = EndpointConfig(model="fraud", traffic=ABTraffic(mode="ab", variants={"a": variant, "b": variant}),
                               rollout=AllAtOnceRollout(strategy="all_at_once"))
     specs = alarms.endpoint_alarms(namer=Namer(team="t", environment="dev", account_id="111111111111"), key="scoring",
-                            endpoint=endpoint, thresholds=Thresholds(), gates={"auc": 0.85, "log_loss": 0.45, "r2": 0.5},
-                            published=metrics, lower_is_better=LOWER_IS_BETTER)
+                            endpoint=endpoint, thresholds=Thresholds(), gates={"auc": 0.85, "log_loss": 0.45, "r2": 0.5})
     live = {s.name: s for s in specs if s.metric and s.metric.startswith("Live")}
     assert sorted(live) == ["t-dev-scoring-a-live-auc", "t-dev-scoring-a-live-log-loss", "t-dev-scoring-b-live-auc", "t-dev-scoring-b-live-log-loss"]
     auc = live["t-dev-scoring-a-live-auc"]
@@ -121,34 +118,3 @@ def test_no_traffic_alarm_breaches_on_missing_data_and_the_others_do_not():
     assert {n: s.treat_missing_data for n, s in specs(ab(2)).items() if s.treat_missing_data != "notBreaching"} == {
         "t-dev-e-v0-no-traffic": "breaching", "t-dev-e-v1-no-traffic": "breaching",
     }
-
-
-@dataclass(frozen=True)
-class _Drift:
-    suffix: str
-    metric: str
-    description: str
-
-
-class _OtherContract:
-    """A metric contract other than components.metrics: the alarms follow whatever the caller passes."""
-
-    NAMESPACE = "Other/Monitor"
-    ENDPOINT_DIMENSION = "Endpoint"
-    VARIANT_DIMENSION = "Variant"
-    LIVE_METRIC_PREFIX = "Online"
-    LIVE_METRIC_SUFFIXES = {"auc": "Auc"}
-    DRIFT_ALARMS = (_Drift("feature-drift", "FeatureDrift", "features {drifted}"),)
-
-
-def test_live_and_drift_alarms_follow_the_published_metric_contract_passed_in():
-    got = alarms.endpoint_alarms(namer=NAMER, key="e", endpoint=ab(2), thresholds=Thresholds(), gates={"auc": 0.8, "rmse": 2.0},
-                                 published=_OtherContract(), lower_is_better={"auc"})
-    by_name = {s.name: s for s in got}
-    live = by_name["t-dev-e-v0-live-auc"]
-    assert (live.namespace, live.metric, live.dimensions) == ("Other/Monitor", "OnlineAuc", {"Endpoint": "t-dev-e", "Variant": "v0"})
-    assert (live.statistic, live.comparison) == ("Maximum", "GreaterThanThreshold")  # auc declared lower-is-better here
-    assert "t-dev-e-v0-live-rmse" not in by_name  # not published live by this contract
-    drift = by_name["t-dev-e-drift-feature-drift"]
-    assert (drift.namespace, drift.metric, drift.dimensions) == ("Other/Monitor", "FeatureDrift", {"Endpoint": "t-dev-e"})
-    assert drift.description == "features {drifted} (PSI above 0.2)"

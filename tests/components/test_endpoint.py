@@ -7,8 +7,8 @@ from typing import Any
 import pulumi_aws as aws
 import pytest
 
-from components import hosting
-from components.config import EndpointConfig, Network
+from specs import hosting
+from specs.config.schema import EndpointConfig, Network
 from components.endpoint import TOKEN, Endpoint, EndpointArgs
 
 IMAGE = "111111111111.dkr.ecr.eu-west-1.amazonaws.com/t/dev/serving:0.1.0"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.config import FeatureGroupConfig
+from specs.config.schema import FeatureGroupConfig
 from components.feature_store import TOKEN, FeatureStore, FeatureStoreArgs
 
 KEY = "arn:aws:kms:eu-west-1:111111111111:key/k-1"

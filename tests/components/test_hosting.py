@@ -1,16 +1,17 @@
-"""components.hosting: CreateModel/CreateEndpointConfig requests as pure data, content-hashed names."""
+"""specs.hosting: CreateModel/CreateEndpointConfig requests as pure data, content-hashed names."""
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
 
-from components import hosting, rules
-from components.config import EndpointConfig, StackConfig
+from specs import hosting
+from specs.config import rules
+from specs.config.schema import EndpointConfig, StackConfig
 from components.foundation import image_uri
 from specs.naming import Namer
 from components.stack import namer_for
-from components.stack_files import load
+from specs.config.stack_files import load
 
 NAMER = Namer(team="t", environment="dev", account_id="111111111111")
 URL = "s3://t-dev-artifacts-111111111111/m/{}/model.tar.gz"

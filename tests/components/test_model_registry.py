@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from components.config import ModelConfig
+from specs.config.schema import ModelConfig
 from components.model_registry import TOKEN, ModelRegistry, ModelRegistryArgs
 
 TOPIC = "arn:aws:sns:eu-west-1:111111111111:t-dev-alerts"

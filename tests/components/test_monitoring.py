@@ -6,7 +6,7 @@ import json
 import pulumi
 import pytest
 
-from components.config import EndpointConfig, MonitoringConfig
+from specs.config.schema import EndpointConfig, MonitoringConfig
 from components.monitoring import TOKEN, Monitoring, MonitoringArgs
 
 KEY = "arn:aws:kms:eu-west-1:111111111111:key/k-1"

@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 import pytest
 
-from components.config import ModelConfig, Network, TrainingConfig
+from specs.config.schema import ModelConfig, Network, TrainingConfig
 from specs.pipelines import retraining as pd
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,7 +47,7 @@ OFFLINE_SCRIPT = textwrap.dedent("""
     socket.socket.connect_ex = refuse("connect_ex")
 
     from specs.pipelines import retraining as pd
-    from components.config import ModelConfig, Network, TrainingConfig
+    from specs.config.schema import ModelConfig, Network, TrainingConfig
     raw = json.loads(sys.argv[1])
     definition = pd.pipeline_definition(**{**raw, "spec": ModelConfig.model_validate(raw["spec"]),
         "training": TrainingConfig.model_validate(raw["training"]), "network": Network.model_validate(raw["network"])})

@@ -17,7 +17,7 @@ from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
-from components import stack_files
+from specs.config import stack_files
 from specs import policies
 from specs.policies import Res, feature_groups_encrypted, no_wildcard_iam_actions
 

@@ -9,7 +9,7 @@ import botocore.session
 import pytest
 from botocore.validate import ParamValidator
 
-from components.config import ModelConfig, Network, TrainingConfig
+from specs.config.schema import ModelConfig, Network, TrainingConfig
 from components.retraining import TOKEN, Retraining, RetrainingArgs
 from specs.pipelines import retraining as pd
 

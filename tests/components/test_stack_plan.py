@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from components import stack, stack_files
+from components import stack
+from specs.config import stack_files
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 FRAUD_PROD_COUNTS = {

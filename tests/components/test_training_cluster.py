@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from components.config import EksTraining, Network
+from specs.config.schema import EksTraining, Network
 from components.training_cluster import TOKEN, ModelTraining, TrainingCluster, TrainingClusterArgs, kubeconfig
 from specs.k8s import cluster_autoscaler
 

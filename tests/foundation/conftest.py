@@ -10,7 +10,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from components import stack_files
+from specs.config import stack_files
 
 SHIPPED = stack_files.ROOT / "stacks"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from components import stack_files
+from specs.config import stack_files
 
 OVR = "mlops:overrides"
 

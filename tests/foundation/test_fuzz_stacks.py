@@ -30,7 +30,7 @@ if __name__ == "__main__":  # run as a program by `make fuzz`: the project root 
 
 import yaml
 
-from components import stack_files
+from specs.config import stack_files
 
 SHIPPED = stack_files.ROOT / "stacks"
 STACKS = tuple(stack_files.list_stacks(SHIPPED))

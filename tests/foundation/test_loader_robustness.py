@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from components import stack_files
+from specs.config import stack_files
 
 OVR = "mlops:overrides"
 

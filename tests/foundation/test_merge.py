@@ -1,7 +1,7 @@
 """Base + overrides: RFC 7386 JSON Merge Patch, and `mlops config show` prints the result."""
 from __future__ import annotations
 
-from components.stack_files import load, merge_patch
+from specs.config.stack_files import load, merge_patch
 
 
 def test_merge_patch_merges_objects_replaces_lists_and_deletes_on_null():

@@ -1,7 +1,7 @@
 """Derived AWS names: stable, content-addressed where AWS resources are immutable, within limits."""
 from __future__ import annotations
 
-from components import instance_types
+from specs.config import instance_types
 from specs import naming
 
 

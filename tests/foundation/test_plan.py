@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from components import stack_files
+from specs.config import stack_files
 from mlops.plan import plan_stack
 
 

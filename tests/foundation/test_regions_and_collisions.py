@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import copy
 
-from components import naming, rules
-from components.config import region_problem, regions_offering
+from specs import naming
+from specs.config import rules
+from specs.config.schema import region_problem, regions_offering
 
 OVR = "mlops:overrides"
 
@@ -96,7 +97,7 @@ def test_a_key_in_the_team_file_that_makes_a_name_too_long_is_blamed_not_the_tea
 
 
 def test_the_derived_pulumi_names_are_the_names_the_plan_registers(cli):
-    from components import stack_files
+    from specs.config import stack_files
     from mlops.plan import plan_stack
 
     plan = plan_stack("fraud-prod")
@@ -108,7 +109,7 @@ def test_the_derived_pulumi_names_are_the_names_the_plan_registers(cli):
 
 
 def test_the_derived_alarm_names_cover_every_alarm_the_plan_creates():
-    from components import stack_files
+    from specs.config import stack_files
     from mlops.plan import plan_stack
 
     for stack in ("fraud-prod", "pricing-prod"):

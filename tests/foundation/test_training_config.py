@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from components.config import TrainingConfig
+from specs.config.schema import TrainingConfig
 
 OVR = "mlops:overrides"
 

@@ -5,7 +5,7 @@ import boto3
 import pytest
 from botocore.validate import ParamValidator
 
-from components import stack_files
+from specs.config import stack_files
 from mlops.local.realize import CONVERTERS, NOT_AWS, api_calls
 from mlops.plan import plan_stack
 

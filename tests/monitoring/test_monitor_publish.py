@@ -11,7 +11,7 @@ import boto3
 import pytest
 from monitor_support import TASK, requests_from, write_captures
 
-from components.metrics import DRIFT_ALARMS
+from specs.alarms import DRIFT_ALARMS
 from mlops_contracts import metrics
 from mlops_serving.monitor.main import main
 from mlops_serving.monitor.settings import MetricNames
@@ -62,7 +62,7 @@ def test_drift_metrics_reach_cloudwatch_under_the_drift_alarms_namespace_and_dim
     report = json.loads((tmp_path / "drift_report.json").read_text())
     cloudwatch = boto3.client("cloudwatch")
     endpoint = {metrics.ENDPOINT_DIMENSION: "fraud"}
-    # Exactly what each drift alarm of components/alarms.py watches: namespace, metric, dimensions.
+    # Exactly what each drift alarm of specs/alarms.py watches: namespace, metric, dimensions.
     for alarm in DRIFT_ALARMS:
         expected = report["max_feature_psi"] if alarm.metric == metrics.MAX_FEATURE_PSI else report["prediction"]["psi"]
         assert stat(cloudwatch, alarm.metric, endpoint) == pytest.approx(expected, rel=1e-12)

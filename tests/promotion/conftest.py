@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from components import stack_files
+from specs.config import stack_files
 from promotion_support import ACCOUNTS, build_world, role_arn
 
 

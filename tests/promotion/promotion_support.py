@@ -16,8 +16,8 @@ from typing import Any
 
 import boto3
 
-from components import stack_files
-from components.feature_schema import feature_schema
+from specs.config import stack_files
+from specs.feature_schema import feature_schema
 
 TEAM = "fraud"
 MODEL = "fraud-detector"

@@ -8,7 +8,7 @@ import threading
 import pytest
 import yaml
 
-from components import stack_files
+from specs.config import stack_files
 from mlops import promote
 from mlops.promote import GateResult, Pin, PinTarget
 
@@ -62,7 +62,7 @@ def test_package_metrics_reads_the_keys_training_writes():
 
 
 def _schemas():
-    from components.feature_schema import feature_schema
+    from specs.feature_schema import feature_schema
 
     target = feature_schema(stack_files.load("fraud-staging"), "fraud-detector")
     model = {**target, "features": [dict(f) for f in target["features"]]}

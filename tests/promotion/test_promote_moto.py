@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from components import stack_files
+from specs.config import stack_files
 from mlops import promote
 from mlops.cli import app
 from promotion_support import ACCOUNTS, MODEL, model_schema

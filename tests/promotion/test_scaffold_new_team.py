@@ -6,7 +6,7 @@ from pathlib import Path
 import yaml
 from typer.testing import CliRunner
 
-from components import stack_files
+from specs.config import stack_files
 from mlops.cli import app
 
 ARGS = ["--account-dev", "444444444444", "--account-staging", "555555555555", "--account-prod", "666666666666",

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.config import StackConfig
+from specs.config.schema import StackConfig
 
 FORMAT_VERSION = 1
 

@@ -34,12 +34,12 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from components import rules
-from components.config import ENVIRONMENTS, SLUG_ALLOWED, SLUG_PATTERN, StackConfig
+from specs.config import rules
+from specs.config.schema import ENVIRONMENTS, SLUG_ALLOWED, SLUG_PATTERN, StackConfig
 
 PROJECT = "mlops"
 """The Pulumi project name, and so the namespace of our config keys (`mlops:team`)."""
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 STACKS_ENV = "MLOPS_STACKS_DIR"
 """Overrides where stacks live (default: `stacks/` beside Pulumi.yaml); `mlops --stacks-dir` sets it."""
 PULUMI_STACK_KEYS: tuple[str, ...] = ("config", "secretsprovider", "encryptedkey", "encryptionsalt", "environment")

@@ -2,8 +2,8 @@
 
 Stack YAML -> `StackConfig` (this module; `extra="forbid"`, frozen) -> typed component args.
 Field-level rules (types, ranges, AWS enums and patterns) live on the fields; rules across fields
-(references between sections, environment policy, derived AWS names) live in `components.rules`,
-which `components.stack_files` runs after this model validates.
+(references between sections, environment policy, derived AWS names) live in `specs.config.rules`,
+which `specs.config.stack_files` runs after this model validates.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import botocore.session
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from components import instance_types
+from specs.config import instance_types
 from specs.k8s.cluster_autoscaler import CLUSTER_AUTOSCALER_TAGS
 
 Environment = Literal["local", "dev", "staging", "prod"]

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from components.config import ABTraffic, EndpointConfig, Network, ShadowTraffic
+from specs.config.schema import ABTraffic, EndpointConfig, Network, ShadowTraffic
 from specs.naming import Namer, content_hash
 
 CAPTURE_CONTENT_TYPES = {"JsonContentTypes": ["application/json"], "CsvContentTypes": ["text/csv"]}

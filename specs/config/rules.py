@@ -1,17 +1,17 @@
 """Rules across fields of a validated `StackConfig`: references, environment policy, AWS names.
 
 Pure functions, no Pulumi: each returns `Problem`s naming the config path, the value and what is
-allowed. `components.stack_files` reports them with the file they came from.
+allowed. `specs.config.stack_files` reports them with the file they came from.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from components import instance_types
+from specs.config import instance_types
 from specs import naming
-from components.config import LOWER_IS_BETTER, TASK_METRICS, CreatedCluster, NoRollout, StackConfig, region_problem
-from components.metrics import DRIFT_ALARM_METRICS
+from specs.config.schema import LOWER_IS_BETTER, TASK_METRICS, CreatedCluster, NoRollout, StackConfig, region_problem
+from specs.alarms import DRIFT_ALARM_METRICS
 from specs.k8s import cron
 
 Path = tuple[str | int, ...]
