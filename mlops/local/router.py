@@ -348,7 +348,7 @@ class Router:
     def status(self) -> dict[str, Any]:
         """What `GET /status` answers: per endpoint, each variant's running totals and each shadow's
         copy counts; and how many recorded events CloudWatch has received."""
-        endpoints: dict[str, Any] = {name: {"variants": {}, "shadow": {}} for name in self.routes}
+        endpoints: dict[str, Any] = {name: {"variants": {}, "shadow": {}, "route": _describe(route)} for name, route in self.routes.items()}
         totals, recorded, published = self.metrics.snapshot()
         for (endpoint, variant), total in totals.items():
             endpoints.setdefault(endpoint, {"variants": {}, "shadow": {}})["variants"][variant] = total
@@ -384,6 +384,15 @@ class Router:
             mirrors, self._mirrors = list(self._mirrors.values()), {}
         for mirror in mirrors:
             mirror.close()
+
+
+def _describe(route: Route) -> dict[str, Any]:
+    """A route as `GET /status` shows it: which URL serves each variant."""
+    return {
+        "production": {v.name: v.url for v in route.production},
+        "shadow": {route.shadow.name: route.shadow.url} if route.shadow else {},
+        "shadow_sampling": route.shadow_sampling,
+    }
 
 
 def _error(status: int, code: str, message: str, **extra: Any) -> tuple[int, dict[str, str], bytes]:
@@ -502,6 +511,19 @@ def wait_shadow_settled(router_url: str, endpoint: str, variant: str, *, timeout
 
     status = wait_status(router_url, settled, what=f"{endpoint}/{variant} shadow copies settled", timeout_s=timeout_s)
     return status["endpoints"][endpoint]["shadow"][variant]
+
+
+def wait_route(router_url: str, endpoint: str, *, production: dict[str, str], shadow: dict[str, str] | None = None,
+               timeout_s: float = WAIT_CEILING_S) -> None:
+    """Wait until the router sends `endpoint`'s traffic to exactly these variants ({name: url}), as it
+    does once it has read the endpoint's new configuration (it polls the control plane)."""
+    wanted = {"production": production, "shadow": shadow or {}}
+
+    def routed(status: dict[str, Any]) -> bool:
+        route = status["endpoints"].get(endpoint, {}).get("route")
+        return route is not None and {key: route[key] for key in wanted} == wanted
+
+    wait_status(router_url, routed, what=f"{endpoint} routed to {json.dumps(wanted)}", timeout_s=timeout_s)
 
 
 def wait_published(router_url: str, *, timeout_s: float = WAIT_CEILING_S) -> None:
