@@ -28,6 +28,7 @@ from mlops.local.router import (
     publish,
     read_status,
     wait_published,
+    wait_route,
     wait_shadow_settled,
 )
 
@@ -242,4 +243,22 @@ def test_copies_still_queued_when_the_router_stops_are_counted_as_dropped(stubs)
         assert mirror.counts().as_dict() == {"mirrored": 5, "sent": 1, "dropped": 4, "failed": 0, "pending": 0}
     finally:
         shadow.release.set()
+        router.close()
+
+
+def test_status_shows_each_route_and_wait_route_returns_once_the_router_follows_a_change(stubs):
+    production, shadow = stubs
+    shadow.release.set()
+    router = Router({ENDPOINT: Route(endpoint=ENDPOINT, production=(VariantTarget("champion", production.url, 1.0),))})
+    url, server = _serve(router)
+    try:
+        assert read_status(url)["endpoints"][ENDPOINT]["route"] == {
+            "production": {"champion": production.url}, "shadow": {}, "shadow_sampling": 0.0}
+        with pytest.raises(TimeoutError, match=f"{ENDPOINT} routed to"):
+            wait_route(url, ENDPOINT, production={"champion": production.url}, shadow={"candidate": shadow.url}, timeout_s=0)
+        router.set_route(_route(production.url, shadow.url))
+        wait_route(url, ENDPOINT, production={"champion": production.url}, shadow={"candidate": shadow.url})
+    finally:
+        server.shutdown()
+        server.server_close()
         router.close()
