@@ -9,16 +9,25 @@ Routing follows the endpoint configuration read from the local SageMaker control
 variants by weight; a shadow variant receives a copy of a share of requests, in the background, and
 its answers reach only its own metrics and capture log, never the caller. Per-variant Invocations,
 ModelLatency and 4XX/5XX counts are published to the local CloudWatch under AWS/SageMaker.
+
+A shadow slower than production never slows production down: copies wait in a bounded queue per
+shadow variant (`SHADOW_QUEUE_DEFAULT`), and a copy that finds the queue full is dropped and counted.
+Every mirrored request ends as exactly one of sent (the shadow answered, whatever the status),
+dropped (queue full) or failed (no answer), so sent + dropped + failed == mirrored once the queue has
+drained. Drops are published as `ShadowCopiesDropped` (same namespace and dimensions as the variant's
+other metrics; a local metric, not one SageMaker publishes) and all four counts are in `GET /status`.
 """
 from __future__ import annotations
 
 import http.client
-import sys
 import json
+import queue
 import random
+import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -34,6 +43,13 @@ FORWARDED_HEADERS = (
 )
 MAX_BODY = 6 * 1024 * 1024
 """SageMaker's real-time payload limit."""
+SHADOW_QUEUE_DEFAULT = 256
+"""Copies that may wait for one shadow variant; beyond that they are dropped (and counted)."""
+SHADOW_WORKERS_DEFAULT = 4
+"""Copies sent to one shadow variant at the same time."""
+SHADOW_DROPPED_METRIC = "ShadowCopiesDropped"
+WAIT_CEILING_S = 120.0
+"""How long the `wait_*` helpers wait for an event before calling it a bug."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +90,9 @@ class VariantStats:
     errors_4xx: int = 0
     errors_5xx: int = 0
     latencies_us: list[float] = field(default_factory=list)
+    shadow: bool = False
+    """A shadow variant: its ShadowCopiesDropped is published, zero included."""
+    shadow_dropped: int = 0
 
 
 class MetricsBuffer:
@@ -84,11 +103,21 @@ class MetricsBuffer:
         self._stats: dict[tuple[str, str], VariantStats] = {}
         self.totals: dict[tuple[str, str], dict[str, int]] = {}
         """Running totals for summaries (never drained)."""
+        self.recorded = 0
+        """Events (calls and dropped copies) recorded so far."""
+        self.published = 0
+        """Of `recorded`, how many a successful `publish` has sent to CloudWatch."""
+
+    def _entry(self, endpoint: str, variant: str) -> tuple[VariantStats, dict[str, int]]:
+        stats = self._stats.setdefault((endpoint, variant), VariantStats())
+        total = self.totals.setdefault((endpoint, variant), {"invocations": 0, "4xx": 0, "5xx": 0})
+        return stats, total
 
     def record(self, endpoint: str, variant: str, status: int, latency_us: float) -> None:
+        """One answered (or unanswered: status 500) call to a variant."""
         with self._lock:
-            stats = self._stats.setdefault((endpoint, variant), VariantStats())
-            total = self.totals.setdefault((endpoint, variant), {"invocations": 0, "4xx": 0, "5xx": 0})
+            stats, total = self._entry(endpoint, variant)
+            self.recorded += 1
             stats.invocations += 1
             total["invocations"] += 1
             stats.latencies_us.append(latency_us)
@@ -99,34 +128,174 @@ class MetricsBuffer:
                 stats.errors_5xx += 1
                 total["5xx"] += 1
 
-    def drain(self) -> list[dict[str, Any]]:
-        """PutMetricData entries for everything recorded since the last drain."""
+    def record_shadow_drop(self, endpoint: str, variant: str) -> None:
+        """One copy for a shadow variant dropped because its queue was full."""
+        with self._lock:
+            stats, _ = self._entry(endpoint, variant)
+            self.recorded += 1
+            stats.shadow = True
+            stats.shadow_dropped += 1
+
+    def mark_shadow(self, endpoint: str, variant: str) -> None:
+        """Note that `variant` is a shadow, so that its drop count is published even when zero."""
+        with self._lock:
+            self._entry(endpoint, variant)[0].shadow = True
+
+    def drain(self) -> tuple[list[dict[str, Any]], int]:
+        """PutMetricData entries for everything recorded since the last drain, and `recorded` as of
+        the drain (pass it to `mark_published` once the entries are stored)."""
         with self._lock:
             stats, self._stats = self._stats, {}
+            through = self.recorded
+            # A shadow stays a shadow across drains (its zero-drop periods are published too).
+            for key, s in stats.items():
+                if s.shadow:
+                    self._stats[key] = VariantStats(shadow=True)
         data = []
         for (endpoint, variant), s in stats.items():
             dims = [{"Name": contract.ENDPOINT_DIMENSION, "Value": endpoint}, {"Name": contract.VARIANT_DIMENSION, "Value": variant}]
-            data += [
-                {"MetricName": contract.INVOCATIONS, "Dimensions": dims, "Value": s.invocations, "Unit": "Count"},
-                {"MetricName": contract.INVOCATION_4XX_ERRORS, "Dimensions": dims, "Value": s.errors_4xx, "Unit": "Count"},
-                {"MetricName": contract.INVOCATION_5XX_ERRORS, "Dimensions": dims, "Value": s.errors_5xx, "Unit": "Count"},
-            ]
+            if s.invocations:
+                data += [
+                    {"MetricName": contract.INVOCATIONS, "Dimensions": dims, "Value": s.invocations, "Unit": "Count"},
+                    {"MetricName": contract.INVOCATION_4XX_ERRORS, "Dimensions": dims, "Value": s.errors_4xx, "Unit": "Count"},
+                    {"MetricName": contract.INVOCATION_5XX_ERRORS, "Dimensions": dims, "Value": s.errors_5xx, "Unit": "Count"},
+                ]
+            if s.shadow:
+                data.append({"MetricName": SHADOW_DROPPED_METRIC, "Dimensions": dims, "Value": s.shadow_dropped, "Unit": "Count"})
             # Values/Counts keep the distribution (CloudWatch computes percentiles from it).
             for start in range(0, len(s.latencies_us), 150):
                 chunk = s.latencies_us[start:start + 150]
                 data.append({"MetricName": contract.MODEL_LATENCY, "Dimensions": dims, "Values": chunk, "Unit": "Microseconds"})
-        return data
+        return data, through
+
+    def snapshot(self) -> tuple[dict[tuple[str, str], dict[str, int]], int, int]:
+        """A consistent copy of (totals, recorded, published)."""
+        with self._lock:
+            return {key: dict(value) for key, value in self.totals.items()}, self.recorded, self.published
+
+    def mark_published(self, through: int) -> None:
+        """Everything recorded up to `through` (from `drain`) is in CloudWatch."""
+        with self._lock:
+            self.published = max(self.published, through)
+
+
+@dataclass
+class ShadowCounts:
+    """What became of the copies mirrored to one shadow variant."""
+
+    mirrored: int = 0
+    sent: int = 0
+    """The shadow answered (any status: its errors are its own metrics' business)."""
+    dropped: int = 0
+    """The queue was full (or the copy was still queued when the router stopped)."""
+    failed: int = 0
+    """No answer (connection refused, reset or timed out)."""
+
+    @property
+    def pending(self) -> int:
+        """Queued or on the wire: mirrored - sent - dropped - failed."""
+        return self.mirrored - self.sent - self.dropped - self.failed
+
+    def as_dict(self) -> dict[str, int]:
+        return {"mirrored": self.mirrored, "sent": self.sent, "dropped": self.dropped, "failed": self.failed, "pending": self.pending}
+
+
+_STOP = object()
+
+
+class ShadowMirror:
+    """Copies for one endpoint's shadow variant: a bounded queue drained by worker threads.
+
+    `offer` never blocks the caller's request; a full queue drops the copy and counts it."""
+
+    def __init__(self, *, endpoint: str, variant: str, send: Callable[[VariantTarget, bytes, dict[str, str]], bool],
+                 on_drop: Callable[[], None], capacity: int, workers: int) -> None:
+        if capacity < 1 or workers < 1:
+            raise ValueError(f"shadow queue capacity {capacity} and workers {workers}: both must be at least 1")
+        self.endpoint, self.variant = endpoint, variant
+        self._send, self._on_drop = send, on_drop
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=capacity)
+        self._counts = ShadowCounts()
+        self._changed = threading.Condition()
+        self._closed = False
+        self._workers = [threading.Thread(target=self._work, name=f"shadow-{variant}-{k}", daemon=True) for k in range(workers)]
+        for worker in self._workers:
+            worker.start()
+
+    def offer(self, target: VariantTarget, body: bytes, headers: dict[str, str]) -> bool:
+        """Queue one copy; False when it was dropped because the queue is full."""
+        with self._changed:
+            self._counts.mirrored += 1
+            try:
+                if self._closed:
+                    raise queue.Full
+                self._queue.put_nowait((target, body, headers))
+            except queue.Full:
+                self._counts.dropped += 1
+                self._changed.notify_all()
+                dropped = True
+            else:
+                dropped = False
+        if dropped:
+            self._on_drop()
+        return not dropped
+
+    def counts(self) -> ShadowCounts:
+        """A consistent snapshot of the counters."""
+        with self._changed:
+            return ShadowCounts(**{k: v for k, v in self._counts.as_dict().items() if k != "pending"})
+
+    def wait_settled(self, timeout_s: float = WAIT_CEILING_S) -> bool:
+        """Block until every mirrored copy is sent, dropped or failed; False if `timeout_s` passed first."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._counts.pending == 0, timeout_s)
+
+    def close(self) -> None:
+        """Drop (and count) the copies still queued, let the ones in flight finish, stop the workers."""
+        with self._changed:
+            self._closed = True  # no offer puts anything from here on
+        discarded = 0
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+            discarded += 1
+        with self._changed:
+            self._counts.dropped += discarded
+            self._changed.notify_all()
+        for _ in range(discarded):
+            self._on_drop()
+        for _ in self._workers:
+            self._queue.put(_STOP)
+        for worker in self._workers:
+            worker.join()
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not _STOP:
+            answered = self._send(*item)
+            with self._changed:
+                if answered:
+                    self._counts.sent += 1
+                else:
+                    self._counts.failed += 1
+                self._changed.notify_all()
 
 
 class Router:
     """Routes InvokeEndpoint calls for a set of endpoints."""
 
-    def __init__(self, routes: dict[str, Route], *, seed: int | None = None, timeout_s: float = 60.0):
+    def __init__(self, routes: dict[str, Route], *, seed: int | None = None, timeout_s: float = 60.0,
+                 shadow_queue: int = SHADOW_QUEUE_DEFAULT, shadow_workers: int = SHADOW_WORKERS_DEFAULT):
+        if shadow_queue < 1 or shadow_workers < 1:
+            raise ValueError(f"shadow_queue={shadow_queue}, shadow_workers={shadow_workers}: both must be at least 1")
         self.routes = dict(routes)
         self.metrics = MetricsBuffer()
         self._rng = random.Random(seed)
         self._rng_lock = threading.Lock()
-        self._shadow_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="shadow")
+        self._mirrors: dict[tuple[str, str], ShadowMirror] = {}
+        self._mirrors_lock = threading.Lock()
+        self.shadow_queue, self.shadow_workers = shadow_queue, shadow_workers
         self.timeout_s = timeout_s
 
     def set_route(self, route: Route) -> None:
@@ -147,7 +316,7 @@ class Router:
                 return _error(400, "ValidationError", f"Variant {target} not found for endpoint {endpoint}; production variants: {names}.")
             copy_to_shadow = route.shadow is not None and self._rng.random() < route.shadow_sampling
         if copy_to_shadow:
-            self._shadow_pool.submit(self._call, route.endpoint, route.shadow, body, headers)
+            self.mirror(route.endpoint, route.shadow.name).offer(route.shadow, body, headers)
         status, reply_headers, reply = self._call(route.endpoint, variant, body, headers)
         if status is None:
             return _error(500, "InternalFailure", f"variant {variant.name} did not answer: {reply.decode(errors='replace')}")
@@ -165,6 +334,33 @@ class Router:
                 out[name] = reply_headers[name]
         return 200, out, reply
 
+    def mirror(self, endpoint: str, variant: str) -> ShadowMirror:
+        """The copy queue of `endpoint`'s shadow `variant` (created on first use, kept across route changes)."""
+        with self._mirrors_lock:
+            found = self._mirrors.get((endpoint, variant))
+            if found is None:
+                found = self._mirrors[(endpoint, variant)] = ShadowMirror(
+                    endpoint=endpoint, variant=variant, capacity=self.shadow_queue, workers=self.shadow_workers,
+                    send=lambda target, body, headers: self._call(endpoint, target, body, headers)[0] is not None,
+                    on_drop=lambda: self.metrics.record_shadow_drop(endpoint, variant),
+                )
+                self.metrics.mark_shadow(endpoint, variant)
+            return found
+
+    def status(self) -> dict[str, Any]:
+        """What `GET /status` answers: per endpoint, each variant's running totals and each shadow's
+        copy counts; and how many recorded events CloudWatch has received."""
+        endpoints: dict[str, Any] = {name: {"variants": {}, "shadow": {}, "route": _describe(route)} for name, route in self.routes.items()}
+        totals, recorded, published = self.metrics.snapshot()
+        for (endpoint, variant), total in totals.items():
+            endpoints.setdefault(endpoint, {"variants": {}, "shadow": {}})["variants"][variant] = total
+        with self._mirrors_lock:
+            mirrors = list(self._mirrors.values())
+        for mirror in mirrors:
+            shadow = endpoints.setdefault(mirror.endpoint, {"variants": {}, "shadow": {}})["shadow"]
+            shadow[mirror.variant] = mirror.counts().as_dict()
+        return {"endpoints": endpoints, "metrics": {"recorded": recorded, "published": published}}
+
     def _call(self, endpoint: str, variant: VariantTarget, body: bytes, headers: dict[str, str]) -> tuple[int | None, dict[str, str], bytes]:
         parts = urlsplit(variant.url)
         forwarded = {k: v for k, v in headers.items() if k in FORWARDED_HEADERS}
@@ -178,14 +374,27 @@ class Router:
                 status, reply_headers = response.status, dict(response.getheaders())
             finally:
                 conn.close()
-        except OSError as exc:
+        except (OSError, http.client.HTTPException) as exc:
             self.metrics.record(endpoint, variant.name, 500, (time.perf_counter() - started) * 1e6)
-            return None, {}, str(exc).encode()
+            return None, {}, (str(exc) or type(exc).__name__).encode()
         self.metrics.record(endpoint, variant.name, status, (time.perf_counter() - started) * 1e6)
         return status, reply_headers, reply
 
     def close(self) -> None:
-        self._shadow_pool.shutdown(wait=True)
+        """Stop the shadow workers (copies still queued are dropped and counted; see ShadowMirror.close)."""
+        with self._mirrors_lock:
+            mirrors, self._mirrors = list(self._mirrors.values()), {}
+        for mirror in mirrors:
+            mirror.close()
+
+
+def _describe(route: Route) -> dict[str, Any]:
+    """A route as `GET /status` shows it: which URL serves each variant."""
+    return {
+        "production": {v.name: v.url for v in route.production},
+        "shadow": {route.shadow.name: route.shadow.url} if route.shadow else {},
+        "shadow_sampling": route.shadow_sampling,
+    }
 
 
 def _error(status: int, code: str, message: str, **extra: Any) -> tuple[int, dict[str, str], bytes]:
@@ -203,8 +412,11 @@ def make_server(router: Router, *, host: str = "127.0.0.1", port: int = 0) -> Th
         disable_nagle_algorithm = True
 
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-            if urlsplit(self.path).path == "/ping":
+            path = urlsplit(self.path).path
+            if path == "/ping":
                 return self._send(200, {"Content-Type": "application/json"}, json.dumps({"endpoints": sorted(router.routes)}).encode())
+            if path == "/status":
+                return self._send(200, {"Content-Type": "application/json"}, json.dumps(router.status()).encode())
             self._send(*_error(404, "UnknownOperationException", f"no operation at GET {self.path}"))
 
         def do_POST(self) -> None:  # noqa: N802
@@ -265,10 +477,63 @@ def routes_from(sagemaker: Any, variant_urls: dict[str, str], configs: dict[str,
 
 def publish(cloudwatch: Any, metrics: MetricsBuffer) -> int:
     """Send everything buffered to CloudWatch under AWS/SageMaker; returns the datapoints sent."""
-    data = metrics.drain()
+    data, through = metrics.drain()
     for start in range(0, len(data), 500):
         cloudwatch.put_metric_data(Namespace=contract.SAGEMAKER_NAMESPACE, MetricData=data[start:start + 500])
+    metrics.mark_published(through)
     return len(data)
+
+
+def read_status(router_url: str) -> dict[str, Any]:
+    """The router's `GET /status` (see `Router.status`)."""
+    with urllib.request.urlopen(f"{router_url}/status", timeout=WAIT_CEILING_S) as response:
+        return json.loads(response.read())
+
+
+def wait_status(router_url: str, condition: Callable[[dict[str, Any]], bool], *, what: str,
+                timeout_s: float = WAIT_CEILING_S) -> dict[str, Any]:
+    """Poll `GET /status` until `condition(status)` holds and return that status. `timeout_s` is a
+    ceiling that only a bug reaches: a TimeoutError names `what` and the last status seen."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = read_status(router_url)
+        if condition(status):
+            return status
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the router did not reach '{what}' within {timeout_s:.0f} s; last status: {json.dumps(status)}")
+        time.sleep(0.05)
+
+
+def wait_shadow_settled(router_url: str, endpoint: str, variant: str, *, timeout_s: float = WAIT_CEILING_S) -> dict[str, int]:
+    """Wait until every copy mirrored to `endpoint`'s shadow `variant` is sent, dropped or failed;
+    returns its counts (mirrored, sent, dropped, failed, pending=0)."""
+    def settled(status: dict[str, Any]) -> bool:
+        counts = status["endpoints"].get(endpoint, {}).get("shadow", {}).get(variant)
+        return counts is not None and counts["pending"] == 0
+
+    status = wait_status(router_url, settled, what=f"{endpoint}/{variant} shadow copies settled", timeout_s=timeout_s)
+    return status["endpoints"][endpoint]["shadow"][variant]
+
+
+def wait_route(router_url: str, endpoint: str, *, production: dict[str, str], shadow: dict[str, str] | None = None,
+               timeout_s: float = WAIT_CEILING_S) -> None:
+    """Wait until the router sends `endpoint`'s traffic to exactly these variants ({name: url}), as it
+    does once it has read the endpoint's new configuration (it polls the control plane)."""
+    wanted = {"production": production, "shadow": shadow or {}}
+
+    def routed(status: dict[str, Any]) -> bool:
+        route = status["endpoints"].get(endpoint, {}).get("route")
+        return route is not None and {key: route[key] for key in wanted} == wanted
+
+    wait_status(router_url, routed, what=f"{endpoint} routed to {json.dumps(wanted)}", timeout_s=timeout_s)
+
+
+def wait_published(router_url: str, *, timeout_s: float = WAIT_CEILING_S) -> None:
+    """Wait until everything the router has recorded so far is in CloudWatch (it publishes on its
+    own interval), so that alarms evaluated next see it."""
+    recorded = read_status(router_url)["metrics"]["recorded"]
+    wait_status(router_url, lambda status: status["metrics"]["published"] >= recorded,
+                what=f"{recorded} recorded events published", timeout_s=timeout_s)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -284,12 +549,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--region", required=True)
     parser.add_argument("--publish-interval", type=float, default=5.0, help="seconds between PutMetricData calls")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--shadow-queue", type=int, default=SHADOW_QUEUE_DEFAULT,
+                        help="copies that may wait per shadow variant; more are dropped and counted")
+    parser.add_argument("--shadow-workers", type=int, default=SHADOW_WORKERS_DEFAULT, help="copies in flight per shadow variant")
     args = parser.parse_args(argv)
+    if args.shadow_queue < 1 or args.shadow_workers < 1:
+        parser.error(f"--shadow-queue {args.shadow_queue} and --shadow-workers {args.shadow_workers}: both must be at least 1")
 
     env = LocalEnvironment(args.stack)
     sagemaker = env.client("sagemaker", args.region)
     cloudwatch = env.client("cloudwatch", args.region)
-    router = Router({}, seed=args.seed)
+    router = Router({}, seed=args.seed, shadow_queue=args.shadow_queue, shadow_workers=args.shadow_workers)
     server = make_server(router, port=args.port)
     stop = threading.Event()
 

@@ -330,11 +330,11 @@ def policy_pack() -> Iterator[analyzer_pb2_grpc.AnalyzerStub]:
         port = process.stdout.readline().decode().strip()
         assert port.isdigit(), f"policy pack did not start: {process.stderr.read().decode() if process.poll() is not None else port!r}"
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            grpc.channel_ready_future(channel).result(timeout=10)
+            grpc.channel_ready_future(channel).result(timeout=120)  # a ceiling, not a timing
             yield analyzer_pb2_grpc.AnalyzerStub(channel)
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        process.wait(timeout=120)
 
 
 def _struct(props: dict[str, Any]) -> struct_pb2.Struct:

@@ -18,6 +18,7 @@ import pytest
 from mlops.local import demo
 from mlops.local.alarm_eval import evaluate_all
 from mlops.local.environment import STATE_ROOT_ENV, _alive
+from mlops.local.router import SHADOW_QUEUE_DEFAULT, WAIT_CEILING_S, read_status, wait_published, wait_route, wait_shadow_settled
 from mlops.local.stack import LocalStack
 
 STACK = "demo-local"
@@ -38,7 +39,7 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         for seed in (1, 2):
             stack.train("fraud-detector", seed=seed, data=data, hyperparameters=QUICK)
         stack.deploy()
-        stack.wait_routed(ENDPOINT, {"champion", "challenger"})
+        _routed(stack, {"champion", "challenger"})
         yield stack
     finally:
         stack.env.down()
@@ -46,6 +47,15 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
             os.environ.pop(STATE_ROOT_ENV, None)
         else:
             os.environ[STATE_ROOT_ENV] = previous
+
+
+def _routed(stack: LocalStack, production: set[str], shadow: frozenset[str] = frozenset()) -> None:
+    """Wait until the router routes ENDPOINT to exactly the variant processes running now: a variant
+    name alone is not enough, since consecutive deployments reuse names for other models."""
+    stack.wait_routed(ENDPOINT, production, timeout_s=WAIT_CEILING_S)
+    urls = {p.variant: f"http://127.0.0.1:{p.port}" for p in stack.env.processes() if p.role == "variant" and p.endpoint == ENDPOINT}
+    wait_route(stack.router_url(), ENDPOINT, production={name: urls[name] for name in production},
+               shadow={name: urls[name] for name in shadow})
 
 
 def _rows(stack: LocalStack, n: int, **kwargs) -> list[dict]:
@@ -93,7 +103,7 @@ def test_shadow_variant_gets_copies_and_its_answers_never_reach_the_caller(local
         "production": {"champion": demo._variant(v1, instance_type=instance)},
         "shadow": {"candidate": demo._variant(v2, instance_type=instance)},
     }}}})
-    local.wait_routed(ENDPOINT, {"champion"})
+    _routed(local, {"champion"}, shadow=frozenset({"candidate"}))
     runtime = local.runtime()
     rows = _rows(local, 60)
     # The candidate's own answers, asked directly (before counting what the shadow receives).
@@ -102,6 +112,8 @@ def test_shadow_variant_gets_copies_and_its_answers_never_reach_the_caller(local
                                     headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(direct) as response:
         candidate_predictions = json.loads(response.read())["predictions"]
+    zero = {"mirrored": 0, "sent": 0, "dropped": 0, "failed": 0}
+    copies_before = read_status(local.router_url())["endpoints"].get(ENDPOINT, {}).get("shadow", {}).get("candidate", zero)
     before = demo.served(local, ENDPOINT, "candidate")
     answers = [_invoke(runtime, row) for row in rows]
     assert {variant for variant, _ in answers} == {"champion"}
@@ -109,13 +121,15 @@ def test_shadow_variant_gets_copies_and_its_answers_never_reach_the_caller(local
     champion_only = [_invoke(runtime, row, TargetVariant="champion")[1] for row in rows[:10]]
     assert [body for _, body in answers[:10]] == champion_only
     assert candidate_predictions != [body["predictions"][0] for body in champion_only]
-    # every request was copied to the shadow (sampling 100 %); copies go out in the background
-    import time
-
-    deadline = time.monotonic() + 10
-    while demo.served(local, ENDPOINT, "candidate") - before < len(rows) + 10 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert demo.served(local, ENDPOINT, "candidate") - before == len(rows) + 10
+    # Every request was copied (sampling 100 %). Copies go out in the background: wait until the
+    # router has settled each one (sent, dropped or failed), however slow the machine is.
+    copies = wait_shadow_settled(local.router_url(), ENDPOINT, "candidate")
+    delta = {key: copies[key] - copies_before[key] for key in zero}
+    # 70 copies cannot fill a queue of SHADOW_QUEUE_DEFAULT, so none may be dropped, and the
+    # candidate's own counter confirms each copy it was sent.
+    assert len(rows) + 10 <= SHADOW_QUEUE_DEFAULT
+    assert delta == {"mirrored": len(rows) + 10, "sent": len(rows) + 10, "dropped": 0, "failed": 0}
+    assert demo.served(local, ENDPOINT, "candidate") - before == delta["sent"]
 
 
 def test_faulty_challenger_raises_its_5xx_alarm_and_only_its_own(local, tmp_path: Path):
@@ -127,7 +141,7 @@ def test_faulty_challenger_raises_its_5xx_alarm_and_only_its_own(local, tmp_path
         "champion": demo._variant(v1, instance_type=instance, weight=50),
         "challenger": demo._variant(faulty, instance_type=instance, weight=50),
     }}}}})
-    local.wait_routed(ENDPOINT, {"champion", "challenger"})
+    _routed(local, {"champion", "challenger"})
     cloudwatch = local.client("cloudwatch")
     evaluate_all(cloudwatch, prefix=ENDPOINT)
     runtime = local.runtime()
@@ -138,9 +152,7 @@ def test_faulty_challenger_raises_its_5xx_alarm_and_only_its_own(local, tmp_path
         except runtime.exceptions.ModelError:
             errors += 1
     assert errors >= 3
-    import time
-
-    time.sleep(2.5)  # the router publishes every 2 s
+    wait_published(local.router_url())  # the alarms below read what the router has published
     fired = {t.alarm for t in evaluate_all(cloudwatch, prefix=ENDPOINT) if t.new == "ALARM"}
     assert f"{ENDPOINT}-challenger-5xx-errors" in fired
     assert not any(name.startswith(f"{ENDPOINT}-champion-") for name in fired)
@@ -152,7 +164,7 @@ def test_drifted_traffic_raises_the_drift_alarm_and_its_rule_starts_a_retrain(lo
     from rich.console import Console
 
     local.deploy()  # the stack as declared (earlier tests changed the endpoint)
-    local.wait_routed(ENDPOINT, {"champion", "challenger"})
+    _routed(local, {"champion", "challenger"})
     before = {v.version for v in local.versions("fraud-detector")}
     result = demo.drift_and_retrain(local, Console(file=io.StringIO()), endpoint_name=ENDPOINT,
                                     data=local.offline_store("fraud-detector", rows=4000), champion_version=1, model="fraud-detector")

@@ -190,14 +190,18 @@ def test_atomic_write_never_shows_a_reader_a_partial_file(tmp_path):
     path.write_text(small)
     seen: set[int] = set()
     stop = threading.Event()
+    reading = threading.Event()
 
     def read() -> None:
         while not stop.is_set():
             text = path.read_text()
             seen.add(len(text) if text in (small, large) else -len(text))
+            reading.set()
 
     reader = threading.Thread(target=read)
     reader.start()
+    # The writes start once the reader is reading (on a loaded machine the thread may start late).
+    assert reading.wait(120)
     for i in range(30):
         promote.atomic_write(path, large if i % 2 == 0 else small)
     stop.set()

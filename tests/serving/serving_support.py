@@ -32,6 +32,10 @@ from torch import nn
 
 from mlops_serving.settings import Settings
 
+WAIT_CEILING_S = 120.0
+"""How long a test waits for an event (a state, a file, a process's readiness) before calling it a
+bug: generous, so that a loaded machine only makes a test slower, never makes it fail."""
+
 CATEGORIES = ["de", "fr", "it"]
 SCHEMA: dict[str, Any] = {
     "format_version": 1,
@@ -184,7 +188,7 @@ class RunningServer:
     def stop(self) -> None:
         if self.thread.is_alive():
             self.loop.call_soon_threadsafe(self.stop_event.set)
-            self.thread.join(30)
+            self.thread.join(WAIT_CEILING_S)
 
 
 def start_server(settings: Settings, *, wait_ready: bool = True) -> RunningServer:
@@ -213,7 +217,7 @@ def start_server(settings: Settings, *, wait_ready: bool = True) -> RunningServe
 
     thread = threading.Thread(target=target, name="test-server", daemon=True)
     thread.start()
-    assert listening.wait(30), "server did not start listening"
+    assert listening.wait(WAIT_CEILING_S), "server did not start listening"
     if "error" in box:
         raise box["error"]
     server = RunningServer(
@@ -221,12 +225,22 @@ def start_server(settings: Settings, *, wait_ready: bool = True) -> RunningServe
         loop=box["loop"], stop_event=box["stop"], thread=thread, result=box,
     )
     if wait_ready:
-        deadline = time.monotonic() + 30
-        while server.request("GET", "/ping").status != 200:
-            assert time.monotonic() < deadline, "model did not load"
+        def ready() -> bool:
             assert box["app"].state != "failed", box["app"].load_error
-            time.sleep(0.02)
+            return server.request("GET", "/ping").status == 200
+
+        wait_until(ready, what="model loaded (/ping 200)")
     return server
+
+
+def wait_until(condition: Callable[[], Any], *, what: str, timeout_s: float = WAIT_CEILING_S) -> Any:
+    """Poll `condition()` until it returns something truthy and return that; fail naming `what`
+    once `timeout_s` (a ceiling only a bug reaches) has passed."""
+    deadline = time.monotonic() + timeout_s
+    while not (result := condition()):
+        assert time.monotonic() < deadline, f"{what}: not within {timeout_s:.0f} s"
+        time.sleep(0.02)
+    return result
 
 
 def free_port() -> int:
@@ -251,7 +265,7 @@ def spawn_server(args: list[str], env: dict[str, str]) -> subprocess.Popen:
     )
 
 
-def wait_for_ping(port: int, *, status: int = 200, timeout: float = 60.0) -> None:
+def wait_for_ping(port: int, *, status: int = 200, timeout: float = WAIT_CEILING_S) -> None:
     """Poll GET /ping until it answers `status`."""
     deadline = time.monotonic() + timeout
     last: object = None

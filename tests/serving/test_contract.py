@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 
 import numpy as np
 import pytest
@@ -14,6 +13,7 @@ from serving_support import (
     parse_responses,
     raw_exchange,
     read_capture,
+    wait_until,
 )
 
 ALLOWED_NAMES = ["amount", "n_items", "country"]
@@ -346,13 +346,11 @@ def test_capture_holds_version_variant_input_and_output_of_each_prediction(serve
         sent[iid] = (payload, resp.body)
     csv_resp = server.invoke("3,1,it\n", content_type="text/csv", Accept="text/csv",
                              **{"X-Amzn-SageMaker-Inference-Id": "capture-test-csv"})
-    deadline = time.monotonic() + 10
-    while True:
-        records = {r["eventMetadata"]["inferenceId"]: r
-                   for r in read_capture(server.capture_dir, include_partial=True)}
-        if all(i in records for i in [*sent, "capture-test-csv"]) or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
+    def all_captured() -> dict:
+        records = {r["eventMetadata"]["inferenceId"]: r for r in read_capture(server.capture_dir, include_partial=True)}
+        return records if all(i in records for i in [*sent, "capture-test-csv"]) else {}
+
+    records = wait_until(all_captured, what="every prediction in the capture files")
     for iid, (payload, output) in sent.items():
         record = records[iid]
         assert record["eventVersion"] == "0"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from serving_support import SCHEMA, RunningServer, build_artifact, make_module, start_server
+from serving_support import SCHEMA, WAIT_CEILING_S, RunningServer, build_artifact, make_module, start_server, wait_until
 
 import mlops_serving.app as app_module
 from mlops_serving.errors import ErrorMapper, InvalidInputError, ServingError
@@ -21,10 +21,7 @@ def settings_for(path: Path, **extra) -> Settings:
 
 
 def wait_for_state(server: RunningServer, state: str) -> None:
-    deadline = time.monotonic() + 30
-    while server.app.state != state:
-        assert time.monotonic() < deadline, f"state stayed {server.app.state}"
-        time.sleep(0.01)
+    wait_until(lambda: server.app.state == state, what=f"app state {state} (it is {server.app.state})")
 
 
 def test_ping_is_503_while_the_model_loads_and_200_once_it_is_loaded(
@@ -34,7 +31,7 @@ def test_ping_is_503_while_the_model_loads_and_200_once_it_is_loaded(
     real_load = app_module.load_bundle
 
     def gated_load(*args, **kwargs):
-        assert release.wait(30)
+        assert release.wait(WAIT_CEILING_S)
         return real_load(*args, **kwargs)
 
     monkeypatch.setattr(app_module, "load_bundle", gated_load)
@@ -160,7 +157,9 @@ def test_idle_keep_alive_connections_are_closed_after_the_timeout(model_tar: Pat
 
     server = start_server(settings_for(model_tar, keep_alive_s=0.3))
     try:
-        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        # The socket's timeout is the ceiling: a server that never closes fails with TimeoutError.
+        # No upper bound on the wait itself: how late the close comes on a loaded machine is a timing.
+        with socket.create_connection(("127.0.0.1", server.port), timeout=WAIT_CEILING_S) as sock:
             sock.sendall(b"GET /ping HTTP/1.1\r\nHost: t\r\n\r\n")
             started = time.monotonic()
             data = b""
@@ -168,7 +167,7 @@ def test_idle_keep_alive_connections_are_closed_after_the_timeout(model_tar: Pat
                 data += chunk
             waited = time.monotonic() - started
         assert data.startswith(b"HTTP/1.1 200 OK\r\n")
-        assert 0.3 <= waited < 3.0
+        assert waited >= 0.3
     finally:
         server.stop()
 

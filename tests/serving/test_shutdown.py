@@ -11,14 +11,18 @@ from pathlib import Path
 import pytest
 from serving_support import (
     CAPTURE_PATH,
+    WAIT_CEILING_S,
     build_artifact,
     free_port,
     read_capture,
     spawn_server,
     wait_for_ping,
+    wait_until,
 )
 
 N_CLIENTS = 12
+LOAD_BEFORE_SIGTERM = 100
+"""Answered requests before SIGTERM is sent: enough load to test something, counted, not timed."""
 BODY = json.dumps({"instances": [[12.5, 2, "fr"]]})
 
 
@@ -37,10 +41,10 @@ class Client(threading.Thread):
     def run(self) -> None:
         conn = None
         n = 0
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + WAIT_CEILING_S  # a ceiling: the server closing ends the loop
         while time.monotonic() < deadline:
             if conn is None:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=WAIT_CEILING_S)
                 try:
                     conn.connect()
                 except ConnectionRefusedError:
@@ -90,13 +94,14 @@ def test_sigterm_under_load_answers_and_captures_every_request_then_exits_0(arti
         clients = [Client(port, f"c{k}", stop_sending) for k in range(N_CLIENTS)]
         for c in clients:
             c.start()
-        time.sleep(1.0)
+        wait_until(lambda: sum(len(c.answers) for c in clients) >= LOAD_BEFORE_SIGTERM or None,
+                   what=f"{LOAD_BEFORE_SIGTERM} answered requests before SIGTERM")
         sigterm_at = time.monotonic()
         stop_sending.set()
         proc.send_signal(signal.SIGTERM)
         for c in clients:
-            c.join(30)
-        assert proc.wait(30) == 0
+            c.join(WAIT_CEILING_S)
+        assert proc.wait(WAIT_CEILING_S) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -105,7 +110,7 @@ def test_sigterm_under_load_answers_and_captures_every_request_then_exits_0(arti
     sent = {iid: t for c in clients for iid, t in c.sent}
     answers = {iid: a for c in clients for iid, a in c.answers.items()}
     assert set(answers) == set(sent)
-    assert len(sent) >= 100, "the load was too light to test anything"
+    assert len(sent) >= LOAD_BEFORE_SIGTERM
     in_flight = [iid for iid, t in sent.items() if t < sigterm_at < answers[iid][2]]
     assert in_flight, "no request was in flight when SIGTERM arrived"
     for iid, (status, body, _) in answers.items():
@@ -129,21 +134,20 @@ def test_model_that_fails_to_load_keeps_ping_at_503_and_the_process_up(tmp_path:
     proc = spawn_server(["--host", "127.0.0.1", "--port", str(port)], {"SM_MODEL_DIR": str(broken)})
     try:
         wait_for_ping(port, status=503)
-        deadline = time.monotonic() + 30
-        while True:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        def load_ended() -> tuple[http.client.HTTPResponse, dict] | None:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=WAIT_CEILING_S)
             conn.request("GET", "/ping")
             resp = conn.getresponse()
             body = json.loads(resp.read())
             conn.close()
-            if body["error"] != "model is loading" or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
+            return None if body["error"] == "model is loading" else (resp, body)
+
+        resp, body = wait_until(load_ended, what="the model load ended")
         assert resp.status == 503
         assert body["error"].startswith(f"model failed to load: {broken}: model.pt is not a loadable TorchScript")
         assert proc.poll() is None
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0
+        assert proc.wait(WAIT_CEILING_S) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
