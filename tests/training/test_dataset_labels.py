@@ -91,3 +91,30 @@ def test_captured_traffic_with_labels_becomes_the_next_training_set(tmp_path: Pa
     split = rows_of(built.directory)
     assert [(r["amount"], r["is_fraud"]) for r in split["train"]] == [(1.0, 0.0)]
     assert [(r["amount"], r["is_fraud"]) for r in split["validation"]] == [(9.0, 1.0)]
+
+
+def test_the_dataset_subcommand_builds_from_captures_and_ground_truth(tmp_path: Path, capsys) -> None:
+    from mlops_training import main as train_main
+
+    store = write_offline_store(tmp_path / "store", [feature_row("t1", event=0, value=1.0),
+                                                     feature_row("t1", event=3, value=9.0)])
+    write_lines(tmp_path / "c/x.jsonl", [
+        capture("i1", "2026-03-01T01:00:00Z", {"instances": [{"transaction_id": "t1", "amount": 1.0}]}),
+        capture("i2", "2026-03-01T04:00:00Z", {"instances": [{"transaction_id": "t1", "amount": 9.0}]}),
+    ])
+    write_lines(tmp_path / "g/x.jsonl", [truth("i1", "0"), truth("i2", "1")])
+    schema = tmp_path / "feature_schema.json"
+    schema.write_text(json.dumps({"format_version": 1, "record_identifier": "transaction_id",
+                                  "event_time": "event_time", "label": "is_fraud", "task": "binary_classification",
+                                  "features": [{"name": "amount", "type": "Fractional"}]}))
+    common = ["dataset", "--schema", str(schema), "--out", str(tmp_path / "out"), "--feature-group", "transactions",
+              "--offline-store", str(store)]
+    code = train_main.main([*common, "--captures", str(tmp_path / "c"), "--ground-truth", str(tmp_path / "g"),
+                            "--cutoff", "2026-03-01T03:00:00Z"])
+    assert code == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert (printed["counts"]["train"], printed["counts"]["validation"]) == (1, 1)
+    assert train_main.main([*common, "--label-events", "x.parquet", "--captures", "c"]) == 2
+    assert "give either --label-events, or --captures with --ground-truth" in capsys.readouterr().err
+    assert train_main.main([*common, "--label-events", "x", "--cutoff", "yesterday"]) == 2

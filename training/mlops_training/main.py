@@ -62,7 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a tabular PyTorch model on a feature store export, evaluate it, write the "
         "model artifact and optionally register it. Flags override SM_* variables, which override /opt/ml.",
     )
-    parser.add_argument("command", nargs="?", choices=["train"], help="SageMaker passes 'train'; optional")
+    parser.add_argument(
+        "command", nargs="?", choices=["train", "dataset"],
+        help="SageMaker passes 'train' (optional); 'dataset' builds a point-in-time training set "
+        "(see 'mlops-train dataset --help')",
+    )
     parser.add_argument("--train", help="Parquet directory or s3://bucket/prefix (SM_CHANNEL_TRAIN)")
     parser.add_argument("--schema", help="feature_schema.json (default: SM_CHANNEL_CONFIG/feature_schema.json)")
     parser.add_argument("--model-dir", help="artifact members are written here (SM_MODEL_DIR)")
@@ -80,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run one training job; returns the process exit code."""
     raw_args = sys.argv[1:] if argv is None else argv
+    if raw_args[:1] == ["dataset"]:
+        from mlops_training.dataset.cli import main as dataset_main
+
+        return dataset_main(raw_args[1:])
     args = build_parser().parse_args(raw_args)
     env = os.environ
     logging.basicConfig(
