@@ -130,7 +130,8 @@ def test_athena_receives_the_exact_sql_duckdb_runs_and_builds_the_same_dataset(a
     assert from_athena.manifest.counts == from_duckdb.manifest.counts == {
         "labels_in": 5, "matched": 3, "excluded_no_feature": 1, "excluded_deleted": 1, "train": 2, "validation": 1,
     }
-    assert from_athena.manifest.doc["sources"] == [f"glue://AwsDataCatalog/sagemaker_featurestore/{athena.feature_table}"]
+    glue = f"glue://AwsDataCatalog/sagemaker_featurestore/{athena.feature_table}"
+    assert from_athena.manifest.doc["sources"] == [glue]
 
 
 def test_athena_engine_reads_the_event_time_type_from_the_feature_group_and_refuses_bad_locations(aws: str) -> None:

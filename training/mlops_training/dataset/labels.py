@@ -78,7 +78,8 @@ def _lines(location: str) -> Iterator[tuple[str, int, str]]:
         root = Path(location)
         if not root.is_dir():
             raise ValueError(f"{location} is not a directory or s3:// prefix of {SUFFIX} files")
-        paths = sorted((p for p in root.rglob(f"*{SUFFIX}") if p.is_file()), key=lambda p: p.relative_to(root).as_posix())
+        paths = sorted((p for p in root.rglob(f"*{SUFFIX}") if p.is_file()),
+                       key=lambda p: p.relative_to(root).as_posix())
         files = [(str(p), p.read_bytes) for p in paths]
     for name, read in files:
         for number, line in enumerate(read().decode("utf-8").splitlines(), start=1):
