@@ -77,9 +77,14 @@ def build_metadata(
     data_fingerprint: str,
     hyperparameters: dict[str, Any],
     metrics: dict[str, Any],
+    dataset: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """metadata.json (contracts.md section 2) with the creation time and code version filled in."""
-    return {
+    """metadata.json (contracts.md section 2) with the creation time and code version filled in.
+
+    `dataset` is the point-in-time dataset's manifest (`mlops_training.dataset.manifest`) when the
+    training data was built with one; metadata then carries it under `dataset`.
+    """
+    doc = {
         "format_version": METADATA_FORMAT_VERSION,
         "model_name": model_name,
         "model_version": model_version,
@@ -90,6 +95,9 @@ def build_metadata(
         "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "metrics": metrics,
     }
+    if dataset is not None:
+        doc["dataset"] = dataset
+    return doc
 
 
 def _script(predictor: Predictor) -> torch.jit.ScriptModule:

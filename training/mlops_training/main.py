@@ -30,6 +30,7 @@ from mlops_training import artifact, s3
 from mlops_training.baseline import compute_baseline
 from mlops_training.checkpoint import open_store
 from mlops_training.data import read_parquet_source, split_rows
+from mlops_training.dataset import manifest as dataset_manifest
 from mlops_training.encode import encode_table, learn_categories
 from mlops_training.env import (
     Distributed,
@@ -62,7 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a tabular PyTorch model on a feature store export, evaluate it, write the "
         "model artifact and optionally register it. Flags override SM_* variables, which override /opt/ml.",
     )
-    parser.add_argument("command", nargs="?", choices=["train"], help="SageMaker passes 'train'; optional")
+    parser.add_argument(
+        "command", nargs="?", choices=["train", "dataset"],
+        help="SageMaker passes 'train' (optional); 'dataset' builds a point-in-time training set "
+        "(see 'mlops-train dataset --help')",
+    )
     parser.add_argument("--train", help="Parquet directory or s3://bucket/prefix (SM_CHANNEL_TRAIN)")
     parser.add_argument("--schema", help="feature_schema.json (default: SM_CHANNEL_CONFIG/feature_schema.json)")
     parser.add_argument("--model-dir", help="artifact members are written here (SM_MODEL_DIR)")
@@ -80,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run one training job; returns the process exit code."""
     raw_args = sys.argv[1:] if argv is None else argv
+    if raw_args[:1] == ["dataset"]:
+        from mlops_training.dataset.cli import main as dataset_main
+
+        return dataset_main(raw_args[1:])
     args = build_parser().parse_args(raw_args)
     env = os.environ
     logging.basicConfig(
@@ -183,6 +192,9 @@ def _run(*, paths: Paths, hp: Hyperparameters, schema: FeatureSchema, dist: Dist
 
     started = time.perf_counter()
     raw = read_parquet_source(paths.train)
+    manifest = dataset_manifest.find(paths.train)
+    # A point-in-time dataset carries its own split: train before the cutoff, validation after it.
+    time_split = dataset_manifest.time_split(raw, manifest) if manifest is not None else None
     try:
         data = validate(raw, schema, min_label_fraction=hp.min_label_fraction)
     except DataValidationError as exc:
@@ -193,7 +205,10 @@ def _run(*, paths: Paths, hp: Hyperparameters, schema: FeatureSchema, dist: Dist
         return EXIT_BAD_DATA
     log.info("%s (%s) in %.2fs", data.report.format(), data.fingerprint, time.perf_counter() - started)
 
-    prepared = _prepare(data.table, schema=schema, hp=hp)
+    if time_split is not None:
+        log.info("time split of %s at %s: %d train, %d validation rows (validation_fraction unused)",
+                 paths.train, manifest.doc["cutoff"], len(time_split[0]), len(time_split[1]))
+    prepared = _prepare(data.table, schema=schema, hp=hp, split=time_split)
     model = build_model(
         schema=schema, categories=prepared.categories, hidden_units=hp.hidden_units, seed=hp.seed
     )
@@ -224,15 +239,18 @@ def _run(*, paths: Paths, hp: Hyperparameters, schema: FeatureSchema, dist: Dist
     )
     if dist.is_main:
         _finish(paths=paths, hp=hp, schema=schema, prepared=prepared, model=model,
-                fingerprint=data.fingerprint, validation_report=data.report.to_dict(), archive=archive)
+                fingerprint=data.fingerprint, validation_report=data.report.to_dict(), archive=archive,
+                dataset=manifest.doc if manifest is not None else None)
     if dist.is_distributed:
         torch_dist.barrier()
     return 0
 
 
-def _prepare(table: pa.Table, *, schema: FeatureSchema, hp: Hyperparameters) -> _Prepared:
+def _prepare(
+    table: pa.Table, *, schema: FeatureSchema, hp: Hyperparameters, split: tuple[np.ndarray, np.ndarray] | None
+) -> _Prepared:
     labels = table.column(schema.label).to_numpy()
-    train_idx, val_idx = split_rows(
+    train_idx, val_idx = split if split is not None else split_rows(
         table.num_rows, labels=labels if schema.task == "binary_classification" else None,
         fraction=hp.validation_fraction, seed=hp.seed,
     )
@@ -259,6 +277,7 @@ def _finish(
     fingerprint: str,
     validation_report: dict[str, Any],
     archive: Path | None,
+    dataset: dict[str, Any] | None,
 ) -> None:
     predictor = Predictor(model, binary=schema.task == "binary_classification")
     metrics = compute_metrics(task=schema.task, y_true=prepared.y_val, predictions=predict(predictor, prepared.x_val))
@@ -268,7 +287,7 @@ def _finish(
     )
     metadata = artifact.build_metadata(
         model_name=hp.model_name, model_version=hp.model_version, task=schema.task, data_fingerprint=fingerprint,
-        hyperparameters=hp.to_dict(), metrics=metrics,
+        hyperparameters=hp.to_dict(), metrics=metrics, dataset=dataset,
     )
     artifact.write_model_dir(
         paths.model_dir, predictor=predictor, schema=schema, categories=prepared.categories,
