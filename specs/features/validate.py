@@ -99,13 +99,17 @@ class Reject:
 class BatchCheck:
     """The outcome of validating one batch."""
 
-    first_row: int
-    rows: int
+    row_numbers: Sequence[int]
+    """Each row's 1-based number in the source."""
     values: dict[str, list[Any]] = field(default_factory=dict)
     """Normalised values by feature (None for nulls and for rejected cells)."""
     event_seconds: list[float | None] = field(default_factory=list)
     """Each row's event time as epoch seconds (for the offline store's hourly partitions)."""
     rejects: list[Reject] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return len(self.row_numbers)
 
     @property
     def ok(self) -> bool:
@@ -137,15 +141,16 @@ def validate_batch(
     group: GroupSpec,
     columns: Mapping[str, Sequence[Any] | None],
     *,
-    first_row: int,
+    row_numbers: Sequence[int],
     now: dt.datetime,
     future_skew: dt.timedelta = DEFAULT_FUTURE_SKEW,
 ) -> BatchCheck:
-    """Check every cell of a batch; `columns[name]` is None for a nullable feature the source lacks."""
+    """Check every cell of a batch; `columns[name]` is None for a nullable feature the source lacks;
+    `row_numbers[i]` is the source's number of the batch's i-th row (for the reject report)."""
+    rows = len(row_numbers)
     lengths = {len(v) for v in columns.values() if v is not None}
-    assert len(lengths) <= 1, f"columns of one batch differ in length: {sorted(lengths)}"
-    rows = lengths.pop() if lengths else 0
-    check = BatchCheck(first_row=first_row, rows=rows)
+    assert lengths <= {rows}, f"columns of one batch differ in length: {sorted(lengths)} for {rows} rows"
+    check = BatchCheck(row_numbers=row_numbers)
     skew = future_skew.total_seconds()
     for feature in group.features:
         values = columns.get(feature.name)
@@ -153,18 +158,18 @@ def validate_batch(
             values = [None] * rows
         if feature.name == group.event_time:
             normalised, seconds = _check_event_time(
-                feature, values, first_row=first_row, now=now.timestamp(), skew=skew, rejects=check.rejects
+                feature, values, rows=row_numbers, now=now.timestamp(), skew=skew, rejects=check.rejects
             )
             check.event_seconds = seconds
         else:
             required = feature.name == group.record_identifier
-            normalised = _check_values(feature, values, first_row=first_row, required=required, rejects=check.rejects)
+            normalised = _check_values(feature, values, rows=row_numbers, required=required, rejects=check.rejects)
         check.values[feature.name] = normalised
     check.rejects.sort(key=lambda r: r.row)
     return check
 
 
-def _check_values(feature: FeatureSpec, values: Sequence[Any], *, first_row: int, required: bool, rejects: list[Reject]) -> list[Any]:
+def _check_values(feature: FeatureSpec, values: Sequence[Any], *, rows: Sequence[int], required: bool, rejects: list[Reject]) -> list[Any]:
     parse = _PARSERS[feature.type]
     nullable = feature.nullable and not required
     out: list[Any] = []
@@ -172,14 +177,14 @@ def _check_values(feature: FeatureSpec, values: Sequence[Any], *, first_row: int
         if value is None:
             if not nullable:
                 why = "record identifier is missing" if required else "missing value; the feature is not nullable"
-                rejects.append(Reject(first_row + index, feature.name, None, why))
+                rejects.append(Reject(rows[index], feature.name, None, why))
             out.append(None)
             continue
         parsed, reason = parse(value)
         if reason is None and feature.type != "String":
             reason = _range_problem(feature, parsed)
         if reason is not None:
-            rejects.append(Reject(first_row + index, feature.name, value, reason))
+            rejects.append(Reject(rows[index], feature.name, value, reason))
             parsed = None
         out.append(parsed)
     return out
@@ -194,7 +199,7 @@ def _range_problem(feature: FeatureSpec, value: float) -> str | None:
 
 
 def _check_event_time(
-    feature: FeatureSpec, values: Sequence[Any], *, first_row: int, now: float, skew: float, rejects: list[Reject]
+    feature: FeatureSpec, values: Sequence[Any], *, rows: Sequence[int], now: float, skew: float, rejects: list[Reject]
 ) -> tuple[list[Any], list[float | None]]:
     parse = _iso_event_time if feature.type == "String" else _epoch_event_time
     out: list[Any] = []
@@ -207,7 +212,7 @@ def _check_event_time(
         if reason is None and when > now + skew:
             reason = f"event time is {when - now:.0f} s in the future; at most {skew:.0f} s (clock skew) is allowed"
         if reason is not None:
-            rejects.append(Reject(first_row + index, feature.name, value, reason))
+            rejects.append(Reject(rows[index], feature.name, value, reason))
             normalised, when = None, None
         out.append(normalised)
         seconds.append(when)

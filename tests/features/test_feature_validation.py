@@ -27,7 +27,7 @@ GOOD = {"id": "a", "ts": "2024-05-01T10:00:00Z", "amount": "1.5", "n": "3", "cou
 
 def _one(**cells):
     row = {**GOOD, **cells}
-    return validate_batch(GROUP, {k: [v] for k, v in row.items()}, first_row=7, now=NOW)
+    return validate_batch(GROUP, {k: [v] for k, v in row.items()}, row_numbers=[7], now=NOW)
 
 
 def test_a_valid_row_is_normalised_and_has_no_reject() -> None:
@@ -80,20 +80,20 @@ def test_integral_accepts_integral_floats_and_int64_bounds() -> None:
 
 def test_epoch_event_time_and_tz_aware_datetimes() -> None:
     group = GroupSpec(record_identifier="id", event_time="t", features=(FeatureSpec(name="id", type="Integral"), FeatureSpec(name="t", type="Fractional")))
-    check = validate_batch(group, {"id": [1, 2, 3], "t": [1714557600.5, "x", NOW.timestamp() + 3600]}, first_row=1, now=NOW)
+    check = validate_batch(group, {"id": [1, 2, 3], "t": [1714557600.5, "x", NOW.timestamp() + 3600]}, row_numbers=range(1, 4), now=NOW)
     assert [r.row for r in check.rejects] == [2, 3]
     assert check.event_seconds[0] == 1714557600.5
     string_group = GROUP
     aware = dt.datetime(2024, 5, 1, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=2)))
-    check = validate_batch(string_group, {**{k: [v] for k, v in GOOD.items()}, "ts": [aware]}, first_row=1, now=NOW)
+    check = validate_batch(string_group, {**{k: [v] for k, v in GOOD.items()}, "ts": [aware]}, row_numbers=[1], now=NOW)
     assert check.ok and check.values["ts"] == ["2024-05-01T08:00:00.000Z"]
-    naive = validate_batch(string_group, {**{k: [v] for k, v in GOOD.items()}, "ts": [aware.replace(tzinfo=None)]}, first_row=1, now=NOW)
+    naive = validate_batch(string_group, {**{k: [v] for k, v in GOOD.items()}, "ts": [aware.replace(tzinfo=None)]}, row_numbers=[1], now=NOW)
     assert "no timezone" in naive.rejects[0].reason
 
 
 def test_every_reject_of_a_batch_is_collected_in_row_order() -> None:
     columns = {"id": ["a", None, "c"], "ts": ["2024-05-01T10:00:00Z", "bad", "2024-05-01T10:00:00+00:00"], "amount": [1, 2, -3]}
-    check = validate_batch(GROUP, {**columns, "n": None, "country": None}, first_row=1, now=NOW)
+    check = validate_batch(GROUP, {**columns, "n": None, "country": None}, row_numbers=range(1, 4), now=NOW)
     assert [(r.row, r.column) for r in check.rejects] == [(2, "id"), (2, "ts"), (3, "amount")]
     assert check.rejected_rows == 2
 
@@ -121,3 +121,8 @@ def test_the_pure_package_imports_no_io_library() -> None:
         imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module and n.level == 0}
         assert not imported & forbidden, f"{path.name} imports {sorted(imported & forbidden)}"
+
+
+def test_rejects_carry_the_source_row_numbers_given() -> None:
+    check = validate_batch(GROUP, {**{k: [v, v] for k, v in GOOD.items()}, "id": ["a", None]}, row_numbers=[4, 9], now=NOW)
+    assert [(r.row, r.reason) for r in check.rejects] == [(9, "record identifier is missing")]
