@@ -28,12 +28,13 @@ class OnlineWriteError(RuntimeError):
     """A PutRecord that failed for good (not retryable, or still failing after the backoff)."""
 
 
-def client_config(*, workers: int, total_attempts: int = 8) -> Any:
-    """botocore config for the feature-store runtime client: adaptive retries (`total_attempts`
-    counts the first call too), a connection per worker."""
+def client_config(*, workers: int, total_attempts: int = 8, mode: str = "adaptive") -> Any:
+    """botocore config for the feature-store runtime client: retries in `mode` (adaptive adds
+    client-side rate limiting after throttling; `total_attempts` counts the first call too), and a
+    connection per worker."""
     from botocore.config import Config
 
-    return Config(retries={"mode": "adaptive", "total_max_attempts": total_attempts}, max_pool_connections=workers)
+    return Config(retries={"mode": mode, "total_max_attempts": total_attempts}, max_pool_connections=workers)
 
 
 def latest_per_record(group: GroupSpec, check: BatchCheck) -> list[int]:

@@ -163,7 +163,7 @@ def test_throttled_puts_back_off_and_succeed(world) -> None:
     delays: list[float] = []
     import boto3
 
-    raw = boto3.Session(region_name="us-east-1").client("sagemaker-featurestore-runtime", config=online.client_config(workers=1, total_attempts=1))
+    raw = boto3.Session(region_name="us-east-1").client("sagemaker-featurestore-runtime", config=online.client_config(workers=1, total_attempts=1, mode="standard"))
     writer = online.OnlineWriter(client=raw, feature_group_name=world.target.name, workers=1, sleep=delays.append)
     check = _check(world)
     assert writer.put_batch(world.target.spec, check) == 3
@@ -175,7 +175,7 @@ def test_a_put_that_keeps_failing_names_the_row(world) -> None:
     world.standin.throttle = 100
     import boto3
 
-    raw = boto3.Session(region_name="us-east-1").client("sagemaker-featurestore-runtime", config=online.client_config(workers=1, total_attempts=1))
+    raw = boto3.Session(region_name="us-east-1").client("sagemaker-featurestore-runtime", config=online.client_config(workers=1, total_attempts=1, mode="standard"))
     writer = online.OnlineWriter(client=raw, feature_group_name=world.target.name, workers=1, backoff_attempts=2, sleep=lambda s: None)
     with pytest.raises(online.OnlineWriteError, match=r"failed for row 1 after 3 tries: ThrottlingException"):
         writer.put_batch(world.target.spec, _check(world))
