@@ -84,6 +84,9 @@ def _event_key(value: str) -> Any:
 def _handler(store: FeatureStoreStandIn) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as botocore's connection pool expects
+        # Headers and body leave in one segment: written apart, the client's delayed ACK adds ~40 ms a call.
+        wbufsize = -1
+        disable_nagle_algorithm = True
 
         def log_message(self, *args: Any) -> None:
             pass
@@ -130,3 +133,14 @@ def _handler(store: FeatureStoreStandIn) -> type[BaseHTTPRequestHandler]:
             self._answer(200, {"Record": record} if record else {})
 
     return Handler
+
+
+if __name__ == "__main__":
+    # A process of its own (benchmarks/ingest.py), so the server does not share the client's GIL:
+    #   python featurestore_standin.py GROUP:RECORD_ID:EVENT_TIME ...   (prints its URL, serves until killed)
+    import sys
+
+    specs = [arg.split(":") for arg in sys.argv[1:]]
+    standin = FeatureStoreStandIn(groups={g: (i, t) for g, i, t in specs})
+    print(standin.url, flush=True)
+    standin.server.serve_forever()
