@@ -384,6 +384,8 @@ def local_status(stack: Annotated[str, typer.Option("--stack", "-s")] = "demo-lo
 
 ci_app = typer.Typer(no_args_is_help=True, help="CI workflows: generate them; list the stacks a change touches.")
 app.add_typer(ci_app, name="ci")
+from mlops.features.cli import app as features_app  # noqa: E402 - mounted here, beside the other sub-apps
+app.add_typer(features_app, name="features")
 
 
 def _print_outcome(outcome, *, header: str, diff: bool = True) -> None:
