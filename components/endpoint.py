@@ -2,15 +2,17 @@
 guardrails that roll back on this endpoint's alarms, and autoscaling."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
 
 from specs import hosting
+from specs import iam
 from specs.alarms import MAX_ROLLBACK_ALARMS
 from components._validation import Problem, raise_input_problems, required_name
-from specs.config.schema import EndpointConfig, Network
+from specs.config.schema import EndpointConfig, FeatureGroupConfig, Network
 from specs.naming import Namer
 
 TOKEN = "mlops:endpoint:Endpoint"
@@ -33,6 +35,8 @@ class EndpointArgs:
     """Alarm names that roll a deployment back (1-10; from the Monitoring component)."""
     depends_on: list[pulumi.Resource] = field(default_factory=list)
     """Resources the endpoint needs first: the execution role's policy, the KMS alias, the alarms."""
+    feature_group: FeatureGroupConfig | None = None
+    """The group `config.feature_lookup` names; required when it is set, refused otherwise."""
     tags: dict[str, str]
 
 
@@ -47,14 +51,20 @@ class Endpoint(pulumi.ComponentResource):
     """The endpoint's name, as callers of InvokeEndpoint use it."""
     endpoint_config_name: pulumi.Output[str]
     """Changes whenever a variant's model, size or weight changes."""
+    feature_lookup_policy: aws.iam.RolePolicy | None
+    """With `feature_lookup`: lets the execution role read that feature group's online store."""
 
     def __init__(self, name: str, args: EndpointArgs, opts: pulumi.ResourceOptions | None = None):
         raise_input_problems("Endpoint", _problems(args))
         super().__init__(TOKEN, name, None, opts)
         namer, cfg = args.namer, args.config
-        after = pulumi.ResourceOptions(parent=self, depends_on=args.depends_on)
+        self.feature_lookup_policy = self._feature_lookup_policy(name, args)
+        prerequisites = [*args.depends_on, *([self.feature_lookup_policy] if self.feature_lookup_policy else [])]
+        # A container that looks features up must not serve before its role may read them.
+        after = pulumi.ResourceOptions(parent=self, depends_on=prerequisites)
 
-        specs = hosting.model_specs(namer=namer, region=args.region, key=args.key, endpoint=cfg, image=args.image, network=args.network)
+        specs = hosting.model_specs(namer=namer, region=args.region, key=args.key, endpoint=cfg, image=args.image,
+                                    network=args.network, feature_group=args.feature_group)
         self.models = {}
         for variant, spec in specs.items():
             req = hosting.snake(spec.request)
@@ -80,7 +90,7 @@ class Endpoint(pulumi.ComponentResource):
             data_capture_config=req.get("data_capture_config"),
             kms_key_arn=req["kms_key_id"],
             tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, *self.models.values()]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*prerequisites, *self.models.values()]),
         )
         deployment = hosting.deployment_config(cfg, args.rollback_alarms)
         self.endpoint = aws.sagemaker.Endpoint(
@@ -94,6 +104,12 @@ class Endpoint(pulumi.ComponentResource):
         self.endpoint_name = self.endpoint.name
         self.endpoint_config_name = self.endpoint_config.name
 
+        self._create_autoscaling(name, args)
+        self.register_outputs({"endpointName": self.endpoint_name, "endpointConfigName": self.endpoint_config_name})
+
+    def _create_autoscaling(self, name: str, args: EndpointArgs) -> None:
+        """Target tracking on invocations per instance for each production variant (shadow variants stay fixed)."""
+        namer, cfg = args.namer, args.config
         self.scaling_targets: dict[str, aws.appautoscaling.Target] = {}
         if cfg.autoscaling is not None:
             scaling = cfg.autoscaling
@@ -124,11 +140,32 @@ class Endpoint(pulumi.ComponentResource):
                     opts=pulumi.ResourceOptions(parent=self),
                 )
                 self.scaling_targets[variant] = target
-        self.register_outputs({"endpointName": self.endpoint_name, "endpointConfigName": self.endpoint_config_name})
+
+    def _feature_lookup_policy(self, name: str, args: EndpointArgs) -> aws.iam.RolePolicy | None:
+        """GetRecord/BatchGetRecord on the looked-up group only, on the execution role the Models run under."""
+        lookup, namer = args.config.feature_lookup, args.namer
+        if lookup is None:
+            return None
+        arn = namer.feature_group_arn(lookup.feature_group, region=args.region)
+        return aws.iam.RolePolicy(
+            f"{name}-feature-lookup",
+            name=f"{namer.endpoint(args.key)}-feature-lookup",
+            role=namer.role("sagemaker-execution"),
+            policy=json.dumps(iam.feature_lookup_policy(feature_group_arn=arn)),
+            # The role is Foundation's: it comes with the caller's prerequisites.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=args.depends_on),
+        )
 
 
 def _problems(args: EndpointArgs) -> list[Problem]:
     problems = required_name("key", args.key) + required_name("image", args.image)
+    lookup = args.config.feature_lookup
+    if lookup is not None and args.feature_group is None:
+        problems.append(("feature_group", f"required with config.feature_lookup (the group {lookup.feature_group!r}'s config)"))
+    elif lookup is None and args.feature_group is not None:
+        problems.append(("feature_group", "given, but config.feature_lookup is not set; allowed only with a feature_lookup"))
+    elif args.feature_group is not None and not args.feature_group.online_store.enabled:
+        problems.append(("feature_group", f"{lookup.feature_group!r} has no online store; the lookup reads the online store"))
     if len(args.rollback_alarms) > MAX_ROLLBACK_ALARMS:
         problems.append(
             ("rollback_alarms", f"{len(args.rollback_alarms)} alarms; SageMaker's auto-rollback takes 1 to {MAX_ROLLBACK_ALARMS}")

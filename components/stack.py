@@ -146,6 +146,7 @@ def _endpoints(config: StackConfig, namer: Namer, foundation: Foundation, monito
             network=config.network,
             rollback_alarms=alarms.rollback_alarm_names(specs),
             depends_on=[foundation, *(monitoring.alarms[s.name] for s in specs)],
+            feature_group=config.feature_store.feature_groups[endpoint.feature_lookup.feature_group] if endpoint.feature_lookup else None,
             tags=config.all_tags(),
         ))
     return endpoints

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from specs.config.schema import ABTraffic, EndpointConfig, Network, ShadowTraffic
+from specs.config.schema import ABTraffic, EndpointConfig, FeatureGroupConfig, Network, ShadowTraffic
 from specs.naming import Namer, content_hash
 
 CAPTURE_CONTENT_TYPES = {"JsonContentTypes": ["application/json"], "CsvContentTypes": ["text/csv"]}
@@ -64,10 +64,36 @@ def variant_weights(endpoint: EndpointConfig) -> dict[str, float]:
     return {name: 1.0 for name in traffic.variants}
 
 
+def feature_lookup_environment(
+    *, namer: Namer, region: str, endpoint: EndpointConfig, feature_group: FeatureGroupConfig
+) -> dict[str, str]:
+    """The serving container's feature-lookup settings (docs/contracts.md), for an endpoint with
+    `feature_lookup`; `feature_group` is the group it names."""
+    lookup = endpoint.feature_lookup
+    if lookup is None:
+        raise ValueError("the endpoint has no feature_lookup; allowed only for endpoints that set one")
+    return {
+        "MLOPS_FEATURE_GROUP": namer.feature_group(lookup.feature_group),
+        "MLOPS_RECORD_ID_FIELD": lookup.record_identifier_field or feature_group.record_identifier,
+        "MLOPS_FEATURE_LOOKUP_TIMEOUT_MS": str(lookup.timeout_ms),
+        # boto3 in the container finds its region here (SageMaker does not promise one to hosted containers).
+        "AWS_DEFAULT_REGION": region,
+    }
+
+
 def model_specs(
-    *, namer: Namer, region: str, key: str, endpoint: EndpointConfig, image: str, network: Network | None
+    *, namer: Namer, region: str, key: str, endpoint: EndpointConfig, image: str, network: Network | None,
+    feature_group: FeatureGroupConfig | None = None,
 ) -> dict[str, ModelSpec]:
-    """The Model of each variant, by variant name."""
+    """The Model of each variant, by variant name. `feature_group` is the group the endpoint's
+    `feature_lookup` names, required when it has one."""
+    if (endpoint.feature_lookup is None) != (feature_group is None):
+        raise ValueError(
+            f"feature_group is {'missing' if feature_group is None else 'given'} but the endpoint's feature_lookup is "
+            f"{'set' if endpoint.feature_lookup else 'not set'}; allowed: the group feature_lookup names, only when it is set"
+        )
+    lookup_env = {} if feature_group is None else feature_lookup_environment(
+        namer=namer, region=region, endpoint=endpoint, feature_group=feature_group)
     specs = {}
     for variant_name, variant in endpoint.all_variants().items():
         request: dict[str, Any] = {
@@ -79,11 +105,13 @@ def model_specs(
                     "MLOPS_MODEL_VERSION": str(variant.model_version),
                     "MLOPS_VARIANT": variant_name,
                     "MLOPS_ENDPOINT_NAME": namer.endpoint(key),
+                    **lookup_env,
                 },
             },
             "ExecutionRoleArn": role_arn(namer, "sagemaker-execution"),
-            # The serving container needs no outbound network: captures go through SageMaker.
-            "EnableNetworkIsolation": True,
+            # The serving container needs no outbound network (captures go through SageMaker), unless it
+            # reads the online feature store: network isolation would also withhold its AWS credentials.
+            "EnableNetworkIsolation": not lookup_env,
         }
         if network is not None:
             request["VpcConfig"] = {"SecurityGroupIds": list(network.security_group_ids), "Subnets": list(network.subnet_ids)}

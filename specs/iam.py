@@ -193,6 +193,16 @@ def feature_store_policy(*, account_id: str, region: str, bucket_arn: str, key_a
     )
 
 
+FEATURE_LOOKUP_ACTIONS = ("sagemaker:BatchGetRecord", "sagemaker:GetRecord")
+"""Read records from a feature group's online store (the serving container's feature lookup)."""
+
+
+def feature_lookup_policy(*, feature_group_arn: str) -> Document:
+    """What an endpoint's container needs to fetch features by record id: read one group's online
+    store, nothing else (no PutRecord, no other group)."""
+    return document(allow("ReadOnlineFeatures", list(FEATURE_LOOKUP_ACTIONS), [feature_group_arn]))
+
+
 def model_package_group_policy(*, group_arn: str, reader_account_ids: list[str]) -> Document:
     """Let other accounts (staging, prod) read and deploy this group's packages."""
     package_arn = model_packages_arn(group_arn)

@@ -134,6 +134,9 @@ class Namer:
     def feature_group(self, group: str) -> str:
         return f"{self.prefix}-{group}"
 
+    def feature_group_arn(self, group: str, *, region: str) -> str:
+        return f"arn:aws:sagemaker:{region}:{self.account_id}:feature-group/{self.feature_group(group)}"
+
     def training_job_prefix(self, model: str) -> str:
         return f"{self.prefix}-{model}"
 

@@ -64,7 +64,7 @@ def ingest(
     """
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from components import stack_files
+    from specs.config import stack_files
     from mlops.features import ingest as ingestion
     from mlops.features import sources
 

@@ -30,6 +30,7 @@ from .errors import (
     RouteNotFoundError,
     UnsupportedMediaTypeError,
 )
+from .features import FeatureLookup, Found, OnlineStore, Pending, connect
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import Metrics, label_value
 from .model import ModelBundle, load_bundle
@@ -54,7 +55,7 @@ class Request:
         "conn", "started", "method", "url", "http10", "keep_alive", "body", "body_parts", "body_len",
         "content_type", "content_length", "content_encoding", "accept", "expect", "connection", "custom_attributes",
         "sm_inference_id", "route", "n_rows", "features", "in_format", "out_format", "inference_id",
-        "attributes", "response_body", "status", "response_type", "response_headers",
+        "attributes", "response_body", "status", "response_type", "response_headers", "capture_body",
     )
 
     def __init__(self, conn: Any, started: float) -> None:
@@ -80,6 +81,7 @@ class Request:
         self.status = 0
         self.response_type = JSON_TYPE
         self.response_headers = b""
+        self.capture_body: bytes | None = None
 
 
 class App:
@@ -95,6 +97,7 @@ class App:
         self.decoder: RequestDecoder | None = None
         self.batcher: Batcher | None = None
         self.capture: CaptureWriter | None = None
+        self.lookup: FeatureLookup | None = None
         if settings.capture_dir is not None:
             self.capture = CaptureWriter(
                 root=settings.capture_dir,
@@ -126,6 +129,9 @@ class App:
             self.capture.start()
         try:
             bundle = await loop.run_in_executor(None, self._load)
+            store = None
+            if self.settings.feature_group is not None:
+                store = await loop.run_in_executor(None, self._connect_store, bundle)
         except Exception as exc:
             # The process stays up so that /ping can report the failure (503 with the reason).
             self.state = FAILED
@@ -133,15 +139,29 @@ class App:
             log.error("model failed to load from %s: %s", self.settings.model_path, exc,
                       exc_info=not isinstance(exc, ModelLoadError))
             return
-        self._ready(bundle, loop)
+        self._ready(bundle, loop, store)
 
     def _load(self) -> ModelBundle:
         _set_torch_threads(self.settings.torch_threads)
         return load_bundle(self.settings.model_path, warm_rows=(1, self.settings.max_batch))
 
-    def _ready(self, bundle: ModelBundle, loop: asyncio.AbstractEventLoop) -> None:
+    def _connect_store(self, bundle: ModelBundle) -> OnlineStore:
+        field = self.settings.record_id_field
+        if field in bundle.schema.names:
+            raise ModelLoadError(
+                f"record_id_field={field!r} is one of the model's features; allowed: a request field that is not "
+                f"({', '.join(bundle.schema.names)})"
+            )
+        return connect(self.settings.feature_group, timeout_s=self.settings.feature_lookup_timeout_ms / 1000)
+
+    def _ready(self, bundle: ModelBundle, loop: asyncio.AbstractEventLoop, store: OnlineStore | None = None) -> None:
         self.bundle = bundle
         self.decoder = RequestDecoder(bundle.schema)
+        if store is not None:
+            self.lookup = FeatureLookup(
+                store=store, schema=bundle.schema, record_id_field=self.settings.record_id_field,
+                timeout_s=self.settings.feature_lookup_timeout_ms / 1000, loop=loop, on_done=self._lookup_done,
+            )
         self.batcher = Batcher(
             predict=bundle.predict,
             encode=encode_predictions,
@@ -181,6 +201,8 @@ class App:
             # Joined from a thread so the loop can still run the last batches' callbacks.
             await loop.run_in_executor(None, functools.partial(self.batcher.stop, timeout=timeout))
             await asyncio.sleep(0)
+        if self.lookup is not None:
+            self.lookup.close()
         if self.capture is not None:
             await loop.run_in_executor(None, functools.partial(self.capture.stop, timeout=timeout))
             stats = self.capture.stats()
@@ -263,10 +285,34 @@ class App:
         else:
             self._read_ids(req)
         decoder = self.decoder
-        if in_format is JSON:
+        lookup = self.lookup
+        if in_format is JSON and lookup is not None and lookup.mentions_id(req.body):
+            pending = lookup.prepare(req, decoder.json_rows(req.body))
+            if pending.wanted:
+                lookup.submit(pending)  # on to the batcher once its records are in (_lookup_done)
+                return
+            req.n_rows, req.features = decoder.decode_rows(pending.rows)
+        elif in_format is JSON:
             req.n_rows, req.features = decoder.decode_json(req.body)
         else:
             req.n_rows, req.features = decoder.decode_csv(req.body)
+        self.batcher.submit(req)
+
+    def _lookup_done(self, pending: Pending, found: Found | None, error: BaseException | None) -> None:
+        """Loop-thread callback of the feature lookup: complete one request's rows and batch it, or answer its error."""
+        req = pending.req
+        if error is not None:
+            self.fail(req, error)
+            return
+        assert found is not None, "a lookup without an error has its records"
+        try:
+            rows = self.lookup.complete(pending, found)
+            req.n_rows, req.features = self.decoder.decode_rows(rows)
+        except Exception as exc:
+            self.fail(req, exc)
+            return
+        if self.capture is not None:
+            req.capture_body = self.lookup.captured(pending)
         self.batcher.submit(req)
 
     def _read_ids(self, req: Request) -> None:
@@ -317,7 +363,7 @@ class App:
                     custom_attributes=req.attributes,
                     input_type=(req.content_type or JSON_TYPE).decode("latin-1"),
                     input_encoding=req.in_format,
-                    input_body=req.body,
+                    input_body=req.capture_body or req.body,
                     output_type=out_type.decode(),
                     output_encoding=req.out_format,
                     output_body=req.response_body,

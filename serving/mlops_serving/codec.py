@@ -186,6 +186,21 @@ class RequestDecoder:
             parts.append(packed)
         return len(rows), b"".join(parts)
 
+    def json_rows(self, body: bytes) -> list:
+        """The rows of a JSON body, parsed but not yet validated (for the feature lookup)."""
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise MalformedBodyError(f"body is not valid JSON: {exc}") from None
+        return self._rows_of(doc)
+
+    def decode_rows(self, rows: list) -> tuple[int, bytes]:
+        """Validate and encode parsed rows with the exact per-value check (the bytes `decode_json`
+        gives the same values)."""
+        return len(rows), b"".join(
+            self._row_struct.pack(*self._checked(i, self._row_values(i, row))) for i, row in enumerate(rows)
+        )
+
     def _pack_rows(self, rows: list) -> bytes | None:
         """float32 bytes of positional rows of plain values; None means: run the exact check."""
         n = self.n_features

@@ -87,6 +87,23 @@ class ModelNotReadyError(ServingError):
     """The model is still loading, or failed to load."""
 
 
+class RecordNotFoundError(ServingError):
+    """Feature lookup: the online store holds no record for some identifiers (`received` lists them)."""
+
+
+class InvalidRecordError(ServingError):
+    """Feature lookup: a fetched record cannot complete the row (a required feature is absent, or a
+    value is not of the feature's type)."""
+
+
+class FeatureLookupTimeoutError(ServingError):
+    """Feature lookup: the online store did not answer within the configured timeout."""
+
+
+class FeatureStoreError(ServingError):
+    """Feature lookup: the online store refused or failed the request (access, throttling, network)."""
+
+
 class ModelLoadError(Exception):
     """The model artifact is missing, of an unknown format version, or does not run."""
 
@@ -102,7 +119,14 @@ DEFAULT_STATUS: dict[type[BaseException], int] = {
     PayloadTooLargeError: 413,
     UnsupportedMediaTypeError: 415,
     HeadersTooLargeError: 431,
+    # The request is valid and the route exists, but it names a record the store lacks (or holds
+    # unusable data for): 422, not 404, which means "no such route" here.
+    RecordNotFoundError: 422,
+    InvalidRecordError: 422,
+    # A dependency failed, not this server: the gateway statuses, never a 500.
+    FeatureStoreError: 502,
     ModelNotReadyError: 503,
+    FeatureLookupTimeoutError: 504,
 }
 
 

@@ -96,6 +96,18 @@ class Settings:
     on the wire is answered (with `Connection: close`) rather than reset. Default 0.25.
     Env `MLOPS_DRAIN_GRACE_S`."""
 
+    feature_group: str | None = None
+    """Feature group whose online store completes requests that carry a record id instead of (some
+    of) the features (`BatchGetRecord`). Default: no lookup. Env `MLOPS_FEATURE_GROUP`."""
+
+    record_id_field: str | None = None
+    """The request field holding the record identifier; required with `feature_group`.
+    Env `MLOPS_RECORD_ID_FIELD`."""
+
+    feature_lookup_timeout_ms: int = 100
+    """Longest wait for one batch's lookup; requests that wait longer get 504. Default 100.
+    Env `MLOPS_FEATURE_LOOKUP_TIMEOUT_MS`."""
+
     gc_freeze: bool = True
     """Move the loaded model and everything imported out of the garbage collector's reach
     (`gc.freeze()`), which removes the long gen-2 pauses from the latency tail. Default on.
@@ -124,6 +136,11 @@ class Settings:
         need(self.keep_alive_s > 0, "keep_alive_s", "seconds > 0")
         need(self.shutdown_timeout_s > 0, "shutdown_timeout_s", "seconds > 0")
         need(self.drain_grace_s >= 0, "drain_grace_s", "seconds >= 0")
+        need(self.feature_group is None or bool(self.record_id_field), "record_id_field",
+             "a request field name whenever feature_group is set")
+        need(self.feature_group is not None or self.record_id_field is None, "record_id_field",
+             "only with feature_group")
+        need(1 <= self.feature_lookup_timeout_ms <= 10000, "feature_lookup_timeout_ms", "1..10000 milliseconds")
         if problems:
             raise ValueError("invalid server settings: " + "; ".join(problems))
 
@@ -182,6 +199,10 @@ def _parse_optional_path(raw: str) -> Path | None:
     return Path(raw) if raw.strip() else None
 
 
+def _parse_optional_str(raw: str) -> str | None:
+    return raw.strip() or None
+
+
 # (variable, field, parser); the first variable set for a field wins, so MLOPS_MODEL_PATH
 # overrides SageMaker's SM_MODEL_DIR.
 _ENV_FIELDS: tuple[tuple[str, str, object], ...] = (
@@ -206,4 +227,7 @@ _ENV_FIELDS: tuple[tuple[str, str, object], ...] = (
     ("MLOPS_SHUTDOWN_TIMEOUT_S", "shutdown_timeout_s", _parse_float),
     ("MLOPS_DRAIN_GRACE_S", "drain_grace_s", _parse_float),
     ("MLOPS_GC_FREEZE", "gc_freeze", parse_bool),
+    ("MLOPS_FEATURE_GROUP", "feature_group", _parse_optional_str),
+    ("MLOPS_RECORD_ID_FIELD", "record_id_field", _parse_optional_str),
+    ("MLOPS_FEATURE_LOOKUP_TIMEOUT_MS", "feature_lookup_timeout_ms", _parse_int),
 )

@@ -10,6 +10,7 @@ from typing import Any
 
 from specs.config import instance_types
 from specs import naming
+from specs.feature_schema import feature_schema
 from specs.config.schema import LOWER_IS_BETTER, TASK_METRICS, CreatedCluster, NoRollout, StackConfig, region_problem
 from specs.alarms import DRIFT_ALARM_METRICS
 from specs.k8s import cron
@@ -31,7 +32,7 @@ class Problem:
 
 def check(config: StackConfig) -> list[Problem]:
     """Every cross-field problem in `config`, in a stable order."""
-    return [*_references(config), *_training(config), *_environment(config), *_names(config)]
+    return [*_references(config), *_feature_lookups(config), *_training(config), *_environment(config), *_names(config)]
 
 
 def _references(config: StackConfig) -> list[Problem]:
@@ -100,6 +101,56 @@ def _references(config: StackConfig) -> list[Problem]:
                         f"outside the autoscaling range {lo}..{hi}",
                         variant.instance_count,
                     ))
+    return problems
+
+
+def _feature_lookups(config: StackConfig) -> list[Problem]:
+    """An endpoint's online lookup must read a group with an online store that holds every feature
+    its model takes, typed as the model was trained (the container types fetched values that way)."""
+    problems = []
+    groups = config.feature_store.feature_groups
+    for name, endpoint in config.endpoints.items():
+        lookup = endpoint.feature_lookup
+        if lookup is None:
+            continue
+        path: Path = ("endpoints", name, "feature_lookup")
+        group = groups.get(lookup.feature_group)
+        if group is None:
+            problems.append(Problem(
+                (*path, "feature_group"), f"unknown feature group; defined: {', '.join(groups) or 'none'}", lookup.feature_group,
+            ))
+            continue
+        if not group.online_store.enabled:
+            problems.append(Problem(
+                (*path, "feature_group"),
+                f"has no online store (feature_store.feature_groups.{lookup.feature_group}.online_store.enabled is false); "
+                "the lookup reads the online store, so enable it or pick a group that has one",
+                lookup.feature_group,
+            ))
+        model = config.model_registry.models.get(endpoint.model)
+        if model is None or model.feature_group not in groups:
+            continue  # reported by _references
+        inputs = feature_schema(config, endpoint.model)["features"]
+        have = {f.name: f.type for f in group.features}
+        missing = [f["name"] for f in inputs if f["name"] not in have]
+        retyped = [f"{f['name']} ({have[f['name']]}, the model takes {f['type']})" for f in inputs
+                   if f["name"] in have and have[f["name"]] != f["type"]]
+        if missing or retyped:
+            wrong = ([f"lacks {', '.join(missing)}"] if missing else []) + ([f"types differ: {', '.join(retyped)}"] if retyped else [])
+            problems.append(Problem(
+                (*path, "feature_group"),
+                f"does not hold every feature of model {endpoint.model!r}: {'; '.join(wrong)}; "
+                f"the model takes {', '.join(f['name'] + ' (' + f['type'] + ')' for f in inputs)}",
+                lookup.feature_group,
+            ))
+        field = lookup.record_identifier_field or group.record_identifier
+        if field in {f["name"] for f in inputs}:
+            problems.append(Problem(
+                (*path, "record_identifier_field"),
+                f"is one of model {endpoint.model!r}'s features; the request field that holds the record id must be "
+                "another name (set record_identifier_field)",
+                field,
+            ))
     return problems
 
 

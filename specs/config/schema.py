@@ -594,6 +594,20 @@ class DataCapture(Strict):
     """@default 100."""
 
 
+class FeatureLookup(Strict):
+    """Online feature lookup at inference: a request may send only a record identifier (plus, optionally,
+    some features, which take precedence); the serving container fetches the rest of the model's
+    features from the feature group's online store with BatchGetRecord, one call per batch."""
+
+    feature_group: Slug
+    """The feature group (key under feature_store.feature_groups) to read. It needs an online store
+    and every feature the model takes, with the same types."""
+    record_identifier_field: FeatureName | None = None
+    """The request field that holds the record identifier. @default the group's record_identifier."""
+    timeout_ms: Annotated[int, Field(ge=1, le=10000)] = 100
+    """Longest wait for one batch's lookup; requests that wait longer are answered 504. @default 100."""
+
+
 class EndpointConfig(Strict):
     """A real-time SageMaker endpoint serving one registered model."""
 
@@ -605,6 +619,9 @@ class EndpointConfig(Strict):
     autoscaling: Autoscaling | None = None
     """@default none (fixed instance counts)."""
     data_capture: DataCapture = DataCapture()
+    feature_lookup: FeatureLookup | None = None
+    """Fetch missing features from an online store by record id. @default none: requests carry every
+    feature, and the model runs with network isolation."""
 
     def production_variants(self) -> dict[str, Variant]:
         """Variants that answer callers, by name."""

@@ -11,7 +11,7 @@ import boto3
 import pytest
 from botocore.validate import validate_parameters
 
-from components import stack_files
+from specs.config import stack_files
 from featurestore_standin import FeatureStoreStandIn
 from mlops.features import ingest, online
 
