@@ -1,7 +1,7 @@
 """The errors promotion and rollback raise for a refused request, shared by every module of the package.
 
 The CLI maps them to exit codes (2 and 64). Imports nothing from the rest of the package, nor boto3,
-pulumi or ruamel.
+botocore, pulumi or ruamel.
 """
 from __future__ import annotations
 
