@@ -141,9 +141,9 @@ def promote_dry_run(request: promotion.PromoteRequest) -> DryRun:
     ]
     before = target_source.stack_file.read_text(encoding="utf-8")
     after = promotion.pin_text(before, targets, pin=promotion.Pin(version="<target version>", model_data_url=target_url))  # type: ignore[arg-type]
-    plan.diff = promotion.unified_diff(before, after, path=promotion._rel(target_source.stack_file))
-    plan.changes = [f"{promotion._rel(target_source.stack_file)}: pin {', '.join(t.ref for t in targets)} (diff below)",
-                    f"{promotion._rel(promotion.audit_path(request.team))}: append one audit record"]
+    plan.diff = promotion.unified_diff(before, after, path=promotion.display_path(target_source.stack_file))
+    plan.changes = [f"{promotion.display_path(target_source.stack_file)}: pin {', '.join(t.ref for t in targets)} (diff below)",
+                    f"{promotion.display_path(promotion.audit_path(request.team))}: append one audit record"]
     return plan
 
 
@@ -174,7 +174,7 @@ def rollback_dry_run(request: promotion.RollbackRequest) -> DryRun:
     ]
     before = source.stack_file.read_text(encoding="utf-8")
     after = promotion.pin_text(before, targets, pin=promotion.Pin(previous["version"], previous["model_data_url"]))
-    plan.diff = promotion.unified_diff(before, after, path=promotion._rel(source.stack_file))
-    plan.changes = [f"{promotion._rel(source.stack_file)}: pin {', '.join(t.ref for t in targets)} (diff below)",
-                    f"{promotion._rel(promotion.audit_path(request.team))}: append one audit record"]
+    plan.diff = promotion.unified_diff(before, after, path=promotion.display_path(source.stack_file))
+    plan.changes = [f"{promotion.display_path(source.stack_file)}: pin {', '.join(t.ref for t in targets)} (diff below)",
+                    f"{promotion.display_path(promotion.audit_path(request.team))}: append one audit record"]
     return plan

@@ -43,10 +43,6 @@ def test_the_check_sees_a_forbidden_import(tmp_path: Path) -> None:
 # -- No function longer than a screen --------------------------------------------------------------
 
 MAX_FUNCTION_LINES = 80
-BEING_SPLIT = {
-    # being split in parallel (issue #14 item 5); emptied when those branches merge
-    "mlops/local/demo.py::run",
-}
 
 
 def _function_lengths(path: Path, source: str | None = None) -> dict[str, int]:
@@ -84,15 +80,11 @@ def _long_functions() -> dict[str, int]:
 
 
 def test_no_function_in_the_projects_own_code_is_longer_than_eighty_lines() -> None:
-    offenders = {name: lines for name, lines in _long_functions().items() if name not in BEING_SPLIT}
+    offenders = {name: lines for name, lines in _long_functions().items()}
     assert not offenders, f"functions over {MAX_FUNCTION_LINES} lines (name their parts): " + ", ".join(
         f"{name} ({lines})" for name, lines in sorted(offenders.items())
     )
 
-
-def test_every_function_allowed_to_be_long_still_is() -> None:
-    stale = sorted(BEING_SPLIT - set(_long_functions()))
-    assert not stale, f"no longer over {MAX_FUNCTION_LINES} lines (or gone): remove {stale} from BEING_SPLIT"
 
 
 def test_the_length_check_sees_methods_and_nested_functions(tmp_path: Path) -> None:

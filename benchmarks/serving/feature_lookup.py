@@ -2,7 +2,7 @@
 
 Method. One serving process (`mlops-serve`, the container's entry point, capture off, defaults
 otherwise) with `MLOPS_FEATURE_GROUP` set, on a 32-feature Fractional MLP (32 -> 256 -> 256 -> 1,
-the shared serving harness's shape). A Feature Store stand-in (`tests/serving/featurestore_standin.py`:
+the shared serving harness's shape). A Feature Store stand-in (`tests/serving/lookup_store_standin.py`:
 BatchGetRecord over REST-JSON on 127.0.0.1, every request validated against botocore's model) runs
 in its own process and holds one record per id. One client on one keep-alive connection sends, in
 interleaved rounds, four bodies: 1 row inline, 1 row by id, 64 rows inline, 64 rows by id (each
@@ -35,7 +35,7 @@ from torch import nn
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent / "tests" / "serving"))
 
-from featurestore_standin import FeatureStoreStandIn  # noqa: E402
+from lookup_store_standin import FeatureStoreStandIn  # noqa: E402
 from serving_support import build_artifact, free_port, spawn_server, wait_for_ping  # noqa: E402
 
 GROUP = "bench-features"

@@ -132,7 +132,7 @@ def _print_summary(summary: Any, *, target: Any, dry_run: bool) -> None:
         f"{verb}: {summary.rows} rows, {summary.written} written, {summary.rejected_rows} rejected "
         f"({summary.rejects} problems; {summary.refused_batches} of {summary.batches} batches refused), "
         f"{summary.rows_per_second:,.0f} rows/s; rejects: {summary.report}",
-        markup=False,
+        markup=False, soft_wrap=True,
     )
     if summary.refused_batches:
         out.print("a batch with any reject writes nothing: fix the rows in the report and re-run (written batches are not duplicated)", markup=False)

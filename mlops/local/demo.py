@@ -29,6 +29,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from specs import templates
+from specs.config.schema import Variant
 from mlops.local.alarm_eval import Transition, evaluate_all
 from mlops.local.stack import LocalStack, Version
 
@@ -133,96 +134,51 @@ def served(stack: LocalStack, endpoint: str, variant: str) -> int:
     return int(match.group(1)) if match else 0
 
 
+@dataclass(frozen=True)
+class DemoEndpoint:
+    """The endpoint the demo drives: the stack's first, with the variants it declares."""
+
+    key: str
+    """Its key under `endpoints` in the stack file."""
+    name: str
+    """Its SageMaker endpoint name."""
+    model: str
+    instance_type: str
+    """The instance type of its first variant; the demo's own variants use it too."""
+    production: dict[str, Variant]
+    """Its declared production variants, by name; the first is the champion."""
+    pinned: list[int]
+    """The model versions its variants pin, ascending."""
+
+    @property
+    def champion_name(self) -> str:
+        """The first production variant's name."""
+        return next(iter(self.production))
+
+    @property
+    def champion(self) -> Variant:
+        """The first production variant, as declared."""
+        return self.production[self.champion_name]
+
+
 def run(stack: LocalStack, console: Console) -> dict[str, Any]:
     """The demo flow on a stack that is up (`LocalStack.up`). Returns the summary it also writes."""
-    config = stack.config
     started = time.perf_counter()
-    endpoint_key, endpoint = next(iter(config.endpoints.items()))
-    endpoint_name = stack.namer.endpoint(endpoint_key)
-    model = endpoint.model
-    data = stack.offline_store(model)
-    offline_uri = stack.publish_offline_store(data)
-    console.print(f"[bold]1. data and training[/bold]: offline store {data.relative_to(stack.env.dir)}, published to {offline_uri}")
-
-    # Train every version the stack's variants pin that the registry does not hold yet; even
-    # versions get a wider network, so champion and challenger differ.
-    wanted = sorted({v.model_version for v in endpoint.all_variants().values()})
-    stack.train_pinned(model, data=data, report=console.print,
-                       hyperparameters_for=lambda number: {"hidden_units": [64, 32]} if number % 2 == 0 else {})
-
-    phases: list[Phase] = []
-    instance_type = next(iter(endpoint.all_variants().values())).instance_type
-
-    # 2. The endpoint as declared: A/B.
-    plan = stack.deploy()
-    production = endpoint.production_variants()
-    stack.wait_routed(endpoint_name, set(production))
-    ab = Phase("2. A/B as declared", weights={n: getattr(v, "weight", 1.0) for n, v in production.items()})
-    console.print(f"[bold]{ab.title}[/bold]: {', '.join(f'{n} v{v.model_version}' for n, v in production.items())}")
-    send(stack, endpoint_name, request_rows(data, n=400, seed=2), ab, console)
-    phases.append(ab)
-
-    # 3. A candidate in shadow next to the champion.
-    champion_name, champion = next(iter(production.items()))
-    versions = {v.version: v for v in stack.versions(model)}
-    later = [v for v in stack.versions(model) if v.version > max(wanted)]
-    candidate = next((v for v in later if v.description != FAULT_NOTE), None)
-    if candidate is None:
-        candidate = stack.train(model, seed=len(versions) + 1, data=data, hyperparameters={"hidden_units": [96, 48]})
-        console.print(f"   trained candidate v{candidate.version}")
-    shadow_overrides = {"endpoints": {endpoint_key: {"traffic": {
-        "mode": "shadow", "variants": None, "shadow_sampling_percent": 100,
-        "production": {champion_name: _variant(versions[champion.model_version], instance_type=instance_type)},
-        "shadow": {"candidate": _variant(candidate, instance_type=instance_type)},
-    }}}}
-    stack.deploy(shadow_overrides)
-    stack.wait_routed(endpoint_name, {champion_name})
-    shadow = Phase("3. candidate in shadow", weights={champion_name: 1.0}, shadow="candidate")
-    console.print(f"[bold]{shadow.title}[/bold]: {champion_name} v{champion.model_version} answers, candidate v{candidate.version} gets copies")
-    before = served(stack, endpoint_name, "candidate")
-    send(stack, endpoint_name, request_rows(data, n=200, seed=3), shadow, console)
-    deadline = time.monotonic() + 10  # copies go out in the background; let the last ones land
-    while served(stack, endpoint_name, "candidate") - before < shadow.sent and time.monotonic() < deadline:
-        time.sleep(0.1)
-    shadow.shadow_seen = served(stack, endpoint_name, "candidate") - before
+    endpoint_key, endpoint = next(iter(stack.config.endpoints.items()))
+    target = DemoEndpoint(
+        key=endpoint_key, name=stack.namer.endpoint(endpoint_key), model=endpoint.model,
+        instance_type=next(iter(endpoint.all_variants().values())).instance_type,
+        production=endpoint.production_variants(),
+        pinned=sorted({v.model_version for v in endpoint.all_variants().values()}),
+    )
+    data = data_and_training(stack, console, target)
+    phases = [ab_as_declared(stack, console, target, data=data)]
+    shadow, candidate, champion = candidate_in_shadow(stack, console, target, data=data)
     phases.append(shadow)
-
-    # 4. A faulty challenger trips its alarm.
-    faulty = next((v for v in stack.versions(model) if v.description == FAULT_NOTE), None)
-    if faulty is None:
-        source = stack.env.artifact_path(model, candidate.version)
-        built = faulty_artifact(source, stack.env.dir / "build" / "faulty" / "model.tar.gz")
-        faulty = stack.register_artifact(model, built, based_on=candidate, description=FAULT_NOTE)
-    fault_overrides = {"endpoints": {endpoint_key: {"traffic": {
-        "mode": "ab", "production": None, "shadow": None, "shadow_sampling_percent": None,
-        "variants": {
-            champion_name: _variant(versions[champion.model_version], instance_type=instance_type, weight=50),
-            "challenger": _variant(faulty, instance_type=instance_type, weight=50),
-        },
-    }}}}
-    stack.deploy(fault_overrides)
-    stack.wait_routed(endpoint_name, {champion_name, "challenger"})
-    fault = Phase("4. faulty challenger", weights={champion_name: 50, "challenger": 50})
-    console.print(f"[bold]{fault.title}[/bold]: challenger v{faulty.version} ({FAULT_NOTE})")
-    cloudwatch = stack.client("cloudwatch")
-    evaluate_all(cloudwatch, prefix=endpoint_name)  # baseline states before the fault's traffic
-    send(stack, endpoint_name, request_rows(data, n=300, seed=4, null_share=0.3), fault, console)
-    time.sleep(2.5)  # the router publishes metrics every 2 s
-    fault.transitions = evaluate_all(cloudwatch, prefix=endpoint_name)
-    for t in fault.transitions:
-        style = "red" if t.new == "ALARM" else "green"
-        console.print(f"   [{style}]{t.alarm}: {t.old} -> {t.new}[/{style}]  {t.reason}" + (f"  ({t.note})" if t.note else ""))
-    phases.append(fault)
-
-    # 5. Back to the stack as declared.
-    stack.deploy()
-    stack.wait_routed(endpoint_name, set(production))
-    console.print(f"[bold]5. restored[/bold] {endpoint_name} to the stack's declaration")
-
-    # 6. Drifted traffic: the drift job raises the drift alarm, its rule starts the retraining pipeline.
-    retrain = drift_and_retrain(stack, console, endpoint_name=endpoint_name, data=data, champion_version=champion.model_version, model=model)
-
-    summary = _summary(stack, phases, endpoint_name, started)
+    phases.append(faulty_challenger(stack, console, target, data=data, candidate=candidate, champion=champion))
+    restore(stack, console, target)
+    retrain = drift_and_retrain(stack, console, endpoint_name=target.name, data=data, champion_version=target.champion.model_version, model=target.model)
+    summary = _summary(stack, phases, target.name, started)
     summary["retrain"] = retrain
     _print_summary(console, summary)
     report = stack.env.dir / "report.html"
@@ -230,6 +186,94 @@ def run(stack: LocalStack, console: Console) -> dict[str, Any]:
     (stack.env.dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     console.print(f"report: {report}")
     return summary
+
+
+def data_and_training(stack: LocalStack, console: Console, target: DemoEndpoint) -> Path:
+    """Phase 1: publish the offline store and train the versions the variants pin. Returns the store."""
+    data = stack.offline_store(target.model)
+    offline_uri = stack.publish_offline_store(data)
+    console.print(f"[bold]1. data and training[/bold]: offline store {data.relative_to(stack.env.dir)}, published to {offline_uri}")
+    # Train every version the stack's variants pin that the registry does not hold yet; even
+    # versions get a wider network, so champion and challenger differ.
+    stack.train_pinned(target.model, data=data, report=console.print,
+                       hyperparameters_for=lambda number: {"hidden_units": [64, 32]} if number % 2 == 0 else {})
+    return data
+
+
+def ab_as_declared(stack: LocalStack, console: Console, target: DemoEndpoint, *, data: Path) -> Phase:
+    """Phase 2: the endpoint as the stack declares it (A/B), with traffic."""
+    stack.deploy()
+    production = target.production
+    stack.wait_routed(target.name, set(production))
+    ab = Phase("2. A/B as declared", weights={n: getattr(v, "weight", 1.0) for n, v in production.items()})
+    console.print(f"[bold]{ab.title}[/bold]: {', '.join(f'{n} v{v.model_version}' for n, v in production.items())}")
+    send(stack, target.name, request_rows(data, n=400, seed=2), ab, console)
+    return ab
+
+
+def candidate_in_shadow(stack: LocalStack, console: Console, target: DemoEndpoint, *, data: Path) -> tuple[Phase, Version, Version]:
+    """Phase 3: a candidate (trained unless an earlier run left one) in shadow next to the champion.
+    Returns the phase, the candidate and the champion's registered version."""
+    model, champion_name, champion = target.model, target.champion_name, target.champion
+    versions = {v.version: v for v in stack.versions(model)}
+    later = [v for v in stack.versions(model) if v.version > max(target.pinned)]
+    candidate = next((v for v in later if v.description != FAULT_NOTE), None)
+    if candidate is None:
+        candidate = stack.train(model, seed=len(versions) + 1, data=data, hyperparameters={"hidden_units": [96, 48]})
+        console.print(f"   trained candidate v{candidate.version}")
+    shadow_overrides = {"endpoints": {target.key: {"traffic": {
+        "mode": "shadow", "variants": None, "shadow_sampling_percent": 100,
+        "production": {champion_name: _variant(versions[champion.model_version], instance_type=target.instance_type)},
+        "shadow": {"candidate": _variant(candidate, instance_type=target.instance_type)},
+    }}}}
+    stack.deploy(shadow_overrides)
+    stack.wait_routed(target.name, {champion_name})
+    shadow = Phase("3. candidate in shadow", weights={champion_name: 1.0}, shadow="candidate")
+    console.print(f"[bold]{shadow.title}[/bold]: {champion_name} v{champion.model_version} answers, candidate v{candidate.version} gets copies")
+    before = served(stack, target.name, "candidate")
+    send(stack, target.name, request_rows(data, n=200, seed=3), shadow, console)
+    deadline = time.monotonic() + 10  # copies go out in the background; let the last ones land
+    while served(stack, target.name, "candidate") - before < shadow.sent and time.monotonic() < deadline:
+        time.sleep(0.1)
+    shadow.shadow_seen = served(stack, target.name, "candidate") - before
+    return shadow, candidate, versions[champion.model_version]
+
+
+def faulty_challenger(stack: LocalStack, console: Console, target: DemoEndpoint, *, data: Path, candidate: Version, champion: Version) -> Phase:
+    """Phase 4: a faulty build of the candidate as a 50% challenger, whose 5XX alarm fires."""
+    champion_name = target.champion_name
+    faulty = next((v for v in stack.versions(target.model) if v.description == FAULT_NOTE), None)
+    if faulty is None:
+        source = stack.env.artifact_path(target.model, candidate.version)
+        built = faulty_artifact(source, stack.env.dir / "build" / "faulty" / "model.tar.gz")
+        faulty = stack.register_artifact(target.model, built, based_on=candidate, description=FAULT_NOTE)
+    fault_overrides = {"endpoints": {target.key: {"traffic": {
+        "mode": "ab", "production": None, "shadow": None, "shadow_sampling_percent": None,
+        "variants": {
+            champion_name: _variant(champion, instance_type=target.instance_type, weight=50),
+            "challenger": _variant(faulty, instance_type=target.instance_type, weight=50),
+        },
+    }}}}
+    stack.deploy(fault_overrides)
+    stack.wait_routed(target.name, {champion_name, "challenger"})
+    fault = Phase("4. faulty challenger", weights={champion_name: 50, "challenger": 50})
+    console.print(f"[bold]{fault.title}[/bold]: challenger v{faulty.version} ({FAULT_NOTE})")
+    cloudwatch = stack.client("cloudwatch")
+    evaluate_all(cloudwatch, prefix=target.name)  # baseline states before the fault's traffic
+    send(stack, target.name, request_rows(data, n=300, seed=4, null_share=0.3), fault, console)
+    time.sleep(2.5)  # the router publishes metrics every 2 s
+    fault.transitions = evaluate_all(cloudwatch, prefix=target.name)
+    for t in fault.transitions:
+        style = "red" if t.new == "ALARM" else "green"
+        console.print(f"   [{style}]{t.alarm}: {t.old} -> {t.new}[/{style}]  {t.reason}" + (f"  ({t.note})" if t.note else ""))
+    return fault
+
+
+def restore(stack: LocalStack, console: Console, target: DemoEndpoint) -> None:
+    """Phase 5: the endpoint back as the stack declares it."""
+    stack.deploy()
+    stack.wait_routed(target.name, set(target.production))
+    console.print(f"[bold]5. restored[/bold] {target.name} to the stack's declaration")
 
 
 def drift_and_retrain(stack: LocalStack, console: Console, *, endpoint_name: str, data: Path, champion_version: int, model: str) -> dict[str, Any]:

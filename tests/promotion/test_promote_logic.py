@@ -181,7 +181,7 @@ def test_champion_history_pushes_promotions_and_pops_rollbacks():
 ])
 def test_environments_must_be_known_and_move_forward(source, target, message):
     with pytest.raises(promote.PromotionError, match=message):
-        promote._check_environments(source, target)
+        promote.check_environments(source, target)
 
 
 def test_atomic_write_never_shows_a_reader_a_partial_file(tmp_path):

@@ -1,5 +1,5 @@
 """Online feature lookup through the real server over HTTP, against a Feature Store stand-in that
-validates every BatchGetRecord against botocore's model (`featurestore_standin.py`)."""
+validates every BatchGetRecord against botocore's model (`lookup_store_standin.py`)."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from featurestore_standin import FeatureStoreStandIn
+from lookup_store_standin import FeatureStoreStandIn
 from serving_support import RunningServer, encode_row, parse_responses, raw_exchange, read_capture, start_server
 
 from mlops_serving.settings import Settings

@@ -33,11 +33,12 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+from mlops_contracts import capture as contract
 
 from mlops_training import s3
 from mlops_training.dataset.build import LABEL_EVENTS_SCHEMA
 
-SUFFIX = ".jsonl"
+SUFFIX = contract.FILE_SUFFIX
 
 
 @dataclass
@@ -113,8 +114,8 @@ def read_ground_truth(location: str, counts: JoinCounts) -> dict[str, list[Any]]
     for name, number, line in _lines(location):
         try:
             doc = json.loads(line)
-            event_id = doc["eventMetadata"]["eventId"]
-            values = ground_truth_values(doc["groundTruthData"])
+            event_id = doc[contract.EVENT_METADATA][contract.EVENT_ID]
+            values = ground_truth_values(doc[contract.GROUND_TRUTH_DATA])
             if not isinstance(event_id, str) or not event_id or not values:
                 raise ValueError("no eventId or no labels")
         except (ValueError, KeyError, TypeError) as exc:
@@ -157,10 +158,10 @@ def label_events(*, captures: str, ground_truth: str, record_identifier: str) ->
     for name, number, line in _lines(captures):
         try:
             doc = json.loads(line)
-            metadata = doc.get("eventMetadata") or {}
-            inference_id = metadata.get("inferenceId") or metadata.get("eventId")
-            rows = request_rows(doc["captureData"]["endpointInput"])
-            when = _time(metadata.get("inferenceTime"))
+            metadata = doc.get(contract.EVENT_METADATA) or {}
+            inference_id = metadata.get(contract.INFERENCE_ID) or metadata.get(contract.EVENT_ID)
+            rows = request_rows(doc[contract.CAPTURE_DATA][contract.ENDPOINT_INPUT])
+            when = _time(metadata.get(contract.INFERENCE_TIME))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             counts.problem(f"{name}:{number}: {exc}")
             continue
