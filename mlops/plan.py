@@ -68,12 +68,15 @@ class Plan:
         return [r for r in self.resources if r.type == type_]
 
     def to_json(self) -> dict[str, Any]:
+        """The plan as data, resources by URN and findings sorted, so that the same stack always gives
+        the same bytes (the mock engine registers children in no fixed order)."""
+        findings = sorted((f.to_json() for f in self.findings), key=lambda f: (f["policy"], f["resource"], f["message"]))
         return {
             "stack": self.stack,
             "resourceCount": len(self.resources),
             "countByType": dict(sorted(self.by_type().items())),
-            "resources": [r.to_json() for r in self.resources],
-            "policyFindings": [f.to_json() for f in self.findings],
+            "resources": [r.to_json() for r in sorted(self.resources, key=lambda r: r.urn)],
+            "policyFindings": findings,
         }
 
 
