@@ -50,6 +50,13 @@ def stack_image(config: StackConfig, image: str) -> str:
     return image_uri(account_id=namer.account_id, region=config.aws.region, repository=namer.ecr_repository(image), tag=tags[image])
 
 
+def ground_truth_uris(config: StackConfig) -> dict[str, str]:
+    """Where each model's ground-truth labels are to be written (the configured location, else the
+    default in the features bucket): exported so that a labelling job knows where to put them."""
+    namer = namer_for(config)
+    return {key: model.ground_truth_uri or namer.ground_truth_uri(key) for key, model in config.model_registry.models.items()}
+
+
 def training_hyperparameters(config: StackConfig, model: str) -> dict[str, str]:
     """The hyperparameters every run of `model` gets (retraining_pipeline.run_hyperparameters), as the
     stack's EKS job templates and `mlops train` both render them."""

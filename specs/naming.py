@@ -116,6 +116,10 @@ class Namer:
         """S3 bucket names are global: the account id keeps them unique across organisations."""
         return f"{self.prefix}-{purpose}-{self.account_id}"
 
+    def ground_truth_uri(self, model: str) -> str:
+        """The default ground-truth location of `model` (ModelConfig.ground_truth_uri)."""
+        return f"s3://{self.bucket('features')}/ground-truth/{model}/"
+
     def endpoint(self, endpoint: str) -> str:
         return f"{self.prefix}-{endpoint}"
 

@@ -57,6 +57,7 @@ def _references(config: StackConfig) -> list[Problem]:
                 problems.append(Problem((*path, "label"), "the record identifier and event time cannot be the label", model.label))
             elif len(names) - len(identity) - 1 < 1:
                 problems.append(Problem((*path, "label"), f"{model.feature_group!r} has no feature left to train on besides the label", model.label))
+        problems += _ground_truth(config, name, model.ground_truth_uri)
         for metric in model.gates:
             if metric not in TASK_METRICS[model.task]:
                 problems.append(Problem(
@@ -102,6 +103,22 @@ def _references(config: StackConfig) -> list[Problem]:
                         variant.instance_count,
                     ))
     return problems
+
+
+def _ground_truth(config: StackConfig, model: str, uri: str | None) -> list[Problem]:
+    """A model's ground-truth location must be in the stack's features bucket: training reads that
+    bucket and no other."""
+    if uri is None:
+        return []
+    features = naming.Namer(team=config.team, environment=config.environment, account_id=config.aws.account_id).bucket("features")
+    if uri.removeprefix("s3://").split("/", 1)[0] == features:
+        return []
+    return [Problem(
+        ("model_registry", "models", model, "ground_truth_uri"),
+        f"must be in this stack's features bucket s3://{features}/ (training reads no other bucket); "
+        f"the default is s3://{features}/ground-truth/{model}/",
+        uri,
+    )]
 
 
 def _feature_lookups(config: StackConfig) -> list[Problem]:

@@ -435,6 +435,12 @@ class ModelConfig(Strict):
     max_regression: Annotated[float, Field(ge=0, le=1)] = 0.01
     """Promotion refuses a version whose gated metrics are worse than the target's champion by more
     than this (absolute). @default 0.01."""
+    ground_truth_uri: S3Uri | None = None
+    """Where the ground-truth labels of this model's predictions arrive: SageMaker Model Monitor's
+    ground-truth JSON lines (`groundTruthData` plus `eventMetadata.eventId`, the captured inference id)
+    under `yyyy/mm/dd/hh/`. Captured requests joined with these labels become the label events of the
+    next training set (`mlops-train dataset --captures ... --ground-truth ...`). Must be in the stack's
+    features bucket, which training reads. @default `s3://<team>-<env>-features-<account>/ground-truth/<model>/`."""
 
 
 class ModelRegistryConfig(Strict):
