@@ -19,8 +19,6 @@ other layouts are always read.
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 from collections.abc import Iterator
@@ -107,18 +105,6 @@ class LabelIndex:
         return out
 
 
-def label_values(part: Any) -> list[Any]:
-    """The labels of one ground-truth record's `groundTruthData`."""
-    text, fmt = captures.body(part)
-    if fmt == wire.ENCODING_CSV:
-        rows = [r for r in csv.reader(io.StringIO(text, newline="")) if r]
-        return [v for r in rows for v in r]
-    doc = captures.loads_json(text)
-    if isinstance(doc, dict) and "label" in doc:
-        doc = doc["label"]
-    return doc if isinstance(doc, list) else [doc]
-
-
 def read_labels(location: str, *, since: datetime | None, batch_records: int, counts: LabelCounts) -> LabelIndex:
     """Every ground-truth record under `location` (file, directory or S3 prefix) into an index."""
     single = location.endswith(wire.FILE_SUFFIX) if storage.is_s3(location) else not storage.exists_dir(location)
@@ -151,10 +137,7 @@ def _label_batches(files: list[str], batch_records: int, counts: LabelCounts) ->
                 continue
             try:
                 doc = captures.loads_json(line)
-                record_id = doc[wire.EVENT_METADATA][wire.EVENT_ID]
-                labels = label_values(doc[wire.GROUND_TRUTH_DATA])
-                if not isinstance(record_id, str) or not record_id or not labels:
-                    raise ValueError("no eventId or no labels")
+                record_id, labels = wire.ground_truth_record(doc, loads=captures.loads_json)
             except (ValueError, KeyError, TypeError) as exc:
                 counts.problem(f"{location}:{number}: {exc}")
                 continue
