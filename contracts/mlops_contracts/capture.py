@@ -13,7 +13,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -125,6 +125,29 @@ def ground_truth_record(
     if not isinstance(event_id, str) or not event_id or not labels:
         raise ValueError("no eventId or no labels")
     return event_id, labels
+
+
+def ground_truth_records(
+    lines: Iterable[tuple[str, int, str]],
+    *,
+    problem: Callable[[str], None],
+    encodings: Collection[str] = ENCODINGS,
+    loads: Callable[[str], Any] = json.loads,
+) -> Iterator[tuple[str, list[Any]]]:
+    """(event id, labels) of each ground-truth line of `(file, line number, line)`, in order.
+
+    Blank lines are skipped. A line that is not a ground-truth record is reported to `problem` as
+    `"{file}:{number}: {why}"` and skipped, so that the caller counts it rather than guesses.
+    """
+    for name, number, line in lines:
+        if not line.strip():
+            continue
+        try:
+            record = ground_truth_record(loads(line), encodings=encodings, loads=loads)
+        except (ValueError, KeyError, TypeError) as exc:
+            problem(f"{name}:{number}: {exc}")
+            continue
+        yield record
 
 
 def parse_time(raw: Any, *, spaces: bool = False) -> datetime:

@@ -153,3 +153,22 @@ def test_parse_time_rejects_what_is_not_an_iso_time_naming_the_value(raw, messag
         with pytest.raises(ValueError) as caught:
             capture.parse_time(raw, spaces=spaces)
         assert str(caught.value) == message
+
+
+def test_ground_truth_records_yield_each_record_and_report_each_bad_line_with_its_place():
+    lines = [
+        ("gt.jsonl", 1, json.dumps(record("a", "1"))),
+        ("gt.jsonl", 2, "   "),
+        ("gt.jsonl", 3, "{not json"),
+        ("gt.jsonl", 4, json.dumps(record("b", b64("0"), "BASE64"))),
+        ("gt.jsonl", 5, json.dumps({"eventMetadata": {"eventId": "c"}})),
+        ("gt.jsonl", 6, json.dumps(record("a", "[0, 1]", "JSON"))),
+    ]
+    problems: list[str] = []
+    got = list(capture.ground_truth_records(lines, problem=problems.append, encodings=JSON_CSV))
+    assert got == [("a", ["1"]), ("a", [0, 1])]
+    assert [p.split(": ")[0] for p in problems] == ["gt.jsonl:3", "gt.jsonl:4", "gt.jsonl:5"]
+    assert problems[1:] == ["gt.jsonl:4: encoding 'BASE64'; allowed JSON, CSV", "gt.jsonl:5: 'groundTruthData'"]
+    problems.clear()
+    assert list(capture.ground_truth_records(lines[3:4], problem=problems.append)) == [("b", [0])]  # BASE64 without a csv content type is JSON
+    assert problems == []

@@ -132,15 +132,8 @@ def _label_batches(files: list[str], batch_records: int, counts: LabelCounts) ->
     batch: list[tuple[str, list[Any]]] = []
     for location in files:
         counts.files += 1
-        for number, line in enumerate(storage.iter_lines(location), start=1):
-            if not line.strip():
-                continue
-            try:
-                doc = captures.loads_json(line)
-                record_id, labels = wire.ground_truth_record(doc, loads=captures.loads_json)
-            except (ValueError, KeyError, TypeError) as exc:
-                counts.problem(f"{location}:{number}: {exc}")
-                continue
+        lines = ((location, number, line) for number, line in enumerate(storage.iter_lines(location), start=1))
+        for record_id, labels in wire.ground_truth_records(lines, problem=counts.problem, loads=captures.loads_json):
             counts.records += 1
             batch.append((record_id, labels))
             if len(batch) >= batch_records:

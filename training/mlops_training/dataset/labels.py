@@ -93,13 +93,7 @@ def _lines(location: str) -> Iterator[tuple[str, int, str]]:
 def read_ground_truth(location: str, counts: JoinCounts) -> dict[str, list[Any]]:
     """Inference id -> labels, the later record winning."""
     labels: dict[str, list[Any]] = {}
-    for name, number, line in _lines(location):
-        try:
-            doc = json.loads(line)
-            event_id, values = contract.ground_truth_record(doc, encodings=ENCODINGS)
-        except (ValueError, KeyError, TypeError) as exc:
-            counts.problem(f"{name}:{number}: {exc}")
-            continue
+    for event_id, values in contract.ground_truth_records(_lines(location), problem=counts.problem, encodings=ENCODINGS):
         counts.ground_truth += 1
         counts.duplicate_ground_truth += event_id in labels
         labels[event_id] = values
