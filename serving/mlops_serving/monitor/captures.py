@@ -17,8 +17,6 @@ decoded first and read by their observed content type.
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import csv
 import io
 import json
@@ -31,7 +29,6 @@ from typing import Any
 from mlops_contracts import capture as wire
 
 from . import storage
-from .settings import parse_time
 
 try:  # orjson is a dependency of the serving image; plain json keeps the job usable without it.
     import orjson
@@ -168,24 +165,6 @@ def read_records(
             yield batch
 
 
-def body(part: Any) -> tuple[str, str]:
-    """(text, `JSON` or `CSV`) of a capture's `endpointInput` / `endpointOutput`."""
-    if not isinstance(part, dict) or not isinstance(part.get(wire.DATA), str):
-        raise ValueError("no data")
-    data = part[wire.DATA]
-    encoding = str(part.get(wire.ENCODING, wire.ENCODING_JSON)).upper()
-    if encoding == wire.ENCODING_BASE64:
-        try:
-            data = base64.b64decode(data, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError) as exc:
-            raise ValueError(f"bad BASE64 data: {exc}") from None
-        content_type = str(part.get(wire.OBSERVED_CONTENT_TYPE, "")).lower()
-        encoding = wire.ENCODING_CSV if "csv" in content_type else wire.ENCODING_JSON
-    if encoding not in (wire.ENCODING_JSON, wire.ENCODING_CSV):
-        raise ValueError(f"encoding {encoding!r}; allowed {', '.join(wire.ENCODINGS)}")
-    return data, encoding
-
-
 class InputDecoder:
     """Request bodies -> positional rows (lists of raw values) in the model's column order."""
 
@@ -198,7 +177,7 @@ class InputDecoder:
 
     def rows(self, part: Any) -> list[list[Any]]:
         """The rows of one request; ValueError says why a body is unusable."""
-        text, fmt = body(part)
+        text, fmt = wire.decode_body(part)
         if fmt == wire.ENCODING_CSV:
             return self._csv(text)
         try:
@@ -251,7 +230,7 @@ class InputDecoder:
 
 def predictions(part: Any) -> list[Any]:
     """The predictions of one response (values, not yet checked as numbers)."""
-    text, fmt = body(part)
+    text, fmt = wire.decode_body(part)
     if fmt == wire.ENCODING_CSV:
         return [line.split(",")[0] for line in text.splitlines() if line.strip()]
     try:
@@ -278,16 +257,11 @@ def _path_fields(parts: tuple[str, ...]) -> tuple[str | None, datetime | None]:
 
 
 def _time(raw: Any) -> datetime | None:
-    if not isinstance(raw, str):
-        return None
+    """A record's `inferenceTime`, or None where it is missing or unreadable (the record is counted untimed)."""
     try:
-        value = datetime.fromisoformat(raw)  # the fast path: what the writers produce
+        return wire.parse_time(raw, spaces=True)
     except ValueError:
-        try:
-            return parse_time(raw)
-        except ValueError:
-            return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+        return None
 
 
 def _floor(value: datetime) -> datetime:

@@ -19,8 +19,6 @@ other layouts are always read.
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 from collections.abc import Iterator
@@ -107,18 +105,6 @@ class LabelIndex:
         return out
 
 
-def label_values(part: Any) -> list[Any]:
-    """The labels of one ground-truth record's `groundTruthData`."""
-    text, fmt = captures.body(part)
-    if fmt == wire.ENCODING_CSV:
-        rows = [r for r in csv.reader(io.StringIO(text, newline="")) if r]
-        return [v for r in rows for v in r]
-    doc = captures.loads_json(text)
-    if isinstance(doc, dict) and "label" in doc:
-        doc = doc["label"]
-    return doc if isinstance(doc, list) else [doc]
-
-
 def read_labels(location: str, *, since: datetime | None, batch_records: int, counts: LabelCounts) -> LabelIndex:
     """Every ground-truth record under `location` (file, directory or S3 prefix) into an index."""
     single = location.endswith(wire.FILE_SUFFIX) if storage.is_s3(location) else not storage.exists_dir(location)
@@ -146,18 +132,8 @@ def _label_batches(files: list[str], batch_records: int, counts: LabelCounts) ->
     batch: list[tuple[str, list[Any]]] = []
     for location in files:
         counts.files += 1
-        for number, line in enumerate(storage.iter_lines(location), start=1):
-            if not line.strip():
-                continue
-            try:
-                doc = captures.loads_json(line)
-                record_id = doc[wire.EVENT_METADATA][wire.EVENT_ID]
-                labels = label_values(doc[wire.GROUND_TRUTH_DATA])
-                if not isinstance(record_id, str) or not record_id or not labels:
-                    raise ValueError("no eventId or no labels")
-            except (ValueError, KeyError, TypeError) as exc:
-                counts.problem(f"{location}:{number}: {exc}")
-                continue
+        lines = ((location, number, line) for number, line in enumerate(storage.iter_lines(location), start=1))
+        for record_id, labels in wire.ground_truth_records(lines, problem=counts.problem, loads=captures.loads_json):
             counts.records += 1
             batch.append((record_id, labels))
             if len(batch) >= batch_records:

@@ -28,7 +28,7 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,8 @@ from mlops_training import s3
 from mlops_training.dataset.build import LABEL_EVENTS_SCHEMA
 
 SUFFIX = contract.FILE_SUFFIX
+ENCODINGS = (contract.ENCODING_JSON, contract.ENCODING_CSV)
+"""The body encodings this join reads: BASE64 parts (never written by our server) are counted malformed."""
 
 
 @dataclass
@@ -88,39 +90,10 @@ def _lines(location: str) -> Iterator[tuple[str, int, str]]:
                 yield name, number, line
 
 
-def _body(part: Any) -> tuple[str, str]:
-    if not isinstance(part, dict) or not isinstance(part.get("data"), str):
-        raise ValueError("no data")
-    encoding = str(part.get("encoding", "JSON")).upper()
-    if encoding not in ("JSON", "CSV"):
-        raise ValueError(f"encoding {encoding!r}; allowed JSON, CSV")
-    return part["data"], encoding
-
-
-def ground_truth_values(part: Any) -> list[Any]:
-    """The labels of one ground-truth record's `groundTruthData`."""
-    text, encoding = _body(part)
-    if encoding == "CSV":
-        return [v for row in csv.reader(io.StringIO(text, newline="")) for v in row]
-    doc = json.loads(text)
-    if isinstance(doc, dict) and "label" in doc:
-        doc = doc["label"]
-    return doc if isinstance(doc, list) else [doc]
-
-
 def read_ground_truth(location: str, counts: JoinCounts) -> dict[str, list[Any]]:
     """Inference id -> labels, the later record winning."""
     labels: dict[str, list[Any]] = {}
-    for name, number, line in _lines(location):
-        try:
-            doc = json.loads(line)
-            event_id = doc[contract.EVENT_METADATA][contract.EVENT_ID]
-            values = ground_truth_values(doc[contract.GROUND_TRUTH_DATA])
-            if not isinstance(event_id, str) or not event_id or not values:
-                raise ValueError("no eventId or no labels")
-        except (ValueError, KeyError, TypeError) as exc:
-            counts.problem(f"{name}:{number}: {exc}")
-            continue
+    for event_id, values in contract.ground_truth_records(_lines(location), problem=counts.problem, encodings=ENCODINGS):
         counts.ground_truth += 1
         counts.duplicate_ground_truth += event_id in labels
         labels[event_id] = values
@@ -129,8 +102,8 @@ def read_ground_truth(location: str, counts: JoinCounts) -> dict[str, list[Any]]
 
 def request_rows(part: Any) -> list[Any]:
     """The rows of a captured request body: dicts (records keyed by name) or lists (positional rows)."""
-    text, encoding = _body(part)
-    if encoding == "CSV":
+    text, encoding = contract.decode_body(part, encodings=ENCODINGS)
+    if encoding == contract.ENCODING_CSV:
         return [row for row in csv.reader(io.StringIO(text, newline="")) if row]
     doc = json.loads(text)
     if isinstance(doc, dict) and "instances" in doc:
@@ -142,11 +115,12 @@ def request_rows(part: Any) -> list[Any]:
     return doc
 
 
-def _time(value: Any) -> datetime:
-    if not isinstance(value, str):
-        raise ValueError(f"inferenceTime {value!r} is not an ISO-8601 string")
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+def _time(metadata: dict[str, Any]) -> datetime:
+    """The capture's `inferenceTime` (UTC); ValueError, naming the field, where it is missing or not ISO 8601."""
+    try:
+        return contract.parse_time(metadata.get(contract.INFERENCE_TIME))
+    except ValueError as exc:
+        raise ValueError(f"{contract.INFERENCE_TIME}: {exc}") from None
 
 
 def label_events(*, captures: str, ground_truth: str, record_identifier: str) -> tuple[pa.Table, JoinCounts]:
@@ -161,7 +135,7 @@ def label_events(*, captures: str, ground_truth: str, record_identifier: str) ->
             metadata = doc.get(contract.EVENT_METADATA) or {}
             inference_id = metadata.get(contract.INFERENCE_ID) or metadata.get(contract.EVENT_ID)
             rows = request_rows(doc[contract.CAPTURE_DATA][contract.ENDPOINT_INPUT])
-            when = _time(metadata.get(contract.INFERENCE_TIME))
+            when = _time(metadata)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             counts.problem(f"{name}:{number}: {exc}")
             continue
