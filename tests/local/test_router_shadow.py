@@ -12,11 +12,12 @@ import socket
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http.server import ThreadingHTTPServer
 
 import boto3
 import pytest
+
+from router_stubs import Stub
 
 from mlops.local.router import (
     SHADOW_DROPPED_METRIC,
@@ -33,51 +34,6 @@ from mlops.local.router import (
 )
 
 ENDPOINT = "t-dev-scoring"
-
-
-class Stub:
-    """An HTTP variant that answers `{"variant": name, "n": k}`; when `gated`, each request first
-    announces itself on `arrived` and then waits for `release`."""
-
-    def __init__(self, name: str, *, gated: bool = False) -> None:
-        self.name = name
-        self.received = 0
-        self.arrived = threading.Semaphore(0)
-        self.release = threading.Event()
-        if not gated:
-            self.release.set()
-        self._lock = threading.Lock()
-        stub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                with stub._lock:
-                    stub.received += 1
-                    n = stub.received
-                stub.arrived.release()
-                assert stub.release.wait(WAIT_CEILING_S), "the test never released the stub"
-                body = json.dumps({"variant": stub.name, "n": n}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
