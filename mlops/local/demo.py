@@ -28,8 +28,10 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from mlops_contracts import capture
 from specs import templates
 from specs.config.schema import Variant
+from mlops.local import router
 from mlops.local.alarm_eval import Transition, evaluate_all
 from mlops.local.stack import LocalStack, Version
 
@@ -50,7 +52,9 @@ class Phase:
     weights: dict[str, float] = field(default_factory=dict)
     shadow: str | None = None
     shadow_seen: int = 0
-    """Requests the shadow variant answered (from its capture log): copies, never returned."""
+    """Copies the shadow variant answered: never returned to callers."""
+    shadow_copies: dict[str, int] = field(default_factory=dict)
+    """What became of this phase's copies (the router's counts): mirrored, sent, dropped, failed."""
     transitions: list[Transition] = field(default_factory=list)
 
 
@@ -113,6 +117,44 @@ def faulty_artifact(source: Path, target: Path) -> Path:
                 member.size = len(data)
             dst.addfile(member, io.BytesIO(data) if data is not None else None)
     return target
+
+
+SHADOW_COUNTS = ("mirrored", "sent", "dropped", "failed")
+CAPTURE_CEILING_S = 120.0
+"""How long the drift phase waits for the captures of its traffic (only a bug takes that long)."""
+
+
+def _shadow_counts(status: dict[str, Any], endpoint: str, variant: str) -> dict[str, int]:
+    """A shadow variant's copy counts in a router status (zeros before its first copy)."""
+    counts = status["endpoints"].get(endpoint, {}).get("shadow", {}).get(variant, {})
+    return {key: counts.get(key, 0) for key in SHADOW_COUNTS}
+
+
+def wait_captured(root: Path, *, since: datetime, count: int, timeout_s: float = CAPTURE_CEILING_S) -> int:
+    """Wait until no capture file under `root` (one endpoint's captures) is still being written and
+    the completed ones hold at least `count` requests inferred at or after `since`; returns how many.
+    Variants complete (rename) a capture file a few seconds after its last write."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        partial = [p for p in root.rglob(f"*{capture.PARTIAL_SUFFIX}")] if root.exists() else []
+        found = _captured_since(root, since) if not partial else 0
+        if not partial and found >= count:
+            return found
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{root}: {found} completed captures since {since.isoformat()} within {timeout_s:.0f} s, "
+                               f"expected at least {count}; still being written: {len(partial)} file(s)")
+        time.sleep(0.1)
+
+
+def _captured_since(root: Path, since: datetime) -> int:
+    stamp = since.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    found = 0
+    for path in root.rglob(f"*{capture.FILE_SUFFIX}"):
+        for line in path.read_text().splitlines():
+            # ISO-8601 UTC times with the same precision compare as text.
+            if line.strip() and json.loads(line)[capture.EVENT_METADATA][capture.INFERENCE_TIME] >= stamp:
+                found += 1
+    return found
 
 
 def _variant(version: Version, *, instance_type: str, weight: float | None = None) -> dict[str, Any]:
@@ -227,15 +269,16 @@ def candidate_in_shadow(stack: LocalStack, console: Console, target: DemoEndpoin
         "shadow": {"candidate": _variant(candidate, instance_type=target.instance_type)},
     }}}}
     stack.deploy(shadow_overrides)
-    stack.wait_routed(target.name, {champion_name})
+    stack.wait_routed(target.name, {champion_name}, {"candidate"})
     shadow = Phase("3. candidate in shadow", weights={champion_name: 1.0}, shadow="candidate")
     console.print(f"[bold]{shadow.title}[/bold]: {champion_name} v{champion.model_version} answers, candidate v{candidate.version} gets copies")
-    before = served(stack, target.name, "candidate")
+    before = _shadow_counts(router.read_status(stack.router_url()), target.name, "candidate")
     send(stack, target.name, request_rows(data, n=200, seed=3), shadow, console)
-    deadline = time.monotonic() + 10  # copies go out in the background; let the last ones land
-    while served(stack, target.name, "candidate") - before < shadow.sent and time.monotonic() < deadline:
-        time.sleep(0.1)
-    shadow.shadow_seen = served(stack, target.name, "candidate") - before
+    # Copies go out in the background: wait until the router has settled every one of them.
+    after = router.wait_shadow_settled(stack.router_url(), target.name, "candidate")
+    shadow.shadow_copies = {key: after[key] - before[key] for key in SHADOW_COUNTS}
+    shadow.shadow_seen = shadow.shadow_copies["sent"]
+    console.print("   shadow copies: {mirrored} mirrored, {sent} sent, {dropped} dropped (queue full), {failed} failed".format(**shadow.shadow_copies))
     return shadow, candidate, versions[champion.model_version]
 
 
@@ -261,7 +304,7 @@ def faulty_challenger(stack: LocalStack, console: Console, target: DemoEndpoint,
     cloudwatch = stack.client("cloudwatch")
     evaluate_all(cloudwatch, prefix=target.name)  # baseline states before the fault's traffic
     send(stack, target.name, request_rows(data, n=300, seed=4, null_share=0.3), fault, console)
-    time.sleep(2.5)  # the router publishes metrics every 2 s
+    router.wait_published(stack.router_url())  # the alarms read what the router has published
     fault.transitions = evaluate_all(cloudwatch, prefix=target.name)
     for t in fault.transitions:
         style = "red" if t.new == "ALARM" else "green"
@@ -292,7 +335,7 @@ def drift_and_retrain(stack: LocalStack, console: Console, *, endpoint_name: str
         row["country"] = "br"
     drifted = Phase("6. drifted traffic")
     send(stack, endpoint_name, rows, drifted, console)
-    time.sleep(3)  # local variants complete their capture files every 2 s
+    wait_captured(stack.env.dir / "captures" / endpoint_name, since=window_start, count=sum(drifted.answered.values()))
     out = stack.env.dir / "monitoring" / window_start.strftime("%Y%m%dT%H%M%S")
     job = subprocess.run(
         [str(Path(sys.executable).parent / "mlops-monitor"), "drift", "--captures", str(stack.env.dir / "captures"),
@@ -336,7 +379,7 @@ def _summary(stack: LocalStack, phases: list[Phase], endpoint: str, started: flo
         "phases": [
             {
                 "title": p.title, "sent": p.sent, "answered": dict(p.answered), "errors": dict(p.errors),
-                "weights": p.weights, "shadow": p.shadow, "shadow_seen": p.shadow_seen,
+                "weights": p.weights, "shadow": p.shadow, "shadow_seen": p.shadow_seen, "shadow_copies": p.shadow_copies,
                 "expected_share": {k: w / sum(p.weights.values()) for k, w in p.weights.items()},
                 "observed_share": {k: c / max(1, p.sent) for k, c in p.answered.items()},
                 "p50_ms": {k: _percentile(v, 50) for k, v in p.latencies_ms.items()},

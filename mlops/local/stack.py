@@ -27,7 +27,8 @@ from specs.config import stack_files
 from specs.config.schema import StackConfig
 from components.foundation import image_uri
 from specs.naming import Namer
-from mlops.local.environment import ACCOUNT_ID, LocalEnvironment, extract, free_port, wait_http
+from mlops.local import router
+from mlops.local.environment import ACCOUNT_ID, START_CEILING_S, LocalEnvironment, extract, free_port, wait_http
 from mlops.local.realize import Realized, api_calls, realize
 from mlops.plan import Plan, plan_stack
 
@@ -113,7 +114,7 @@ class LocalStack:
         port = free_port()
         self.env.spawn("router", [sys.executable, "-m", "mlops.local.router", "--stack", self.name, "--port", str(port),
                                   "--region", self.region, "--publish-interval", "2", "--seed", "7"], port=port)
-        wait_http(f"http://127.0.0.1:{port}/ping", timeout_s=30)
+        wait_http(f"http://127.0.0.1:{port}/ping", timeout_s=START_CEILING_S)
         return done
 
     def client(self, service: str) -> Any:
@@ -418,7 +419,7 @@ class LocalStack:
                 )
                 running.add(model_name)
         for record in (p for p in self.env.processes() if p.role == "variant"):
-            wait_http(f"http://127.0.0.1:{record.port}/ping", timeout_s=60)
+            wait_http(f"http://127.0.0.1:{record.port}/ping", timeout_s=START_CEILING_S)
 
     def _stop_unused_variants(self, plan: Plan) -> None:
         wanted = set()
@@ -428,26 +429,17 @@ class LocalStack:
         for record in [p for p in self.env.processes() if p.role == "variant" and p.model_name not in wanted]:
             self.env.stop(record)
 
-    def wait_routed(self, endpoint: str, variants: set[str], *, timeout_s: float = 30.0) -> None:
-        """Wait until the router serves `endpoint` with exactly `variants` (it follows the control plane)."""
-        import time
-
-        deadline = time.monotonic() + timeout_s
-        runtime = self.runtime()
-        while time.monotonic() < deadline:
-            seen = set()
-            try:
-                for variant in variants:
-                    runtime.invoke_endpoint(EndpointName=endpoint, Body=b"[]", ContentType="application/json", TargetVariant=variant)
-                    seen.add(variant)
-            except runtime.exceptions.ModelError:
-                return  # the variant answered (with a 4xx for the empty body): it is routed
-            except Exception:
-                time.sleep(0.2)
-                continue
-            if seen == variants:
-                return
-        raise TimeoutError(f"the router did not route {endpoint} to {sorted(variants)} within {timeout_s:.0f} s")
+    def wait_routed(self, endpoint: str, production: set[str], shadow: set[str] | frozenset[str] = frozenset(), *,
+                    timeout_s: float = router.WAIT_CEILING_S) -> None:
+        """Wait until the router sends `endpoint`'s traffic to exactly the variant processes running
+        now under these names (a name alone is not enough: consecutive deployments reuse names for
+        other models, and the router follows the control plane with a delay)."""
+        urls = {p.variant: f"http://127.0.0.1:{p.port}" for p in self.env.processes() if p.role == "variant" and p.endpoint == endpoint}
+        missing = sorted((set(production) | set(shadow)) - set(urls))
+        if missing:
+            raise RuntimeError(f"no serving process runs variant(s) {', '.join(missing)} of {endpoint}; running: {', '.join(sorted(urls)) or 'none'}")
+        router.wait_route(self.router_url(), endpoint, production={n: urls[n] for n in production},
+                          shadow={n: urls[n] for n in shadow}, timeout_s=timeout_s)
 
 
 def _split_s3(url: str) -> tuple[str, str]:

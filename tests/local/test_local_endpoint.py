@@ -18,7 +18,7 @@ import pytest
 from mlops.local import demo
 from mlops.local.alarm_eval import evaluate_all
 from mlops.local.environment import STATE_ROOT_ENV, _alive
-from mlops.local.router import SHADOW_QUEUE_DEFAULT, WAIT_CEILING_S, read_status, wait_published, wait_route, wait_shadow_settled
+from mlops.local.router import SHADOW_QUEUE_DEFAULT, WAIT_CEILING_S, read_status, wait_published, wait_shadow_settled
 from mlops.local.stack import LocalStack
 
 STACK = "demo-local"
@@ -52,10 +52,7 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 def _routed(stack: LocalStack, production: set[str], shadow: frozenset[str] = frozenset()) -> None:
     """Wait until the router routes ENDPOINT to exactly the variant processes running now: a variant
     name alone is not enough, since consecutive deployments reuse names for other models."""
-    stack.wait_routed(ENDPOINT, production, timeout_s=WAIT_CEILING_S)
-    urls = {p.variant: f"http://127.0.0.1:{p.port}" for p in stack.env.processes() if p.role == "variant" and p.endpoint == ENDPOINT}
-    wait_route(stack.router_url(), ENDPOINT, production={name: urls[name] for name in production},
-               shadow={name: urls[name] for name in shadow})
+    stack.wait_routed(ENDPOINT, production, shadow, timeout_s=WAIT_CEILING_S)
 
 
 def _rows(stack: LocalStack, n: int, **kwargs) -> list[dict]:
