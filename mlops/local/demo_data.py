@@ -96,3 +96,17 @@ def write(directory: Path, *, rows: int, seed: int, label: str, now: datetime) -
     pq.write_table(source, paths[0])
     pq.write_table(labels, paths[1])
     return DemoData(source=paths[0], labels=paths[1], records=rows, corrected=corrected)
+
+
+def point_in_time_rows(dataset: Path, source: Path, *, corrected: int, id_field: str) -> dict[str, int]:
+    """How many of the `corrected` records (the source's last rows are their corrections) the built
+    dataset holds at their original row, the one their label saw, rather than at the correction."""
+    table = pq.read_table(source, columns=[id_field, "event_time"])
+    originals = dict(zip(table.column(id_field).to_pylist()[: table.num_rows - corrected],
+                         table.column("event_time").to_pylist()[: table.num_rows - corrected]))
+    fixed = set(table.column(id_field).to_pylist()[table.num_rows - corrected:])
+    as_labelled = 0
+    for part in sorted(dataset.glob("*/*.parquet")):
+        rows = pq.read_table(part, columns=[id_field, "event_time"]).to_pylist()
+        as_labelled += sum(1 for row in rows if row[id_field] in fixed and row["event_time"] == originals[row[id_field]])
+    return {"corrected": corrected, "as_labelled": as_labelled}
