@@ -1,12 +1,20 @@
-"""The local demo: the whole lifecycle of one stack on this machine, in about two minutes.
+"""The local demo: the whole lifecycle of one stack on this machine, in two to three minutes.
 
-1. generate feature data (the offline store, Parquet) and train the versions the stack's variants pin,
-   with the training container's entry point; each registers itself, and is approved;
-2. deploy the endpoint exactly as the stack declares it (A/B champion and challenger) and send traffic;
+1. features: a synthetic source (transactions over the past days, some corrected later) is ingested
+   with `mlops features ingest`'s code into the feature group's online and offline stores; a
+   point-in-time training set is built from the offline store and label events with
+   `mlops-train dataset`; the versions the stack's variants pin are trained on it with the training
+   container's entry point; each registers itself (its metadata carrying the dataset manifest), and
+   is approved;
+2. deploy the endpoint exactly as the stack declares it (A/B champion and challenger) and send traffic,
+   a share of it by record id only (the endpoint's feature lookup completes those rows); check that
+   by-id and inline predictions agree and that an unknown id is refused with 422;
 3. train a candidate and run it in shadow next to the champion: it sees copies, callers never see it;
 4. deploy a faulty challenger (a build whose exported graph rejects missing values) and watch its
    5XX alarm fire;
-5. put the endpoint back as the stack declares it, and write a summary and an HTML report.
+5. put the endpoint back as the stack declares it;
+6. send drifted traffic: the monitoring job flags it, the drift alarm's rule starts the retraining
+   pipeline; then write a summary and an HTML report.
 
 Phases 3 and 4 change the stack the way a commit to its stack file would (overrides on top of
 `Pulumi.<stack>.yaml`), and are planned and realized through the same program.
@@ -28,8 +36,10 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from mlops_contracts import capture
 from specs import templates
 from specs.config.schema import Variant
+from mlops.local import demo_data, router
 from mlops.local.alarm_eval import Transition, evaluate_all
 from mlops.local.stack import LocalStack, Version
 
@@ -48,19 +58,30 @@ class Phase:
     """Errors callers saw, by error code."""
     latencies_ms: dict[str, list[float]] = field(default_factory=dict)
     weights: dict[str, float] = field(default_factory=dict)
+    by_id: int = 0
+    """Requests that sent only the record id (their features were looked up)."""
     shadow: str | None = None
     shadow_seen: int = 0
-    """Requests the shadow variant answered (from its capture log): copies, never returned."""
+    """Copies the shadow variant answered: never returned to callers."""
+    shadow_copies: dict[str, int] = field(default_factory=dict)
+    """What became of this phase's copies (the router's counts): mirrored, sent, dropped, failed."""
     transitions: list[Transition] = field(default_factory=list)
 
 
-def request_rows(data_dir: Path, *, n: int, seed: int, null_share: float | None = None) -> list[dict[str, Any]]:
-    """Rows from the offline store as records keyed by feature name (what a caller sends)."""
+INPUTS = ("amount", "n_items", "country", "hour", "account_age_days")
+"""The demo model's inputs: what an inline request carries."""
+BY_ID_SHARE = 0.3
+"""Share of the requests in phases 2 and 3 that send only the record id (the endpoint looks the rest up)."""
+
+
+def request_rows(data: Path, *, n: int, seed: int, null_share: float | None = None,
+                 id_field: str = "transaction_id") -> list[dict[str, Any]]:
+    """The first `n` rows of a feature source (a Parquet file, or the first file of a directory) as
+    records keyed by feature name (what a caller sends), each with its record id under `id_field`."""
     import pyarrow.parquet as pq
 
-    table = pq.read_table(sorted(data_dir.glob("*.parquet"))[0])
-    names = ["amount", "n_items", "country", "hour", "account_age_days"]
-    rows = table.select(names).slice(0, n).to_pylist()
+    table = pq.read_table(data if data.is_file() else sorted(data.glob("*.parquet"))[0])
+    rows = table.select([id_field, *INPUTS]).slice(0, n).to_pylist()
     rng = random.Random(seed)
     if null_share is not None:
         for row in rows:
@@ -68,14 +89,20 @@ def request_rows(data_dir: Path, *, n: int, seed: int, null_share: float | None 
     return rows
 
 
-def send(stack: LocalStack, endpoint: str, rows: list[dict[str, Any]], phase: Phase, console: Console) -> None:
+def send(stack: LocalStack, endpoint: str, rows: list[dict[str, Any]], phase: Phase, console: Console, *,
+         by_id_share: float = 0.0, id_field: str = "transaction_id", seed: int = 0) -> None:
+    """Send each row as one request: inline (its features), or, for a `by_id_share` of them, only its
+    record id (the endpoint's feature lookup fetches the features)."""
     runtime = stack.runtime()
+    choose = random.Random(seed)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task(f"{phase.title}: {len(rows)} requests", total=len(rows))
         for row in rows:
+            by_id = choose.random() < by_id_share
+            record = {id_field: row[id_field]} if by_id else {k: v for k, v in row.items() if k != id_field}
             started = time.perf_counter()
             try:
-                response = runtime.invoke_endpoint(EndpointName=endpoint, Body=json.dumps({"instances": [row]}), ContentType="application/json")
+                response = runtime.invoke_endpoint(EndpointName=endpoint, Body=json.dumps({"instances": [record]}), ContentType="application/json")
                 variant = response["InvokedProductionVariant"]
                 response["Body"].read()
                 phase.answered[variant] += 1
@@ -83,7 +110,28 @@ def send(stack: LocalStack, endpoint: str, rows: list[dict[str, Any]], phase: Ph
             except runtime.exceptions.ModelError as exc:
                 phase.errors[f"ModelError {exc.response.get('OriginalStatusCode', '?')}"] += 1
             phase.sent += 1
+            phase.by_id += by_id
             progress.advance(task)
+
+
+def lookup_check(stack: LocalStack, endpoint: str, variant: str, rows: list[dict[str, Any]], *,
+                 id_field: str = "transaction_id", unknown_id: str = "t-unknown-000") -> dict[str, Any]:
+    """Ask `variant` for each row inline and by record id and compare the predictions; then ask for an
+    id the online store does not hold (the container answers 422 naming it)."""
+    runtime = stack.runtime()
+
+    def predict(record: dict[str, Any]) -> Any:
+        response = runtime.invoke_endpoint(EndpointName=endpoint, Body=json.dumps({"instances": [record]}),
+                                           ContentType="application/json", TargetVariant=variant)
+        return json.loads(response["Body"].read())["predictions"][0]
+
+    equal = sum(predict({k: v for k, v in row.items() if k != id_field}) == predict({id_field: row[id_field]}) for row in rows)
+    try:
+        predict({id_field: unknown_id})
+        unknown = {"id": unknown_id, "status": 200, "message": "answered: the lookup did not refuse an unknown id"}
+    except runtime.exceptions.ModelError as exc:
+        unknown = {"id": unknown_id, "status": exc.response.get("OriginalStatusCode"), "message": _container_error(exc.response["Error"]["Message"])}
+    return {"variant": variant, "sample": len(rows), "equal": equal, "unknown": unknown}
 
 
 def faulty_artifact(source: Path, target: Path) -> Path:
@@ -113,6 +161,54 @@ def faulty_artifact(source: Path, target: Path) -> Path:
                 member.size = len(data)
             dst.addfile(member, io.BytesIO(data) if data is not None else None)
     return target
+
+
+SHADOW_COUNTS = ("mirrored", "sent", "dropped", "failed")
+CAPTURE_CEILING_S = 120.0
+"""How long the drift phase waits for the captures of its traffic (only a bug takes that long)."""
+
+
+def _shadow_counts(status: dict[str, Any], endpoint: str, variant: str) -> dict[str, int]:
+    """A shadow variant's copy counts in a router status (zeros before its first copy)."""
+    counts = status["endpoints"].get(endpoint, {}).get("shadow", {}).get(variant, {})
+    return {key: counts.get(key, 0) for key in SHADOW_COUNTS}
+
+
+def wait_captured(root: Path, *, since: datetime, count: int, timeout_s: float = CAPTURE_CEILING_S) -> int:
+    """Wait until no capture file under `root` (one endpoint's captures) is still being written and
+    the completed ones hold at least `count` requests inferred at or after `since`; returns how many.
+    Variants complete (rename) a capture file a few seconds after its last write."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        partial = [p for p in root.rglob(f"*{capture.PARTIAL_SUFFIX}")] if root.exists() else []
+        found = _captured_since(root, since) if not partial else 0
+        if not partial and found >= count:
+            return found
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{root}: {found} completed captures since {since.isoformat()} within {timeout_s:.0f} s, "
+                               f"expected at least {count}; still being written: {len(partial)} file(s)")
+        time.sleep(0.1)
+
+
+def _captured_since(root: Path, since: datetime) -> int:
+    stamp = since.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    found = 0
+    for path in root.rglob(f"*{capture.FILE_SUFFIX}"):
+        for line in path.read_text().splitlines():
+            # ISO-8601 UTC times with the same precision compare as text.
+            if line.strip() and json.loads(line)[capture.EVENT_METADATA][capture.INFERENCE_TIME] >= stamp:
+                found += 1
+    return found
+
+
+def _container_error(message: str) -> str:
+    """The container's own `error` text out of the router's ModelError message, which quotes the
+    container's JSON body (the whole message when it quotes none)."""
+    start, end = message.find("{"), message.rfind("}")
+    try:
+        return str(json.loads(message[start:end + 1])["error"]) if start >= 0 else message
+    except (ValueError, KeyError, TypeError):
+        return message
 
 
 def _variant(version: Version, *, instance_type: str, weight: float | None = None) -> dict[str, Any]:
@@ -177,9 +273,11 @@ def run(stack: LocalStack, console: Console) -> dict[str, Any]:
     phases.append(shadow)
     phases.append(faulty_challenger(stack, console, target, data=data, candidate=candidate, champion=champion))
     restore(stack, console, target)
-    retrain = drift_and_retrain(stack, console, endpoint_name=target.name, data=data, champion_version=target.champion.model_version, model=target.model)
+    retrain = drift_and_retrain(stack, console, endpoint_name=target.name, source=data.source,
+                                champion_version=target.champion.model_version, model=target.model)
     summary = _summary(stack, phases, target.name, started)
     summary["retrain"] = retrain
+    summary["features"] = _features_summary(stack, data, phases, model=target.model)
     _print_summary(console, summary)
     report = stack.env.dir / "report.html"
     report.write_text(render_report(summary))
@@ -188,30 +286,78 @@ def run(stack: LocalStack, console: Console) -> dict[str, Any]:
     return summary
 
 
-def data_and_training(stack: LocalStack, console: Console, target: DemoEndpoint) -> Path:
-    """Phase 1: publish the offline store and train the versions the variants pin. Returns the store."""
-    data = stack.offline_store(target.model)
-    offline_uri = stack.publish_offline_store(data)
-    console.print(f"[bold]1. data and training[/bold]: offline store {data.relative_to(stack.env.dir)}, published to {offline_uri}")
+DEMO_ROWS = 6000
+"""Transactions in the demo's feature source (plus a tenth as many corrections)."""
+
+
+@dataclass
+class Features:
+    """What phase 1 did with the feature data plane, and the source later phases draw requests from."""
+
+    source: Path
+    ingestion: dict[str, Any]
+    """The ingestion's summary: rows, written, rejected, rows/s, ..."""
+    dataset: Path
+    """The point-in-time training set (train/, validation/, manifest.json)."""
+    manifest: dict[str, Any]
+    point_in_time: dict[str, int]
+    """Corrected records, and how many of them the dataset holds at their pre-correction row."""
+    lookup: dict[str, Any] = field(default_factory=dict)
+    """The by-id check of phase 2 (see `lookup_check`)."""
+
+
+def data_and_training(stack: LocalStack, console: Console, target: DemoEndpoint) -> Features:
+    """Phase 1: ingest a synthetic source with `mlops features ingest`, build a point-in-time training
+    set from the group's offline store and label events with `mlops-train dataset`, and train on it
+    the versions the variants pin."""
+    spec = stack.config.model_registry.models[target.model]
+    directory = stack.env.dir / "data"
+    data = demo_data.write(directory, rows=DEMO_ROWS, seed=1, label=spec.label, now=datetime.now(timezone.utc))
+    console.print(f"[bold]1. features, dataset and training[/bold]: {data.records} transactions over the past days "
+                  f"({data.corrected} corrected later), label events a while after each")
+    console.print(f"   $ mlops features ingest -s {stack.name} --group {spec.feature_group} --source {data.source}")
+    summary = stack.ingest(spec.feature_group, data.source, report=directory / "source.rejects.jsonl")
+    ingestion = {
+        "group": stack.namer.feature_group(spec.feature_group), "rows": summary.rows, "written": summary.written,
+        "rejected": summary.rejected_rows, "batches": summary.batches, "online_records": summary.online_records,
+        "offline_files": len(summary.offline_keys), "seconds": round(summary.seconds, 1), "rows_per_second": round(summary.rows_per_second),
+    }
+    console.print(f"   ingested into {ingestion['group']}: {summary.rows} rows, {summary.written} written, {summary.rejected_rows} rejected "
+                  f"({summary.rejects} problems; {summary.refused_batches} of {summary.batches} batches refused), "
+                  f"{summary.rows_per_second:,.0f} rows/s; rejects: {summary.report}", markup=False)
+    out = stack.env.dir / "datasets" / target.model
+    console.print(f"   $ mlops-train dataset --offline-store {stack.offline_store_uri(spec.feature_group)} --label-events {data.labels} --out {out}",
+                  markup=False)
+    manifest = stack.build_dataset(target.model, label_events=data.labels, out=out)
+    counts = manifest["counts"]
+    point_in_time = demo_data.point_in_time_rows(out, data.source, corrected=data.corrected, id_field=manifest["record_identifier"])
+    console.print(f"   point-in-time training set: {counts['train']} train / {counts['validation']} validation rows, cutoff {manifest['cutoff']}, "
+                  f"{manifest['content_hash'][:19]}...; {point_in_time['as_labelled']} of {point_in_time['corrected']} corrected records "
+                  "at the row their label saw", markup=False)
     # Train every version the stack's variants pin that the registry does not hold yet; even
     # versions get a wider network, so champion and challenger differ.
-    stack.train_pinned(target.model, data=data, report=console.print,
+    stack.train_pinned(target.model, data=out, report=console.print,
                        hyperparameters_for=lambda number: {"hidden_units": [64, 32]} if number % 2 == 0 else {})
-    return data
+    return Features(source=data.source, ingestion=ingestion, dataset=out, manifest=manifest, point_in_time=point_in_time)
 
 
-def ab_as_declared(stack: LocalStack, console: Console, target: DemoEndpoint, *, data: Path) -> Phase:
-    """Phase 2: the endpoint as the stack declares it (A/B), with traffic."""
+def ab_as_declared(stack: LocalStack, console: Console, target: DemoEndpoint, *, data: Features) -> Phase:
+    """Phase 2: the endpoint as the stack declares it (A/B), with traffic, a share of it by record id."""
     stack.deploy()
     production = target.production
     stack.wait_routed(target.name, set(production))
     ab = Phase("2. A/B as declared", weights={n: getattr(v, "weight", 1.0) for n, v in production.items()})
     console.print(f"[bold]{ab.title}[/bold]: {', '.join(f'{n} v{v.model_version}' for n, v in production.items())}")
-    send(stack, target.name, request_rows(data, n=400, seed=2), ab, console)
+    send(stack, target.name, request_rows(data.source, n=400, seed=2), ab, console, by_id_share=BY_ID_SHARE, seed=2)
+    console.print(f"   {ab.by_id} of {ab.sent} requests sent only the record id; the endpoint looked their features up")
+    data.lookup = lookup_check(stack, target.name, target.champion_name, request_rows(data.source, n=20, seed=7))
+    check, unknown = data.lookup, data.lookup["unknown"]
+    console.print(f"   by id = inline: {check['equal']} of {check['sample']} predictions of {check['variant']} equal; "
+                  f"unknown id {unknown['id']}: {unknown['status']} {unknown['message']}", markup=False)
     return ab
 
 
-def candidate_in_shadow(stack: LocalStack, console: Console, target: DemoEndpoint, *, data: Path) -> tuple[Phase, Version, Version]:
+def candidate_in_shadow(stack: LocalStack, console: Console, target: DemoEndpoint, *, data: Features) -> tuple[Phase, Version, Version]:
     """Phase 3: a candidate (trained unless an earlier run left one) in shadow next to the champion.
     Returns the phase, the candidate and the champion's registered version."""
     model, champion_name, champion = target.model, target.champion_name, target.champion
@@ -219,7 +365,7 @@ def candidate_in_shadow(stack: LocalStack, console: Console, target: DemoEndpoin
     later = [v for v in stack.versions(model) if v.version > max(target.pinned)]
     candidate = next((v for v in later if v.description != FAULT_NOTE), None)
     if candidate is None:
-        candidate = stack.train(model, seed=len(versions) + 1, data=data, hyperparameters={"hidden_units": [96, 48]})
+        candidate = stack.train(model, seed=len(versions) + 1, data=data.dataset, hyperparameters={"hidden_units": [96, 48]})
         console.print(f"   trained candidate v{candidate.version}")
     shadow_overrides = {"endpoints": {target.key: {"traffic": {
         "mode": "shadow", "variants": None, "shadow_sampling_percent": 100,
@@ -227,19 +373,20 @@ def candidate_in_shadow(stack: LocalStack, console: Console, target: DemoEndpoin
         "shadow": {"candidate": _variant(candidate, instance_type=target.instance_type)},
     }}}}
     stack.deploy(shadow_overrides)
-    stack.wait_routed(target.name, {champion_name})
+    stack.wait_routed(target.name, {champion_name}, {"candidate"})
     shadow = Phase("3. candidate in shadow", weights={champion_name: 1.0}, shadow="candidate")
     console.print(f"[bold]{shadow.title}[/bold]: {champion_name} v{champion.model_version} answers, candidate v{candidate.version} gets copies")
-    before = served(stack, target.name, "candidate")
-    send(stack, target.name, request_rows(data, n=200, seed=3), shadow, console)
-    deadline = time.monotonic() + 10  # copies go out in the background; let the last ones land
-    while served(stack, target.name, "candidate") - before < shadow.sent and time.monotonic() < deadline:
-        time.sleep(0.1)
-    shadow.shadow_seen = served(stack, target.name, "candidate") - before
+    before = _shadow_counts(router.read_status(stack.router_url()), target.name, "candidate")
+    send(stack, target.name, request_rows(data.source, n=200, seed=3), shadow, console, by_id_share=BY_ID_SHARE, seed=3)
+    # Copies go out in the background: wait until the router has settled every one of them.
+    after = router.wait_shadow_settled(stack.router_url(), target.name, "candidate")
+    shadow.shadow_copies = {key: after[key] - before[key] for key in SHADOW_COUNTS}
+    shadow.shadow_seen = shadow.shadow_copies["sent"]
+    console.print("   shadow copies: {mirrored} mirrored, {sent} sent, {dropped} dropped (queue full), {failed} failed".format(**shadow.shadow_copies))
     return shadow, candidate, versions[champion.model_version]
 
 
-def faulty_challenger(stack: LocalStack, console: Console, target: DemoEndpoint, *, data: Path, candidate: Version, champion: Version) -> Phase:
+def faulty_challenger(stack: LocalStack, console: Console, target: DemoEndpoint, *, data: Features, candidate: Version, champion: Version) -> Phase:
     """Phase 4: a faulty build of the candidate as a 50% challenger, whose 5XX alarm fires."""
     champion_name = target.champion_name
     faulty = next((v for v in stack.versions(target.model) if v.description == FAULT_NOTE), None)
@@ -260,8 +407,8 @@ def faulty_challenger(stack: LocalStack, console: Console, target: DemoEndpoint,
     console.print(f"[bold]{fault.title}[/bold]: challenger v{faulty.version} ({FAULT_NOTE})")
     cloudwatch = stack.client("cloudwatch")
     evaluate_all(cloudwatch, prefix=target.name)  # baseline states before the fault's traffic
-    send(stack, target.name, request_rows(data, n=300, seed=4, null_share=0.3), fault, console)
-    time.sleep(2.5)  # the router publishes metrics every 2 s
+    send(stack, target.name, request_rows(data.source, n=300, seed=4, null_share=0.3), fault, console)
+    router.wait_published(stack.router_url())  # the alarms read what the router has published
     fault.transitions = evaluate_all(cloudwatch, prefix=target.name)
     for t in fault.transitions:
         style = "red" if t.new == "ALARM" else "green"
@@ -276,7 +423,7 @@ def restore(stack: LocalStack, console: Console, target: DemoEndpoint) -> None:
     console.print(f"[bold]5. restored[/bold] {target.name} to the stack's declaration")
 
 
-def drift_and_retrain(stack: LocalStack, console: Console, *, endpoint_name: str, data: Path, champion_version: int, model: str) -> dict[str, Any]:
+def drift_and_retrain(stack: LocalStack, console: Console, *, endpoint_name: str, source: Path, champion_version: int, model: str) -> dict[str, Any]:
     """Send drifted traffic, run the monitoring job over what was captured, evaluate the alarms,
     deliver the alarm events to the realized EventBridge rules and run the pipelines they start."""
     import subprocess
@@ -286,13 +433,13 @@ def drift_and_retrain(stack: LocalStack, console: Console, *, endpoint_name: str
 
     console.print("[bold]6. drift and retraining[/bold]: amounts x8 and an unseen country")
     window_start = datetime.now(timezone.utc)
-    rows = request_rows(data, n=300, seed=6)
+    rows = request_rows(source, n=300, seed=6)
     for row in rows:
         row["amount"] = round(row["amount"] * 8, 2)
         row["country"] = "br"
     drifted = Phase("6. drifted traffic")
     send(stack, endpoint_name, rows, drifted, console)
-    time.sleep(3)  # local variants complete their capture files every 2 s
+    wait_captured(stack.env.dir / "captures" / endpoint_name, since=window_start, count=sum(drifted.answered.values()))
     out = stack.env.dir / "monitoring" / window_start.strftime("%Y%m%dT%H%M%S")
     job = subprocess.run(
         [str(Path(sys.executable).parent / "mlops-monitor"), "drift", "--captures", str(stack.env.dir / "captures"),
@@ -336,7 +483,7 @@ def _summary(stack: LocalStack, phases: list[Phase], endpoint: str, started: flo
         "phases": [
             {
                 "title": p.title, "sent": p.sent, "answered": dict(p.answered), "errors": dict(p.errors),
-                "weights": p.weights, "shadow": p.shadow, "shadow_seen": p.shadow_seen,
+                "weights": p.weights, "shadow": p.shadow, "shadow_seen": p.shadow_seen, "shadow_copies": p.shadow_copies,
                 "expected_share": {k: w / sum(p.weights.values()) for k, w in p.weights.items()},
                 "observed_share": {k: c / max(1, p.sent) for k, c in p.answered.items()},
                 "p50_ms": {k: _percentile(v, 50) for k, v in p.latencies_ms.items()},
@@ -346,6 +493,28 @@ def _summary(stack: LocalStack, phases: list[Phase], endpoint: str, started: flo
             for p in phases
         ],
         "alarms": [{"name": a["AlarmName"], "state": a["StateValue"], "reason": a.get("StateReason", "")} for a in alarms],
+    }
+
+
+def _features_summary(stack: LocalStack, data: Features, phases: list[Phase], *, model: str) -> dict[str, Any]:
+    """The report's Features section: the ingestion, each version's training set, the by-id traffic."""
+    datasets = []
+    for version in stack.versions(model):
+        manifest = stack.version_metadata(model, version.version).get("dataset")
+        datasets.append({"version": version.version, "note": version.description, "dataset": None if manifest is None else {
+            "source": f"{manifest['feature_group']} ({len(manifest['sources'])} offline-store files, {manifest['engine']})",
+            "label_source": manifest["label_source"], "cutoff": manifest["cutoff"],
+            "train": manifest["counts"]["train"], "validation": manifest["counts"]["validation"],
+            "content_hash": manifest["content_hash"],
+        }})
+    by_id, sent = sum(p.by_id for p in phases), sum(p.sent for p in phases)
+    return {
+        "ingestion": data.ingestion,
+        "point_in_time": data.point_in_time,
+        "datasets": datasets,
+        "by_id": {"requests": by_id, "of": sent, "share": by_id / max(1, sent),
+                  "phases": {p.title: {"by_id": p.by_id, "sent": p.sent} for p in phases if p.by_id}},
+        "lookup_check": data.lookup,
     }
 
 

@@ -29,6 +29,11 @@ ACCOUNT_ID = "123456789012"
 """moto's account: local stacks must name it in aws:allowedAccountIds."""
 
 
+START_CEILING_S = 120.0
+"""How long a started process (moto, router, variant) may take to answer its health check before it
+counts as broken: generous, since the two shared cores may be busy with other work."""
+
+
 def state_root() -> Path:
     return Path(os.environ.get(STATE_ROOT_ENV) or stack_files.ROOT / ".mlops" / "local")
 
@@ -144,7 +149,7 @@ class LocalEnvironment:
         port = free_port()
         self.spawn("moto", [sys.executable, "-m", "mlops.local.aws_server", "-H", "127.0.0.1", "-p", str(port)], port=port)
         url = f"http://127.0.0.1:{port}"
-        wait_http(f"{url}/moto-api/", timeout_s=30)
+        wait_http(f"{url}/moto-api/", timeout_s=START_CEILING_S)
         return url
 
     def moto_url(self) -> str:

@@ -27,7 +27,8 @@ from specs.config import stack_files
 from specs.config.schema import StackConfig
 from components.foundation import image_uri
 from specs.naming import Namer
-from mlops.local.environment import ACCOUNT_ID, LocalEnvironment, extract, free_port, wait_http
+from mlops.local import router
+from mlops.local.environment import ACCOUNT_ID, START_CEILING_S, LocalEnvironment, extract, free_port, wait_http
 from mlops.local.realize import Realized, api_calls, realize
 from mlops.plan import Plan, plan_stack
 
@@ -113,7 +114,7 @@ class LocalStack:
         port = free_port()
         self.env.spawn("router", [sys.executable, "-m", "mlops.local.router", "--stack", self.name, "--port", str(port),
                                   "--region", self.region, "--publish-interval", "2", "--seed", "7"], port=port)
-        wait_http(f"http://127.0.0.1:{port}/ping", timeout_s=30)
+        wait_http(f"http://127.0.0.1:{port}/ping", timeout_s=START_CEILING_S)
         return done
 
     def client(self, service: str) -> Any:
@@ -167,6 +168,20 @@ class LocalStack:
                  "metrics": metrics, "artifact": str(artifact), "request": request}
         self.env.record_version(entry)
         return Version(group, version, url, entry["approval"], metrics, request.get("ModelPackageDescription", ""))
+
+    def version_metadata(self, model: str, version: int) -> dict[str, Any]:
+        """metadata.json of a journaled version's artifact (its dataset manifest under `dataset`, if any)."""
+        import tarfile
+
+        group = self.namer.model_package_group(model)
+        entry = next((e for e in self.env.journal() if e["group"] == group and e["version"] == version), None)
+        if entry is None:
+            raise ValueError(f"{group} has no version {version} in the local registry")
+        with tarfile.open(entry["artifact"]) as tar:
+            member = next((m for m in tar.getmembers() if m.name.lstrip("./") == "metadata.json"), None)
+            if member is None:
+                raise ValueError(f"{entry['artifact']} holds no metadata.json")
+            return json.loads(tar.extractfile(member).read())
 
     def approve(self, model: str, version: int) -> None:
         group = self.namer.model_package_group(model)
@@ -325,13 +340,50 @@ class LocalStack:
                 self.approve(model, version.version)
                 report(f"   approved v{version.version}")
 
-    def publish_offline_store(self, data: Path) -> str:
-        """Put the offline store's Parquet where the plan's feature group keeps it (the features bucket)."""
-        s3 = self.client("s3")
-        bucket = self.namer.bucket("features")
-        for part in sorted(data.glob("*.parquet")):
-            s3.upload_file(str(part), bucket, f"offline-store/{part.name}")
-        return f"s3://{bucket}/offline-store"
+    def ingest(self, group: str, source: Path, *, report: Path) -> Any:
+        """`mlops features ingest -s <stack> --group <group> --source <source>`, in this process with the
+        embedded AWS's clients: the same validation, online writes (PutRecord) and offline Parquet.
+        Returns its `Summary`; raises when a batch was refused (the report lists the rejects)."""
+        from mlops.features import ingest as ingestion
+        from mlops.features import online
+
+        target = ingestion.resolve_target(self.config, group)
+        request = ingestion.IngestRequest(source=str(source), report=report)
+        featurestore = self.env.session(self.region).client(
+            "sagemaker-featurestore-runtime", endpoint_url=self.env.moto_url(), config=online.client_config(workers=request.workers))
+        clients = ingestion.Clients(s3=self.client("s3"), sagemaker=self.client("sagemaker"), featurestore=featurestore)
+        summary = ingestion.ingest(request, target, clients=clients)
+        if summary.refused_batches:
+            raise RuntimeError(f"ingesting {source} into {target.name}: {summary.rejected_rows} rejected rows kept "
+                               f"{summary.refused_batches} batch(es) out; see {report}")
+        return summary
+
+    def offline_store_uri(self, group: str) -> str:
+        """Where the feature group's offline store keeps its Parquet (DescribeFeatureGroup's resolved URI)."""
+        from mlops.features import ingest as ingestion
+
+        uri, _ = ingestion.describe_offline(self.client("sagemaker"), ingestion.resolve_target(self.config, group))
+        return uri
+
+    def build_dataset(self, model: str, *, label_events: Path, out: Path) -> dict[str, Any]:
+        """`mlops-train dataset` (the training container's point-in-time builder, DuckDB engine) over the
+        model's feature group's offline store in the local S3, joined with `label_events`; writes
+        train/, validation/ and manifest.json into `out` and returns the manifest."""
+        spec = self.config.model_registry.models[model]
+        schema = out.parent / f"{out.name}-feature_schema.json"
+        schema.parent.mkdir(parents=True, exist_ok=True)
+        schema.write_text(json.dumps(feature_schema.feature_schema(self.config, model), indent=2))
+        log = self.env.logs / f"dataset-{out.name}.log"
+        with log.open("wb") as err:
+            result = subprocess.run(
+                [_script("mlops-train"), "dataset", "--schema", str(schema), "--out", str(out),
+                 "--feature-group", self.namer.feature_group(spec.feature_group),
+                 "--offline-store", self.offline_store_uri(spec.feature_group), "--label-events", str(label_events)],
+                env={**os.environ, **self.env.aws_env(self.region)}, stdout=subprocess.PIPE, stderr=err,
+            )
+        if result.returncode != 0:
+            raise RuntimeError(f"building the dataset of {model} failed (exit {result.returncode}); see {log}:\n{_tail(log)}")
+        return json.loads(result.stdout)
 
     def register_artifact(self, model: str, archive: Path, *, based_on: Version, description: str) -> Version:
         """Register a hand-built artifact as the next version (the demo's faulty challenger)."""
@@ -413,12 +465,15 @@ class LocalStack:
                      "--capture-dir", str(self.env.dir / "captures"), "--endpoint-name", endpoint, "--variant", variant["variantName"]],
                     # Captures complete (rotate from .partial to .jsonl) every 2 s locally, so the
                     # monitoring job sees traffic seconds after it was served.
-                    port=port, env={**environment, "MLOPS_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1", "MLOPS_CAPTURE_ROTATE_S": "2"},
+                    # The embedded AWS stands in for the instance role's access (feature lookups read its
+                    # online store with BatchGetRecord).
+                    port=port, env={**environment, **self.env.aws_env(self.region), "MLOPS_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1",
+                                    "MLOPS_CAPTURE_ROTATE_S": "2"},
                     endpoint=endpoint, variant=variant["variantName"], model_name=model_name,
                 )
                 running.add(model_name)
         for record in (p for p in self.env.processes() if p.role == "variant"):
-            wait_http(f"http://127.0.0.1:{record.port}/ping", timeout_s=60)
+            wait_http(f"http://127.0.0.1:{record.port}/ping", timeout_s=START_CEILING_S)
 
     def _stop_unused_variants(self, plan: Plan) -> None:
         wanted = set()
@@ -428,26 +483,17 @@ class LocalStack:
         for record in [p for p in self.env.processes() if p.role == "variant" and p.model_name not in wanted]:
             self.env.stop(record)
 
-    def wait_routed(self, endpoint: str, variants: set[str], *, timeout_s: float = 30.0) -> None:
-        """Wait until the router serves `endpoint` with exactly `variants` (it follows the control plane)."""
-        import time
-
-        deadline = time.monotonic() + timeout_s
-        runtime = self.runtime()
-        while time.monotonic() < deadline:
-            seen = set()
-            try:
-                for variant in variants:
-                    runtime.invoke_endpoint(EndpointName=endpoint, Body=b"[]", ContentType="application/json", TargetVariant=variant)
-                    seen.add(variant)
-            except runtime.exceptions.ModelError:
-                return  # the variant answered (with a 4xx for the empty body): it is routed
-            except Exception:
-                time.sleep(0.2)
-                continue
-            if seen == variants:
-                return
-        raise TimeoutError(f"the router did not route {endpoint} to {sorted(variants)} within {timeout_s:.0f} s")
+    def wait_routed(self, endpoint: str, production: set[str], shadow: set[str] | frozenset[str] = frozenset(), *,
+                    timeout_s: float = router.WAIT_CEILING_S) -> None:
+        """Wait until the router sends `endpoint`'s traffic to exactly the variant processes running
+        now under these names (a name alone is not enough: consecutive deployments reuse names for
+        other models, and the router follows the control plane with a delay)."""
+        urls = {p.variant: f"http://127.0.0.1:{p.port}" for p in self.env.processes() if p.role == "variant" and p.endpoint == endpoint}
+        missing = sorted((set(production) | set(shadow)) - set(urls))
+        if missing:
+            raise RuntimeError(f"no serving process runs variant(s) {', '.join(missing)} of {endpoint}; running: {', '.join(sorted(urls)) or 'none'}")
+        router.wait_route(self.router_url(), endpoint, production={n: urls[n] for n in production},
+                          shadow={n: urls[n] for n in shadow}, timeout_s=timeout_s)
 
 
 def _split_s3(url: str) -> tuple[str, str]:

@@ -11,33 +11,42 @@ import os
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
-from mlops.local import demo
+from mlops.local import demo, demo_data
 from mlops.local.alarm_eval import evaluate_all
 from mlops.local.environment import STATE_ROOT_ENV, _alive
-from mlops.local.router import SHADOW_QUEUE_DEFAULT, WAIT_CEILING_S, read_status, wait_published, wait_route, wait_shadow_settled
+from mlops.local.router import SHADOW_QUEUE_DEFAULT, WAIT_CEILING_S, read_status, wait_published, wait_shadow_settled
 from mlops.local.stack import LocalStack
 
 STACK = "demo-local"
 ENDPOINT = "demo-local-scoring"
+ID = "transaction_id"
 QUICK = {"epochs": 1, "batch_size": 256}
+
+
+ROWS = 2000
 
 
 @pytest.fixture(scope="module")
 def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """The demo's data plane on a small scale: a synthetic source ingested into the feature group, a
+    point-in-time training set built from its offline store and label events, two versions trained
+    on it, the endpoint deployed as declared (with feature lookup by transaction id)."""
     state = tmp_path_factory.mktemp("local-state")
     previous = os.environ.get(STATE_ROOT_ENV)
     os.environ[STATE_ROOT_ENV] = str(state)
     stack = LocalStack(STACK)
     try:
         stack.up()
-        data = stack.offline_store("fraud-detector", rows=4000)
-        stack.publish_offline_store(data)
+        data = demo_data.write(stack.env.dir / "data", rows=ROWS, seed=1, label="is_fraud", now=datetime.now(timezone.utc))
+        stack.ingest("transactions", data.source, report=stack.env.dir / "data" / "rejects.jsonl")
+        stack.build_dataset("fraud-detector", label_events=data.labels, out=stack.env.dir / "datasets" / "fraud-detector")
         for seed in (1, 2):
-            stack.train("fraud-detector", seed=seed, data=data, hyperparameters=QUICK)
+            stack.train("fraud-detector", seed=seed, data=stack.env.dir / "datasets" / "fraud-detector", hyperparameters=QUICK)
         stack.deploy()
         _routed(stack, {"champion", "challenger"})
         yield stack
@@ -52,19 +61,60 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 def _routed(stack: LocalStack, production: set[str], shadow: frozenset[str] = frozenset()) -> None:
     """Wait until the router routes ENDPOINT to exactly the variant processes running now: a variant
     name alone is not enough, since consecutive deployments reuse names for other models."""
-    stack.wait_routed(ENDPOINT, production, timeout_s=WAIT_CEILING_S)
-    urls = {p.variant: f"http://127.0.0.1:{p.port}" for p in stack.env.processes() if p.role == "variant" and p.endpoint == ENDPOINT}
-    wait_route(stack.router_url(), ENDPOINT, production={name: urls[name] for name in production},
-               shadow={name: urls[name] for name in shadow})
+    stack.wait_routed(ENDPOINT, production, shadow, timeout_s=WAIT_CEILING_S)
+
+
+def _source(stack: LocalStack) -> Path:
+    return stack.env.dir / "data" / "source.parquet"
 
 
 def _rows(stack: LocalStack, n: int, **kwargs) -> list[dict]:
-    return demo.request_rows(stack.offline_store("fraud-detector", rows=4000), n=n, seed=5, **kwargs)
+    """Inline request records (the model's features, no record id)."""
+    return [{k: v for k, v in row.items() if k != ID} for row in demo.request_rows(_source(stack), n=n, seed=5, **kwargs)]
 
 
 def _invoke(runtime, row: dict, **kwargs) -> tuple[str, dict]:
     response = runtime.invoke_endpoint(EndpointName=ENDPOINT, Body=json.dumps({"instances": [row]}), ContentType="application/json", **kwargs)
     return response["InvokedProductionVariant"], json.loads(response["Body"].read())
+
+
+def test_ingested_source_trains_from_a_point_in_time_set_whose_manifest_the_versions_carry(local):
+    import pyarrow.parquet as pq
+
+    corrected = int(ROWS * demo_data.CORRECTED_SHARE)
+    dataset = local.env.dir / "datasets" / "fraud-detector"
+    manifest = json.loads((dataset / "manifest.json").read_text())
+    assert manifest["counts"]["labels_in"] == manifest["counts"]["matched"] == ROWS
+    assert manifest["counts"]["train"] + manifest["counts"]["validation"] == ROWS
+    assert manifest["sources"] and all(uri.startswith(local.offline_store_uri("transactions")) for uri in manifest["sources"])
+    # A record corrected after its label time trains on the row its label saw, not on the correction,
+    # while the online store serves the correction.
+    pit = demo_data.point_in_time_rows(dataset, _source(local), corrected=corrected, id_field=ID)
+    assert pit == {"corrected": corrected, "as_labelled": corrected}
+    last = pq.read_table(_source(local)).slice(ROWS + corrected - 1, 1).to_pylist()[0]
+    record = local.env.session(local.region).client("sagemaker-featurestore-runtime", endpoint_url=local.env.moto_url()).get_record(
+        FeatureGroupName="demo-local-transactions", RecordIdentifierValueAsString=last[ID])["Record"]
+    assert {f["FeatureName"]: f["ValueAsString"] for f in record}["n_items"] == str(last["n_items"])
+    for version in (1, 2):
+        metadata = local.version_metadata("fraud-detector", version)
+        assert metadata["dataset"]["content_hash"] == manifest["content_hash"]
+        assert metadata["data_fingerprint"] == manifest["content_hash"]
+
+
+def test_a_request_by_record_id_gets_the_inline_prediction_and_an_unknown_id_is_refused_with_422(local):
+    runtime = local.runtime()
+    # The first rows have no later correction, so the online store holds exactly these values.
+    rows = demo.request_rows(_source(local), n=5, seed=5)
+    for row in rows:
+        inline = {k: v for k, v in row.items() if k != ID}
+        assert _invoke(runtime, {ID: row[ID]}, TargetVariant="champion")[1] == _invoke(runtime, inline, TargetVariant="champion")[1]
+    with pytest.raises(runtime.exceptions.ModelError) as caught:
+        _invoke(runtime, {ID: "t-nowhere-1"}, TargetVariant="champion")
+    assert caught.value.response["OriginalStatusCode"] == 422
+    assert "t-nowhere-1" in caught.value.response["Error"]["Message"]
+    check = demo.lookup_check(local, ENDPOINT, "challenger", rows, unknown_id="t-nowhere-2")
+    assert (check["sample"], check["equal"]) == (5, 5)
+    assert check["unknown"]["status"] == 422 and "t-nowhere-2" in check["unknown"]["message"]
 
 
 def test_traffic_split_follows_the_planned_weights_within_four_standard_deviations(local):
@@ -167,7 +217,7 @@ def test_drifted_traffic_raises_the_drift_alarm_and_its_rule_starts_a_retrain(lo
     _routed(local, {"champion", "challenger"})
     before = {v.version for v in local.versions("fraud-detector")}
     result = demo.drift_and_retrain(local, Console(file=io.StringIO()), endpoint_name=ENDPOINT,
-                                    data=local.offline_store("fraud-detector", rows=4000), champion_version=1, model="fraud-detector")
+                                    source=_source(local), champion_version=1, model="fraud-detector")
     assert {"amount", "country"} <= set(result["drifted_features"])
     fired = {a["alarm"] for a in result["alarms"] if a["new"] == "ALARM"}
     assert f"{ENDPOINT}-drift-max-feature-psi" in fired
