@@ -3,6 +3,9 @@
 It reads the stack's config into one validated StackConfig (stacks/teams/<team>.yaml merged with
 this stack's `mlops:overrides`) and composes the components. `mlops plan` runs this same file under
 Pulumi's mock runtime.
+
+Must not import: `mlops`, `mlops_training` or `mlops_serving` (the program only assembles components from
+the validated config; `mlops plan` runs this file, never the reverse).
 """
 import pulumi
 

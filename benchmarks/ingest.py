@@ -14,6 +14,9 @@ and the SDK run on the first --naive-rows / --sdk-rows rows. rows/s of a subset 
 only where the output says "extrapolated".
 
     python benchmarks/ingest.py --rows 1000000 --online-rows 20000 --naive-rows 2000 --sdk-rows 2000
+
+Must not import: `pulumi` or its providers, `components` or `policypack` (a benchmark measures code, it
+deploys nothing).
 """
 from __future__ import annotations
 

@@ -5,6 +5,9 @@ guardrails, VPC: the largest shipped shape), under its own name and account. All
 in one process, as `mlops plan --all` does, so the one-off import of pulumi_aws is reported apart.
 
     .venv/bin/python benchmarks/plan_stacks.py --sizes 10 100
+
+Must not import: `pulumi` or its providers, `components` or `policypack` directly: it plans through
+`mlops.plan`, as `mlops plan --all` does.
 """
 from __future__ import annotations
 

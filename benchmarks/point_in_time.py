@@ -10,6 +10,9 @@ them unknown to the store) at random times. Each side runs in a fresh subprocess
 reports its own wall time (data reading and output writing included) and peak RSS
 (`getrusage(RUSAGE_SELF).ru_maxrss` at its end: the process's high-water mark, interpreter and
 imports included). The parent then asserts that both outputs are identical, row for row.
+
+Must not import: `pulumi` or its providers, `components` or `policypack` (a benchmark measures code, it
+deploys nothing).
 """
 from __future__ import annotations
 

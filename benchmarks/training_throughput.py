@@ -9,6 +9,9 @@ Prints samples/s for both and the ratio, and exits non-zero when the ratio is be
 (the target is 5x on CPU).
 
     python benchmarks/training_throughput.py --rows 100000 --batch-size 512 --threads 1
+
+Must not import: `pulumi` or its providers, `components` or `policypack` (a benchmark measures code, it
+deploys nothing).
 """
 from __future__ import annotations
 

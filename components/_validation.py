@@ -1,5 +1,9 @@
 """Every component refuses bad input the same way: it collects all its problems first and raises them
-together, before anything registers (STYLE.md: validate every input first, then super().__init__)."""
+together, before anything registers (STYLE.md: validate every input first, then super().__init__).
+
+Must not import: `mlops`, `mlops_training` or `mlops_serving` (a component builds resources from
+specifications; the operator CLI drives the components, and the containers run inside the images they
+deploy)."""
 from __future__ import annotations
 
 import re

@@ -1,4 +1,8 @@
-"""SecureBucket: an S3 bucket that is private, encrypted, versioned and TLS-only by construction."""
+"""SecureBucket: an S3 bucket that is private, encrypted, versioned and TLS-only by construction.
+
+Must not import: `mlops`, `mlops_training` or `mlops_serving` (a component builds resources from
+specifications; the operator CLI drives the components, and the containers run inside the images they
+deploy)."""
 from __future__ import annotations
 
 import json

@@ -1,5 +1,9 @@
 """DriftMonitor: a SageMaker MonitoringSchedule running the serving image's monitoring job over an
-endpoint's captured requests (Model Monitor's bring-your-own-container contract)."""
+endpoint's captured requests (Model Monitor's bring-your-own-container contract).
+
+Must not import: `mlops`, `mlops_training` or `mlops_serving` (a component builds resources from
+specifications; the operator CLI drives the components, and the containers run inside the images they
+deploy)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,5 +1,9 @@
 """Endpoint: a SageMaker real-time endpoint with A/B or shadow variants, data capture, deployment
-guardrails that roll back on this endpoint's alarms, and autoscaling."""
+guardrails that roll back on this endpoint's alarms, and autoscaling.
+
+Must not import: `mlops`, `mlops_training` or `mlops_serving` (a component builds resources from
+specifications; the operator CLI drives the components, and the containers run inside the images they
+deploy)."""
 from __future__ import annotations
 
 import json

@@ -1,4 +1,8 @@
-"""FeatureStore: SageMaker Feature Groups with an encrypted online store and an S3/Glue offline store."""
+"""FeatureStore: SageMaker Feature Groups with an encrypted online store and an S3/Glue offline store.
+
+Must not import: `mlops`, `mlops_training` or `mlops_serving` (a component builds resources from
+specifications; the operator CLI drives the components, and the containers run inside the images they
+deploy)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

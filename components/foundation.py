@@ -1,4 +1,8 @@
-"""Foundation: the KMS key, buckets, image repositories and IAM roles every other component uses."""
+"""Foundation: the KMS key, buckets, image repositories and IAM roles every other component uses.
+
+Must not import: `mlops`, `mlops_training` or `mlops_serving` (a component builds resources from
+specifications; the operator CLI drives the components, and the containers run inside the images they
+deploy)."""
 from __future__ import annotations
 
 import json

@@ -1,4 +1,8 @@
-"""ModelRegistry: a Model Package Group per model, cross-account read access, approval events."""
+"""ModelRegistry: a Model Package Group per model, cross-account read access, approval events.
+
+Must not import: `mlops`, `mlops_training` or `mlops_serving` (a component builds resources from
+specifications; the operator CLI drives the components, and the containers run inside the images they
+deploy)."""
 from __future__ import annotations
 
 import json

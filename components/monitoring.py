@@ -1,4 +1,8 @@
-"""Monitoring: the alert topic, per-variant and drift alarms, and the team's dashboard."""
+"""Monitoring: the alert topic, per-variant and drift alarms, and the team's dashboard.
+
+Must not import: `mlops`, `mlops_training` or `mlops_serving` (a component builds resources from
+specifications; the operator CLI drives the components, and the containers run inside the images they
+deploy)."""
 from __future__ import annotations
 
 import json

@@ -1,5 +1,9 @@
 """Retraining: a SageMaker Pipeline per model, started by the model's drift and quality alarms
-(EventBridge) and by the configured schedule (EventBridge Scheduler)."""
+(EventBridge) and by the configured schedule (EventBridge Scheduler).
+
+Must not import: `mlops`, `mlops_training` or `mlops_serving` (a component builds resources from
+specifications; the operator CLI drives the components, and the containers run inside the images they
+deploy)."""
 from __future__ import annotations
 
 import json

@@ -1,4 +1,8 @@
-"""Compose one team's platform in one environment from its validated StackConfig."""
+"""Compose one team's platform in one environment from its validated StackConfig.
+
+Must not import: `mlops`, `mlops_training` or `mlops_serving` (a component builds resources from
+specifications; the operator CLI drives the components, and the containers run inside the images they
+deploy)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -11,6 +11,10 @@ artifacts and checkpoints and registers its models, and nothing else. Per model:
 Service that distributed runs rendezvous through, the feature schema as a ConfigMap and, when
 `training.schedule` is set, a CronJob. `mlops train --stack S` submits one-off runs from the same
 Job template (specs.k8s).
+
+Must not import: `mlops`, `mlops_training` or `mlops_serving` (a component builds resources from
+specifications; the operator CLI drives the components, and the containers run inside the images they
+deploy).
 """
 from __future__ import annotations
 

@@ -8,6 +8,9 @@ What the workflows do:
   job bound to that environment, whose required reviewers (GitHub environments, GitLab protected
   environments) approve it; the job commits the pin and the audit line, then deploys.
 AWS access is OIDC web identity only: every job assumes a role; no access key exists anywhere.
+
+Must not import: `mlops_training`, `mlops_serving` or `torch` (the operator CLI runs the containers as
+processes, through their entry points).
 """
 from __future__ import annotations
 

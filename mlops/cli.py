@@ -10,6 +10,9 @@ Exit codes, the same for every command (a CI gate branches on them):
 - 64 usage error (EX_USAGE): an unknown option, a missing or disallowed argument;
 - 70 internal error (EX_SOFTWARE): a bug; one line on stderr names the log file holding the traceback
      (`.mlops/logs/` under the project, or $MLOPS_LOG_DIR).
+
+Must not import: `mlops_training`, `mlops_serving` or `torch` (the operator CLI runs the containers as
+processes, through their entry points).
 """
 from __future__ import annotations
 

@@ -4,6 +4,9 @@ A dry run reads only local files (stack files, the audit log). Every request the
 is listed with its parameters; a value only the cloud knows (a registry's next version number, an
 artifact's URL, a feature group's resolved offline store) is printed as an explicit placeholder, and
 the dry run lists those placeholders with where the real command reads each one.
+
+Must not import: `mlops_training`, `mlops_serving` or `torch` (the operator CLI runs the containers as
+processes, through their entry points).
 """
 from __future__ import annotations
 

@@ -4,6 +4,9 @@ No Pulumi CLI, plugins or credentials are needed: the program registers its reso
 monitor that records each registration (type, name, parent, inputs). What it records is what
 `pulumi up` would ask the AWS provider to create, less the values only AWS knows (ids, generated ARNs,
 which the mocks fill with realistic stand-ins).
+
+Must not import: `mlops_training`, `mlops_serving` or `torch` (the operator CLI runs the containers as
+processes, through their entry points).
 """
 from __future__ import annotations
 

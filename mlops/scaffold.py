@@ -4,6 +4,9 @@ The scaffold holds what every team needs and nothing invented: tags, the alarm n
 and the AWS target of each environment, plus commented next steps (features, model, endpoint). It is
 written only if none of its files exists, then validated and planned like any stack; if any of the
 three environments fails, everything written is removed again.
+
+Must not import: `mlops_training`, `mlops_serving` or `torch` (the operator CLI runs the containers as
+processes, through their entry points).
 """
 from __future__ import annotations
 

@@ -4,6 +4,9 @@ Kind "eks": render the model's Indexed Job from the same template the stack's Cr
 (specs.k8s.training_job) and submit it with the Kubernetes client. Kind "sagemaker": start the
 model's retraining pipeline (StartPipelineExecution). Either way the run trains on the feature
 group's offline store, uploads its artifact and registers a new version in the model's group.
+
+Must not import: `mlops_training`, `mlops_serving` or `torch` (the operator CLI runs the containers as
+processes, through their entry points).
 """
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
 """The policy pack: `pulumi up --policy-pack policypack`. The rules themselves are plain functions
-in specs/policies/ (one module per rule), which `mlops plan` also runs over its offline plans."""
+in specs/policies/ (one module per rule), which `mlops plan` also runs over its offline plans.
+
+Must not import: `components`, `mlops`, `mlops_training` or `mlops_serving` (the pack only wraps the rules
+of specs/policies in `pulumi_policy`: it judges resources and builds none)."""
 import sys
 from pathlib import Path
 

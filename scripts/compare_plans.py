@@ -6,6 +6,10 @@
 Resources are matched by URN (registration order is not part of the plan's meaning) and policy
 findings are compared as a sorted list. Exits 0 when the plans are identical, 1 with a readable
 report of every difference when they are not, 2 when a file cannot be read as a plan.
+
+Must not import: anything of the project (`specs`, `components`, `mlops`, `mlops_contracts`, the containers'
+packages), nor `pulumi`: it compares plans made on two different commits, so it must not depend on the code
+of either.
 """
 from __future__ import annotations
 

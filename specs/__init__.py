@@ -5,6 +5,7 @@ naming rules, IAM policy documents, Kubernetes objects, SageMaker pipeline defin
 and the policy pack's rules (one module per rule). `components/` turns these specifications into
 Pulumi resources; `mlops/` (the CLI) and the tests use them directly.
 
-Must not import: `pulumi`, `pulumi_aws`, `pulumi_kubernetes`, `pulumi_policy`, or `components`
-(tests/test_layout.py checks it).
+Must not import: `pulumi`, `pulumi_aws`, `pulumi_kubernetes`, `pulumi_policy`, `components`, `mlops`,
+`mlops_training` or `mlops_serving` (pure: the layers above build on specifications, never the reverse;
+tests/test_layout.py checks it).
 """

@@ -10,7 +10,8 @@ and on the monitoring job's published metrics (`DRIFT_ALARMS`, and the metric na
 `mlops_contracts.metrics`). One function, `endpoint_alarms`, turns the rows and an endpoint's config
 into `AlarmSpec`s.
 
-Must not import: `pulumi`, its providers, or `components`.
+Must not import: `pulumi`, `pulumi_aws`, `pulumi_kubernetes`, `pulumi_policy`, `components`, `mlops`,
+`mlops_training` or `mlops_serving` (pure: three users, none of them imported here).
 """
 from __future__ import annotations
 

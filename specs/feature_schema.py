@@ -1,4 +1,8 @@
-"""The feature schema a training job receives (docs/contracts.md section 1), from the stack config."""
+"""The feature schema a training job receives (docs/contracts.md section 1), from the stack config.
+
+Must not import: `pulumi`, `pulumi_aws`, `pulumi_kubernetes`, `pulumi_policy`, `components`, `mlops`,
+`mlops_training` or `mlops_serving` (pure: computed without a Pulumi runtime; the layers above build on
+specifications, never the reverse)."""
 from __future__ import annotations
 
 from typing import Any

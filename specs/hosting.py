@@ -7,6 +7,10 @@ Endpoint rolls to it through its deployment guardrails, while an unchanged stack
 (no churn). Variant names are config keys and never change: guardrails and alarms rely on them.
 Every input to a hash is known at plan time (ARNs are derived from names, the KMS key is referenced
 by alias), so a preview shows the real names.
+
+Must not import: `pulumi`, `pulumi_aws`, `pulumi_kubernetes`, `pulumi_policy`, `components`, `mlops`,
+`mlops_training` or `mlops_serving` (pure: computed without a Pulumi runtime; the layers above build on
+specifications, never the reverse).
 """
 from __future__ import annotations
 

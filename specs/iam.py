@@ -4,6 +4,10 @@ Least privilege: every Allow names its actions (no `*`, no `service:*`) and, whe
 supports resource-level permissions, the team's own resources. The few actions AWS only grants on
 `Resource: "*"` (ecr:GetAuthorizationToken, cloudwatch:PutMetricData, VPC network interfaces) are
 listed in WILDCARD_RESOURCE_ACTIONS and, where AWS offers one, carry a condition.
+
+Must not import: `pulumi`, `pulumi_aws`, `pulumi_kubernetes`, `pulumi_policy`, `components`, `mlops`,
+`mlops_training` or `mlops_serving` (pure: computed without a Pulumi runtime; the layers above build on
+specifications, never the reverse).
 """
 from __future__ import annotations
 

@@ -4,6 +4,10 @@ Names are public surface: changing a rule here renames, and so replaces, cloud r
 config validator calls `derived_names` for a whole stack so that a name AWS would reject is reported
 at plan time, never at deploy time. Content-hashed names (models, endpoint configs) are checked at
 their full length, suffix included.
+
+Must not import: `pulumi`, `pulumi_aws`, `pulumi_kubernetes`, `pulumi_policy`, `components`, `mlops`,
+`mlops_training` or `mlops_serving` (pure: computed without a Pulumi runtime; the layers above build on
+specifications, never the reverse).
 """
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""The one jinja2 environment for every template we render: a missing variable fails loudly."""
+"""The one jinja2 environment for every template we render: a missing variable fails loudly.
+
+Must not import: `pulumi`, `pulumi_aws`, `pulumi_kubernetes`, `pulumi_policy`, `components`, `mlops`,
+`mlops_training` or `mlops_serving` (pure: computed without a Pulumi runtime; the layers above build on
+specifications, never the reverse)."""
 from __future__ import annotations
 
 import json

@@ -10,6 +10,9 @@ MODE:
                 then evidently's own PSI (`legacy.calculations.stattests.psi._psi`)
   ks-sample     DataDriftPreset(method="ks") with the baseline's 10,000-value samples as reference:
                 evidently's KS test (scipy's ks_2samp p-value)
+
+Must not import: anything of the project, nor `pulumi`: it runs in evidently's own venv, where the project
+is not installed.
 """
 from __future__ import annotations
 

@@ -18,6 +18,9 @@ Method (details and results in README.md, which this script updates between its 
 3. Checks: per feature |ours - scipy| and |ours - evidently| <= 1e-9 for PSI and KS (evidently's KS
    test reports ks_2samp's p-value, compared with the p-value of our statistic), and ours at least
    10x faster than the default preset.
+
+Must not import: `pulumi` or its providers, `components` or `policypack` (a benchmark measures code, it
+deploys nothing).
 """
 from __future__ import annotations
 

@@ -15,6 +15,9 @@ milliseconds within a Region), which adds to the by-id rows; the stand-in answer
 
 Usage: python benchmarks/serving/feature_lookup.py [--requests 2000] [--rounds 5] [--json OUT]
 (PYTHONPATH as for the tests: the checkout, serving/ and contracts/.)
+
+Must not import: `pulumi` or its providers, `components` or `policypack` (a benchmark measures code, it
+deploys nothing).
 """
 from __future__ import annotations
 

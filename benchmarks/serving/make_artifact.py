@@ -7,6 +7,9 @@ The schema declares 32 non-nullable `Fractional` features `f00`..`f31` in column
 harness's `{"instances": [[32 floats]]}` bodies are valid requests unchanged.
 
 Usage: python make_artifact.py HARNESS_DIR OUT_DIR   (writes OUT_DIR/model.tar.gz)
+
+Must not import: `pulumi` or its providers, `components` or `policypack` (a benchmark measures code, it
+deploys nothing).
 """
 from __future__ import annotations
 

@@ -3,6 +3,10 @@
 `model.tar.gz` holds its members at the archive root; SageMaker extracts it into `/opt/ml/model`.
 When the training job uploads the artifact it puts `metrics.json` and `baseline.json` beside it,
 `{prefix}/{model_name}/{model_version}/`, where the promotion and the drift monitor find them.
+
+Must not import: anything outside the standard library, so no `pulumi` or its providers, `components`,
+`specs`, `mlops`, `mlops_training` or `mlops_serving` (both container images install this package on its
+own).
 """
 from __future__ import annotations
 

@@ -4,6 +4,10 @@ JSON lines in SageMaker's data-capture format, one object per request, filed the
 files its capture in S3: `{root}/{endpoint}/{variant}/yyyy/mm/dd/hh/{MM}-{SS}-{mmm}-{uuid}.jsonl`.
 The serving container writes them (`mlops_serving.capture`), the monitoring job reads them
 (`mlops_serving.monitor.captures`); ground truth for the quality job uses the same event metadata.
+
+Must not import: anything outside the standard library, so no `pulumi` or its providers, `components`,
+`specs`, `mlops`, `mlops_training` or `mlops_serving` (both container images install this package on its
+own).
 """
 from __future__ import annotations
 

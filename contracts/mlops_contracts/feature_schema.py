@@ -2,6 +2,10 @@
 
 The layout of `feature_schema.json` and of the `schema.json` member of the model artifact: the
 format version every reader checks, SageMaker Feature Store's type names, and the model tasks.
+
+Must not import: anything outside the standard library, so no `pulumi` or its providers, `components`,
+`specs`, `mlops`, `mlops_training` or `mlops_serving` (both container images install this package on its
+own).
 """
 from __future__ import annotations
 

@@ -6,6 +6,10 @@ Who writes and who watches:
   DriftMonitor component hands the job these names in its environment (`monitor_environment`);
 - SageMaker publishes the endpoint metrics (`SAGEMAKER_NAMESPACE`), which the local router
   (`mlops.local.router`) emulates and the per-variant alarms and the dashboard watch.
+
+Must not import: anything outside the standard library, so no `pulumi` or its providers, `components`,
+`specs`, `mlops`, `mlops_training` or `mlops_serving` (both container images install this package on its
+own).
 """
 from __future__ import annotations
 

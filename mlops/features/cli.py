@@ -3,6 +3,9 @@
 Exit codes: 0 done; 1 an AWS call or the target failed (re-running is safe); 2 rejects kept a batch
 from being written, or the source / stack config is unusable (a data or config error); 64 usage
 (unknown group, bad option values), as sysexits' EX_USAGE.
+
+Must not import: `mlops_training`, `mlops_serving` or `torch` (the operator CLI runs the containers as
+processes, through their entry points).
 """
 from __future__ import annotations
 

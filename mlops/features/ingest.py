@@ -6,6 +6,9 @@ with a reject writes nothing, and every reject goes to the report (JSON lines, o
 with its source row number and reason. Re-running an ingestion writes the same online records and the
 same offline objects (content-hashed keys), so it adds no duplicates, as long as the batches are the
 same (same source, same --batch-size).
+
+Must not import: `mlops_training`, `mlops_serving` or `torch` (the operator CLI runs the containers as
+processes, through their entry points).
 """
 from __future__ import annotations
 

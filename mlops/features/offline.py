@@ -4,6 +4,9 @@ One Parquet file per hourly partition of a batch, its name derived from a hash o
 ingesting the same rows again overwrites the same objects. The features keep their declared types
 (Integral int64, Fractional double, String string; the event time as declared), then `write_time`
 and `api_invocation_time` (millisecond timestamps, UTC) and `is_deleted` (False).
+
+Must not import: `mlops_training`, `mlops_serving` or `torch` (the operator CLI runs the containers as
+processes, through their entry points).
 """
 from __future__ import annotations
 

@@ -8,6 +8,9 @@ several rows of one id concurrently would leave whichever arrived last.
 
 Throttling is retried twice over: botocore's own retry mode (adaptive, client-side rate limiting) and,
 for a ThrottlingException or 5xx that survives it, a bounded exponential backoff with full jitter here.
+
+Must not import: `mlops_training`, `mlops_serving` or `torch` (the operator CLI runs the containers as
+processes, through their entry points).
 """
 from __future__ import annotations
 

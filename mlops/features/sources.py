@@ -4,6 +4,9 @@ A batch hands the validator plain Python lists, one column at a time, with each 
 source (1-based, header excluded; for JSON lines the line number). CSV cells are read as text and
 parsed by the validator, so a bad cell becomes a reject with its row instead of a failed read; an
 empty CSV cell is a null.
+
+Must not import: `mlops_training`, `mlops_serving` or `torch` (the operator CLI runs the containers as
+processes, through their entry points).
 """
 from __future__ import annotations
 

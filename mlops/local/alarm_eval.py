@@ -7,6 +7,9 @@ metric math), count breaching datapoints, apply `TreatMissingData`, and set the 
 Known difference: moto computes no percentiles, so an ExtendedStatistic (p99) is evaluated on the
 Maximum of the period. That never misses an alarm CloudWatch would raise (max >= p99); it can raise
 one CloudWatch would not. `Transition.note` says so wherever it applies.
+
+Must not import: `mlops_training`, `mlops_serving` or `torch` (the operator CLI runs the containers as
+processes, through their entry points).
 """
 from __future__ import annotations
 

@@ -15,6 +15,9 @@ validation failure is answered as AWS does: the error shape's HTTP status, a JSO
 Two moto requests are watched on their way through: CreateFeatureGroup, because moto keeps no
 OnlineStoreConfig (whether the group has an online store and its default TtlDuration), and
 `/moto-api/reset`, which empties the online store too.
+
+Must not import: `mlops_training`, `mlops_serving` or `torch` (the operator CLI runs the containers as
+processes, through their entry points).
 """
 from __future__ import annotations
 

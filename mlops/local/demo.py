@@ -18,6 +18,10 @@
 
 Phases 3 and 4 change the stack the way a commit to its stack file would (overrides on top of
 `Pulumi.<stack>.yaml`), and are planned and realized through the same program.
+
+Must not import: `mlops_training`, `mlops_serving` or `torch` (the operator CLI runs the containers as
+processes, through their entry points), except `torch`, to build the faulty challenger (`faulty_artifact`:
+the champion's exported graph wrapped so that it rejects missing values).
 """
 from __future__ import annotations
 

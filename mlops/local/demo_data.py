@@ -8,6 +8,10 @@ while after the transaction (`LABEL_DELAY`), as a label event. A share of the re
 (`CORRECTED_SHARE`) gets a corrected row after its label was known (the item count fixed up): the
 online store then holds the correction, while a point-in-time training set must keep the row each
 label saw. Nothing here touches AWS; the demo writes the two tables and ingests the source.
+
+Must not import: `mlops_training`, `mlops_serving` or `torch` (the operator CLI runs the containers as
+processes, through their entry points), except `mlops_training.synthetic`, whose transactions are the demo's
+feature source (`generate`).
 """
 from __future__ import annotations
 

@@ -4,6 +4,9 @@ variant, and the InvokeEndpoint router, all on 127.0.0.1, all recorded so `down`
 State lives in `.mlops/local/<stack>/`: the process table, the model registry journal (so a second
 run keeps the first run's models even though the emulator starts empty), artifacts, the offline
 store, captures and the report.
+
+Must not import: `mlops_training`, `mlops_serving` or `torch` (the operator CLI runs the containers as
+processes, through their entry points).
 """
 from __future__ import annotations
 

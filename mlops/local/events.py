@@ -5,6 +5,9 @@ Locally, an alarm state change becomes the event CloudWatch would emit, it is ma
 realized rules' event patterns, and a matching rule's SageMaker pipeline target is started by
 running the pipeline's Training step (a CreateTrainingJob request) with the training container's
 entry point: the same arguments SageMaker would use, channels fetched from the local S3.
+
+Must not import: `mlops_training`, `mlops_serving` or `torch` (the operator CLI runs the containers as
+processes, through their entry points).
 """
 from __future__ import annotations
 

@@ -19,6 +19,9 @@ Semantics implemented, from AWS's API reference and developer guide:
   layout `<ResolvedOutputS3Uri>/year=YYYY/month=MM/day=DD/hour=HH/<timestamp>_<random>.parquet`
   (partitioned by event time), with the extra columns `write_time`, `api_invocation_time` and
   `is_deleted`. AWS buffers offline writes for up to 15 minutes; locally each call writes at once.
+
+Must not import: `mlops_training`, `mlops_serving` or `torch` (the operator CLI runs the containers as
+processes, through their entry points).
 """
 from __future__ import annotations
 

@@ -5,6 +5,9 @@ provider would make for it (CreateBucket, CreateEndpointConfig, PutMetricAlarm, 
 what the tests validate against botocore's service models. `realize(plan, clients)` executes the
 calls in plan order against a local emulator, replacing the plan's stand-in ids and ARNs with the
 ones the emulator returns, so references between resources hold.
+
+Must not import: `mlops_training`, `mlops_serving` or `torch` (the operator CLI runs the containers as
+processes, through their entry points).
 """
 from __future__ import annotations
 

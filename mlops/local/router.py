@@ -16,6 +16,9 @@ Every mirrored request ends as exactly one of sent (the shadow answered, whateve
 dropped (queue full) or failed (no answer), so sent + dropped + failed == mirrored once the queue has
 drained. Drops are published as `ShadowCopiesDropped` (same namespace and dimensions as the variant's
 other metrics; a local metric, not one SageMaker publishes) and all four counts are in `GET /status`.
+
+Must not import: `mlops_training`, `mlops_serving` or `torch` (the operator CLI runs the containers as
+processes, through their entry points).
 """
 from __future__ import annotations
 

@@ -4,6 +4,10 @@ Everything here acts through the same interfaces the cloud uses: the plan's reso
 with AWS API calls (against the embedded moto server), training runs the training container's entry
 point with SageMaker's environment contract and registers through boto3, serving runs the serving
 container's entry point per variant, and callers use boto3's `sagemaker-runtime` client.
+
+Must not import: `mlops_training`, `mlops_serving` or `torch` (the operator CLI runs the containers as
+processes, through their entry points), except `mlops_training.synthetic`, to generate a model's
+offline-store export with a learnable signal (`LocalStack.offline_store`).
 """
 from __future__ import annotations
 

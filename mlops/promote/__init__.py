@@ -13,6 +13,9 @@ One module per job, lowest first; a module imports only those above it in this l
 
 This package re-exports what the CLI, the dry runs and the tests use, so callers write
 `from mlops import promote; promote.promote(request)`; anything else is imported from its module.
+
+Must not import: `mlops_training`, `mlops_serving` or `torch` (the operator CLI runs the containers as
+processes, through their entry points).
 """
 from __future__ import annotations
 

@@ -1,8 +1,11 @@
 """The team's audit log, `stacks/audit/<team>.jsonl`: one JSON line per promotion or rollback.
 
 Appending, reading, who the actor is, and the champion history replayed from the log (promotions push,
-rollbacks pop), which is how rollback finds the previous champion. Must not import boto3, botocore,
-pulumi or ruamel, nor the package's aws, pins, policy or flow modules.
+rollbacks pop), which is how rollback finds the previous champion.
+
+Must not import: boto3, botocore, pulumi or ruamel, nor the package's aws, pins, policy or flow modules
+(tests/promotion/test_promote_layout.py checks it), nor `mlops_training`, `mlops_serving` or `torch` (the
+CLI runs the containers as processes).
 """
 from __future__ import annotations
 

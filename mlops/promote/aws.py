@@ -2,8 +2,11 @@
 
 Access per environment: `MLOPS_AWS_PROFILE_<ENV>` (a named profile) or `MLOPS_AWS_ROLE_ARN_<ENV>` (a
 role assumed from the ambient credentials); neither means the ambient credentials. boto3 and botocore
-are imported inside the functions that use them, so importing this module needs neither. Must not
-import pulumi or ruamel, nor the package's gates, pins, files, audit, policy or flow modules.
+are imported inside the functions that use them, so importing this module needs neither.
+
+Must not import: pulumi or ruamel, nor the package's gates, pins, files, audit, policy or flow modules
+(tests/promotion/test_promote_layout.py checks it), nor `mlops_training`, `mlops_serving` or `torch` (the
+CLI runs the containers as processes).
 """
 from __future__ import annotations
 

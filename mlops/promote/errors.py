@@ -1,7 +1,10 @@
 """The errors promotion and rollback raise for a refused request, shared by every module of the package.
 
-The CLI maps them to exit codes (2 and 64). Imports nothing from the rest of the package, nor boto3,
-botocore, pulumi or ruamel.
+The CLI maps them to exit codes (2 and 64).
+
+Must not import: anything from the rest of the package, nor boto3, botocore, pulumi or ruamel
+(tests/promotion/test_promote_layout.py checks it), nor `mlops_training`, `mlops_serving` or `torch` (the
+CLI runs the containers as processes).
 """
 from __future__ import annotations
 

@@ -2,8 +2,11 @@
 
 Every write promotion makes goes through `atomic_write` (temp file in the same directory, fsync,
 `os.replace`) under `stack_lock` (an exclusive `flock` per target stack), so concurrent promotions
-serialize and never leave a torn file. Must not import boto3, botocore, pulumi or ruamel, nor the
-package's other modules.
+serialize and never leave a torn file.
+
+Must not import: boto3, botocore, pulumi or ruamel, nor the package's other modules
+(tests/promotion/test_promote_layout.py checks it), nor `mlops_training`, `mlops_serving` or `torch` (the
+CLI runs the containers as processes).
 """
 from __future__ import annotations
 

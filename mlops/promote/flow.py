@@ -29,8 +29,11 @@ earlier run (same `source_package_arn`) is reused rather than registered twice.
 for that team, environment and model (promotions push, rollbacks pop). Same gates except regression.
 
 This module sits on top of the package: it composes gates, aws, pins, files, audit and policy, and none
-of them imports it. It must not import pulumi or ruamel itself (the policy and pins modules own those),
-nor boto3 (sessions come from the aws module; only botocore's exception types are caught here).
+of them imports it.
+
+Must not import: pulumi or ruamel itself (the policy and pins modules own those), nor boto3 (sessions come
+from the aws module; only botocore's exception types are caught here), nor `mlops_training`, `mlops_serving`
+or `torch` (the CLI runs the containers as processes).
 """
 from __future__ import annotations
 

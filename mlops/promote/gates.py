@@ -1,9 +1,12 @@
 """The promotion gates' maths: metric thresholds, regression against the champion, schema compatibility.
 
 Pure functions over plain data (package descriptions, metric mappings, schema documents, a local
-model.tar.gz) that return a `GateResult`. Must not import boto3, botocore, pulumi or ruamel, nor the
-package's AWS, file, audit, policy or flow modules: a gate never reaches the network or the disk it does
-not name.
+model.tar.gz) that return a `GateResult`.
+
+Must not import: boto3, botocore, pulumi or ruamel, nor the package's aws, files, audit, policy or flow
+modules: a gate never reaches the network or the disk it does not name
+(tests/promotion/test_promote_layout.py checks it); nor `mlops_training`, `mlops_serving` or `torch` (the
+CLI runs the containers as processes).
 """
 from __future__ import annotations
 

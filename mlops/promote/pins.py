@@ -1,9 +1,12 @@
 """Pins in a stack file: which variants a promotion pins, what they pin now, and the pinning edit.
 
 The edit is a ruamel round trip under `mlops:overrides` that keeps comments, key order and quoting, so
-the change is a reviewable diff. Works on text and validated configs only: must not import boto3,
-botocore or pulumi, nor the package's aws, files, audit, policy or flow modules (the caller writes the
-text, atomically, under its lock).
+the change is a reviewable diff.
+
+Must not import: boto3, botocore or pulumi, nor the package's aws, files, audit, policy or flow modules: it
+works on text and validated configs only, and the caller writes the text, atomically, under its lock
+(tests/promotion/test_promote_layout.py checks it); nor `mlops_training`, `mlops_serving` or `torch` (the
+CLI runs the containers as processes).
 """
 from __future__ import annotations
 

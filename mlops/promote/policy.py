@@ -1,9 +1,11 @@
 """The policy gate (the target stack, pinned, still plans with zero mandatory findings) and `pulumi up`.
 
 The gate plans from a temporary copy of the stacks directory with Pulumi's mock runtime (mlops.plan);
-`--apply` deploys through the Automation API. pulumi is imported inside those functions only. Must not
-import boto3 or botocore (planning and the policy gate never call AWS), nor the package's aws, pins,
-audit or flow modules.
+`--apply` deploys through the Automation API. pulumi is imported inside those functions only.
+
+Must not import: boto3 or botocore (planning and the policy gate never call AWS), nor the package's aws,
+pins, audit or flow modules (tests/promotion/test_promote_layout.py checks it), nor `mlops_training`,
+`mlops_serving` or `torch` (the CLI runs the containers as processes).
 """
 from __future__ import annotations
 

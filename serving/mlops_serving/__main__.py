@@ -1,4 +1,8 @@
-"""`python -m mlops_serving` is the same entry point as the `mlops-serve` console script."""
+"""`python -m mlops_serving` is the same entry point as the `mlops-serve` console script.
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_training` (it runs inside the serving container, whose image installs only
+`mlops_serving` and the contracts)."""
 import sys
 
 from .main import main

@@ -8,6 +8,10 @@ Routes (the SageMaker inference container contract plus metrics):
 - `GET /ping`: 200 once the model is loaded; 503 while loading and after a failed load.
 - `POST /invocations`: predictions, see `codec.py` for the body formats.
 - `GET /metrics`: Prometheus text format.
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_training` (it runs inside the serving container, whose image installs only
+`mlops_serving` and the contracts).
 """
 from __future__ import annotations
 

@@ -11,6 +11,10 @@ The worker takes up to `max_batch` rows from what has been handed over (optional
 whole batch back to the loop with one `call_soon_threadsafe`. While a batch runs (torch releases
 the GIL) the loop keeps reading and parsing, so under load the next batch forms by itself, and at
 low load a request is answered without waiting for company.
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_training` (it runs inside the serving container, whose image installs only
+`mlops_serving` and the contracts).
 """
 from __future__ import annotations
 

@@ -9,6 +9,10 @@ capture in S3:
 
 A file is written under a `.partial` suffix and renamed when it is closed (by size, by age, at an
 hour boundary, or at shutdown), so that whatever ships or reads the directory sees whole files only.
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_training` (it runs inside the serving container, whose image installs only
+`mlops_serving` and the contracts).
 """
 from __future__ import annotations
 

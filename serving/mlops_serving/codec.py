@@ -15,6 +15,10 @@ Every value is checked against the schema: row length, missing or unknown names,
 features (JSON booleans are not numbers), null only where `nullable`, finite and inside the float32
 range, whole numbers for `Integral`. An unknown String category is valid and encodes to 0 (contract §2).
 The resulting matrix is float32 `[N, F]` in the contract's encoding, as raw bytes.
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_training` (it runs inside the serving container, whose image installs only
+`mlops_serving` and the contracts).
 """
 from __future__ import annotations
 

@@ -3,6 +3,10 @@
 Request handling raises these; only `ErrorMapper` turns an exception into a status and a JSON body
 (KServe's `add_exception_handler` pattern). Anything not in the table is a bug in the server: it
 becomes a 500 and is logged with its traceback, never swallowed.
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_training` (it runs inside the serving container, whose image installs only
+`mlops_serving` and the contracts).
 """
 from __future__ import annotations
 

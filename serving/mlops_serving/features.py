@@ -20,6 +20,10 @@ the loop, completed or with its error:
 
 The blocking boto3 call never runs on the event loop, and the loop stops waiting at the timeout
 even if the call is still on its way (botocore's own socket timeouts end it shortly after).
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_training` (it runs inside the serving container, whose image installs only
+`mlops_serving` and the contracts).
 """
 from __future__ import annotations
 

@@ -14,6 +14,10 @@ more than that. What it does:
   being read;
 - graceful shutdown: stop accepting, answer everything already received with `Connection: close`,
   close idle connections after a short grace, wait for the rest.
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_training` (it runs inside the serving container, whose image installs only
+`mlops_serving` and the contracts).
 """
 from __future__ import annotations
 

@@ -2,6 +2,10 @@
 
 SageMaker starts the image as `docker run IMAGE serve`, so a leading `serve` is accepted and
 ignored. Settings come from the environment (see `settings.py`); flags override them.
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_training` (it runs inside the serving container, whose image installs only
+`mlops_serving` and the contracts).
 """
 from __future__ import annotations
 

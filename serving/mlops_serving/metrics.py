@@ -6,6 +6,10 @@ prometheus_client (a `labels()` lookup and a lock per call) against 0.5 us here,
 ~90 us per request. The tests parse `/metrics` with prometheus_client's own parser.
 All updates happen on the event-loop thread, except the capture counters, each of which has
 exactly one writing thread, so no locks are needed.
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_training` (it runs inside the serving container, whose image installs only
+`mlops_serving` and the contracts).
 """
 from __future__ import annotations
 

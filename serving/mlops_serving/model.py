@@ -1,4 +1,8 @@
-"""Loading the `model.tar.gz` the training container writes (contracts.md §2)."""
+"""Loading the `model.tar.gz` the training container writes (contracts.md §2).
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_training` (it runs inside the serving container, whose image installs only
+`mlops_serving` and the contracts)."""
 from __future__ import annotations
 
 import json

@@ -1,4 +1,8 @@
-"""The feature schema inside `model.tar.gz` (contracts.md §1 and §2), as the server reads it."""
+"""The feature schema inside `model.tar.gz` (contracts.md §1 and §2), as the server reads it.
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_training` (it runs inside the serving container, whose image installs only
+`mlops_serving` and the contracts)."""
 from __future__ import annotations
 
 from collections.abc import Mapping

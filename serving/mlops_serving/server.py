@@ -1,4 +1,8 @@
-"""Running the server: event loop choice, startup, signals, graceful shutdown."""
+"""Running the server: event loop choice, startup, signals, graceful shutdown.
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_training` (it runs inside the serving container, whose image installs only
+`mlops_serving` and the contracts)."""
 from __future__ import annotations
 
 import asyncio

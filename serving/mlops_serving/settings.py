@@ -2,6 +2,10 @@
 
 Environment variables are the interface SageMaker and our Pulumi components use; the CLI flags in
 `main.py` exist for running the same server by hand. Nothing here reads `sys.argv`.
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_training` (it runs inside the serving container, whose image installs only
+`mlops_serving` and the contracts).
 """
 from __future__ import annotations
 

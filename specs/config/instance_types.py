@@ -4,6 +4,10 @@ Endpoint (hosting) and training instance types are different AWS enums: `ml.t2.m
 cannot train, `ml.p3dn.24xlarge` trains but cannot host. We validate against the enum that the
 botocore release in use ships, so a type AWS has just added is accepted after a botocore upgrade,
 and a typo gets a "did you mean" from the same list.
+
+Must not import: `pulumi`, `pulumi_aws`, `pulumi_kubernetes`, `pulumi_policy`, `components`, `mlops`,
+`mlops_training` or `mlops_serving` (pure: only the program entry point reads `pulumi.Config`; this package
+validates what it read).
 """
 from __future__ import annotations
 

@@ -2,6 +2,10 @@
 
 Pure functions, no Pulumi: each returns `Problem`s naming the config path, the value and what is
 allowed. `specs.config.stack_files` reports them with the file they came from.
+
+Must not import: `pulumi`, `pulumi_aws`, `pulumi_kubernetes`, `pulumi_policy`, `components`, `mlops`,
+`mlops_training` or `mlops_serving` (pure: only the program entry point reads `pulumi.Config`; this package
+validates what it read).
 """
 from __future__ import annotations
 

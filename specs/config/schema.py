@@ -4,6 +4,10 @@ Stack YAML -> `StackConfig` (this module; `extra="forbid"`, frozen) -> typed com
 Field-level rules (types, ranges, AWS enums and patterns) live on the fields; rules across fields
 (references between sections, environment policy, derived AWS names) live in `specs.config.rules`,
 which `specs.config.stack_files` runs after this model validates.
+
+Must not import: `pulumi`, `pulumi_aws`, `pulumi_kubernetes`, `pulumi_policy`, `components`, `mlops`,
+`mlops_training` or `mlops_serving` (pure: only the program entry point reads `pulumi.Config`; this package
+validates what it read).
 """
 from __future__ import annotations
 

@@ -17,6 +17,10 @@ The stack file is an ordinary Pulumi stack config:
 Merge semantics are RFC 7386: objects merge key by key, `null` deletes a key, anything else
 replaces. Collections that differ per environment (endpoints, variants, feature groups, models) are
 maps keyed by name, so an override touches one entry without copying the rest.
+
+Must not import: `pulumi`, `pulumi_aws`, `pulumi_kubernetes`, `pulumi_policy`, `components`, `mlops`,
+`mlops_training` or `mlops_serving` (pure: only the program entry point reads `pulumi.Config`; this package
+validates what it read).
 """
 from __future__ import annotations
 

@@ -13,6 +13,10 @@ The Glue table SageMaker creates types the features bigint (Integral), double (F
 Writing the same layout ourselves keeps Athena queries on that Glue table working unchanged. Our 16
 characters are a content hash, not random: ingesting the same rows again produces the same object key,
 so a re-run overwrites its files instead of adding duplicates.
+
+Must not import: `pulumi`, `pulumi_aws`, `pulumi_kubernetes`, `pulumi_policy`, `components`, `mlops`,
+`mlops_training` or `mlops_serving` (pure), nor `boto3`, `botocore` or `pyarrow` (no I/O: the readers and
+writers live in `mlops/features/`).
 """
 from __future__ import annotations
 

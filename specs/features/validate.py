@@ -9,6 +9,10 @@ Fractional) and may not lie further in the future than a small clock skew. Every
 reject is written nowhere.
 
 Values come back normalised (int, float, str) so that the writers never re-parse them.
+
+Must not import: `pulumi`, `pulumi_aws`, `pulumi_kubernetes`, `pulumi_policy`, `components`, `mlops`,
+`mlops_training` or `mlops_serving` (pure), nor `boto3`, `botocore` or `pyarrow` (no I/O: the readers and
+writers live in `mlops/features/`).
 """
 from __future__ import annotations
 

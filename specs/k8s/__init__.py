@@ -11,6 +11,8 @@ one module per object family:
 
 Pure: no Pulumi and no cluster. `components.training_cluster` passes these dicts to
 pulumi-kubernetes resources; `mlops train` submits `training_job.job(...)` with the Kubernetes
-Python client. Must not import `pulumi`, `pulumi_aws`, `pulumi_kubernetes`, `pulumi_policy` or
-`components` (tests/test_layout.py checks it).
+Python client.
+
+Must not import: `pulumi`, `pulumi_aws`, `pulumi_kubernetes`, `pulumi_policy`, `components`, `mlops`,
+`mlops_training` or `mlops_serving` (pure: no Pulumi and no cluster; tests/test_layout.py checks it).
 """

@@ -2,9 +2,11 @@
 cluster-autoscaler-autodiscover.yaml (service account, RBAC, Deployment), the pinned image per
 Kubernetes minor version, and the IAM policy of its IRSA role. It scales the GPU pool from and to zero.
 
-Pure: must not import `pulumi`, `pulumi_aws`, `pulumi_kubernetes` or `components`
-(tests/test_layout.py checks it). `role_arn` is opaque (it may be a Pulumi Output): it is only placed
-into the service account's annotation, never inspected.
+`role_arn` is opaque (it may be a Pulumi Output): it is only placed into the service account's
+annotation, never inspected.
+
+Must not import: `pulumi`, `pulumi_aws`, `pulumi_kubernetes`, `pulumi_policy`, `components`, `mlops`,
+`mlops_training` or `mlops_serving` (pure; tests/test_layout.py checks it).
 """
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """What every Kubernetes object family of specs.k8s shares: the manifest type, the DNS-label check and
 the validation helpers with which a spec collects every problem before raising one ValueError.
 
-Pure: must not import `pulumi`, `pulumi_kubernetes` or `components` (tests/test_layout.py checks it),
-nor another module of specs.k8s (they all import this one).
+Must not import: `pulumi`, `pulumi_aws`, `pulumi_kubernetes`, `pulumi_policy`, `components`, `mlops`,
+`mlops_training` or `mlops_serving` (pure; tests/test_layout.py checks it), nor another module of specs.k8s
+(they all import this one).
 """
 from __future__ import annotations
 

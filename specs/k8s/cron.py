@@ -2,7 +2,8 @@
 Kubernetes cron of a training CronJob (training_job.cron_job), or refused with the reason when
 Kubernetes cron cannot express them exactly.
 
-Pure: must not import `pulumi`, `pulumi_kubernetes` or `components` (tests/test_layout.py checks it).
+Must not import: `pulumi`, `pulumi_aws`, `pulumi_kubernetes`, `pulumi_policy`, `components`, `mlops`,
+`mlops_training` or `mlops_serving` (pure; tests/test_layout.py checks it).
 """
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """The NVIDIA device plugin DaemonSet, a cluster add-on of the clusters the stack creates: it
 advertises `nvidia.com/gpu` on the GPU pool's nodes so that training pods can request GPUs.
 
-Pure: must not import `pulumi`, `pulumi_kubernetes` or `components` (tests/test_layout.py checks it).
+Must not import: `pulumi`, `pulumi_aws`, `pulumi_kubernetes`, `pulumi_policy`, `components`, `mlops`,
+`mlops_training` or `mlops_serving` (pure; tests/test_layout.py checks it).
 """
 from __future__ import annotations
 

@@ -2,8 +2,8 @@
 them (components.training_cluster), the tolerations and node selectors of the pods that run there
 (training_job, device_plugin) and the quota that counts their GPUs (team_namespace).
 
-Pure: must not import `pulumi`, `pulumi_aws`, `pulumi_kubernetes` or `components`
-(tests/test_layout.py checks it).
+Must not import: `pulumi`, `pulumi_aws`, `pulumi_kubernetes`, `pulumi_policy`, `components`, `mlops`,
+`mlops_training` or `mlops_serving` (pure; tests/test_layout.py checks it).
 """
 from __future__ import annotations
 

@@ -2,8 +2,10 @@
 ResourceQuota and LimitRange, the team's PriorityClasses and the IRSA service account training pods
 run as, all derived from one `TeamNamespaceSpec`.
 
-Pure: must not import `pulumi`, `pulumi_kubernetes` or `components` (tests/test_layout.py checks it).
 `role_arn` is opaque (it may be a Pulumi Output): it is only placed into the dicts, never inspected.
+
+Must not import: `pulumi`, `pulumi_aws`, `pulumi_kubernetes`, `pulumi_policy`, `components`, `mlops`,
+`mlops_training` or `mlops_serving` (pure; tests/test_layout.py checks it).
 """
 from __future__ import annotations
 

@@ -2,7 +2,6 @@
 headless Service its pods rendezvous through, the ConfigMap holding its feature schema and the
 CronJob of its scheduled runs, all derived from one `TrainingJobSpec`.
 
-Pure: must not import `pulumi`, `pulumi_kubernetes` or `components` (tests/test_layout.py checks it).
 `components.training_cluster` passes these dicts to pulumi-kubernetes resources; `mlops train`
 submits `job(...)` with the Kubernetes Python client.
 Fields documented as *opaque* (ARNs, S3 URIs, hyperparameter values) may be Pulumi Outputs: they
@@ -14,6 +13,9 @@ its `$(VAR)` expansion of container env and args.
 One training run is an Indexed Job: `nodes` pods, pod i running
 `torchrun --node-rank=i --master-addr=<job>-0.<service>` over its GPUs. A headless Service gives
 each pod the DNS name `<job>-<index>.<service>`, so rank 0's address is known before it exists.
+
+Must not import: `pulumi`, `pulumi_aws`, `pulumi_kubernetes`, `pulumi_policy`, `components`, `mlops`,
+`mlops_training` or `mlops_serving` (pure; tests/test_layout.py checks it).
 """
 from __future__ import annotations
 

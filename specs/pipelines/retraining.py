@@ -17,9 +17,12 @@ reaches AWS in three places; each is closed with a setting the SDK or boto3 offe
 Every S3 location is given explicitly, so the SDK never needs its default bucket nor uploads code.
 The document is the SDK's, keys sorted; it carries the SDK's `"MlflowConfig": null`.
 
-Pure: must not import `pulumi`, `pulumi_aws` or `components` (tests/test_layout.py checks it);
 `components.retraining` deploys the document; `mlops train` starts it (TRIGGER_PARAMETER) and `mlops local`
 runs its Training step (resolve).
+
+Must not import: `pulumi`, `pulumi_aws`, `pulumi_kubernetes`, `pulumi_policy`, `components`, `mlops`,
+`mlops_training` or `mlops_serving` (pure: those three use this module, not the reverse;
+tests/test_layout.py checks it).
 """
 from __future__ import annotations
 

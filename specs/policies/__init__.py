@@ -7,6 +7,10 @@ package assembles the rules in the order the policy pack serves them, and `evalu
 The same functions run in two places: `mlops plan` applies them to the offline plan, and
 `policypack/__main__.py` wraps them in `pulumi_policy` for `pulumi up --policy-pack policypack`.
 Resource rules look at one resource; stack rules see them all (an alarm for every variant).
+
+Must not import: `pulumi`, `pulumi_aws`, `pulumi_kubernetes`, `pulumi_policy`, `components`, `mlops`,
+`mlops_training` or `mlops_serving` (pure: the same rule runs over `mlops plan`'s offline plans and inside
+`pulumi_policy`, which policypack/__main__.py wraps around it).
 """
 from __future__ import annotations
 

@@ -3,6 +3,10 @@
 Since AWS provider v4 a bucket's encryption is a separate BucketServerSideEncryptionConfiguration
 resource, so the rule joins the two by bucket name across the plan. Artifacts, features and captures
 are all customer data: SSE-S3 (AES256) is not enough, the team's KMS key is.
+
+Must not import: `pulumi`, `pulumi_aws`, `pulumi_kubernetes`, `pulumi_policy`, `components`, `mlops`,
+`mlops_training` or `mlops_serving` (pure: the same rule runs over `mlops plan`'s offline plans and inside
+`pulumi_policy`, which policypack/__main__.py wraps around it).
 """
 from __future__ import annotations
 

@@ -4,6 +4,10 @@ A resource rule looks at one resource (its type and camelCase props) and returns
 rule sees every resource of a plan and returns (resource name, message) pairs. The same functions
 run offline in `mlops plan` and inside `pulumi_policy` (policypack/__main__.py), so they take plain
 dicts and never import Pulumi.
+
+Must not import: `pulumi`, `pulumi_aws`, `pulumi_kubernetes`, `pulumi_policy`, `components`, `mlops`,
+`mlops_training` or `mlops_serving` (pure: the same rule runs over `mlops plan`'s offline plans and inside
+`pulumi_policy`, which policypack/__main__.py wraps around it).
 """
 from __future__ import annotations
 

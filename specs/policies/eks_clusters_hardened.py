@@ -2,6 +2,10 @@
 
 Kubernetes secrets are only base64 in etcd unless EKS encrypts them with a KMS key, and an API
 server reachable from 0.0.0.0/0 is one leaked credential away from the cluster.
+
+Must not import: `pulumi`, `pulumi_aws`, `pulumi_kubernetes`, `pulumi_policy`, `components`, `mlops`,
+`mlops_training` or `mlops_serving` (pure: the same rule runs over `mlops plan`'s offline plans and inside
+`pulumi_policy`, which policypack/__main__.py wraps around it).
 """
 from __future__ import annotations
 

@@ -2,6 +2,10 @@
 
 An endpoint's ML storage volume holds the model, and data capture writes every request and response
 (customer data) to S3: both must be encrypted with the team's key.
+
+Must not import: `pulumi`, `pulumi_aws`, `pulumi_kubernetes`, `pulumi_policy`, `components`, `mlops`,
+`mlops_training` or `mlops_serving` (pure: the same rule runs over `mlops plan`'s offline plans and inside
+`pulumi_policy`, which policypack/__main__.py wraps around it).
 """
 from __future__ import annotations
 

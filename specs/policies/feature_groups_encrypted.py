@@ -2,6 +2,10 @@
 
 Feature groups hold the training data and the online features served at inference; without a
 customer-managed key their contents are readable to anyone with S3 or DynamoDB-level access.
+
+Must not import: `pulumi`, `pulumi_aws`, `pulumi_kubernetes`, `pulumi_policy`, `components`, `mlops`,
+`mlops_training` or `mlops_serving` (pure: the same rule runs over `mlops plan`'s offline plans and inside
+`pulumi_policy`, which policypack/__main__.py wraps around it).
 """
 from __future__ import annotations
 

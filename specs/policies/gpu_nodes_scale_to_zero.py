@@ -2,6 +2,10 @@
 
 Idle GPU nodes are the largest avoidable cost of a training cluster. Advisory, not mandatory: keeping
 warm nodes for fast starts is a legitimate, if costly, choice.
+
+Must not import: `pulumi`, `pulumi_aws`, `pulumi_kubernetes`, `pulumi_policy`, `components`, `mlops`,
+`mlops_training` or `mlops_serving` (pure: the same rule runs over `mlops plan`'s offline plans and inside
+`pulumi_policy`, which policypack/__main__.py wraps around it).
 """
 from __future__ import annotations
 

@@ -2,6 +2,10 @@
 
 Without the taint, CPU pods land on GPU nodes: they waste the most expensive instances and keep the
 cluster autoscaler from scaling the GPU group back in after training.
+
+Must not import: `pulumi`, `pulumi_aws`, `pulumi_kubernetes`, `pulumi_policy`, `components`, `mlops`,
+`mlops_training` or `mlops_serving` (pure: the same rule runs over `mlops plan`'s offline plans and inside
+`pulumi_policy`, which policypack/__main__.py wraps around it).
 """
 from __future__ import annotations
 

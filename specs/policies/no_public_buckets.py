@@ -2,6 +2,10 @@
 
 A bucket is private only when a BucketPublicAccessBlock sets all four flags and it has no public
 canned ACL; the access block is a separate resource, joined to its bucket by name across the plan.
+
+Must not import: `pulumi`, `pulumi_aws`, `pulumi_kubernetes`, `pulumi_policy`, `components`, `mlops`,
+`mlops_training` or `mlops_serving` (pure: the same rule runs over `mlops plan`'s offline plans and inside
+`pulumi_policy`, which policypack/__main__.py wraps around it).
 """
 from __future__ import annotations
 

@@ -3,6 +3,10 @@
 Least privilege: an Allow with `*`, `service:*`, a wildcard pattern or NotAction grants actions no
 one reviewed, and AWS's FullAccess / AdministratorAccess / PowerUserAccess managed policies do the
 same wholesale. Checked on inline role policies, standalone policies and attachments.
+
+Must not import: `pulumi`, `pulumi_aws`, `pulumi_kubernetes`, `pulumi_policy`, `components`, `mlops`,
+`mlops_training` or `mlops_serving` (pure: the same rule runs over `mlops plan`'s offline plans and inside
+`pulumi_policy`, which policypack/__main__.py wraps around it).
 """
 from __future__ import annotations
 

@@ -2,6 +2,10 @@
 
 Drift detection, live-quality metrics and retraining all read the captured traffic; a prod endpoint
 without capture leaves its model unmonitored.
+
+Must not import: `pulumi`, `pulumi_aws`, `pulumi_kubernetes`, `pulumi_policy`, `components`, `mlops`,
+`mlops_training` or `mlops_serving` (pure: the same rule runs over `mlops plan`'s offline plans and inside
+`pulumi_policy`, which policypack/__main__.py wraps around it).
 """
 from __future__ import annotations
 

@@ -2,6 +2,10 @@
 
 Without deployment guardrails an update replaces every instance at once, and without auto-rollback
 alarms a model that fails on live traffic stays in place until someone notices.
+
+Must not import: `pulumi`, `pulumi_aws`, `pulumi_kubernetes`, `pulumi_policy`, `components`, `mlops`,
+`mlops_training` or `mlops_serving` (pure: the same rule runs over `mlops plan`'s offline plans and inside
+`pulumi_policy`, which policypack/__main__.py wraps around it).
 """
 from __future__ import annotations
 

@@ -2,6 +2,10 @@
 
 SageMaker spreads a variant's instances over Availability Zones; one instance is one zone outage, or
 one instance replacement, away from an endpoint that answers nothing.
+
+Must not import: `pulumi`, `pulumi_aws`, `pulumi_kubernetes`, `pulumi_policy`, `components`, `mlops`,
+`mlops_training` or `mlops_serving` (pure: the same rule runs over `mlops plan`'s offline plans and inside
+`pulumi_policy`, which policypack/__main__.py wraps around it).
 """
 from __future__ import annotations
 

@@ -3,6 +3,10 @@
 These are the alarms the deployment guardrails roll back on and the on-call hears from; a variant
 without them can fail silently. Shadow variants answer no caller and need none. The rule joins
 alarms (by their EndpointName and VariantName dimensions) to endpoints and their configurations.
+
+Must not import: `pulumi`, `pulumi_aws`, `pulumi_kubernetes`, `pulumi_policy`, `components`, `mlops`,
+`mlops_training` or `mlops_serving` (pure: the same rule runs over `mlops plan`'s offline plans and inside
+`pulumi_policy`, which policypack/__main__.py wraps around it).
 """
 from __future__ import annotations
 

@@ -2,6 +2,10 @@
 
 The same entry point (`mlops-train`, `mlops_training.main:main`) runs inside SageMaker, under
 `torchrun` on Kubernetes and as a plain local process.
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_serving` (it runs inside the training container, whose image installs only
+`mlops_training` and the contracts).
 """
 from __future__ import annotations
 

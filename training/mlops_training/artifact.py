@@ -5,6 +5,10 @@ into `model.tar.gz` with the members at the archive root. Elsewhere (and for the
 `artifact_s3_uri`) `pack` builds the same archive.
 
 `schema.json` is the feature schema with a `categories` list on every String feature entry.
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_serving` (it runs inside the training container, whose image installs only
+`mlops_training` and the contracts).
 """
 from __future__ import annotations
 

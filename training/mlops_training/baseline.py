@@ -9,6 +9,10 @@ Binning rule, which the contract leaves open for values equal to an interior edg
 is the number of interior edges `<= v` (numpy `searchsorted(edges[1:-1], v, side="right")`),
 i.e. bins are `[e_i, e_{i+1})` and the last one is closed; values below the first edge fall into
 the first bin, above the last edge into the last, as the contract says.
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_serving` (it runs inside the training container, whose image installs only
+`mlops_training` and the contracts).
 """
 from __future__ import annotations
 

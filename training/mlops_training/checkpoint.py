@@ -14,6 +14,10 @@ Two stores with one interface (`Checkpoints`), picked by `open_store` from the c
 
 Both name a checkpoint `checkpoint-<global step, 10 digits>.pt`, ignore anything else beside them and
 prune only their own names, after the new checkpoint is in place.
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_serving` (it runs inside the training container, whose image installs only
+`mlops_training` and the contracts).
 """
 from __future__ import annotations
 

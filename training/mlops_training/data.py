@@ -7,6 +7,10 @@ The data fingerprint is the SHA-256 over, for each file in that order, its relat
 byte, its size as 8 big-endian bytes and its contents. The framing makes two different file sets
 never hash alike by shifting bytes across a boundary, and a directory and an S3 prefix holding the
 same files give the same fingerprint.
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_serving` (it runs inside the training container, whose image installs only
+`mlops_training` and the contracts).
 """
 from __future__ import annotations
 

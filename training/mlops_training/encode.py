@@ -3,6 +3,10 @@
 Column `j` of the float32 `[N, F]` input is `schema.features[j]`:
 `Integral`/`Fractional` -> the value as float, null -> NaN; `String` -> `1 + categories.index(value)`,
 unknown -> 0, null -> NaN. Everything else happens inside the model.
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_serving` (it runs inside the training container, whose image installs only
+`mlops_training` and the contracts).
 """
 from __future__ import annotations
 

@@ -10,6 +10,10 @@ reads and writes the prefix itself.
 SageMaker sets `SM_*` variables only when its training toolkit is in the image; a bring-your-own
 container like ours sees the files instead (`/opt/ml/input/data/<channel>`,
 `/opt/ml/input/config/resourceconfig.json`). Both are honoured.
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_serving` (it runs inside the training container, whose image installs only
+`mlops_training` and the contracts).
 """
 from __future__ import annotations
 

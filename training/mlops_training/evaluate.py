@@ -1,4 +1,8 @@
-"""Held-out evaluation: the metrics of docs/contracts.md section 5. Pure numpy."""
+"""Held-out evaluation: the metrics of docs/contracts.md section 5. Pure numpy.
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_serving` (it runs inside the training container, whose image installs only
+`mlops_training` and the contracts)."""
 from __future__ import annotations
 
 from typing import Any

@@ -3,6 +3,10 @@
 SageMaker passes every value as a string; local runs may pass JSON numbers and booleans. Both are
 accepted. Unknown keys are an error (a typo must not silently train with a default), except the keys
 SageMaker itself injects (`sagemaker_*`, `_tuning_objective_metric`, ...).
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_serving` (it runs inside the training container, whose image installs only
+`mlops_training` and the contracts).
 """
 from __future__ import annotations
 

@@ -5,6 +5,10 @@ a developer as `mlops-train --train DIR --model-dir DIR ...`; all three reach `m
 
 Exit codes: 0 trained; 2 invalid hyperparameters, schema or environment; 3 data refused by
 validation (nothing trained). Any other failure raises, after writing SageMaker's failure file.
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_serving` (it runs inside the training container, whose image installs only
+`mlops_training` and the contracts).
 """
 from __future__ import annotations
 

@@ -3,6 +3,10 @@
 Input: float32 `[N, F]` encoded per docs/contracts.md section 2. Inside: numeric NaN -> the training
 mean, standardisation, a null indicator per nullable feature, one-hot per String feature (slot 0 is
 unknown, and a null String also lands there, flagged by its null indicator), then an MLP.
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_serving` (it runs inside the training container, whose image installs only
+`mlops_training` and the contracts).
 """
 from __future__ import annotations
 

@@ -3,6 +3,10 @@
 The package carries the serving image and model data, the validation metrics (as the
 `ModelQuality` statistics document in S3 and as `CustomerMetadataProperties`), and is created
 `PendingManualApproval` unless the environment's config auto-approves it.
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_serving` (it runs inside the training container, whose image installs only
+`mlops_training` and the contracts).
 """
 from __future__ import annotations
 

@@ -2,6 +2,10 @@
 
 Pure logic, no torch. A schema describes which columns of the offline-store export are model inputs,
 their SageMaker Feature Store types, which may be null and which value ranges are acceptable.
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_serving` (it runs inside the training container, whose image installs only
+`mlops_training` and the contracts).
 """
 from __future__ import annotations
 

@@ -7,6 +7,10 @@ small MLP can learn it well but not perfectly (binary: about 14% positives, Baye
 regression: Bayes R2 about 0.95).
 
     python -m mlops_training.synthetic --out /tmp/data --rows 20000 --task binary_classification
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_serving` (it runs inside the training container, whose image installs only
+`mlops_training` and the contracts).
 """
 from __future__ import annotations
 

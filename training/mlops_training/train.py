@@ -9,6 +9,10 @@ permutation to a multiple of the world size, rank r takes every world-size-th in
 Determinism: the permutation of an epoch depends only on (seed, epoch), so a run resumed from a
 checkpoint at (epoch, step) sees exactly the batches the uninterrupted run saw, and with model,
 optimizer, scaler and RNG state restored it computes the same weights (bit-identical on CPU).
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_serving` (it runs inside the training container, whose image installs only
+`mlops_training` and the contracts).
 """
 from __future__ import annotations
 

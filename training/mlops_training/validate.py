@@ -3,6 +3,10 @@
 Every problem is collected (not only the first) into a `ValidationReport`: the column, the kind of
 problem, how many rows it affects, and a few examples pointing at file and row. Bad data raises
 `DataValidationError` carrying the report, and nothing is trained on it.
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_serving` (it runs inside the training container, whose image installs only
+`mlops_training` and the contracts).
 """
 from __future__ import annotations
 

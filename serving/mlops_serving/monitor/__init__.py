@@ -12,4 +12,8 @@ Kubernetes CronJob or by hand with flags. Modules:
 - `report`: the HTML report; `settings`, `main`: configuration and the CLI
 
 Nothing heavy is imported here, so `mlops-monitor --help` answers at once.
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_training` (it runs inside the serving container, whose image installs only
+`mlops_serving` and the contracts).
 """

@@ -6,6 +6,10 @@ given (`--schema`) or when the baseline comes as the `model.tar.gz` that holds b
 order of `baseline.json`'s `features` object is used: training writes it by iterating the schema's
 features (`mlops_training.baseline.compute_baseline`) and JSON writers and readers here keep key
 order, but the contract does not promise it, hence the schema's precedence.
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_training` (it runs inside the serving container, whose image installs only
+`mlops_serving` and the contracts).
 """
 from __future__ import annotations
 

@@ -14,6 +14,10 @@ Request bodies are decoded the way the server accepts them (`mlops_serving.codec
 schema order with empty fields as null. Responses are `{"predictions": [...]}`, a bare list, or CSV
 with one value per line. `BASE64` encoded parts (SageMaker's capture of other content types) are
 decoded first and read by their observed content type.
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_training` (it runs inside the serving container, whose image installs only
+`mlops_serving` and the contracts).
 """
 from __future__ import annotations
 

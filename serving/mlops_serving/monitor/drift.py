@@ -8,6 +8,10 @@ Monitor's `statistics.json` and `constraint_violations.json`; metrics per `publi
 
 Memory: the records of one batch (`batch_records`, their bodies still JSON text), at most about
 `FLUSH_ROWS` decoded rows, and fixed per-feature state (see `stats`).
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_training` (it runs inside the serving container, whose image installs only
+`mlops_serving` and the contracts).
 """
 from __future__ import annotations
 

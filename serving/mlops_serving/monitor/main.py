@@ -14,6 +14,10 @@ Precedence: flag, then `MLOPS_MONITOR_*`, then the Model Monitor variable, then 
 
 Exit status: 0 done (drift violations are reported, not failures: SageMaker shows them from
 `/opt/ml/output/message`); 2 bad settings or inputs; 3 `quality` found a metric past its threshold.
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_training` (it runs inside the serving container, whose image installs only
+`mlops_serving` and the contracts).
 """
 from __future__ import annotations
 

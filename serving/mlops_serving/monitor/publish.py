@@ -10,6 +10,10 @@ component's alarms watch.
 and SageMaker publishes them. The contract gives no way to name the namespace: SageMaker puts
 them in `/aws/sagemaker/Endpoint/data-metrics`, not in ours, so alarms on our namespace need the
 `cloudwatch` target (both can be selected).
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_training` (it runs inside the serving container, whose image installs only
+`mlops_serving` and the contracts).
 """
 from __future__ import annotations
 

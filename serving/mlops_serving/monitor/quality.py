@@ -16,6 +16,10 @@ their values (about `len(id) + 8` bytes each), and every batch of captures is ma
 Label files are read when their hour directory (`.../yyyy/mm/dd/hh/file.jsonl`, where SageMaker
 and our writers put them) is not older than the window (labels come after predictions); files in
 other layouts are always read.
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_training` (it runs inside the serving container, whose image installs only
+`mlops_serving` and the contracts).
 """
 from __future__ import annotations
 

@@ -1,6 +1,10 @@
 """The HTML drift report: one jinja2 environment (StrictUndefined, HTML autoescaped) and the
 geometry of its inline SVG bar charts (baseline against current share of every bin); no plotting
 library. The template is `templates/drift_report.html.j2` (package data of `mlops_serving`).
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_training` (it runs inside the serving container, whose image installs only
+`mlops_serving` and the contracts).
 """
 from __future__ import annotations
 

@@ -7,6 +7,10 @@ Kubernetes CronJob (`MLOPS_MONITOR_*`) use; `main.py` maps flags onto the same f
 The metric namespace, names and dimension names default to `mlops_contracts.metrics`, which the
 alarms are built from too; the DriftMonitor component also passes them in the environment
 (`mlops_contracts.metrics.monitor_environment`), so that a schedule states the names it publishes.
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_training` (it runs inside the serving container, whose image installs only
+`mlops_serving` and the contracts).
 """
 from __future__ import annotations
 

@@ -21,6 +21,10 @@ the current one. An empty bin would make it infinite, so in each distribution se
 share is replaced by `1e-4`, or by a millionth of the smallest non-zero share when that share is
 itself `<= 1e-4` (an empty bin must weigh less than any observed one). This is the rule of
 evidently's PSI (`get_binned_data(..., feel_zeroes=True)`), so the numbers are comparable.
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_training` (it runs inside the serving container, whose image installs only
+`mlops_serving` and the contracts).
 """
 from __future__ import annotations
 

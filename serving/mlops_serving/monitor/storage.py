@@ -3,6 +3,10 @@
 A location is a local path or an `s3://bucket/key` URI. boto3 is imported only when an S3
 location is used, and its clients follow the usual environment (credentials, `AWS_REGION`,
 `AWS_ENDPOINT_URL`), so the same code runs against AWS, a VPC endpoint or moto.
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_training` (it runs inside the serving container, whose image installs only
+`mlops_serving` and the contracts).
 """
 from __future__ import annotations
 

@@ -6,4 +6,8 @@
 - `manifest`: the manifest and the time split training reads from it;
 - `labels`: captured requests + SageMaker ground truth -> label events;
 - `cli`: `mlops-train dataset ...`.
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_serving` (it runs inside the training container, whose image installs only
+`mlops_training` and the contracts).
 """

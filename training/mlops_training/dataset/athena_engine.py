@@ -14,6 +14,10 @@ The point-in-time query itself is the exact text `query.render` returns, the one
 sent with the Glue database as the query's default database, so the unqualified table names resolve.
 Results are read with GetQueryResults (1 000 rows a page) and typed from the result's column
 metadata.
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_serving` (it runs inside the training container, whose image installs only
+`mlops_training` and the contracts).
 """
 from __future__ import annotations
 

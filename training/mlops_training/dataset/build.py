@@ -3,6 +3,10 @@
 The engine (DuckDB locally, Athena in the cloud) only runs the SQL text of `query.render`; everything
 around it (label event preparation, the default cutoff, the checks on the result, the files and the
 manifest) is here, so both engines produce the same dataset from the same rows.
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_serving` (it runs inside the training container, whose image installs only
+`mlops_training` and the contracts).
 """
 from __future__ import annotations
 

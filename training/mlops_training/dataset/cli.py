@@ -1,6 +1,10 @@
 """`mlops-train dataset`: build a point-in-time training set (the retraining pipeline's Dataset step).
 
 Exit codes: 0 built; 2 invalid arguments, schema, label events or data. Prints the manifest.
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_serving` (it runs inside the training container, whose image installs only
+`mlops_training` and the contracts).
 """
 from __future__ import annotations
 

@@ -3,6 +3,10 @@
 The feature table is a view named like the Glue table (`feature_table`), over `read_parquet` of the
 files, and the label events are registered under the labels table's name, so the SQL text DuckDB
 runs is byte for byte the one Athena receives.
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_serving` (it runs inside the training container, whose image installs only
+`mlops_training` and the contracts).
 """
 from __future__ import annotations
 

@@ -20,6 +20,10 @@ training data must be allowed to send the record identifier: see the report of i
 
 This duplicates the small part of `mlops_serving.monitor.quality`/`captures` that reads these two
 formats: the training package may not import the serving package.
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_serving` (it runs inside the training container, whose image installs only
+`mlops_training` and the contracts).
 """
 from __future__ import annotations
 

@@ -9,6 +9,10 @@ Layout of a built dataset, which `mlops-train --train DIR` reads as it is:
 `content_hash` is the training data fingerprint (`mlops_training.data.fingerprint`) of those
 Parquet files, so a trainer that reads the directory gets `data_fingerprint == content_hash` and
 can tell that the manifest describes exactly the files it read.
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_serving` (it runs inside the training container, whose image installs only
+`mlops_training` and the contracts).
 """
 from __future__ import annotations
 

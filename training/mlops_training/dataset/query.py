@@ -22,6 +22,10 @@ Why the text is engine-neutral:
 Two passes over the feature table: the window runs over the narrow key columns only, and the
 winner's full row is joined back, which keeps the ranked intermediate small (30 features wide
 rows are never sorted).
+
+Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
+`specs`, `mlops` or `mlops_serving` (it runs inside the training container, whose image installs only
+`mlops_training` and the contracts).
 """
 from __future__ import annotations
 
