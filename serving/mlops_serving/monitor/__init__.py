@@ -9,7 +9,8 @@ Kubernetes CronJob or by hand with flags. Modules:
 - `baseline`: baseline.json / model.tar.gz and the model's column order
 - `captures`: finding and decoding capture records, a batch at a time
 - `drift`, `quality`: the two jobs; `publish`: CloudWatch or Model Monitor metric files
-- `report`: the HTML report; `settings`, `main`: configuration and the CLI
+- `report`: the HTML report; `storage`: local paths and S3 behind one interface
+- `settings`, `main`: configuration and the CLI
 
 Nothing heavy is imported here, so `mlops-monitor --help` answers at once.
 

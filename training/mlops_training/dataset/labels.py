@@ -14,9 +14,10 @@ label, label time = the capture's `inferenceTime`. If an id is labelled twice th
 the first capture in path order is used, since they carry the same request.
 
 Rows without the record-identifier field (positional JSON rows, CSV bodies) cannot be joined to the
-feature store and are counted, not guessed. Today the serving container refuses a request record with
-a field that is not a feature (mlops_serving.codec), so callers that want their traffic to become
-training data must be allowed to send the record identifier: see the report of issue #15.
+feature store and are counted, not guessed. The serving container accepts the record identifier in a
+request record only on an endpoint with online feature lookup (`Settings.feature_group`), and then
+captures each row that carried one with its record id (mlops_serving.features); without lookup a field
+that is not a feature is refused (mlops_serving.codec), so that traffic never carries the id.
 
 This duplicates the small part of `mlops_serving.monitor.quality`/`captures` that reads these two
 formats: the training package may not import the serving package.
