@@ -154,6 +154,23 @@ def ground_truth_records(
         yield record
 
 
+def ground_truth_line(event_id: str, labels: list[Any]) -> str:
+    """One ground-truth record as SageMaker's merge format writes it (a JSON line without the newline):
+    the labels of one request's rows as CSV, joined to its capture by `event_id` (the request's
+    inference id, or the capture's own event id). `ground_truth_record` reads it back."""
+    if not isinstance(event_id, str) or not event_id:
+        raise ValueError(f"event id {event_id!r}: a non-empty string is needed")
+    if not labels:
+        raise ValueError(f"event {event_id}: no labels; give one per row of the request")
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow(labels)
+    return json.dumps({
+        GROUND_TRUTH_DATA: {DATA: buffer.getvalue(), ENCODING: ENCODING_CSV},
+        EVENT_METADATA: {EVENT_ID: event_id},
+        EVENT_VERSION: EVENT_VERSION_VALUE,
+    })
+
+
 def parse_time(raw: Any, *, spaces: bool = False) -> datetime:
     """An ISO 8601 time (`inferenceTime`) as an aware UTC datetime; no zone means UTC.
 

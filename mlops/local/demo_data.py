@@ -34,6 +34,13 @@ CORRECTED_SHARE = 0.1
 """Share of the records (the last ones) that get a corrected row after their label time."""
 ISO = "%Y-%m-%dT%H:%M:%SZ"
 """Event times as the demo feature group declares them: String, ISO-8601 UTC."""
+DRIFT_AMOUNT_FACTOR = 8.0
+"""Drifted transactions are this many times larger than before."""
+DRIFT_COUNTRY, DRIFT_COUNTRY_SHARE, DRIFT_COUNTRY_EFFECT = "br", 0.4, 2.0
+"""A country the first models never saw, its share of the drifted transactions, and its effect on the
+fraud score: the world after the drift has a pattern only a model trained on new data can know."""
+DRIFT_SPAN = (timedelta(hours=6), timedelta(hours=1))
+"""Drifted transactions happen between these two ages (before now); their labels before now too."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,48 @@ def write(directory: Path, *, rows: int, seed: int, label: str, now: datetime) -
     pq.write_table(source, paths[0])
     pq.write_table(labels, paths[1])
     return DemoData(source=paths[0], labels=paths[1], records=rows, corrected=corrected)
+
+
+def drifted(*, rows: int, seed: int, label: str, now: datetime) -> tuple[pa.Table, pa.Table]:
+    """(source, label events) of `rows` new transactions after the drift: amounts x8 (prices, not
+    fraud, rose: labels follow the amounts before the rise), and a share from a country never seen
+    before, which raises the fraud score. So a champion trained before the drift cannot know the new
+    country's pattern, and ranks these transactions worse than a model retrained on them. Record ids `d-<seed>-<n>`; event times
+    within `DRIFT_SPAN` before `now`, each label known 1 to 30 minutes later (before `now`)."""
+    from mlops_training import synthetic
+
+    if now.tzinfo is None:
+        raise ValueError(f"now={now.isoformat()} has no time zone; give an aware datetime (UTC)")
+    base = synthetic.generate(rows, task="binary_classification", seed=seed)
+    if label not in base.column_names:
+        raise ValueError(f"label {label!r} is not a column of the synthetic data; columns: {', '.join(base.column_names)}")
+    rng = np.random.default_rng(seed + 2000)
+    amount = np.clip(base.column("amount").to_numpy() * DRIFT_AMOUNT_FACTOR, 0.0, 100000.0).round(2)
+    new_country = rng.random(rows) < DRIFT_COUNTRY_SHARE
+    country = np.array([DRIFT_COUNTRY if moved else (c or synthetic.COUNTRIES[0])
+                        for moved, c in zip(new_country, base.column("country").to_pylist())])
+    items = base.column("n_items").to_numpy(zero_copy_only=False).astype(float)
+    age = base.column("account_age_days").to_numpy(zero_copy_only=False).astype(float)
+    z = synthetic.signal(amount=base.column("amount").to_numpy(), n_items=np.nan_to_num(items, nan=3.0),
+                         country=np.where(new_country, synthetic.COUNTRIES[0], country),
+                         hour=base.column("hour").to_numpy(), age=np.nan_to_num(age, nan=400.0))
+    z = z + np.where(new_country, DRIFT_COUNTRY_EFFECT - synthetic.signal_country_effect(synthetic.COUNTRIES[0]), 0.0)
+    labels = (rng.random(rows) < 1.0 / (1.0 + np.exp(-2.0 * (z - 1.0)))).astype(np.float64)
+    oldest, newest = (now.astimezone(UTC) - age_ for age_ in DRIFT_SPAN)
+    offsets = np.sort(rng.uniform(0, (newest - oldest).total_seconds(), size=rows))
+    events = [oldest + timedelta(seconds=float(s)) for s in offsets]
+    label_times = [e + timedelta(seconds=float(d)) for e, d in zip(events, rng.uniform(60, 1800, size=rows))]
+    ids = pa.array([f"d-{seed}-{i:06d}" for i in range(rows)], pa.string())
+    source = base.drop_columns([label]).set_column(0, "transaction_id", ids)
+    source = source.set_column(source.column_names.index("event_time"), "event_time",
+                               pa.array([e.strftime(ISO) for e in events], pa.string()))
+    source = source.set_column(source.column_names.index("amount"), "amount", pa.array(amount, pa.float64()))
+    source = source.set_column(source.column_names.index("country"), "country",
+                               pa.array(country.tolist(), pa.string(), mask=pc.is_null(base.column("country")).to_numpy(zero_copy_only=False) & ~new_country))
+    source = source.append_column(label, pa.array(labels.astype(np.int64)))
+    label_events = pa.table({"record_id": ids, "label": pa.array(labels, pa.float64()),
+                             "label_time": pa.array(label_times, pa.timestamp("ms", tz="UTC"))})
+    return source, label_events
 
 
 def point_in_time_rows(dataset: Path, source: Path, *, corrected: int, id_field: str) -> dict[str, int]:

@@ -172,3 +172,12 @@ def test_ground_truth_records_yield_each_record_and_report_each_bad_line_with_it
     problems.clear()
     assert list(capture.ground_truth_records(lines[3:4], problem=problems.append)) == [("b", [0])]  # BASE64 without a csv content type is JSON
     assert problems == []
+
+
+def test_ground_truth_line_round_trips():
+    line = capture.ground_truth_line("inf-1", [1, 0.5])
+    assert capture.ground_truth_record(json.loads(line)) == ("inf-1", ["1", "0.5"])
+    with pytest.raises(ValueError, match="no labels"):
+        capture.ground_truth_line("inf-1", [])
+    with pytest.raises(ValueError, match="non-empty string"):
+        capture.ground_truth_line("", [1])

@@ -46,3 +46,29 @@ def test_same_arguments_give_the_same_tables_and_a_naive_now_is_refused():
         demo_data.generate(rows=10, seed=4, label="is_fraud", now=datetime(2026, 6, 1))
     with pytest.raises(ValueError, match="label 'churned' is not a column"):
         demo_data.generate(rows=10, seed=4, label="churned", now=NOW)
+
+
+def test_drifted_transactions_are_new_recent_larger_and_carry_an_unseen_country():
+    before, _, _ = demo_data.generate(rows=400, seed=3, label="is_fraud", now=NOW)
+    source, labels = demo_data.drifted(rows=400, seed=3, label="is_fraud", now=NOW)
+    assert source.schema == before.schema
+    ids = source.column("transaction_id").to_pylist()
+    assert not set(ids) & set(before.column("transaction_id").to_pylist())
+    assert labels.column("record_id").to_pylist() == ids
+    assert labels.column("label").to_pylist() == [float(v) for v in source.column("is_fraud").to_pylist()]
+    events = _times(source.column("event_time").to_pylist())
+    oldest, newest = demo_data.DRIFT_SPAN
+    assert all(NOW - oldest <= e <= NOW - newest for e in events)
+    assert all(e < t <= NOW for e, t in zip(events, labels.column("label_time").to_pylist()))
+    countries = source.column("country").to_pylist()
+    share = countries.count(demo_data.DRIFT_COUNTRY) / len(countries)
+    assert 0.3 < share < 0.5
+    assert demo_data.DRIFT_COUNTRY not in before.column("country").to_pylist()
+    amounts = sorted(source.column("amount").to_pylist())
+    assert amounts[len(amounts) // 2] > 4 * sorted(before.column("amount").to_pylist())[200]
+    # The unseen country carries the fraud: its rows are labelled fraud far more often.
+    fraud = source.column("is_fraud").to_pylist()
+    rate = lambda pick: sum(f for f, c in zip(fraud, countries) if pick(c)) / sum(1 for c in countries if pick(c))
+    assert rate(lambda c: c == demo_data.DRIFT_COUNTRY) > rate(lambda c: c != demo_data.DRIFT_COUNTRY) + 0.2
+    with pytest.raises(ValueError, match="time zone"):
+        demo_data.drifted(rows=10, seed=1, label="is_fraud", now=NOW.replace(tzinfo=None))

@@ -49,6 +49,11 @@ def schema_document(task: Task) -> dict[str, Any]:
     }
 
 
+def signal_country_effect(country: str) -> float:
+    """A known country's term in `signal` (KeyError for another)."""
+    return _COUNTRY_EFFECT[country]
+
+
 def signal(
     *, amount: np.ndarray, n_items: np.ndarray, country: np.ndarray, hour: np.ndarray, age: np.ndarray
 ) -> np.ndarray:
