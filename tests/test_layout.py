@@ -32,8 +32,8 @@ class Layer:
     prefix: str
     """A path relative to the repository root: a folder (ending in `/`) or one file."""
     forbidden: tuple[str, ...]
-    """Top-level module names that no module of the layer imports, outside `ALLOWED`; each module's
-    `Must not import:` line names them."""
+    """Top-level module names that no module of the layer imports, outside `ALLOWED`: the rule each
+    module's `Must not import:` line states."""
 
 
 LAYERS = (
@@ -186,7 +186,7 @@ def test_the_docstring_check_needs_the_line_at_a_line_start() -> None:
     assert _must_not_import_paragraph("import os\n") is None
 
 
-def test_every_folder_of_the_projects_code_belongs_to_a_layer() -> None:
+def test_a_module_outside_every_layer_is_refused_and_packages_resolve_as_installed() -> None:
     with pytest.raises(AssertionError, match="no layer"):
         _layer("newfolder/m.py")
     assert _layer("mlops/promote/flow.py").name == "operator CLI"
