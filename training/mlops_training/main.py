@@ -64,9 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
         "model artifact and optionally register it. Flags override SM_* variables, which override /opt/ml.",
     )
     parser.add_argument(
-        "command", nargs="?", choices=["train", "dataset"],
+        "command", nargs="?", choices=["train", "dataset", "evaluate"],
         help="SageMaker passes 'train' (optional); 'dataset' builds a point-in-time training set "
-        "(see 'mlops-train dataset --help')",
+        "(see 'mlops-train dataset --help'); 'evaluate' scores a candidate against the champions "
+        "(see 'mlops-train evaluate --help')",
     )
     parser.add_argument("--train", help="Parquet directory or s3://bucket/prefix (SM_CHANNEL_TRAIN)")
     parser.add_argument("--schema", help="feature_schema.json (default: SM_CHANNEL_CONFIG/feature_schema.json)")
@@ -89,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         from mlops_training.dataset.cli import main as dataset_main
 
         return dataset_main(raw_args[1:])
+    if raw_args[:1] == ["evaluate"]:
+        from mlops_training.evaluation.cli import main as evaluate_main
+
+        return evaluate_main(raw_args[1:])
     args = build_parser().parse_args(raw_args)
     env = os.environ
     logging.basicConfig(
