@@ -223,3 +223,45 @@ def test_a_dataset_without_manifest_is_refused(world: dict[str, Path], tmp_path:
     (copy / "validation" / build.PART_NAME).write_bytes((world["dataset"] / "validation" / build.PART_NAME).read_bytes())
     assert _evaluate(world, tmp_path / "out", dataset=copy) == 2
     assert "has no manifest.json; evaluate needs a dataset built by `mlops-train dataset`" in capsys.readouterr().err
+
+
+def test_dataset_models_and_output_on_s3_with_every_request_valid_for_botocore(
+    aws: str, world: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+    from botocore.validate import validate_parameters
+
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # restored afterwards: the hook stays in this test
+    boto3.setup_default_session()
+    sent: list[str] = []
+
+    def check(params: dict, model: object, **_: object) -> None:
+        sent.append(model.name)  # type: ignore[attr-defined]
+        validate_parameters(params, model.input_shape)  # type: ignore[attr-defined]
+
+    boto3.DEFAULT_SESSION.events.register("provide-client-params.s3.*", check)
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="pipeline", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    for path in world["dataset"].rglob("*"):
+        if path.is_file():
+            s3.upload_file(str(path), "pipeline", f"datasets/run-1/{path.relative_to(world['dataset']).as_posix()}")
+    s3.upload_file(str(world["good"]), "pipeline", "models/fraud/2/model.tar.gz")
+    s3.upload_file(str(world["bad"]), "pipeline", "models/fraud/1/model.tar.gz")
+    sent.clear()
+
+    assert train_main.main([
+        "evaluate", "--schema", str(world["schema"]), "--dataset", "s3://pipeline/datasets/run-1",
+        "--candidate", "s3://pipeline/models/fraud/2/model.tar.gz",
+        "--champion", "scoring/champion=s3://pipeline/models/fraud/1",  # a prefix holding model.tar.gz
+        "--bootstrap", "50", "--out", "s3://pipeline/evaluations/run-1",
+    ]) == 0
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="pipeline", Prefix="evaluations/")["Contents"])
+    assert keys == ["evaluations/run-1/evaluation.json", "evaluations/run-1/model_quality/candidate.json",
+                    "evaluations/run-1/model_quality/champion-1.json"]
+    body = s3.get_object(Bucket="pipeline", Key="evaluations/run-1/evaluation.json")["Body"].read().decode()
+    evaluation = contract.loads(body)
+    assert evaluation.slice.dataset_manifest == "s3://pipeline/datasets/run-1/manifest.json"
+    assert evaluation.decision.passed is True
+    local = load_slice(str(world["dataset"]), schema=load_schema(world["schema"]), min_label_fraction=0.001)
+    assert evaluation.slice.hash == local.hash  # the same rows, wherever the dataset is read from
+    assert {"ListObjectsV2", "GetObject", "PutObject"} <= set(sent)
