@@ -316,6 +316,9 @@ def _finish(
     s3.upload_file(out / BASELINE_FILE, f"{prefix}/{BASELINE_FILE}", s3=client)
     log.info("uploaded the artifact to %s", model_data_url)
     if not hp.model_package_group_name:
+        # The retraining pipeline: its Evaluate step compares this artifact with the champions and its
+        # Register step registers it; the trainer decides no approval there.
+        log.info("no model_package_group_name: nothing registered")
         return
     arn = register_model_package(Registration(
         group_name=hp.model_package_group_name, image_uri=hp.image_uri, model_data_url=model_data_url,
