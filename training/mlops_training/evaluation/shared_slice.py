@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -72,8 +73,6 @@ def manifest_uri(dataset: str) -> str:
     """Where the dataset's manifest lives (a path or an s3:// URI)."""
     if s3.is_s3_uri(dataset):
         return f"{dataset.rstrip('/')}/{dataset_manifest.MANIFEST_FILE}"
-    from pathlib import Path
-
     return str(Path(dataset).resolve() / dataset_manifest.MANIFEST_FILE)
 
 
