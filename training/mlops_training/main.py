@@ -68,9 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
         "model artifact and optionally register it. Flags override SM_* variables, which override /opt/ml.",
     )
     parser.add_argument(
-        "command", nargs="?", choices=["train", "dataset"],
+        "command", nargs="?", choices=["train", "dataset", "evaluate"],
         help="SageMaker passes 'train' (optional); 'dataset' builds a point-in-time training set "
-        "(see 'mlops-train dataset --help')",
+        "(see 'mlops-train dataset --help'); 'evaluate' scores a candidate against the champions "
+        "(see 'mlops-train evaluate --help')",
     )
     parser.add_argument("--train", help="Parquet directory or s3://bucket/prefix (SM_CHANNEL_TRAIN)")
     parser.add_argument("--schema", help="feature_schema.json (default: SM_CHANNEL_CONFIG/feature_schema.json)")
@@ -93,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         from mlops_training.dataset.cli import main as dataset_main
 
         return dataset_main(raw_args[1:])
+    if raw_args[:1] == ["evaluate"]:
+        from mlops_training.evaluation.cli import main as evaluate_main
+
+        return evaluate_main(raw_args[1:])
     args = build_parser().parse_args(raw_args)
     env = os.environ
     logging.basicConfig(
@@ -315,6 +320,9 @@ def _finish(
     s3.upload_file(out / BASELINE_FILE, f"{prefix}/{BASELINE_FILE}", s3=client)
     log.info("uploaded the artifact to %s", model_data_url)
     if not hp.model_package_group_name:
+        # The retraining pipeline: its Evaluate step compares this artifact with the champions and its
+        # Register step registers it; the trainer decides no approval there.
+        log.info("no model_package_group_name: nothing registered")
         return
     arn = register_model_package(Registration(
         group_name=hp.model_package_group_name, image_uri=hp.image_uri, model_data_url=model_data_url,

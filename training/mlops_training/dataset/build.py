@@ -15,7 +15,7 @@ import io
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -61,12 +61,8 @@ def label_events_table(record_id: Sequence[str], label: Sequence[float], label_t
     return pa.table({"record_id": record_id, "label": label, "label_time": label_time}, schema=LABEL_EVENTS_SCHEMA)
 
 
-def prepare_labels(events: pa.Table) -> pa.Table:
-    """The label events table the SQL reads: sorted, numbered (`label_id`), times as ISO-8601 text.
-
-    Sorted by (label_time, record_id, label) so that the ids, and with them the dataset's row order,
-    depend only on the events, not on the order they were read in.
-    """
+def prepare_labels_input(events: pa.Table) -> pa.Table:
+    """Label events checked and cast to `LABEL_EVENTS_SCHEMA` (columns, types, no nulls)."""
     missing = [f.name for f in LABEL_EVENTS_SCHEMA if f.name not in events.column_names]
     if missing:
         raise ValueError(
@@ -80,6 +76,16 @@ def prepare_labels(events: pa.Table) -> pa.Table:
         nulls = events.column(name).null_count
         if nulls:
             raise ValueError(f"label events: {nulls} null value(s) in {name}; every event needs all three")
+    return events
+
+
+def prepare_labels(events: pa.Table) -> pa.Table:
+    """The label events table the SQL reads: sorted, numbered (`label_id`), times as ISO-8601 text.
+
+    Sorted by (label_time, record_id, label) so that the ids, and with them the dataset's row order,
+    depend only on the events, not on the order they were read in.
+    """
+    events = prepare_labels_input(events)
     events = events.sort_by([("label_time", "ascending"), ("record_id", "ascending"), ("label", "ascending")])
     # %S of a millisecond timestamp prints the fraction too: 2026-01-02T03:04:05.678Z.
     text = pc.strftime(events.column("label_time"), format="%Y-%m-%dT%H:%M:%SZ")
@@ -131,6 +137,58 @@ class BuildRequest:
     validation_fraction: float = DEFAULT_VALIDATION_FRACTION
     event_time_type: str | None = None
     """`String` or `Fractional`; default: what the engine finds in the feature table."""
+    window: LabelWindow | None = None
+    """Only label events inside this window are used; default: all of them."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class LabelWindow:
+    """The model config's training window: label events with `as_of - days < label_time <= as_of`."""
+
+    as_of: datetime
+    """The window's end (inclusive), an aware datetime."""
+    days: float | None = None
+    """The window's length in days; None: every event up to `as_of`."""
+
+    def __post_init__(self) -> None:
+        if self.as_of.tzinfo is None:
+            raise ValueError(f"as_of {self.as_of.isoformat()} has no time zone; give an aware datetime (UTC)")
+        if self.days is not None and not self.days > 0:
+            raise ValueError(f"window days {self.days}; allowed: a number > 0")
+
+    @property
+    def start(self) -> datetime | None:
+        """The window's exclusive start, or None when it has no length."""
+        return None if self.days is None else self.as_of - timedelta(days=self.days)
+
+    def describe(self) -> str:
+        """`(start, as_of]` as text, for messages."""
+        start = "-inf" if self.start is None else _iso_ms(self.start)
+        return f"({start}, {_iso_ms(self.as_of)}]"
+
+    def to_dict(self) -> dict[str, object]:
+        """What the manifest records."""
+        return {"as_of": _iso_ms(self.as_of), "days": self.days,
+                "from_exclusive": None if self.start is None else _iso_ms(self.start)}
+
+
+def _iso_ms(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def in_window(events: pa.Table, window: LabelWindow) -> pa.Table:
+    """The label events whose `label_time` lies in `window`; ValueError naming the window when none does."""
+    times = events.column("label_time").cast(pa.timestamp("ms", tz="UTC"))
+    keep = pc.less_equal(times, pa.scalar(window.as_of, pa.timestamp("ms", tz="UTC")))
+    if window.start is not None:
+        keep = pc.and_(keep, pc.greater(times, pa.scalar(window.start, pa.timestamp("ms", tz="UTC"))))
+    selected = events.filter(keep)
+    if selected.num_rows == 0:
+        raise ValueError(
+            f"the training window {window.describe()} holds none of the {events.num_rows} label event(s); "
+            "widen --window-days or move --as-of"
+        )
+    return selected
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -157,6 +215,8 @@ def render_for(request: BuildRequest, *, engine: Engine, labels: pa.Table) -> tu
 
 def build(request: BuildRequest, *, engine: Engine, events: pa.Table, out: Path) -> Built:
     """Run the point-in-time query on `engine` and write the dataset and its manifest into `out`."""
+    if request.window is not None:
+        events = in_window(prepare_labels_input(events), request.window)
     labels = prepare_labels(events)
     sql, labels_table, cutoff = render_for(request, engine=engine, labels=labels)
     result = engine.run(sql, labels=labels, labels_table=labels_table)
@@ -181,6 +241,8 @@ def build(request: BuildRequest, *, engine: Engine, events: pa.Table, out: Path)
         "sql_sha256": query.sql_hash(sql),
         "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
+    if request.window is not None:
+        doc["window"] = request.window.to_dict()
     manifest_mod.write(out, doc)
     return Built(directory=out, manifest=manifest_mod.Manifest(doc), sql=sql)
 
