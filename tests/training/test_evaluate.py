@@ -265,3 +265,18 @@ def test_dataset_models_and_output_on_s3_with_every_request_valid_for_botocore(
     local = load_slice(str(world["dataset"]), schema=load_schema(world["schema"]), min_label_fraction=0.001)
     assert evaluation.slice.hash == local.hash  # the same rows, wherever the dataset is read from
     assert {"ListObjectsV2", "GetObject", "PutObject"} <= set(sent)
+
+
+def test_the_shuffle_labels_drill_trains_a_candidate_the_regression_gate_refuses(world: dict[str, Path], tmp_path: Path) -> None:
+    run = new_run(tmp_path / "drill")
+    assert train_main.main([
+        "train", "--train", str(world["dataset"]), "--schema", str(world["schema"]), "--model-dir", str(run.model_dir),
+        "--output-dir", str(run.output_dir), "--checkpoint-dir", str(run.checkpoint_dir), "--archive", str(run.archive),
+        "--hyperparameters", json.dumps(FAST | {"model_name": "fraud", "model_version": "4", "shuffle_labels": "true"}),
+    ]) == 0
+    drill = {**world, "drill": run.archive}
+    out = tmp_path / "eval"
+    assert _evaluate(drill, out, "--champion", f"scoring/champion={world['good']}", candidate="drill") == 0
+    evaluation = contract.read(out / contract.EVALUATION_FILE)
+    assert not evaluation.decision.passed and evaluation.decision.failed_gates == ("regression",)
+    assert evaluation.candidate.metrics["auc"].value < evaluation.champions[0].metrics["auc"].value - 0.1

@@ -55,6 +55,10 @@ class Hyperparameters:
         "", "The feature schema as a JSON string, instead of the config channel's feature_schema.json.",
         trains=True,
     )
+    shuffle_labels: bool = _hp(
+        False, "Drill: permute the training split's labels (seeded) so the run learns noise; for checking that "
+        "the evaluation gates refuse a bad candidate. Validation labels stay true.", trains=True,
+    )
     checkpoint_every_steps: int = _hp(
         500, "Write a checkpoint every N optimizer steps and at the end of training; 0 disables checkpoints.",
         trains=False,

@@ -264,13 +264,18 @@ def _prepare(
         fraction=hp.validation_fraction, seed=hp.seed,
     )
     train_table, val_table = table.take(train_idx), table.take(val_idx)
+    y_train = labels[train_idx]
+    if hp.shuffle_labels:
+        # The drill of `shuffle_labels`: the features keep their rows, the labels lose them.
+        log.warning("shuffle_labels=true: training on permuted labels (a deliberately bad model)")
+        y_train = np.random.default_rng(hp.seed).permutation(y_train)
     # The vocabulary comes from the training split only: validation must see unknown values as serving will.
     categories = learn_categories(train_table, schema, max_categories=hp.max_categories)
     return _Prepared(
         train_table=train_table,
         categories=categories,
         x_train=torch.from_numpy(encode_table(train_table, schema, categories=categories)),
-        y_train=torch.from_numpy(labels[train_idx].astype(np.float32)),
+        y_train=torch.from_numpy(y_train.astype(np.float32)),
         x_val=torch.from_numpy(encode_table(val_table, schema, categories=categories)),
         y_val=labels[val_idx],
     )
