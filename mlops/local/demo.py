@@ -31,6 +31,7 @@ import random
 import tarfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -94,9 +95,11 @@ def request_rows(data: Path, *, n: int, seed: int, null_share: float | None = No
 
 
 def send(stack: LocalStack, endpoint: str, rows: list[dict[str, Any]], phase: Phase, console: Console, *,
-         by_id_share: float = 0.0, id_field: str = "transaction_id", seed: int = 0) -> None:
+         by_id_share: float = 0.0, id_field: str = "transaction_id", seed: int = 0,
+         inference_id: Callable[[dict[str, Any]], str] | None = None) -> None:
     """Send each row as one request: inline (its features), or, for a `by_id_share` of them, only its
-    record id (the endpoint's feature lookup fetches the features)."""
+    record id (the endpoint's feature lookup fetches the features). `inference_id` names each request
+    (SageMaker's InferenceId, which the capture records and ground truth joins on)."""
     runtime = stack.runtime()
     choose = random.Random(seed)
     with Progress(console=console, transient=True) as progress:
@@ -106,7 +109,9 @@ def send(stack: LocalStack, endpoint: str, rows: list[dict[str, Any]], phase: Ph
             record = {id_field: row[id_field]} if by_id else {k: v for k, v in row.items() if k != id_field}
             started = time.perf_counter()
             try:
-                response = runtime.invoke_endpoint(EndpointName=endpoint, Body=json.dumps({"instances": [record]}), ContentType="application/json")
+                named = {"InferenceId": inference_id(row)} if inference_id else {}
+                response = runtime.invoke_endpoint(EndpointName=endpoint, Body=json.dumps({"instances": [record]}),
+                                                   ContentType="application/json", **named)
                 variant = response["InvokedProductionVariant"]
                 response["Body"].read()
                 phase.answered[variant] += 1
