@@ -13,7 +13,6 @@ import pulumi
 import pulumi_aws as aws
 
 from specs.pipelines import retraining as retraining_pipeline
-from specs.pipelines import steps as retraining_steps
 from specs import iam
 from components._validation import Problem, raise_input_problems, required_name
 from specs.config.schema import ModelConfig, Network, TrainingConfig
@@ -40,8 +39,6 @@ class RetrainingArgs:
     artifacts_bucket: pulumi.Input[str]
     features_uri: pulumi.Input[str]
     """The feature group's offline store prefix (its resolved S3 URI)."""
-    sources: retraining_steps.Sources
-    """Label sources, champions and config hash of the model's pipeline (specs.pipelines.steps.sources)."""
     trigger_alarms: list[str] = field(default_factory=list)
     """Alarm names whose ALARM state starts a run (drift and live-quality alarms of endpoints serving the model)."""
     network: Network | None = None
@@ -88,9 +85,7 @@ class Retraining(pulumi.ComponentResource):
             model=args.model, spec=args.spec, training=args.training, image=args.training_image,
             role_arn=o["role"], features_uri=o["features"], artifacts_bucket=o["bucket"], kms_key=o["key"],
             model_package_group=namer.model_package_group(args.model), serving_image=args.serving_image,
-            network=args.network, feature_group=args.sources.feature_group, captures_uri=args.sources.captures_uri,
-            ground_truth_uri=args.sources.ground_truth_uri, labels_uri=args.sources.labels_uri,
-            champions=args.sources.champions, config_hash=args.sources.config_hash,
+            network=args.network,
         ))
         self.pipeline = aws.sagemaker.Pipeline(
             f"{name}-pipeline",

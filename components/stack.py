@@ -24,7 +24,6 @@ from components.retraining import Retraining, RetrainingArgs
 from components.training_cluster import ModelTraining, TrainingCluster, TrainingClusterArgs
 from specs.k8s import cron
 from specs.pipelines import retraining as retraining_pipeline
-from specs.pipelines import steps as retraining_steps
 
 
 @dataclass
@@ -217,7 +216,6 @@ def _retraining(config: StackConfig, namer: Namer, foundation: Foundation, featu
             kms_key_arn=foundation.key_arn,
             artifacts_bucket=foundation.buckets["artifacts"].name,
             features_uri=group.offline_store_config.apply(_offline_uri),
-            sources=retraining_steps.sources(config, namer, model),
             trigger_alarms=triggers,
             network=config.network,
             tags=config.all_tags(),

@@ -445,9 +445,6 @@ class ModelConfig(Strict):
     under `yyyy/mm/dd/hh/`. Captured requests joined with these labels become the label events of the
     next training set (`mlops-train dataset --captures ... --ground-truth ...`). Must be in the stack's
     features bucket, which training reads. @default `s3://<team>-<env>-features-<account>/ground-truth/<model>/`."""
-    training_window_days: Annotated[int, Field(ge=1, le=3650)] = 30
-    """The retraining pipeline's Dataset step uses the label events of this many days before the run
-    starts (the most recent of them held back for the evaluation against the champion). @default 30."""
 
 
 class ModelRegistryConfig(Strict):

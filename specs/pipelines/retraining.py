@@ -58,9 +58,6 @@ _OFFLINE_CREDENTIALS = {"aws_access_key_id": "offline", "aws_secret_access_key":
 """Static credentials, so that no provider in boto3's chain (IMDS, SSO, credential_process) runs.
 Nothing is ever signed with them: generation sends no request."""
 _VALIDATE_ROLE_ENV = "SAGEMAKER_VALIDATE_ROLE"
-_REGION_ENV = "AWS_DEFAULT_REGION"
-"""`ProcessingStep` builds a throwaway local-mode session (`LocalSagemakerClient()`) only to read a
-method's name; that session's `boto3.Session()` needs a region from the environment."""
 _lock = threading.Lock()
 
 
@@ -99,19 +96,6 @@ def run_hyperparameters(
     }
 
 
-REGISTRATION_HYPERPARAMETERS = ("model_package_group_name", "auto_approve")
-"""What makes the container register its version itself: the pipeline leaves them out (its Register step
-registers, after the evaluation)."""
-SHUFFLE_PARAMETER = "ShuffleLabels"
-"""A drill: "true" trains on permuted labels (the container's `shuffle_labels`), so the gates can be
-seen refusing a bad candidate. Default "false"."""
-
-
-def pipeline_hyperparameters(**kwargs: Any) -> dict[str, str]:
-    """`run_hyperparameters` without the registration ones: in the pipeline the container only trains."""
-    return {k: v for k, v in run_hyperparameters(**kwargs).items() if k not in REGISTRATION_HYPERPARAMETERS}
-
-
 @functools.cache
 def _boto_session(region: str) -> Any:
     """One offline boto3 session per region: botocore then loads each service model once per process."""
@@ -125,13 +109,12 @@ def _offline_sdk(region: str) -> Iterator[Any]:
     """Process-wide settings the SDK reads, set only while generating and restored afterwards:
     boto3's default session (offline, with a region) for the import-time client, role validation
     off (`SAGEMAKER_VALIDATE_ROLE=false`, the resolver's documented switch; the role is a Pulumi
-    output of this stack, not something to probe), `AWS_DEFAULT_REGION` (see `_REGION_ENV`), and the root logger as it was (importing the
+    output of this stack, not something to probe), and the root logger as it was (importing the
     SDK runs `logging.basicConfig(level=INFO)`). Yields the boto3 session to generate with."""
     import boto3
 
     with _lock:
         default_session, validate = boto3.DEFAULT_SESSION, os.environ.get(_VALIDATE_ROLE_ENV)
-        default_region = os.environ.get(_REGION_ENV)
         root = logging.getLogger()
         root_level, root_handlers = root.level, root.handlers[:]
         # "sagemaker.config" sets its own level, so its parent's does not reach it.
@@ -139,7 +122,6 @@ def _offline_sdk(region: str) -> Iterator[Any]:
         try:
             boto3.setup_default_session(region_name=region, **_OFFLINE_CREDENTIALS)
             os.environ[_VALIDATE_ROLE_ENV] = "false"
-            os.environ[_REGION_ENV] = region
             with warnings.catch_warnings():
                 # "Running within a PipelineSession, there will be No Wait, No Logs...": expected here.
                 warnings.filterwarnings("ignore", category=UserWarning, module=r"sagemaker\.")
@@ -159,10 +141,6 @@ def _offline_sdk(region: str) -> Iterator[Any]:
                 os.environ.pop(_VALIDATE_ROLE_ENV, None)
             else:
                 os.environ[_VALIDATE_ROLE_ENV] = validate
-            if default_region is None:
-                os.environ.pop(_REGION_ENV, None)
-            else:
-                os.environ[_REGION_ENV] = default_region
             root.setLevel(root_level)
             root.handlers[:] = root_handlers
             for name, level in sdk_loggers.items():
@@ -209,7 +187,6 @@ def _trainer(
     model_package_group: str,
     serving_image: str,
     network: Network | None,
-    shuffle_labels: Any,
 ) -> Any:
     """The ModelTrainer whose `train` request is the Training step: the team's image and role, the
     run's hyperparameters (`model_version` = the execution id), KMS-encrypted volume and output,
@@ -226,10 +203,9 @@ def _trainer(
         training_image=image,
         training_input_mode="File",
         hyperparameters={
-            **pipeline_hyperparameters(model=model, spec=spec, training=training, artifacts_bucket=artifacts_bucket,
-                                       model_package_group=model_package_group, serving_image=serving_image),
+            **run_hyperparameters(model=model, spec=spec, training=training, artifacts_bucket=artifacts_bucket,
+                                  model_package_group=model_package_group, serving_image=serving_image),
             "model_version": ExecutionVariables.PIPELINE_EXECUTION_ID,
-            "shuffle_labels": shuffle_labels,
         },
         compute=Compute(
             instance_type=training.instance_type,
@@ -258,9 +234,8 @@ def _trainer(
     )
 
 
-def _channels(*, model: str, features_uri: Any, artifacts_bucket: str) -> list[Any]:
-    """The job's input channels: the Dataset step's point-in-time training set (train/, validation/,
-    manifest.json) as `train`, the feature schema as `config`."""
+def _channels(*, model: str, features_uri: str, artifacts_bucket: str) -> list[Any]:
+    """The job's input channels: the offline store export as `train`, the feature schema as `config`."""
     from sagemaker.core.training.configs import Channel, DataSource, S3DataSource
 
     return [
@@ -295,21 +270,12 @@ def pipeline_definition(
     model_package_group: str,
     serving_image: str,
     network: Network | None,
-    feature_group: str,
-    captures_uri: str | None,
-    ground_truth_uri: str,
-    labels_uri: str,
-    champions: tuple[tuple[str, str], ...] | list[tuple[str, str]],
-    config_hash: str,
 ) -> str:
     """The pipeline definition document (JSON, keys sorted: the same inputs give the same bytes).
 
-    Steps Dataset -> Train -> Evaluate -> Condition -> Register | Fail (specs.pipelines.steps). The
-    Train step's arguments are CreateTrainingJob's parameters without TrainingJobName (SageMaker
-    Pipelines names each run's job); `model_version`, which keys the uploaded artifact, is the
-    pipeline execution id (the registry numbers the package itself, in the Register step)."""
-    from specs.pipelines import steps
-
+    One Training step; its arguments are CreateTrainingJob's parameters without TrainingJobName
+    (SageMaker Pipelines names each run's job). `model_version`, which keys the uploaded artifact,
+    is the pipeline execution id (the registry numbers the package itself)."""
     with _offline_sdk(region) as boto_session:
         from sagemaker.core.workflow.execution_variables import ExecutionVariables
         from sagemaker.core.workflow.parameters import ParameterString
@@ -317,29 +283,17 @@ def pipeline_definition(
         from sagemaker.mlops.workflow import Pipeline, PipelineExperimentConfig, TrainingStep
 
         session = PipelineSession(boto_session=boto_session, sagemaker_config=copy.deepcopy(SDK_CONFIG))
-        inputs = steps.StepInputs(
-            model=model, spec=spec, training=training, image=image, serving_image=serving_image, role_arn=role_arn,
-            kms_key=kms_key, network=network, artifacts_bucket=artifacts_bucket, features_uri=features_uri,
-            feature_group=feature_group, schema_uri=f"s3://{artifacts_bucket}/{schema_key(model)}",
-            captures_uri=captures_uri, ground_truth_uri=ground_truth_uri, labels_uri=labels_uri,
-            champions=tuple(tuple(c) for c in champions), config_hash=config_hash, model_package_group=model_package_group,
-        )
-        shuffle = ParameterString(name=SHUFFLE_PARAMETER, default_value="false")
-        dataset = steps.dataset_step(session, inputs)
         trainer = _trainer(
             session, model=model, spec=spec, training=training, image=image, role_arn=role_arn,
             artifacts_bucket=artifacts_bucket, kms_key=kms_key, model_package_group=model_package_group,
-            serving_image=serving_image, network=network, shuffle_labels=shuffle,
+            serving_image=serving_image, network=network,
         )
-        channels = _channels(model=model, features_uri=steps.dataset_uri(dataset), artifacts_bucket=artifacts_bucket)
-        train = TrainingStep(name=STEP_NAME, step_args=trainer.train(input_data_config=channels))
-        evaluate, report = steps.evaluate_step(session, inputs, dataset=dataset, train=train)
-        condition = steps.gate_steps(session, inputs, dataset=dataset, train=train, evaluate=evaluate, report=report)
+        channels = _channels(model=model, features_uri=features_uri, artifacts_bucket=artifacts_bucket)
         pipeline = Pipeline(
             name=pipeline_name,
-            parameters=[ParameterString(name=TRIGGER_PARAMETER, default_value="manual"), shuffle],
+            parameters=[ParameterString(name=TRIGGER_PARAMETER, default_value="manual")],
             pipeline_experiment_config=PipelineExperimentConfig(ExecutionVariables.PIPELINE_NAME, ExecutionVariables.PIPELINE_EXECUTION_ID),
-            steps=[dataset, train, evaluate, condition],
+            steps=[TrainingStep(name=STEP_NAME, step_args=trainer.train(input_data_config=channels))],
             sagemaker_session=session,
         )
         document = json.loads(pipeline.definition())
