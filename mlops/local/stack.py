@@ -31,7 +31,7 @@ from specs.config import stack_files
 from specs.config.schema import StackConfig
 from components.foundation import image_uri
 from specs.naming import Namer
-from mlops.local import router
+from mlops.local import router, training_run
 from mlops.local.environment import ACCOUNT_ID, START_CEILING_S, LocalEnvironment, extract, free_port, wait_http
 from mlops.local.realize import Realized, api_calls, realize
 from mlops.plan import Plan, plan_stack
@@ -272,28 +272,8 @@ class LocalStack:
 
     def _run_training(self, run: Path, *, hyperparameters: dict[str, str], channels: dict[str, Path], archive: Path, label: str) -> None:
         """The training container's entry point with SageMaker's directory and environment contract."""
-        for sub in ("model", "output", "checkpoints", "config"):
-            (run / sub).mkdir(parents=True, exist_ok=True)
-        (run / "config" / "hyperparameters.json").write_text(json.dumps(hyperparameters))
-        env = {
-            **self.env.aws_env(self.region),
-            **{f"SM_CHANNEL_{name.upper()}": str(path) for name, path in channels.items()},
-            "SM_MODEL_DIR": str(run / "model"),
-            "SM_OUTPUT_DATA_DIR": str(run / "output"),
-            "SM_CHECKPOINT_DIR": str(run / "checkpoints"),
-            "SM_INPUT_CONFIG_DIR": str(run / "config"),
-            "SM_HOSTS": '["algo-1"]',
-            "SM_CURRENT_HOST": "algo-1",
-        }
-        log = self.env.logs / f"train-{run.name}.log"
-        archive.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("wb") as out:
-            result = subprocess.run(
-                [_script("mlops-train"), "train", "--hyperparameters", str(run / "config" / "hyperparameters.json"), "--archive", str(archive)],
-                env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, cwd=run,
-            )
-        if result.returncode != 0:
-            raise RuntimeError(f"{label} failed (exit {result.returncode}); see {log}:\n{_tail(log)}")
+        training_run.run_training(run, hyperparameters=hyperparameters, channels=channels, archive=archive, label=label,
+                                  aws_env=self.env.aws_env(self.region), log=self.env.logs / f"train-{run.name}.log")
 
     def pinned(self) -> dict[str, dict[int, str]]:
         """What the stack's endpoints serve: model -> pinned version -> model_data_url."""
@@ -534,13 +514,5 @@ def _hp_string(value: Any) -> str:
     return str(value)
 
 
-def _script(name: str) -> str:
-    """A console script of this environment (the containers' entry points)."""
-    candidate = Path(sys.executable).parent / name
-    if not candidate.exists():
-        raise FileNotFoundError(f"{candidate} not found: install the containers (make bootstrap)")
-    return str(candidate)
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+_script = training_run.script
+_tail = training_run.tail
