@@ -18,6 +18,7 @@ import uuid
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,24 @@ class Version:
     approval: str
     metrics: dict[str, float]
     description: str = ""
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    """One finished local pipeline execution (LocalStack.start_pipeline)."""
+
+    arn: str
+    status: str
+    """"Succeeded" or "Failed" (as DescribePipelineExecution reports it)."""
+    failure_reason: str | None
+    """Why it failed: the Fail step's message (the evaluation's reason) or the failed step's error."""
+    steps: list[tuple[str, str]]
+    """(step name, status) in the order the steps ran."""
+    version: Version | None
+    """The version the Register step created (journaled), or None when nothing was registered."""
+
+
+_POLL_S = 0.5
 
 
 def plan_with(stack: str, overrides: dict[str, Any] | None) -> Plan:
@@ -236,39 +255,33 @@ class LocalStack:
                            channels={"train": data, "config": job / "config"}, archive=archive, label=f"training {model} v{version}")
         return self._journal_version(model, version, archive)
 
-    def start_pipeline(self, pipeline_arn: str, parameters: dict[str, str]) -> tuple[str, Version]:
-        """StartPipelineExecution, locally: run the pipeline's Training step (its CreateTrainingJob
-        arguments, execution variables resolved) with the training container's entry point, channels
-        downloaded from the local S3. The container uploads and registers the new version itself."""
-        from specs.pipelines import retraining as pd
-
-        sagemaker, s3 = self.client("sagemaker"), self.client("s3")
+    def start_pipeline(self, pipeline_arn: str, parameters: dict[str, str], *, ceiling_s: float = 3600.0) -> PipelineRun:
+        """StartPipelineExecution through boto3 against the local endpoint, which runs the pipeline's
+        stored definition (mlops.local.pipeline_exec), then DescribePipelineExecution until it is no
+        longer Executing (short polls; RuntimeError after `ceiling_s`). A version the Register step
+        created is journaled (with the Train step's local archive) and returned."""
+        sagemaker = self.client("sagemaker")
         name = pipeline_arn.rsplit("/", 1)[1]
-        definition = json.loads(sagemaker.describe_pipeline(PipelineName=name)["PipelineDefinition"])
-        execution = f"local-{uuid.uuid4().hex[:12]}"
-        step = next(s for s in definition["Steps"] if s["Type"] == "Training")
-        job = pd.resolve(step["Arguments"], {"Execution.PipelineExecutionId": execution, "Execution.PipelineName": name})
-        run = self.env.dir / "pipelines" / name / execution
-        channels = {}
-        for channel in job["InputDataConfig"]:
-            bucket, prefix = _split_s3(channel["DataSource"]["S3DataSource"]["S3Uri"])
-            target = run / "input" / "data" / channel["ChannelName"]
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-                for obj in page.get("Contents", []):
-                    path = target / (obj["Key"][len(prefix):].lstrip("/") or Path(obj["Key"]).name)
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    s3.download_file(bucket, obj["Key"], str(path))
-            channels[channel["ChannelName"]] = target
-        model = job["HyperParameters"]["model_name"]
-        before = {v.version for v in self.versions(model)}
-        archive = run / "model.tar.gz"
-        self._run_training(run, hyperparameters=job["HyperParameters"], channels=channels, archive=archive, label=f"pipeline {name} {execution}")
-        group = self.namer.model_package_group(model)
-        latest = max(int(p["ModelPackageArn"].rsplit("/", 1)[1]) for p in
-                     sagemaker.list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"])
-        if latest in before:
-            raise RuntimeError(f"pipeline {name} run {execution} registered no new version in {group}")
-        return execution, self._journal_version(model, latest, archive, note=f"retrained by {name} run {execution} ({parameters})")
+        arn = sagemaker.start_pipeline_execution(
+            PipelineName=name, ClientRequestToken=uuid.uuid4().hex,
+            PipelineParameters=[{"Name": k, "Value": str(v)} for k, v in parameters.items()],
+        )["PipelineExecutionArn"]
+        deadline = time.monotonic() + ceiling_s
+        while (described := sagemaker.describe_pipeline_execution(PipelineExecutionArn=arn))["PipelineExecutionStatus"] == "Executing":
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"pipeline {name} run {arn} still Executing after {ceiling_s:.0f}s")
+            time.sleep(_POLL_S)
+        steps = sagemaker.list_pipeline_execution_steps(PipelineExecutionArn=arn)["PipelineExecutionSteps"]
+        registered = [s["Metadata"]["RegisterModel"]["Arn"] for s in steps if s.get("Metadata", {}).get("RegisterModel")]
+        version = None
+        if registered:
+            group, number = registered[0].rsplit("/", 2)[1:]
+            model = next(m for m in self.config.model_registry.models if self.namer.model_package_group(m) == group)
+            execution_id = arn.rsplit("/", 1)[1]
+            archive = self.env.dir / "pipelines" / name / execution_id / "Train" / "model.tar.gz"
+            version = self._journal_version(model, int(number), archive, note=f"retrained by {name} run {execution_id} ({parameters})")
+        return PipelineRun(arn=arn, status=described["PipelineExecutionStatus"], failure_reason=described.get("FailureReason") or None,
+                           steps=[(s["StepName"], s["StepStatus"]) for s in reversed(steps)], version=version)
 
     def _run_training(self, run: Path, *, hyperparameters: dict[str, str], channels: dict[str, Path], archive: Path, label: str) -> None:
         """The training container's entry point with SageMaker's directory and environment contract."""

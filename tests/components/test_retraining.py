@@ -173,3 +173,59 @@ def test_empty_model_name_and_no_trigger_are_reported_together(mock_pulumi, name
         ("model", "must not be empty, got ''"),
         ("trigger_alarms", "model '': retraining needs a trigger: drift/quality alarms or training.schedule"),
     ]
+
+
+# ---- what the pipeline reads: specs.pipelines.sources ------------------------------------------
+
+def _stack(name: str = "fraud-prod"):
+    from specs.config import stack_files
+    from specs.naming import Namer
+
+    config = stack_files.load(name)
+    return config, Namer(team=config.team, environment=config.environment, account_id=config.aws.account_id)
+
+
+def test_a_served_model_reads_its_endpoints_captures_and_ground_truth_and_faces_the_heaviest_variant():
+    from specs import lineage
+    from specs.pipelines.sources import retraining_sources
+
+    config, namer = _stack()
+    sources = retraining_sources(config, namer, "fraud-detector")
+    assert sources.captures == ("s3://fraud-prod-capture-333333333333/datacapture/fraud-prod-scoring",)
+    assert sources.ground_truth_uri == "s3://fraud-prod-features-333333333333/ground-truth/fraud-detector/"
+    assert sources.label_events_uri is None
+    # champion 90, challenger 10: the champion answers most traffic
+    assert sources.champions == (("scoring/champion", "s3://fraud-prod-artifacts-333333333333/models/fraud-detector/1/model.tar.gz"),)
+    assert sources.feature_group == "fraud-prod-transactions"
+    assert sources.config_hash == lineage.config_hash(config, "fraud-detector")
+
+
+def test_the_heavier_variant_is_the_champion_whichever_its_name():
+    from specs.pipelines.sources import retraining_sources
+
+    config, namer = _stack()
+    endpoint = config.endpoints["scoring"]
+    variants = endpoint.traffic.variants
+    swapped = {"champion": variants["champion"].model_copy(update={"weight": 5.0}), "challenger": variants["challenger"]}
+    config = config.model_copy(update={"endpoints": {"scoring": endpoint.model_copy(update={
+        "traffic": endpoint.traffic.model_copy(update={"variants": swapped})})}})
+    assert retraining_sources(config, namer, "fraud-detector").champions == (
+        ("scoring/challenger", "s3://fraud-prod-artifacts-333333333333/models/fraud-detector/2/model.tar.gz"),)
+
+
+def test_a_model_no_endpoint_serves_reads_label_events_and_faces_no_champion():
+    from specs.pipelines.sources import retraining_sources
+
+    config, namer = _stack()
+    sources = retraining_sources(config.model_copy(update={"endpoints": {}}), namer, "fraud-detector")
+    assert (sources.captures, sources.ground_truth_uri, sources.champions) == ((), None, ())
+    assert sources.label_events_uri == "s3://fraud-prod-features-333333333333/labels/fraud-detector/label_events.parquet"
+
+
+@pytest.mark.parametrize("days", [0, 3651, 1.5])
+def test_training_window_days_outside_1_to_3650_is_refused(days):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="training_window_days"):
+        ModelConfig(feature_group="transactions", label="is_fraud", task="binary_classification", training_window_days=days)
+    assert ModelConfig(feature_group="t", label="y", task="binary_classification").training_window_days == 30
