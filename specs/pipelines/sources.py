@@ -9,6 +9,10 @@ captures, so it cannot have ground truth keyed by inference id either: its label
 Parquet object, `s3://<features bucket>/labels/<model>/label_events.parquet`, with the columns
 `record_id`, `label` and `label_time` (UTC timestamp), the format `mlops-train dataset --label-events` reads.
 
+A processing job fails when an input prefix holds no object (SageMaker's rule, and the local executor's):
+a run fails at its Dataset step until the endpoints have captured requests and ground truth has arrived
+(or, without endpoints, until the label events object exists).
+
 Champions. For each endpoint serving the model, the production variant with the highest weight (a shadow
 endpoint's one production variant), named "<endpoint>/<variant>"; variants that pin the same artifact
 are compared once.
