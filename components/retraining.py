@@ -13,6 +13,7 @@ import pulumi
 import pulumi_aws as aws
 
 from specs.pipelines import retraining as retraining_pipeline
+from specs.pipelines.sources import RetrainingSources
 from specs import iam
 from components._validation import Problem, raise_input_problems, required_name
 from specs.config.schema import ModelConfig, Network, TrainingConfig
@@ -39,6 +40,9 @@ class RetrainingArgs:
     artifacts_bucket: pulumi.Input[str]
     features_uri: pulumi.Input[str]
     """The feature group's offline store prefix (its resolved S3 URI)."""
+    sources: RetrainingSources
+    """What the pipeline reads besides the offline store (label sources) and compares with (champions),
+    and the stack config's hash (specs.pipelines.sources.retraining_sources)."""
     trigger_alarms: list[str] = field(default_factory=list)
     """Alarm names whose ALARM state starts a run (drift and live-quality alarms of endpoints serving the model)."""
     network: Network | None = None
@@ -85,13 +89,14 @@ class Retraining(pulumi.ComponentResource):
             model=args.model, spec=args.spec, training=args.training, image=args.training_image,
             role_arn=o["role"], features_uri=o["features"], artifacts_bucket=o["bucket"], kms_key=o["key"],
             model_package_group=namer.model_package_group(args.model), serving_image=args.serving_image,
-            network=args.network,
+            network=args.network, sources=args.sources,
         ))
         self.pipeline = aws.sagemaker.Pipeline(
             f"{name}-pipeline",
             pipeline_name=namer.pipeline(args.model),
             pipeline_display_name=namer.pipeline(args.model),
-            pipeline_description=f"Retrain {args.model} on its feature group's offline store and register the result",
+            pipeline_description=(f"Retrain {args.model} on a recent point-in-time dataset, evaluate it against the "
+                                  "champions and register it only if the evaluation passes"),
             pipeline_definition=definition,
             role_arn=args.execution_role_arn,
             tags=args.tags,

@@ -24,6 +24,7 @@ from components.retraining import Retraining, RetrainingArgs
 from components.training_cluster import ModelTraining, TrainingCluster, TrainingClusterArgs
 from specs.k8s import cron
 from specs.pipelines import retraining as retraining_pipeline
+from specs.pipelines.sources import retraining_sources
 
 
 @dataclass
@@ -216,6 +217,7 @@ def _retraining(config: StackConfig, namer: Namer, foundation: Foundation, featu
             kms_key_arn=foundation.key_arn,
             artifacts_bucket=foundation.buckets["artifacts"].name,
             features_uri=group.offline_store_config.apply(_offline_uri),
+            sources=retraining_sources(config, namer, model),
             trigger_alarms=triggers,
             network=config.network,
             tags=config.all_tags(),

@@ -167,6 +167,14 @@ def sagemaker_execution_policy(
             ["sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob", "sagemaker:AddTags"],
             [f"arn:aws:sagemaker:{region}:{account_id}:training-job/pipelines-*"],
         ),
+        # The Dataset and Evaluate steps; they read the offline store, ground truth and label events
+        # (read_buckets), the captures and champions' artifacts and write datasets/ and evaluations/
+        # (write_buckets), and the Register step creates the version (RegisterModels).
+        allow(
+            "RunRetrainingProcessingJobs",
+            ["sagemaker:CreateProcessingJob", "sagemaker:DescribeProcessingJob", "sagemaker:StopProcessingJob", "sagemaker:AddTags"],
+            [f"arn:aws:sagemaker:{region}:{account_id}:processing-job/pipelines-*"],
+        ),
         allow(
             "PassOwnRoleToSageMaker",
             ["iam:PassRole"],

@@ -12,6 +12,13 @@ validated with botocore's `ParamValidator` plus the model's enums and maxima, an
 validation failure is answered as AWS does: the error shape's HTTP status, a JSON body with
 `__type` and `message`, and the `x-amzn-ErrorType` header.
 
+SageMaker Pipelines executions are run for real (mlops.local.pipeline_runs): StartPipelineExecution
+is validated against botocore's model, recorded by moto, set Executing and run on a thread of this
+process by mlops.local.pipeline_exec, with ClientRequestToken idempotency; DescribePipelineExecution and
+ListPipelineExecutions report the run's status and failure reason, and ListPipelineExecutionSteps
+(which moto lacks) its steps. Runs keep their files under `--state-dir` (the local environment passes
+its stack's state directory; default a fresh temporary directory).
+
 Two moto requests are watched on their way through: CreateFeatureGroup, because moto keeps no
 OnlineStoreConfig (whether the group has an online store and its default TtlDuration), and
 `/moto-api/reset`, which empties the online store too.
@@ -28,10 +35,12 @@ import os
 import re
 import signal
 import sys
+import tempfile
 import threading
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -46,9 +55,12 @@ from mlops.local.featurestore import (
     GroupSpec,
     ValidationError,
 )
+from mlops.local.pipeline_runs import PipelineRuns
 
 SERVICE = "sagemaker-featurestore-runtime"
 OPERATIONS = ("PutRecord", "GetRecord", "BatchGetRecord", "DeleteRecord")
+PIPELINE_OPERATIONS = ("StartPipelineExecution", "DescribePipelineExecution", "ListPipelineExecutions", "ListPipelineExecutionSteps")
+"""SageMaker control-plane operations this endpoint answers itself or completes moto's answer to."""
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -152,9 +164,11 @@ def error_body(error: FeatureStoreError) -> tuple[bytes, int, list[tuple[str, st
 class LocalAwsApp:
     """WSGI app: the Feature Store runtime in front of moto's server application."""
 
-    def __init__(self, moto_app: WsgiApp, *, runtime: FeatureStoreRuntime | None = None):
+    def __init__(self, moto_app: WsgiApp, *, runtime: FeatureStoreRuntime | None = None, pipelines: PipelineRuns | None = None):
         self.moto_app = moto_app
         self.runtime = runtime or FeatureStoreRuntime()
+        self.pipelines = pipelines
+        self._sagemaker = botocore.session.get_session().get_service_model("sagemaker")
         self.routes = build_routes()
         self._lock = threading.Lock()
         self._online_configs: dict[str, dict[str, Any]] = {}
@@ -166,8 +180,12 @@ class LocalAwsApp:
             matched = self._match(environ)
             if matched is not None:
                 return self._serve(*matched, environ=environ, scope=scope, start_response=start_response)
-            if environ.get("HTTP_X_AMZ_TARGET") == "SageMaker.CreateFeatureGroup":
+            target = environ.get("HTTP_X_AMZ_TARGET", "")
+            if target == "SageMaker.CreateFeatureGroup":
                 return self._create_feature_group(environ, start_response)
+            operation = target.removeprefix("SageMaker.")
+            if self.pipelines is not None and operation in PIPELINE_OPERATIONS:
+                return self._pipeline_operation(operation, environ=environ, scope=scope, start_response=start_response)
         if environ.get("PATH_INFO") == "/moto-api/reset" and environ.get("REQUEST_METHOD") == "POST":
             status, headers, body = _call(self.moto_app, environ)
             if status.startswith("200"):
@@ -181,6 +199,8 @@ class LocalAwsApp:
         with self._lock:
             self._online_configs.clear()
         self.runtime.online.clear()
+        if self.pipelines is not None:
+            self.pipelines.reset()
 
     def _match(self, environ: dict[str, Any]) -> tuple[Route, dict[str, str]] | None:
         raw_path = urlsplit(environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", "")).path
@@ -257,6 +277,73 @@ class LocalAwsApp:
         return [body]
 
 
+    def _pipeline_operation(self, operation: str, *, environ: dict[str, Any], scope: tuple[str, str, str],
+                            start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """The pipeline execution operations (module docstring): validated, then moto's answer
+        completed, or (ListPipelineExecutionSteps) answered from the executor's record."""
+        assert self.pipelines is not None
+        access_key, region, _ = scope
+        account = _account(environ, access_key)
+        try:
+            params = json.loads(_read_body(environ) or b"{}")
+            if not isinstance(params, dict):
+                raise ValidationError("the request body must be a JSON object")
+            validate(self._sagemaker.operation_model(operation), params)
+            if operation == "ListPipelineExecutionSteps":
+                return _answer(start_response, "200 OK", [("Content-Type", "application/x-amz-json-1.1")],
+                               json.dumps(self.pipelines.list_steps(params)).encode())
+            if operation == "StartPipelineExecution":
+                return self._start_pipeline_execution(params, environ=environ, account=account, region=region,
+                                                      access_key=access_key, start_response=start_response)
+        except FeatureStoreError as exc:
+            body, status, headers = error_body(exc)
+            return _answer(start_response, f"{status} {_REASONS.get(status, 'Error')}", headers, body)
+        status, headers, body = _call(self.moto_app, environ)
+        if status.startswith("200"):
+            body = self._with_failure_reasons(operation, body)
+        return _answer(start_response, status, headers, body)
+
+    def _start_pipeline_execution(self, params: dict[str, Any], *, environ: dict[str, Any], account: str, region: str,
+                                  access_key: str, start_response: Callable[..., Any]) -> Iterable[bytes]:
+        assert self.pipelines is not None
+        pipeline = params["PipelineName"].rsplit("/", 1)[-1]
+        token = params.get("ClientRequestToken")
+        with self._lock:  # one start per token, even when two arrive together
+            known = self.pipelines.known(account=account, region=region, pipeline=pipeline, token=token)
+            if known is not None:
+                return _answer(start_response, "200 OK", [("Content-Type", "application/x-amz-json-1.1")],
+                               json.dumps({"PipelineExecutionArn": known}).encode())
+            status, headers, body = _call(self.moto_app, environ)
+            if status.startswith("200"):
+                self.pipelines.started(json.loads(body)["PipelineExecutionArn"], account=account, region=region,
+                                       access_key=access_key, token=token, parameters=params.get("PipelineParameters", []))
+        return _answer(start_response, status, headers, body)
+
+    def _with_failure_reasons(self, operation: str, body: bytes) -> bytes:
+        assert self.pipelines is not None
+        document = json.loads(body)
+        if operation == "DescribePipelineExecution":
+            reason = self.pipelines.failure_reason(document.get("PipelineExecutionArn", ""))
+            if reason:
+                document["FailureReason"] = reason
+            else:
+                document.pop("FailureReason", None)
+        else:
+            for summary in document.get("PipelineExecutionSummaries", []):
+                reason = self.pipelines.failure_reason(summary["PipelineExecutionArn"])
+                if reason:
+                    summary["PipelineExecutionFailureReason"] = reason
+                else:
+                    summary.pop("PipelineExecutionFailureReason", None)
+        return json.dumps(document).encode()
+
+
+def _answer(start_response: Callable[..., Any], status: str, headers: list[tuple[str, str]], body: bytes) -> Iterable[bytes]:
+    headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+    start_response(status, [*headers, ("Content-Length", str(len(body)))])
+    return [body]
+
+
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 500: "Internal Server Error"}
 
 
@@ -321,11 +408,16 @@ def _s3_writer(account: str, region: str) -> Callable[[str, str, bytes], None]:
     return write
 
 
-def create_app() -> LocalAwsApp:
-    """The endpoint's WSGI app: moto's server application behind the Feature Store runtime."""
+def create_app(*, state_dir: Path | None = None, endpoint_url: str | None = None) -> LocalAwsApp:
+    """The endpoint's WSGI app: moto's server application behind the Feature Store runtime and the
+    pipeline executions (which need the endpoint's own URL, for the processes they run, and a state
+    directory; without `endpoint_url`, pipelines are moto's alone)."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    return LocalAwsApp(DomainDispatcherApplication(create_backend_app))
+    pipelines = None
+    if endpoint_url is not None:
+        pipelines = PipelineRuns(state_dir=state_dir or Path(tempfile.mkdtemp(prefix="mlops-pipelines-")), endpoint_url=endpoint_url)
+    return LocalAwsApp(DomainDispatcherApplication(create_backend_app), pipelines=pipelines)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -336,12 +428,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m mlops.local.aws_server", description=__doc__.splitlines()[0])
     parser.add_argument("-H", "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("-p", "--port", type=int, default=int(os.environ.get("MOTO_PORT", 5000)), help="port (default $MOTO_PORT or 5000)")
+    parser.add_argument("--state-dir", type=Path, help="where pipeline runs keep their files (default: a new temporary directory)")
     args = parser.parse_args(argv)
     # moto builds some URLs (presigned ones, SQS queue URLs) from MOTO_PORT
     os.environ.setdefault("MOTO_PORT", str(args.port))
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, frame: sys.exit(0))
-    run_simple(args.host, args.port, create_app(), threaded=True, request_handler=MotoRequestHandler)
+    app = create_app(state_dir=args.state_dir, endpoint_url=f"http://{args.host}:{args.port}")
+    run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
 
 
 if __name__ == "__main__":

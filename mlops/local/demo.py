@@ -474,9 +474,12 @@ def drift_and_retrain(stack: LocalStack, console: Console, *, endpoint_name: str
             if ":pipeline/" not in delivery.target_arn:
                 continue
             console.print(f"   rule {delivery.rule} starts {delivery.target_arn.rsplit('/', 1)[1]} {delivery.pipeline_parameters}")
-            execution, version = stack.start_pipeline(delivery.target_arn, delivery.pipeline_parameters)
-            console.print(f"   pipeline run {execution} registered {version.group} v{version.version} ({version.approval})")
-            started_runs.append({"rule": delivery.rule, "alarm": t.alarm, "execution": execution, "version": version.version, "approval": version.approval})
+            run = stack.start_pipeline(delivery.target_arn, delivery.pipeline_parameters)
+            if run.version is None:
+                raise RuntimeError(f"pipeline run {run.arn} registered nothing: {run.status} {run.failure_reason or ''}")
+            version = run.version
+            console.print(f"   pipeline run {run.arn} registered {version.group} v{version.version} ({version.approval})")
+            started_runs.append({"rule": delivery.rule, "alarm": t.alarm, "execution": run.arn, "version": version.version, "approval": version.approval})
     return {"drifted_features": flagged, "alarms": [t.__dict__ for t in transitions], "runs": started_runs}
 
 

@@ -150,7 +150,8 @@ class LocalEnvironment:
 
     def start_moto(self) -> str:
         port = free_port()
-        self.spawn("moto", [sys.executable, "-m", "mlops.local.aws_server", "-H", "127.0.0.1", "-p", str(port)], port=port)
+        self.spawn("moto", [sys.executable, "-m", "mlops.local.aws_server", "-H", "127.0.0.1", "-p", str(port),
+                                   "--state-dir", str(self.dir)], port=port)
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/moto-api/", timeout_s=START_CEILING_S)
         return url

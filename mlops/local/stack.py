@@ -18,6 +18,7 @@ import uuid
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,7 @@ from specs.config import stack_files
 from specs.config.schema import StackConfig
 from components.foundation import image_uri
 from specs.naming import Namer
-from mlops.local import router
+from mlops.local import router, training_run
 from mlops.local.environment import ACCOUNT_ID, START_CEILING_S, LocalEnvironment, extract, free_port, wait_http
 from mlops.local.realize import Realized, api_calls, realize
 from mlops.plan import Plan, plan_stack
@@ -53,6 +54,24 @@ class Version:
     approval: str
     metrics: dict[str, float]
     description: str = ""
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    """One finished local pipeline execution (LocalStack.start_pipeline)."""
+
+    arn: str
+    status: str
+    """"Succeeded" or "Failed" (as DescribePipelineExecution reports it)."""
+    failure_reason: str | None
+    """Why it failed: the Fail step's message (the evaluation's reason) or the failed step's error."""
+    steps: list[tuple[str, str]]
+    """(step name, status) in the order the steps ran."""
+    version: Version | None
+    """The version the Register step created (journaled), or None when nothing was registered."""
+
+
+_POLL_S = 0.5
 
 
 def plan_with(stack: str, overrides: dict[str, Any] | None) -> Plan:
@@ -236,64 +255,38 @@ class LocalStack:
                            channels={"train": data, "config": job / "config"}, archive=archive, label=f"training {model} v{version}")
         return self._journal_version(model, version, archive)
 
-    def start_pipeline(self, pipeline_arn: str, parameters: dict[str, str]) -> tuple[str, Version]:
-        """StartPipelineExecution, locally: run the pipeline's Training step (its CreateTrainingJob
-        arguments, execution variables resolved) with the training container's entry point, channels
-        downloaded from the local S3. The container uploads and registers the new version itself."""
-        from specs.pipelines import retraining as pd
-
-        sagemaker, s3 = self.client("sagemaker"), self.client("s3")
+    def start_pipeline(self, pipeline_arn: str, parameters: dict[str, str], *, ceiling_s: float = 3600.0) -> PipelineRun:
+        """StartPipelineExecution through boto3 against the local endpoint, which runs the pipeline's
+        stored definition (mlops.local.pipeline_exec), then DescribePipelineExecution until it is no
+        longer Executing (short polls; RuntimeError after `ceiling_s`). A version the Register step
+        created is journaled (with the Train step's local archive) and returned."""
+        sagemaker = self.client("sagemaker")
         name = pipeline_arn.rsplit("/", 1)[1]
-        definition = json.loads(sagemaker.describe_pipeline(PipelineName=name)["PipelineDefinition"])
-        execution = f"local-{uuid.uuid4().hex[:12]}"
-        step = next(s for s in definition["Steps"] if s["Type"] == "Training")
-        job = pd.resolve(step["Arguments"], {"Execution.PipelineExecutionId": execution, "Execution.PipelineName": name})
-        run = self.env.dir / "pipelines" / name / execution
-        channels = {}
-        for channel in job["InputDataConfig"]:
-            bucket, prefix = _split_s3(channel["DataSource"]["S3DataSource"]["S3Uri"])
-            target = run / "input" / "data" / channel["ChannelName"]
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-                for obj in page.get("Contents", []):
-                    path = target / (obj["Key"][len(prefix):].lstrip("/") or Path(obj["Key"]).name)
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    s3.download_file(bucket, obj["Key"], str(path))
-            channels[channel["ChannelName"]] = target
-        model = job["HyperParameters"]["model_name"]
-        before = {v.version for v in self.versions(model)}
-        archive = run / "model.tar.gz"
-        self._run_training(run, hyperparameters=job["HyperParameters"], channels=channels, archive=archive, label=f"pipeline {name} {execution}")
-        group = self.namer.model_package_group(model)
-        latest = max(int(p["ModelPackageArn"].rsplit("/", 1)[1]) for p in
-                     sagemaker.list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"])
-        if latest in before:
-            raise RuntimeError(f"pipeline {name} run {execution} registered no new version in {group}")
-        return execution, self._journal_version(model, latest, archive, note=f"retrained by {name} run {execution} ({parameters})")
+        arn = sagemaker.start_pipeline_execution(
+            PipelineName=name, ClientRequestToken=uuid.uuid4().hex,
+            PipelineParameters=[{"Name": k, "Value": str(v)} for k, v in parameters.items()],
+        )["PipelineExecutionArn"]
+        deadline = time.monotonic() + ceiling_s
+        while (described := sagemaker.describe_pipeline_execution(PipelineExecutionArn=arn))["PipelineExecutionStatus"] == "Executing":
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"pipeline {name} run {arn} still Executing after {ceiling_s:.0f}s")
+            time.sleep(_POLL_S)
+        steps = sagemaker.list_pipeline_execution_steps(PipelineExecutionArn=arn)["PipelineExecutionSteps"]
+        registered = [s["Metadata"]["RegisterModel"]["Arn"] for s in steps if s.get("Metadata", {}).get("RegisterModel")]
+        version = None
+        if registered:
+            group, number = registered[0].rsplit("/", 2)[1:]
+            model = next(m for m in self.config.model_registry.models if self.namer.model_package_group(m) == group)
+            execution_id = arn.rsplit("/", 1)[1]
+            archive = self.env.dir / "pipelines" / name / execution_id / "Train" / "model.tar.gz"
+            version = self._journal_version(model, int(number), archive, note=f"retrained by {name} run {execution_id} ({parameters})")
+        return PipelineRun(arn=arn, status=described["PipelineExecutionStatus"], failure_reason=described.get("FailureReason") or None,
+                           steps=[(s["StepName"], s["StepStatus"]) for s in reversed(steps)], version=version)
 
     def _run_training(self, run: Path, *, hyperparameters: dict[str, str], channels: dict[str, Path], archive: Path, label: str) -> None:
         """The training container's entry point with SageMaker's directory and environment contract."""
-        for sub in ("model", "output", "checkpoints", "config"):
-            (run / sub).mkdir(parents=True, exist_ok=True)
-        (run / "config" / "hyperparameters.json").write_text(json.dumps(hyperparameters))
-        env = {
-            **self.env.aws_env(self.region),
-            **{f"SM_CHANNEL_{name.upper()}": str(path) for name, path in channels.items()},
-            "SM_MODEL_DIR": str(run / "model"),
-            "SM_OUTPUT_DATA_DIR": str(run / "output"),
-            "SM_CHECKPOINT_DIR": str(run / "checkpoints"),
-            "SM_INPUT_CONFIG_DIR": str(run / "config"),
-            "SM_HOSTS": '["algo-1"]',
-            "SM_CURRENT_HOST": "algo-1",
-        }
-        log = self.env.logs / f"train-{run.name}.log"
-        archive.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("wb") as out:
-            result = subprocess.run(
-                [_script("mlops-train"), "train", "--hyperparameters", str(run / "config" / "hyperparameters.json"), "--archive", str(archive)],
-                env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, cwd=run,
-            )
-        if result.returncode != 0:
-            raise RuntimeError(f"{label} failed (exit {result.returncode}); see {log}:\n{_tail(log)}")
+        training_run.run_training(run, hyperparameters=hyperparameters, channels=channels, archive=archive, label=label,
+                                  aws_env=self.env.aws_env(self.region), log=self.env.logs / f"train-{run.name}.log")
 
     def pinned(self) -> dict[str, dict[int, str]]:
         """What the stack's endpoints serve: model -> pinned version -> model_data_url."""
@@ -534,13 +527,5 @@ def _hp_string(value: Any) -> str:
     return str(value)
 
 
-def _script(name: str) -> str:
-    """A console script of this environment (the containers' entry points)."""
-    candidate = Path(sys.executable).parent / name
-    if not candidate.exists():
-        raise FileNotFoundError(f"{candidate} not found: install the containers (make bootstrap)")
-    return str(candidate)
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+_script = training_run.script
+_tail = training_run.tail

@@ -445,6 +445,10 @@ class ModelConfig(Strict):
     under `yyyy/mm/dd/hh/`. Captured requests joined with these labels become the label events of the
     next training set (`mlops-train dataset --captures ... --ground-truth ...`). Must be in the stack's
     features bucket, which training reads. @default `s3://<team>-<env>-features-<account>/ground-truth/<model>/`."""
+    training_window_days: Annotated[int, Field(ge=1, le=3650)] = 30
+    """How far back the retraining pipeline's Dataset step reaches: label events with a label time in
+    (run start - N days, run start] (`mlops-train dataset --window-days N --as-of <run start>`), so each
+    run trains on recent data. 1..3650. @default 30."""
 
 
 class ModelRegistryConfig(Strict):

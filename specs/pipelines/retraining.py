@@ -1,16 +1,25 @@
 """The retraining pipeline's definition, generated with the SageMaker Python SDK (v3): a `Pipeline`
-(schema 2020-12-01) with one `TrainingStep` built from a `ModelTrainer` under a `PipelineSession`, so
-the step's arguments are the SDK's own CreateTrainingJob request.
+(schema 2020-12-01) built under a `PipelineSession`, so every step's arguments are the SDK's own API request.
 
-The job runs the team's training image with SageMaker's container contract: the offline store export as
-the `train` channel, the feature schema as the `config` channel, and hyperparameters that make the
-container upload its artifact and register the new version in the team's Model Package Group.
+Steps, in order: Dataset (a point-in-time training set of the model's window, as of the run's start),
+Train (the training container, its `train` channel the Dataset step's output), Evaluate (the candidate
+against the champions of the stack's endpoints), Condition (the evaluation's decision), then Register
+(the candidate into the team's Model Package Group, the evaluation attached) or Fail (the decision's
+reason). specs.pipelines.steps builds all but Train; specs.pipelines.sources says what they read.
+The Train step registers nothing: its hyperparameters carry no Model Package Group, so the container only
+uploads its artifact; approval is decided by the Register step (`ModelConfig.approval`).
+
+Parameters: `Trigger` (why a run started: "manual", "schedule" or "alarm") and `ShuffleLabels` ("false";
+"true" is a drill: the Train step permutes the training labels, so the gates can be seen refusing a bad
+candidate).
 
 Generation is offline and deterministic, because Pulumi calls it inside an `apply` on every preview and
 a changed document would update the pipeline on every `pulumi up`. The SDK, left to its defaults,
-reaches AWS in three places; each is closed with a setting the SDK or boto3 offers (see `_offline_sdk`):
+reaches AWS in these places; each is closed with a setting the SDK or boto3 offers (see `_offline_sdk`):
 - importing `sagemaker.mlops` creates a client from boto3's default session
   (`sagemaker.ai_registry.air_hub.AIRHub`), which needs a region and walks the credential chain (IMDS);
+- `ProcessingStep` builds a throwaway local-mode session from a fresh `boto3.Session()`, which needs a
+  region from the environment (`AWS_DEFAULT_REGION`, set while generating);
 - `ModelTrainer` validates its role with iam:SimulatePrincipalPolicy and iam:GetRole
   (`sagemaker.core.helper.iam_role_resolver.resolve_and_validate_role`);
 - `ModelTrainer.train` sends telemetry (sts:GetCallerIdentity, then an HTTPS GET) on a thread.
@@ -18,7 +27,7 @@ Every S3 location is given explicitly, so the SDK never needs its default bucket
 The document is the SDK's, keys sorted; it carries the SDK's `"MlflowConfig": null`.
 
 `components.retraining` deploys the document; `mlops train` starts it (TRIGGER_PARAMETER) and `mlops local`
-runs its Training step (resolve).
+runs it (mlops.local.pipeline_exec).
 
 Must not import: `pulumi`, `pulumi_aws`, `pulumi_kubernetes`, `pulumi_policy`, `components`, `mlops`,
 `mlops_training` or `mlops_serving` (pure: those three use this module, not the reverse;
@@ -40,11 +49,20 @@ from typing import Any
 from pydantic import BaseModel
 
 from specs.config.schema import ModelConfig, Network, TrainingConfig  # layout: moves with config
+from specs.pipelines import steps
+from specs.pipelines.sources import RetrainingSources
 
 DEFINITION_VERSION = "2020-12-01"
 STEP_NAME = "Train"
 TRIGGER_PARAMETER = "Trigger"
 """Records why a run started: "manual" (the default), "schedule" or "alarm"."""
+SHUFFLE_PARAMETER = "ShuffleLabels"
+"""A drill: "true" makes the Train step train on permuted labels (hyperparameter `shuffle_labels`), a
+candidate the Evaluate step's gates must refuse. @default "false"."""
+STEP_ORDER = (steps.DATASET_STEP, STEP_NAME, steps.EVALUATE_STEP, steps.CONDITION_STEP, steps.REGISTER_STEP, steps.FAIL_STEP)
+REGISTRATION_HYPERPARAMETERS = ("model_package_group_name", "auto_approve")
+"""Hyperparameters that make the training container register (and approve) what it trained; the
+pipeline's Train step leaves them out: its Register step registers, after the evaluation."""
 EXECUTION_ID = {"Get": "Execution.PipelineExecutionId"}
 """How the definition spells `ExecutionVariables.PIPELINE_EXECUTION_ID`, resolved by SageMaker Pipelines
 when a run starts: each run's artifact gets its own S3 key (models/<model>/<execution id>/) instead of
@@ -58,6 +76,22 @@ _OFFLINE_CREDENTIALS = {"aws_access_key_id": "offline", "aws_secret_access_key":
 """Static credentials, so that no provider in boto3's chain (IMDS, SSO, credential_process) runs.
 Nothing is ever signed with them: generation sends no request."""
 _VALIDATE_ROLE_ENV = "SAGEMAKER_VALIDATE_ROLE"
+_REGION_ENV = "AWS_DEFAULT_REGION"
+
+
+def _generation_env(region: str) -> dict[str, str | None]:
+    """Environment variables set (None: unset) while generating: role validation off, and a region and
+    static credentials for the sessions the SDK makes with a bare `boto3.Session()`, so that none walks
+    the credential chain (IMDS, STS web identity, SSO, a profile's credential_process)."""
+    return {
+        _VALIDATE_ROLE_ENV: "false",
+        _REGION_ENV: region,
+        "AWS_ACCESS_KEY_ID": _OFFLINE_CREDENTIALS["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": _OFFLINE_CREDENTIALS["aws_secret_access_key"],
+        "AWS_SESSION_TOKEN": None,
+        "AWS_PROFILE": None,
+        "AWS_DEFAULT_PROFILE": None,
+    }
 _lock = threading.Lock()
 
 
@@ -109,19 +143,26 @@ def _offline_sdk(region: str) -> Iterator[Any]:
     """Process-wide settings the SDK reads, set only while generating and restored afterwards:
     boto3's default session (offline, with a region) for the import-time client, role validation
     off (`SAGEMAKER_VALIDATE_ROLE=false`, the resolver's documented switch; the role is a Pulumi
-    output of this stack, not something to probe), and the root logger as it was (importing the
+    output of this stack, not something to probe), a region and static credentials for the SDK's bare
+    sessions (`_generation_env`), and the root logger as it was (importing the
     SDK runs `logging.basicConfig(level=INFO)`). Yields the boto3 session to generate with."""
     import boto3
 
     with _lock:
-        default_session, validate = boto3.DEFAULT_SESSION, os.environ.get(_VALIDATE_ROLE_ENV)
+        default_session = boto3.DEFAULT_SESSION
+        generation_env = _generation_env(region)
+        saved_env = {name: os.environ.get(name) for name in generation_env}
         root = logging.getLogger()
         root_level, root_handlers = root.level, root.handlers[:]
         # "sagemaker.config" sets its own level, so its parent's does not reach it.
         sdk_loggers = {name: logging.getLogger(name).level for name in ("sagemaker", "sagemaker.config")}
         try:
             boto3.setup_default_session(region_name=region, **_OFFLINE_CREDENTIALS)
-            os.environ[_VALIDATE_ROLE_ENV] = "false"
+            for name, value in generation_env.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
             with warnings.catch_warnings():
                 # "Running within a PipelineSession, there will be No Wait, No Logs...": expected here.
                 warnings.filterwarnings("ignore", category=UserWarning, module=r"sagemaker\.")
@@ -137,10 +178,11 @@ def _offline_sdk(region: str) -> Iterator[Any]:
                 yield _boto_session(region)
         finally:
             boto3.DEFAULT_SESSION = default_session
-            if validate is None:
-                os.environ.pop(_VALIDATE_ROLE_ENV, None)
-            else:
-                os.environ[_VALIDATE_ROLE_ENV] = validate
+            for name, value in saved_env.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
             root.setLevel(root_level)
             root.handlers[:] = root_handlers
             for name, level in sdk_loggers.items():
@@ -189,10 +231,12 @@ def _trainer(
     network: Network | None,
 ) -> Any:
     """The ModelTrainer whose `train` request is the Training step: the team's image and role, the
-    run's hyperparameters (`model_version` = the execution id), KMS-encrypted volume and output,
-    spot with checkpoints when configured, and the stack's network. Call inside `_offline_sdk`."""
+    run's hyperparameters without the registration ones (`model_version` = the execution id,
+    `shuffle_labels` = the ShuffleLabels parameter), KMS-encrypted volume and output, spot with
+    checkpoints when configured, and the stack's network. Call inside `_offline_sdk`."""
     from sagemaker.core.training.configs import CheckpointConfig, Compute, Networking, OutputDataConfig, StoppingCondition
     from sagemaker.core.workflow.execution_variables import ExecutionVariables
+    from sagemaker.core.workflow.parameters import ParameterString
     from sagemaker.train import ModelTrainer
 
     wait_hours = (training.max_wait_hours or training.max_runtime_hours * 2) if training.use_spot else None
@@ -203,9 +247,12 @@ def _trainer(
         training_image=image,
         training_input_mode="File",
         hyperparameters={
-            **run_hyperparameters(model=model, spec=spec, training=training, artifacts_bucket=artifacts_bucket,
-                                  model_package_group=model_package_group, serving_image=serving_image),
+            **{k: v for k, v in run_hyperparameters(
+                model=model, spec=spec, training=training, artifacts_bucket=artifacts_bucket,
+                model_package_group=model_package_group, serving_image=serving_image,
+            ).items() if k not in REGISTRATION_HYPERPARAMETERS},
             "model_version": ExecutionVariables.PIPELINE_EXECUTION_ID,
+            "shuffle_labels": ParameterString(name=SHUFFLE_PARAMETER, default_value="false"),
         },
         compute=Compute(
             instance_type=training.instance_type,
@@ -224,7 +271,7 @@ def _trainer(
             CheckpointConfig(s3_uri=checkpoints_uri(artifacts_bucket, model), local_path="/opt/ml/checkpoints")
             if training.use_spot else None
         ),
-        # No network isolation: the container registers the model through the SageMaker API.
+        # No network isolation: the container uploads its artifact and reads S3 itself.
         networking=Networking(
             subnets=list(network.subnet_ids) if network else None,
             security_group_ids=list(network.security_group_ids) if network else None,
@@ -234,24 +281,20 @@ def _trainer(
     )
 
 
-def _channels(*, model: str, features_uri: str, artifacts_bucket: str) -> list[Any]:
-    """The job's input channels: the offline store export as `train`, the feature schema as `config`."""
+def _channels(*, dataset: Any, schema_uri: str) -> list[Any]:
+    """The job's input channels: the Dataset step's output (train/, validation/, manifest.json) as
+    `train` (the container splits by the manifest's cutoff), the feature schema as `config`."""
     from sagemaker.core.training.configs import Channel, DataSource, S3DataSource
 
-    return [
-        Channel(
-            channel_name="train",
-            data_source=DataSource(s3_data_source=S3DataSource(s3_data_type="S3Prefix", s3_uri=features_uri, s3_data_distribution_type="FullyReplicated")),
-            content_type="application/x-parquet",
-        ),
-        Channel(
-            channel_name="config",
-            data_source=DataSource(s3_data_source=S3DataSource(
-                s3_data_type="S3Prefix", s3_uri=f"s3://{artifacts_bucket}/{schema_key(model)}", s3_data_distribution_type="FullyReplicated",
-            )),
-            content_type="application/json",
-        ),
-    ]
+    def channel(name: str, uri: Any, content_type: str) -> Any:
+        return Channel(
+            channel_name=name,
+            data_source=DataSource(s3_data_source=S3DataSource(s3_data_type="S3Prefix", s3_uri=uri, s3_data_distribution_type="FullyReplicated")),
+            content_type=content_type,
+        )
+
+    return [channel("train", steps.output_uri(dataset, steps.DATASET_OUTPUT), "application/x-parquet"),
+            channel("config", schema_uri, "application/json")]
 
 
 @_once_per_input
@@ -270,12 +313,13 @@ def pipeline_definition(
     model_package_group: str,
     serving_image: str,
     network: Network | None,
+    sources: RetrainingSources,
 ) -> str:
     """The pipeline definition document (JSON, keys sorted: the same inputs give the same bytes).
 
-    One Training step; its arguments are CreateTrainingJob's parameters without TrainingJobName
-    (SageMaker Pipelines names each run's job). `model_version`, which keys the uploaded artifact,
-    is the pipeline execution id (the registry numbers the package itself)."""
+    Steps STEP_ORDER (Register and Fail nested in Condition's branches). The Train step's arguments are
+    CreateTrainingJob's parameters without TrainingJobName (SageMaker Pipelines names each run's job);
+    `model_version`, which keys the uploaded artifact, is the pipeline execution id."""
     with _offline_sdk(region) as boto_session:
         from sagemaker.core.workflow.execution_variables import ExecutionVariables
         from sagemaker.core.workflow.parameters import ParameterString
@@ -283,17 +327,25 @@ def pipeline_definition(
         from sagemaker.mlops.workflow import Pipeline, PipelineExperimentConfig, TrainingStep
 
         session = PipelineSession(boto_session=boto_session, sagemaker_config=copy.deepcopy(SDK_CONFIG))
-        trainer = _trainer(
-            session, model=model, spec=spec, training=training, image=image, role_arn=role_arn,
-            artifacts_bucket=artifacts_bucket, kms_key=kms_key, model_package_group=model_package_group,
-            serving_image=serving_image, network=network,
-        )
-        channels = _channels(model=model, features_uri=features_uri, artifacts_bucket=artifacts_bucket)
+        common = dict(model=model, spec=spec, training=training, image=image, role_arn=role_arn, kms_key=kms_key, network=network)
+        schema_uri = f"s3://{artifacts_bucket}/{schema_key(model)}"
+        dataset = steps.dataset_step(session, **common, features_uri=features_uri, schema_uri=schema_uri,
+                                     artifacts_bucket=artifacts_bucket, sources=sources)
+        trainer = _trainer(session, **{k: v for k, v in common.items() if k != "kms_key"}, kms_key=kms_key,
+                           artifacts_bucket=artifacts_bucket, model_package_group=model_package_group, serving_image=serving_image)
+        train = TrainingStep(name=STEP_NAME, step_args=trainer.train(input_data_config=_channels(dataset=dataset, schema_uri=schema_uri)))
+        evaluate, report = steps.evaluate_step(session, **common, schema_uri=schema_uri, artifacts_bucket=artifacts_bucket,
+                                               sources=sources, dataset=dataset, train=train)
+        register = steps.register_step(session, model=model, spec=spec, serving_image=serving_image, image=image, role_arn=role_arn,
+                                       model_package_group=model_package_group, sources=sources, dataset=dataset, train=train,
+                                       evaluate=evaluate)
+        condition = steps.decision_steps(evaluate=evaluate, report=report, register=register)
         pipeline = Pipeline(
             name=pipeline_name,
-            parameters=[ParameterString(name=TRIGGER_PARAMETER, default_value="manual")],
+            parameters=[ParameterString(name=TRIGGER_PARAMETER, default_value="manual"),
+                        ParameterString(name=SHUFFLE_PARAMETER, default_value="false")],
             pipeline_experiment_config=PipelineExperimentConfig(ExecutionVariables.PIPELINE_NAME, ExecutionVariables.PIPELINE_EXECUTION_ID),
-            steps=[TrainingStep(name=STEP_NAME, step_args=trainer.train(input_data_config=channels))],
+            steps=[dataset, train, evaluate, condition],
             sagemaker_session=session,
         )
         document = json.loads(pipeline.definition())
@@ -301,22 +353,35 @@ def pipeline_definition(
     return json.dumps(document, sort_keys=True)
 
 
+def all_steps(definition: str | dict[str, Any]) -> list[dict[str, Any]]:
+    """Every step of the definition, those nested in a Condition's branches after it, in document order."""
+    document = json.loads(definition) if isinstance(definition, str) else definition
+    out: list[dict[str, Any]] = []
+
+    def walk(step_list: list[dict[str, Any]]) -> None:
+        for step in step_list:
+            out.append(step)
+            if step["Type"] == "Condition":
+                walk(step["Arguments"].get("IfSteps", []))
+                walk(step["Arguments"].get("ElseSteps", []))
+
+    walk(document["Steps"])
+    return out
+
+
+def step_arguments(definition: str | dict[str, Any], name: str) -> dict[str, Any]:
+    """The arguments of the step called `name` (KeyError naming the steps there are)."""
+    found = {s["Name"]: s for s in all_steps(definition)}
+    if name not in found:
+        raise KeyError(f"the definition has no step {name!r}; it has {sorted(found)}")
+    return found[name]["Arguments"]
+
+
 def training_step_arguments(definition: str | dict[str, Any]) -> dict[str, Any]:
     """The Training step's arguments (a CreateTrainingJob request without TrainingJobName)."""
     document = json.loads(definition) if isinstance(definition, str) else definition
     (step,) = [s for s in document["Steps"] if s["Type"] == "Training"]
     return step["Arguments"]
-
-
-def resolve(value: Any, variables: dict[str, str]) -> Any:
-    """Replace `{"Get": "Execution...."}` expressions as SageMaker Pipelines does when a run starts."""
-    if isinstance(value, dict):
-        if set(value) == {"Get"} and value["Get"] in variables:
-            return variables[value["Get"]]
-        return {k: resolve(v, variables) for k, v in value.items()}
-    if isinstance(value, list):
-        return [resolve(v, variables) for v in value]
-    return value
 
 
 def retrain_event_pattern(alarm_names: list[str]) -> dict[str, Any]:

@@ -187,6 +187,7 @@ def test_execution_policy_resources_are_the_teams_buckets_key_repositories_group
         f"arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:/aws/sagemaker/*",
         # retraining pipelines' jobs, and passing only this role to SageMaker
         f"arn:aws:sagemaker:eu-west-1:{ACCOUNT}:training-job/pipelines-*",
+        f"arn:aws:sagemaker:eu-west-1:{ACCOUNT}:processing-job/pipelines-*",
         f"arn:aws:iam::{ACCOUNT}:role/t-dev-sagemaker-execution",
     }
 

@@ -1,4 +1,4 @@
-"""Retraining: the pipeline definition (a valid CreateTrainingJob step), the alarm rule that starts it,
+"""Retraining: the pipeline definition's Train step (a valid CreateTrainingJob request), the alarm rule that starts it,
 the schedule, and the role that may start nothing but this pipeline."""
 from __future__ import annotations
 
@@ -11,10 +11,14 @@ from botocore.validate import ParamValidator
 
 from specs.config.schema import ModelConfig, Network, TrainingConfig
 from components.retraining import TOKEN, Retraining, RetrainingArgs
+from specs.pipelines import expressions
 from specs.pipelines import retraining as pd
+from specs.pipelines.sources import RetrainingSources
 
 MODEL = ModelConfig(feature_group="transactions", label="is_fraud", task="binary_classification", approval="auto")
 ALARMS = ["t-dev-scoring-drift-max-feature-psi", "t-dev-scoring-drift-prediction-psi"]
+SOURCES = RetrainingSources(feature_group="t-dev-transactions", label_events_uri="s3://t-dev-features-111111111111/labels/fraud/label_events.parquet",
+                            config_hash="sha256:" + "0" * 64)
 NETWORK = Network(vpc_id="vpc-0a1b2c3d4e5f60718", subnet_ids=["subnet-0a1b2c3d4e5f60719"], security_group_ids=["sg-0a1b2c3d4e5f6071b"])
 
 
@@ -33,7 +37,16 @@ def _generated(training_json: str, network_json: str | None) -> str:
         role_arn="arn:aws:iam::111111111111:role/t-dev-sagemaker-execution", features_uri="s3://t-dev-features-111111111111/offline-store/x",
         artifacts_bucket="t-dev-artifacts-111111111111", kms_key="arn:aws:kms:eu-west-1:111111111111:alias/t-dev-mlops",
         model_package_group="t-dev-fraud", serving_image="111111111111.dkr.ecr.eu-west-1.amazonaws.com/t/dev/serving:0.1.0", network=network,
+        sources=SOURCES,
     )
+
+
+def _resolve(request: dict, execution_id: str) -> dict:
+    """What the service sends when a run starts: execution variables and the Dataset step's output resolved."""
+    context = expressions.Context(execution={"PipelineExecutionId": execution_id}, parameters={"ShuffleLabels": "false", "Trigger": "manual"},
+                                  steps={"Dataset": {"ProcessingOutputConfig": {"Outputs": [
+                                      {"OutputName": "dataset", "S3Output": {"S3Uri": f"s3://a/datasets/fraud/{execution_id}"}}]}}})
+    return expressions.resolve(request, context)
 
 
 def _request(training: TrainingConfig, network: Network | None = None) -> dict:
@@ -48,8 +61,7 @@ def _request(training: TrainingConfig, network: Network | None = None) -> dict:
 def test_training_step_arguments_are_a_valid_create_training_job_request(training, network):
     shape = botocore.session.get_session().get_service_model("sagemaker").operation_model("CreateTrainingJob").input_shape
     # What the service sends when a run starts: execution variables resolved.
-    request = pd.resolve({"TrainingJobName": "pipelines-abc-Train-def", **_request(training, network)},
-                         {"Execution.PipelineExecutionId": "abc123def456"})
+    request = _resolve({"TrainingJobName": "pipelines-abc-Train-def", **_request(training, network)}, "abc123def456")
     report = ParamValidator().validate(request, shape)
     assert not report.has_errors(), report.generate_report()
     assert all(isinstance(v, str) for v in request["HyperParameters"].values())
@@ -59,7 +71,7 @@ def test_training_step_arguments_are_a_valid_create_training_job_request(trainin
 def test_each_pipeline_run_keys_its_artifact_by_its_execution_id():
     request = _request(TrainingConfig())
     assert request["HyperParameters"]["model_version"] == {"Get": "Execution.PipelineExecutionId"}
-    resolved = pd.resolve(request, {"Execution.PipelineExecutionId": "run-7"})
+    resolved = _resolve(request, "run-7")
     assert resolved["HyperParameters"]["model_version"] == "run-7"
 
 
@@ -71,10 +83,12 @@ def test_spot_training_checkpoints_to_s3_and_waits_at_most_the_configured_time()
     assert "EnableManagedSpotTraining" not in _request(TrainingConfig())
 
 
-def test_training_job_registers_into_the_teams_group_and_encrypts_everything():
+def test_training_job_uploads_without_registering_and_encrypts_everything():
     request = _request(TrainingConfig(instance_count=2))
     hp = request["HyperParameters"]
-    assert (hp["model_package_group_name"], hp["auto_approve"], hp["artifact_s3_uri"]) == ("t-dev-fraud", "true", "s3://t-dev-artifacts-111111111111/models")
+    # The Register step registers, after the evaluation; the container only uploads its artifact.
+    assert "model_package_group_name" not in hp and "auto_approve" not in hp
+    assert hp["artifact_s3_uri"] == "s3://t-dev-artifacts-111111111111/models"
     assert request["OutputDataConfig"]["KmsKeyId"] == request["ResourceConfig"]["VolumeKmsKeyId"] == "arn:aws:kms:eu-west-1:111111111111:alias/t-dev-mlops"
     assert request["EnableInterContainerTrafficEncryption"] is True
     assert [c["ChannelName"] for c in request["InputDataConfig"]] == ["train", "config"]
@@ -84,7 +98,7 @@ def test_training_job_registers_into_the_teams_group_and_encrypts_everything():
 
 def test_training_job_keeps_network_access_and_single_host_jobs_skip_inter_host_encryption():
     request = _request(TrainingConfig(), NETWORK)
-    # The container registers the new version through the SageMaker API.
+    # The container uploads its artifact to S3 itself.
     assert "EnableNetworkIsolation" not in request
     assert request["EnableInterContainerTrafficEncryption"] is False
     assert request["VpcConfig"] == {"SecurityGroupIds": ["sg-0a1b2c3d4e5f6071b"], "Subnets": ["subnet-0a1b2c3d4e5f60719"]}
@@ -104,7 +118,7 @@ def _build(mock_pulumi, namer, *, training: TrainingConfig, alarms: list[str], m
         feature_schema={"format_version": 1, "features": []}, training_image="img:train", serving_image="img:serve",
         execution_role_arn="arn:aws:iam::111111111111:role/t-dev-sagemaker-execution",
         kms_key_arn="arn:aws:kms:eu-west-1:111111111111:key/k", artifacts_bucket="t-dev-artifacts-111111111111",
-        features_uri="s3://t-dev-features-111111111111/offline-store/x", trigger_alarms=alarms, tags=mock_pulumi.tags,
+        features_uri="s3://t-dev-features-111111111111/offline-store/x", sources=SOURCES, trigger_alarms=alarms, tags=mock_pulumi.tags,
     )))
 
 
@@ -123,9 +137,10 @@ def test_alarm_triggered_retraining_registers_pipeline_rule_target_and_a_narrow_
         image="img:train", role_arn="arn:aws:iam::111111111111:role/t-dev-sagemaker-execution",
         features_uri="s3://t-dev-features-111111111111/offline-store/x", artifacts_bucket="t-dev-artifacts-111111111111",
         kms_key="arn:aws:kms:eu-west-1:111111111111:key/k", model_package_group="t-dev-fraud", serving_image="img:serve", network=None,
+        sources=SOURCES,
     )
     assert pipeline.inputs["pipelineDefinition"] == expected
-    assert [p["Name"] for p in json.loads(expected)["Parameters"]] == ["Trigger"]
+    assert [p["Name"] for p in json.loads(expected)["Parameters"]] == ["Trigger", "ShuffleLabels"]
     rule = run.one("aws:cloudwatch/eventRule:EventRule", "t-dev-fraud-retraining-on-alarm")
     assert json.loads(rule.inputs["eventPattern"]) == pd.retrain_event_pattern(ALARMS)
     target = run.one("aws:cloudwatch/eventTarget:EventTarget", "t-dev-fraud-retraining-on-alarm-start")
@@ -158,3 +173,59 @@ def test_empty_model_name_and_no_trigger_are_reported_together(mock_pulumi, name
         ("model", "must not be empty, got ''"),
         ("trigger_alarms", "model '': retraining needs a trigger: drift/quality alarms or training.schedule"),
     ]
+
+
+# ---- what the pipeline reads: specs.pipelines.sources ------------------------------------------
+
+def _stack(name: str = "fraud-prod"):
+    from specs.config import stack_files
+    from specs.naming import Namer
+
+    config = stack_files.load(name)
+    return config, Namer(team=config.team, environment=config.environment, account_id=config.aws.account_id)
+
+
+def test_a_served_model_reads_its_endpoints_captures_and_ground_truth_and_faces_the_heaviest_variant():
+    from specs import lineage
+    from specs.pipelines.sources import retraining_sources
+
+    config, namer = _stack()
+    sources = retraining_sources(config, namer, "fraud-detector")
+    assert sources.captures == ("s3://fraud-prod-capture-333333333333/datacapture/fraud-prod-scoring",)
+    assert sources.ground_truth_uri == "s3://fraud-prod-features-333333333333/ground-truth/fraud-detector/"
+    assert sources.label_events_uri is None
+    # champion 90, challenger 10: the champion answers most traffic
+    assert sources.champions == (("scoring/champion", "s3://fraud-prod-artifacts-333333333333/models/fraud-detector/1/model.tar.gz"),)
+    assert sources.feature_group == "fraud-prod-transactions"
+    assert sources.config_hash == lineage.config_hash(config, "fraud-detector")
+
+
+def test_the_heavier_variant_is_the_champion_whichever_its_name():
+    from specs.pipelines.sources import retraining_sources
+
+    config, namer = _stack()
+    endpoint = config.endpoints["scoring"]
+    variants = endpoint.traffic.variants
+    swapped = {"champion": variants["champion"].model_copy(update={"weight": 5.0}), "challenger": variants["challenger"]}
+    config = config.model_copy(update={"endpoints": {"scoring": endpoint.model_copy(update={
+        "traffic": endpoint.traffic.model_copy(update={"variants": swapped})})}})
+    assert retraining_sources(config, namer, "fraud-detector").champions == (
+        ("scoring/challenger", "s3://fraud-prod-artifacts-333333333333/models/fraud-detector/2/model.tar.gz"),)
+
+
+def test_a_model_no_endpoint_serves_reads_label_events_and_faces_no_champion():
+    from specs.pipelines.sources import retraining_sources
+
+    config, namer = _stack()
+    sources = retraining_sources(config.model_copy(update={"endpoints": {}}), namer, "fraud-detector")
+    assert (sources.captures, sources.ground_truth_uri, sources.champions) == ((), None, ())
+    assert sources.label_events_uri == "s3://fraud-prod-features-333333333333/labels/fraud-detector/label_events.parquet"
+
+
+@pytest.mark.parametrize("days", [0, 3651, 1.5])
+def test_training_window_days_outside_1_to_3650_is_refused(days):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="training_window_days"):
+        ModelConfig(feature_group="transactions", label="is_fraud", task="binary_classification", training_window_days=days)
+    assert ModelConfig(feature_group="t", label="y", task="binary_classification").training_window_days == 30
