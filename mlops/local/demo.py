@@ -433,7 +433,7 @@ def drift_and_retrain(stack: LocalStack, console: Console, *, endpoint_name: str
     import subprocess
     import sys
 
-    from mlops.local.events import alarm_state_change, deliveries
+    from mlops.local.events import alarm_state_change, deliveries, invoke
 
     console.print("[bold]6. drift and retraining[/bold]: amounts x8 and an unseen country")
     window_start = datetime.now(timezone.utc)
@@ -466,10 +466,17 @@ def drift_and_retrain(stack: LocalStack, console: Console, *, endpoint_name: str
             continue
         event = alarm_state_change(alarm_name=t.alarm, old=t.old, new=t.new, reason=t.reason, region=stack.region, account=stack.namer.account_id)
         for delivery in deliveries(events, event):
-            if ":pipeline/" not in delivery.target_arn:
+            if delivery.function is None:
                 continue
-            console.print(f"   rule {delivery.rule} starts {delivery.target_arn.rsplit('/', 1)[1]} {delivery.pipeline_parameters}")
-            execution, version = stack.start_pipeline(delivery.target_arn, delivery.pipeline_parameters)
+            # The retraining starter decides (one run per event, none while one is in flight); the
+            # run it starts is then executed here, since the local endpoint runs no pipeline.
+            decision = invoke(delivery.function, event, client=stack.client)
+            console.print(f"   rule {delivery.rule} -> {delivery.function}: {decision['decision']} "
+                          f"{decision.get('execution') or decision.get('coalesced_into')}")
+            if decision["decision"] != "started":
+                continue
+            pipeline_arn = f"arn:aws:sagemaker:{stack.region}:{stack.namer.account_id}:pipeline/{decision['pipeline']}"
+            execution, version = stack.start_pipeline(pipeline_arn, {"Trigger": decision["trigger"]})
             console.print(f"   pipeline run {execution} registered {version.group} v{version.version} ({version.approval})")
             started_runs.append({"rule": delivery.rule, "alarm": t.alarm, "execution": execution, "version": version.version, "approval": version.approval})
     return {"drifted_features": flagged, "alarms": [t.__dict__ for t in transitions], "runs": started_runs}
