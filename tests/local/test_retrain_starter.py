@@ -183,3 +183,14 @@ def test_only_known_handlers_run_locally(local):
                                 Code={"ZipFile": deployment_package(CODE)})
     with pytest.raises(ValueError, match=r"locally runnable handlers: \['retrain_starter.handler'\]"):
         invoke("other", _alarm(ALARMS[0]), client=local.client)
+
+
+def test_lambdas_entry_point_reads_its_environment_and_the_ambient_aws(local, monkeypatch, capsys):
+    """handler(event, context) as Lambda calls it: PIPELINE_NAME from the environment, boto3's default
+    client (here pointed at moto through AWS_ENDPOINT_URL), one JSON log line."""
+    monkeypatch.setenv("PIPELINE_NAME", PIPELINE)
+    result = retrain_starter.handler(_alarm(ALARMS[0]), None)
+    assert result["decision"] == "started"
+    (line,) = capsys.readouterr().out.splitlines()
+    assert json.loads(line) == {"level": "INFO", "message": "retraining trigger", **result}
+    assert [e["PipelineExecutionArn"] for e in local.executions()] == [result["execution"]]
