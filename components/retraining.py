@@ -1,5 +1,7 @@
 """Retraining: a SageMaker Pipeline per model, started by the model's drift and quality alarms
-(EventBridge) and by the configured schedule (EventBridge Scheduler).
+(EventBridge) and by the configured schedule (EventBridge Scheduler), both through the retraining
+starter function (functions/retrain_starter.py), which starts one run per event and none while a run
+is in flight.
 
 Must not import: `mlops`, `mlops_training` or `mlops_serving` (a component builds resources from
 specifications; the operator CLI drives the components, and the containers run inside the images they
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
@@ -20,6 +23,22 @@ from specs.config.schema import ModelConfig, Network, TrainingConfig
 from specs.naming import Namer
 
 TOKEN = "mlops:retraining:Retraining"
+
+STARTER_MODULE = "retrain_starter"
+STARTER_SOURCE = Path(__file__).resolve().parent.parent / "functions" / f"{STARTER_MODULE}.py"
+"""The starter function's code: one stdlib + boto3 module, shipped alone."""
+STARTER_LOG_RETENTION_DAYS = 90
+STARTER_MAX_EVENT_AGE_S = 3600
+"""How long a trigger may wait (throttled behind a run's check, or retried) before it goes to the
+dead-letter queue: an hour, well past the starter's few seconds per event."""
+SCHEDULE_INPUT = {
+    "source": "mlops.schedule",
+    "trigger": "schedule",
+    "schedule_arn": "<aws.scheduler.schedule-arn>",
+    "scheduled_time": "<aws.scheduler.scheduled-time>",
+    "execution_id": "<aws.scheduler.execution-id>",
+}
+"""What the schedule sends the starter (functions.retrain_starter.SCHEDULE_SOURCE)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,6 +73,8 @@ class Retraining(pulumi.ComponentResource):
 
     pipeline: aws.sagemaker.Pipeline
     pipeline_arn: pulumi.Output[str]
+    starter: aws.lambda_.Function
+    """The retraining starter function every trigger invokes."""
 
     def __init__(self, name: str, args: RetrainingArgs, opts: pulumi.ResourceOptions | None = None):
         raise_input_problems("Retraining", _problems(args))
@@ -104,34 +125,81 @@ class Retraining(pulumi.ComponentResource):
         )
         self.pipeline_arn = self.pipeline.arn
 
-    def _create_starter_role(self, name: str, args: RetrainingArgs, child: pulumi.ResourceOptions) -> aws.iam.Role:
-        """The role EventBridge and Scheduler assume to start this pipeline, and nothing else."""
+    def _create_starter_role(self, name: str, args: RetrainingArgs, child: pulumi.ResourceOptions) -> aws.lambda_.Function:
+        """The retraining starter: a Lambda function (functions/retrain_starter.py) that starts the
+        pipeline unless a run is in flight, with its role, log group and dead-letter queue.
+
+        Reserved concurrency 1 serialises it: "For Lambda functions that are invoked asynchronously
+        [...] reserved concurrency limits how many requests are processed simultaneously. In this case,
+        events are stored durably in internal queues until the Lambda function is available" (AWS
+        Lambda Operator Guide, reserved concurrency), and throttled asynchronous events are returned
+        to the queue and retried for up to the maximum event age (Lambda developer guide, "How Lambda
+        handles errors and retries with asynchronous invocation"). Events still failing after the
+        retries go to the on-failure destination, the queue, so no trigger is lost silently."""
         namer = args.namer
-        starter = aws.iam.Role(
+        function_name = namer.function(f"{args.model}-retrain-starter")
+        role = aws.iam.Role(
             f"{name}-starter-role",
             name=namer.role(f"{args.model}-retrain"),
-            description=f"EventBridge and Scheduler start the {args.model} retraining pipeline",
-            assume_role_policy=json.dumps(iam.document({
-                "Effect": "Allow",
-                "Principal": {"Service": ["events.amazonaws.com", "scheduler.amazonaws.com"]},
-                "Action": "sts:AssumeRole",
-                "Condition": {"StringEquals": {"aws:SourceAccount": namer.account_id}},
-            })),
+            description=f"The {args.model} retraining starter function: lists and starts the retraining pipeline",
+            assume_role_policy=json.dumps(iam.plain_service_trust("lambda.amazonaws.com")),
             tags=args.tags,
             opts=child,
         )
-        aws.iam.RolePolicy(
-            f"{name}-starter-policy",
-            role=starter.id,
-            policy=self.pipeline.arn.apply(lambda arn: json.dumps(iam.document(
-                iam.allow("StartRetraining", ["sagemaker:StartPipelineExecution"], [arn])
-            ))),
+        logs = aws.cloudwatch.LogGroup(
+            f"{name}-starter-logs",
+            name=f"/aws/lambda/{function_name}",
+            retention_in_days=STARTER_LOG_RETENTION_DAYS,
+            kms_key_id=args.kms_key_arn,
+            tags=args.tags,
             opts=child,
         )
-        return starter
+        failed = aws.sqs.Queue(
+            f"{name}-starter-failed",
+            name=namer.queue(f"{args.model}-retrain-failed"),
+            kms_master_key_id=args.kms_key_arn,
+            message_retention_seconds=14 * 24 * 3600,
+            tags=args.tags,
+            opts=child,
+        )
+        policy = aws.iam.RolePolicy(
+            f"{name}-starter-policy",
+            role=role.id,
+            policy=pulumi.Output.all(self.pipeline.arn, logs.arn, failed.arn, args.kms_key_arn).apply(
+                lambda a: json.dumps(iam.retrain_starter_policy(pipeline_arn=a[0], log_group_arn=a[1], queue_arn=a[2], key_arn=a[3]))
+            ),
+            opts=child,
+        )
+        function = aws.lambda_.Function(
+            f"{name}-starter",
+            name=function_name,
+            description=f"Starts the {args.model} retraining pipeline once per trigger; joins a run in flight",
+            role=role.arn,
+            runtime="python3.12",
+            handler=f"{STARTER_MODULE}.handler",
+            code=pulumi.AssetArchive({f"{STARTER_MODULE}.py": pulumi.FileAsset(str(STARTER_SOURCE))}),
+            timeout=30,
+            memory_size=128,
+            reserved_concurrent_executions=1,
+            environment={"variables": {"PIPELINE_NAME": namer.pipeline(args.model)}},
+            kms_key_arn=args.kms_key_arn,
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[logs, policy]),
+        )
+        aws.lambda_.FunctionEventInvokeConfig(
+            f"{name}-starter-async",
+            function_name=function.name,
+            maximum_event_age_in_seconds=STARTER_MAX_EVENT_AGE_S,
+            maximum_retry_attempts=2,
+            destination_config={"on_failure": {"destination": failed.arn}},
+            opts=child,
+        )
+        self.starter = function
+        return function
 
-    def _start_on_alarms(self, name: str, args: RetrainingArgs, starter: aws.iam.Role, child: pulumi.ResourceOptions) -> None:
-        """An EventBridge rule on the trigger alarms entering ALARM, targeting the pipeline."""
+    def _start_on_alarms(self, name: str, args: RetrainingArgs, starter: aws.lambda_.Function, child: pulumi.ResourceOptions) -> None:
+        """An EventBridge rule on the trigger alarms entering ALARM, targeting the starter function
+        (invoked asynchronously; the permission lets this rule, and only it, invoke it)."""
         rule = aws.cloudwatch.EventRule(
             f"{name}-on-alarm",
             name=args.namer.rule(f"{args.model}-retrain"),
@@ -140,17 +208,42 @@ class Retraining(pulumi.ComponentResource):
             tags=args.tags,
             opts=child,
         )
+        permission = aws.lambda_.Permission(
+            f"{name}-on-alarm-invoke",
+            action="lambda:InvokeFunction",
+            function=starter.name,
+            principal="events.amazonaws.com",
+            source_arn=rule.arn,
+            opts=child,
+        )
         aws.cloudwatch.EventTarget(
             f"{name}-on-alarm-start",
             rule=rule.name,
-            arn=self.pipeline.arn,
-            role_arn=starter.arn,
-            sagemaker_pipeline_target={"pipeline_parameter_lists": [{"name": retraining_pipeline.TRIGGER_PARAMETER, "value": "alarm"}]},
-            opts=child,
+            arn=starter.arn,
+            retry_policy={"maximum_event_age_in_seconds": STARTER_MAX_EVENT_AGE_S, "maximum_retry_attempts": 185},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[permission]),
         )
 
-    def _start_on_schedule(self, name: str, args: RetrainingArgs, starter: aws.iam.Role, child: pulumi.ResourceOptions) -> None:
-        """An EventBridge Scheduler schedule that starts the pipeline on `training.schedule`."""
+    def _start_on_schedule(self, name: str, args: RetrainingArgs, starter: aws.lambda_.Function, child: pulumi.ResourceOptions) -> None:
+        """An EventBridge Scheduler schedule that invokes the starter function on `training.schedule`,
+        with the role that may invoke it and nothing else. Scheduler fills the <aws.scheduler.*>
+        context attributes of the input (Scheduler user guide, "Adding context attributes"); the
+        starter derives the run's idempotency token from the schedule ARN and scheduled time, which
+        stay the same on Scheduler's retries (its execution id does not)."""
+        role = aws.iam.Role(
+            f"{name}-schedule-role",
+            name=args.namer.role(f"{args.model}-retrain-schedule"),
+            description=f"EventBridge Scheduler invokes the {args.model} retraining starter",
+            assume_role_policy=json.dumps(iam.service_trust("scheduler.amazonaws.com", args.namer.account_id)),
+            tags=args.tags,
+            opts=child,
+        )
+        policy = aws.iam.RolePolicy(
+            f"{name}-schedule-policy",
+            role=role.id,
+            policy=starter.arn.apply(lambda arn: json.dumps(iam.scheduler_invoke_policy(function_arn=arn))),
+            opts=child,
+        )
         aws.scheduler.Schedule(
             f"{name}-schedule",
             name=args.namer.rule(f"{args.model}-scheduled-retrain"),
@@ -159,11 +252,12 @@ class Retraining(pulumi.ComponentResource):
             flexible_time_window={"mode": "OFF"},
             kms_key_arn=args.kms_key_arn,
             target={
-                "arn": self.pipeline.arn,
-                "role_arn": starter.arn,
-                "sagemaker_pipeline_parameters": {"pipeline_parameters": [{"name": retraining_pipeline.TRIGGER_PARAMETER, "value": "schedule"}]},
+                "arn": starter.arn,
+                "role_arn": role.arn,
+                "input": json.dumps(SCHEDULE_INPUT, sort_keys=True),
+                "retry_policy": {"maximum_event_age_in_seconds": STARTER_MAX_EVENT_AGE_S, "maximum_retry_attempts": 185},
             },
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
         )
 
 

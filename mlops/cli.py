@@ -383,6 +383,105 @@ def local_status(stack: Annotated[str, typer.Option("--stack", "-s")] = "demo-lo
 
 
 # --------------------------------------------------------------------------------------------
+# Lineage
+
+
+def _stack_clients(config) -> Any:
+    """boto3 clients of the stack's AWS: the local environment's endpoint for a local stack (it must be
+    up), else the environment's access (MLOPS_AWS_PROFILE_<ENV> / MLOPS_AWS_ROLE_ARN_<ENV> / ambient)."""
+    if config.environment == "local":
+        from mlops.local.environment import LocalEnvironment
+
+        env = LocalEnvironment(config.stack_name)
+        env.moto_url()  # RuntimeError naming `mlops local up` when it is not running
+        return lambda service: env.client(service, config.aws.region)
+    from mlops.promote.aws import session_for
+
+    session = session_for(config.environment, config.aws.region)
+    return lambda service: session.client(service)
+
+
+def _lineage_table(doc: dict[str, Any]) -> Table:
+    from mlops.lineage import NOT_RECORDED
+
+    table = Table(title=f"{doc['stack']} {doc['endpoint']}/{doc['variant']['name']}: lineage")
+    table.add_column("link")
+    table.add_column("value", overflow="fold")
+
+    def row(link: str, value: Any) -> None:
+        shown = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+        table.add_row(link, f"[yellow]{shown}[/yellow]" if value == NOT_RECORDED else shown.replace("[", "\\["))
+
+    v, p = doc["variant"], doc["model_package"]
+    row("variant", f"{v['model']} version {v['model_version']} at {v['model_data_url']}")
+    row("model package", f"{p['group']} v{p['version']} {p['approval']}, created {p['created']} (matched by {p['matched_by']}) {p['arn']}")
+    row("registered by", doc["registered_by"])
+    for link in ("pipeline_execution", "training_job", "image", "code_version", "data_fingerprint"):
+        row(link.replace("_", " "), doc[link])
+    ev = doc["evaluation"]
+    if isinstance(ev, dict) and "decision" in ev:
+        d = ev["decision"]
+        row("evaluation", f"{'passed' if d['passed'] else 'failed ' + ', '.join(d['failed_gates'])}: {d['reason']} ({ev['uri']})")
+        row("  candidate", ev["candidate"])
+        for champion in ev["champions"]:
+            diff = {n: f"{x['value']:+.4f} [{x['ci_low']:+.4f}, {x['ci_high']:+.4f}]" for n, x in champion["difference"].items()}
+            row(f"  champion {champion['name']}", {"metrics": champion["metrics"], "difference": diff})
+    else:
+        row("evaluation", ev)
+    ds = doc["dataset"]
+    if isinstance(ds, dict) and "content_hash" in ds:
+        row("dataset", f"{ds['uri']}: cutoff {ds['cutoff']}, rows {json.dumps(ds['rows'], sort_keys=True)}, {ds['content_hash']}")
+        row("  sources", ds["sources"])
+    else:
+        row("dataset", ds)
+    c = doc["config"]
+    same = {True: "the current config hashes the same", False: "the current config hashes differently", NOT_RECORDED: NOT_RECORDED}[c["matches"]]
+    row("stack config hash", f"{c['recorded']} ({same}; current {c['current']})")
+    return table
+
+
+@app.command()
+def lineage(
+    stack: Annotated[str, typer.Option("--stack", "-s", help="Stack name, <team>-<env>.")],
+    endpoint: Annotated[str, typer.Option("--endpoint", help="Endpoint key under endpoints.")],
+    variant: Annotated[Optional[str], typer.Option("--variant", help="Variant; default: the endpoint's first production variant (the champion).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the chain as JSON (sorted keys).")] = False,
+) -> None:
+    """Trace a live variant back to its data and config: model package, pipeline execution, training
+    job, image and code version, evaluation (decision, champions faced), dataset manifest, stack config
+    hash. Links a version does not record read "not recorded". A local stack is read from its running
+    local environment. Exits 2 on a configuration error (unknown endpoint or variant, a pinned version
+    the registry lacks) or a failed AWS call."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from mlops import lineage as chain
+    from mlops.promote.errors import PromotionError
+
+    try:
+        config = stack_files.load(stack)
+        clients = _stack_clients(config)
+    except stack_files.ConfigError as exc:
+        _fail(exc)
+    except (RuntimeError, PromotionError) as exc:  # the local environment is not running; conflicting access settings
+        err.print(str(exc), markup=False)
+        raise typer.Exit(EXIT_CONFIG)
+    try:
+        doc = chain.lineage(config, endpoint=endpoint, variant=variant, client=clients)
+    except chain.LineageError as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(EXIT_CONFIG)
+    except (BotoCoreError, ClientError) as exc:
+        _aws_failed(exc)
+    if as_json:
+        sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+        return
+    out.print(_lineage_table(doc))
+    if doc["pipeline_execution"] != chain.NOT_RECORDED:
+        out.print(f"SageMaker lineage of this run: open pipeline execution {doc['pipeline_execution']} (Studio, or "
+                  "`aws sagemaker list-pipeline-execution-steps`)", markup=False)
+
+
+# --------------------------------------------------------------------------------------------
 # Promotion, rollback, new teams, CI
 
 ci_app = typer.Typer(no_args_is_help=True, help="CI workflows: generate them; list the stacks a change touches.")

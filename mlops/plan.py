@@ -10,11 +10,13 @@ processes, through their entry points).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import runpy
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -109,7 +111,15 @@ class PlanMonitor(pulumi_mocks.MockMonitor):
 
 
 def _plain(value: Any) -> Any:
-    """Drop Pulumi's wire markers so a plan serialises as plain JSON."""
+    """Drop Pulumi's wire markers so a plan serialises as plain JSON. Assets and archives (a Lambda
+    function's code) become {"archive": {name: {"file": path from the repository root, "sha256": ...}}}:
+    stable across checkouts, and enough for `mlops local` to build the zip."""
+    if isinstance(value, pulumi.AssetArchive):
+        return {"archive": {name: _plain(asset) for name, asset in sorted(value.assets.items())}}
+    if isinstance(value, pulumi.FileAsset):
+        path = Path(value.path).resolve()
+        shown = path.relative_to(stack_files.ROOT) if path.is_relative_to(stack_files.ROOT) else path
+        return {"file": str(shown), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
     if isinstance(value, dict):
         if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
             return SECRET_PLACEHOLDER
@@ -175,6 +185,14 @@ class PlanMocks(pulumi.runtime.Mocks):
             return f"arn:aws:sns:{self.region}:{self.account_id}:{name}"
         if service == "sagemaker":
             kind = {"modelPackageGroup": "model-package-group", "featureGroup": "feature-group", "endpointConfiguration": "endpoint-config"}.get(kind, kind)
+        if service == "sqs":
+            return f"arn:aws:sqs:{self.region}:{self.account_id}:{name}"
+        if service == "lambda" and kind == "function":
+            return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{name}"
+        if service == "cloudwatch" and kind == "eventRule":
+            return f"arn:aws:events:{self.region}:{self.account_id}:rule/{name}"
+        if service == "cloudwatch" and kind == "logGroup":
+            return f"arn:aws:logs:{self.region}:{self.account_id}:log-group:{name}"
         if service == "cloudwatch" and kind == "metricAlarm":
             return f"arn:aws:cloudwatch:{self.region}:{self.account_id}:alarm:{name}"
         return f"arn:aws:{service}:{self.region}:{self.account_id}:{kind.lower()}/{name}"

@@ -322,3 +322,20 @@ def eks_cluster_key_policy(*, key_arn: str) -> Document:
 def eks_node_image_policy(*, repository_arns: list[str]) -> Document:
     """Nodes pull the team's images and no other private ones (public add-on images need no IAM)."""
     return document(*_ecr_pull_statements(repository_arns))
+
+
+def retrain_starter_policy(*, pipeline_arn: str, log_group_arn: str, queue_arn: str, key_arn: str) -> Document:
+    """The retraining starter function (functions/retrain_starter.py): see and start this one pipeline's
+    executions, write its own log group, hand failed events to its dead-letter queue (encrypted with
+    the stack key)."""
+    return document(
+        allow("StartThisPipeline", ["sagemaker:ListPipelineExecutions", "sagemaker:StartPipelineExecution"], [pipeline_arn]),
+        allow("WriteOwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], [log_group_arn, f"{log_group_arn}:*"]),
+        allow("DeadLetterFailedEvents", ["sqs:SendMessage"], [queue_arn]),
+        allow("UseStackKey", ["kms:Decrypt", "kms:GenerateDataKey"], [key_arn]),
+    )
+
+
+def scheduler_invoke_policy(*, function_arn: str) -> Document:
+    """EventBridge Scheduler's role for the retraining schedule: invoke the starter function, nothing else."""
+    return document(allow("InvokeRetrainStarter", ["lambda:InvokeFunction"], [function_arn, f"{function_arn}:*"]))

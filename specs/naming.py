@@ -42,6 +42,8 @@ RULES: dict[str, tuple[re.Pattern[str], int]] = {
     "CloudWatch alarm": (re.compile(r"^[^\x00-\x1f]{1,255}$"), 255),
     "CloudWatch dashboard": (re.compile(r"^[A-Za-z0-9_-]{1,255}$"), 255),
     "EventBridge rule": (re.compile(r"^[.\-_A-Za-z0-9]{1,64}$"), 64),
+    "Lambda function": (re.compile(r"^[a-zA-Z0-9-_]{1,64}$"), 64),
+    "SQS queue": (re.compile(r"^[a-zA-Z0-9_-]{1,80}$"), 80),
     "EKS cluster": (re.compile(r"^[0-9A-Za-z][A-Za-z0-9\-_]*$"), 100),
     "EKS node group": (re.compile(r"^[0-9A-Za-z][A-Za-z0-9\-_]*$"), 63),
     "Kubernetes namespace": (re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"), 63),
@@ -175,6 +177,14 @@ class Namer:
     def rule(self, purpose: str) -> str:
         return f"{self.prefix}-{purpose}"
 
+    def function(self, purpose: str) -> str:
+        """A Lambda function (64 characters at most)."""
+        return f"{self.prefix}-{purpose}"
+
+    def queue(self, purpose: str) -> str:
+        """An SQS queue (80 characters at most)."""
+        return f"{self.prefix}-{purpose}"
+
     def eks_cluster(self) -> str:
         return f"{self.prefix}-training"
 
@@ -300,6 +310,9 @@ def _model_names(namer: Namer, model: str) -> list[DerivedName]:
         DerivedName("EventBridge rule", namer.rule(f"{model}-retrain"), source, keys=keys),
         DerivedName("EventBridge rule", namer.rule(f"{model}-scheduled-retrain"), source, keys=keys),
         DerivedName("IAM role", namer.role(f"{model}-retrain"), source, keys=keys),
+        DerivedName("IAM role", namer.role(f"{model}-retrain-schedule"), source, keys=keys),
+        DerivedName("Lambda function", namer.function(f"{model}-retrain-starter"), source, keys=keys),
+        DerivedName("SQS queue", namer.queue(f"{model}-retrain-failed"), source, keys=keys),
         _pulumi(f"{namer.prefix}-registry-{model}", source, keys, "mlops:model_registry:ModelRegistry",
                 "aws:sagemaker/modelPackageGroup:ModelPackageGroup"),
     ]

@@ -52,6 +52,8 @@ LAYERS = (
     Layer("policy pack", "policypack/", ("components", "mlops", *CONTAINERS)),
     # Compares plans made on two commits, so it depends on the code of neither.
     Layer("scripts", "scripts/", (*PULUMI, "components", "specs", "mlops", "policypack", "mlops_contracts", *CONTAINERS)),
+    # Lambda runs each module alone, with stdlib and boto3: nothing of the project can travel with it.
+    Layer("Lambda functions", "functions/", (*PULUMI, "components", "specs", "mlops", "policypack", "mlops_contracts", *CONTAINERS)),
     # Benchmarks import the code they measure; none of them deploys anything.
     Layer("benchmarks", "benchmarks/", (*PULUMI, "components", "policypack")),
 )

@@ -438,7 +438,7 @@ def drift_and_retrain(stack: LocalStack, console: Console, *, endpoint_name: str
     import subprocess
     import sys
 
-    from mlops.local.events import alarm_state_change, deliveries
+    from mlops.local.events import alarm_state_change, deliveries, invoke
 
     console.print("[bold]6. drift and retraining[/bold]: amounts x8 and an unseen country")
     window_start = datetime.now(timezone.utc)
@@ -471,10 +471,16 @@ def drift_and_retrain(stack: LocalStack, console: Console, *, endpoint_name: str
             continue
         event = alarm_state_change(alarm_name=t.alarm, old=t.old, new=t.new, reason=t.reason, region=stack.region, account=stack.namer.account_id)
         for delivery in deliveries(events, event):
-            if ":pipeline/" not in delivery.target_arn:
+            if delivery.function is None:
                 continue
-            console.print(f"   rule {delivery.rule} starts {delivery.target_arn.rsplit('/', 1)[1]} {delivery.pipeline_parameters}")
-            run = stack.start_pipeline(delivery.target_arn, delivery.pipeline_parameters)
+            # The retraining starter decides (one run per event, none while one is in flight) and
+            # starts the run on the local endpoint, which executes it; here we follow it to its end.
+            decision = invoke(delivery.function, event, client=stack.client)
+            console.print(f"   rule {delivery.rule} -> {delivery.function}: {decision['decision']} "
+                          f"{decision.get('execution') or decision.get('coalesced_into')}")
+            if decision["decision"] != "started":
+                continue
+            run = stack.follow_pipeline(decision["execution"])
             if run.version is None:
                 raise RuntimeError(f"pipeline run {run.arn} registered nothing: {run.status} {run.failure_reason or ''}")
             version = run.version

@@ -12,13 +12,17 @@ processes, through their entry points).
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mlops.plan import PlannedResource
+from specs.config import stack_files
 
 
 @dataclass(frozen=True)
@@ -233,6 +237,65 @@ def _endpoint(r: PlannedResource, region: str) -> list[ApiCall]:
     return [ApiCall("sagemaker", "create_endpoint", _drop_none(params), returns={"arn": "EndpointArn"})]
 
 
+def deployment_package(code: dict[str, Any]) -> bytes:
+    """The zip of a planned archive (mlops.plan records {"archive": {name: {"file", "sha256"}}}): each
+    file at its name, with fixed timestamps, so the same code is the same bytes. ValueError when a
+    file changed since the plan was made."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, asset in sorted(code["archive"].items()):
+            path = Path(asset["file"])
+            content = (path if path.is_absolute() else stack_files.ROOT / path).read_bytes()
+            if hashlib.sha256(content).hexdigest() != asset["sha256"]:
+                raise ValueError(f"{asset['file']} changed since the plan was made (planned sha256 {asset['sha256']}); plan again")
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, content)
+    return buffer.getvalue()
+
+
+def _lambda_function(r: PlannedResource, region: str) -> list[ApiCall]:
+    i = r.inputs
+    calls = [ApiCall("lambda", "create_function", _drop_none({
+        "FunctionName": i["name"], "Runtime": i.get("runtime"), "Role": i["role"], "Handler": i.get("handler"),
+        "Code": {"ZipFile": deployment_package(i["code"])}, "Description": i.get("description"),
+        "Timeout": int(i["timeout"]) if i.get("timeout") else None, "MemorySize": int(i["memorySize"]) if i.get("memorySize") else None,
+        "Environment": {"Variables": i["environment"]["variables"]} if i.get("environment") else None,
+        "KMSKeyArn": i.get("kmsKeyArn"), "Tags": i.get("tags"),
+    }), returns={"arn": "FunctionArn"})]
+    if i.get("reservedConcurrentExecutions") is not None:
+        calls.append(ApiCall("lambda", "put_function_concurrency", {
+            "FunctionName": i["name"], "ReservedConcurrentExecutions": int(i["reservedConcurrentExecutions"])}))
+    return calls
+
+
+def _lambda_invoke_config(r: PlannedResource, region: str) -> list[ApiCall]:
+    i = r.inputs
+    return [ApiCall("lambda", "put_function_event_invoke_config", _drop_none({
+        "FunctionName": i["functionName"],
+        "MaximumRetryAttempts": int(i["maximumRetryAttempts"]) if i.get("maximumRetryAttempts") is not None else None,
+        "MaximumEventAgeInSeconds": int(i["maximumEventAgeInSeconds"]) if i.get("maximumEventAgeInSeconds") else None,
+        "DestinationConfig": _pascal(i["destinationConfig"]) if i.get("destinationConfig") else None,
+    }))]
+
+
+def _log_group(r: PlannedResource, region: str) -> list[ApiCall]:
+    i = r.inputs
+    calls = [ApiCall("logs", "create_log_group", _drop_none({"logGroupName": i["name"], "kmsKeyId": i.get("kmsKeyId"), "tags": i.get("tags")}))]
+    if i.get("retentionInDays"):
+        calls.append(ApiCall("logs", "put_retention_policy", {"logGroupName": i["name"], "retentionInDays": int(i["retentionInDays"])}))
+    return calls
+
+
+def _queue(r: PlannedResource, region: str) -> list[ApiCall]:
+    i = r.inputs
+    attributes = _drop_none({
+        "KmsMasterKeyId": i.get("kmsMasterKeyId"),
+        "MessageRetentionPeriod": str(int(i["messageRetentionSeconds"])) if i.get("messageRetentionSeconds") else None,
+    })
+    return [ApiCall("sqs", "create_queue", _drop_none({"QueueName": i["name"], "Attributes": attributes, "tags": i.get("tags")}))]
+
+
 # Member names whose API spelling is not the camelCase name capitalised.
 _API_NAMES = {
     "VolumeSizeInGb": "VolumeSizeInGB",
@@ -341,7 +404,16 @@ CONVERTERS: dict[str, Callable[[PlannedResource, str], list[ApiCall]]] = {
     "aws:cloudwatch/metricAlarm:MetricAlarm": _metric_alarm,
     "aws:cloudwatch/dashboard:Dashboard": lambda r, _: [ApiCall("cloudwatch", "put_dashboard", {"DashboardName": r.inputs["dashboardName"], "DashboardBody": r.inputs["dashboardBody"]})],
     "aws:cloudwatch/eventRule:EventRule": lambda r, _: [ApiCall("events", "put_rule", _drop_none({"Name": r.inputs["name"], "Description": r.inputs.get("description"), "EventPattern": r.inputs.get("eventPattern"), "Tags": _tags_list(r.inputs.get("tags"))}), returns={"arn": "RuleArn"})],
-    "aws:cloudwatch/eventTarget:EventTarget": lambda r, _: [ApiCall("events", "put_targets", {"Rule": r.inputs["rule"], "Targets": [{"Id": r.name[-64:], "Arn": r.inputs["arn"]}]})],
+    "aws:cloudwatch/eventTarget:EventTarget": lambda r, _: [ApiCall("events", "put_targets", {"Rule": r.inputs["rule"], "Targets": [_drop_none({
+        "Id": r.name[-64:], "Arn": r.inputs["arn"], "RetryPolicy": _pascal(r.inputs["retryPolicy"]) if r.inputs.get("retryPolicy") else None})]})],
+    "aws:cloudwatch/logGroup:LogGroup": _log_group,
+    "aws:sqs/queue:Queue": _queue,
+    "aws:lambda/function:Function": _lambda_function,
+    "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig": _lambda_invoke_config,
+    # The statement id is the resource's name (100 characters of [a-zA-Z0-9-_.] at most).
+    "aws:lambda/permission:Permission": lambda r, _: [ApiCall("lambda", "add_permission", _drop_none({
+        "FunctionName": r.inputs["function"], "StatementId": r.name[-100:], "Action": r.inputs["action"],
+        "Principal": r.inputs["principal"], "SourceArn": r.inputs.get("sourceArn")}))],
     "aws:sns/topic:Topic": lambda r, _: [ApiCall("sns", "create_topic", _drop_none({"Name": r.inputs["name"], "Attributes": _drop_none({"KmsMasterKeyId": r.inputs.get("kmsMasterKeyId")}), "Tags": _tags_list(r.inputs.get("tags"))}), returns={"arn": "TopicArn", "id": "TopicArn"})],
     "aws:sns/topicPolicy:TopicPolicy": lambda r, _: [ApiCall("sns", "set_topic_attributes", {"TopicArn": r.inputs["arn"], "AttributeName": "Policy", "AttributeValue": r.inputs["policy"]})],
     "aws:sns/topicSubscription:TopicSubscription": lambda r, _: [ApiCall("sns", "subscribe", {"TopicArn": r.inputs["topic"], "Protocol": r.inputs["protocol"], "Endpoint": r.inputs["endpoint"]}, returns={"arn": "SubscriptionArn"})],

@@ -257,15 +257,21 @@ class LocalStack:
 
     def start_pipeline(self, pipeline_arn: str, parameters: dict[str, str], *, ceiling_s: float = 3600.0) -> PipelineRun:
         """StartPipelineExecution through boto3 against the local endpoint, which runs the pipeline's
-        stored definition (mlops.local.pipeline_exec), then DescribePipelineExecution until it is no
-        longer Executing (short polls; RuntimeError after `ceiling_s`). A version the Register step
-        created is journaled (with the Train step's local archive) and returned."""
-        sagemaker = self.client("sagemaker")
+        stored definition (mlops.local.pipeline_exec); then `follow_pipeline`."""
         name = pipeline_arn.rsplit("/", 1)[1]
-        arn = sagemaker.start_pipeline_execution(
+        arn = self.client("sagemaker").start_pipeline_execution(
             PipelineName=name, ClientRequestToken=uuid.uuid4().hex,
             PipelineParameters=[{"Name": k, "Value": str(v)} for k, v in parameters.items()],
         )["PipelineExecutionArn"]
+        return self.follow_pipeline(arn, ceiling_s=ceiling_s)
+
+    def follow_pipeline(self, arn: str, *, ceiling_s: float = 3600.0) -> PipelineRun:
+        """DescribePipelineExecution until the run `arn` (started by anyone: `start_pipeline`, the
+        retraining starter) is no longer Executing (short polls, as boto3's waiters do; RuntimeError
+        after `ceiling_s`). A version its Register step created is journaled (with the Train step's
+        local archive) and returned."""
+        sagemaker = self.client("sagemaker")
+        name = arn.split(":pipeline/", 1)[1].split("/", 1)[0]
         deadline = time.monotonic() + ceiling_s
         while (described := sagemaker.describe_pipeline_execution(PipelineExecutionArn=arn))["PipelineExecutionStatus"] == "Executing":
             if time.monotonic() > deadline:
@@ -279,6 +285,8 @@ class LocalStack:
             model = next(m for m in self.config.model_registry.models if self.namer.model_package_group(m) == group)
             execution_id = arn.rsplit("/", 1)[1]
             archive = self.env.dir / "pipelines" / name / execution_id / "Train" / "model.tar.gz"
+            parameters = {p["Name"]: p["Value"] for p in sagemaker.list_pipeline_parameters_for_execution(
+                PipelineExecutionArn=arn).get("PipelineParameters", [])}
             version = self._journal_version(model, int(number), archive, note=f"retrained by {name} run {execution_id} ({parameters})")
         return PipelineRun(arn=arn, status=described["PipelineExecutionStatus"], failure_reason=described.get("FailureReason") or None,
                            steps=[(s["StepName"], s["StepStatus"]) for s in reversed(steps)], version=version)

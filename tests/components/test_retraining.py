@@ -128,6 +128,8 @@ def test_alarm_triggered_retraining_registers_pipeline_rule_target_and_a_narrow_
     assert sorted(r.type for r in children) == sorted([
         "aws:s3/bucketObjectv2:BucketObjectv2", "aws:sagemaker/pipeline:Pipeline", "aws:iam/role:Role",
         "aws:iam/rolePolicy:RolePolicy", "aws:cloudwatch/eventRule:EventRule", "aws:cloudwatch/eventTarget:EventTarget",
+        "aws:cloudwatch/logGroup:LogGroup", "aws:sqs/queue:Queue", "aws:lambda/function:Function",
+        "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig", "aws:lambda/permission:Permission",
     ])
     pipeline = run.one("aws:sagemaker/pipeline:Pipeline", "t-dev-fraud-retraining-pipeline")
     assert pipeline.inputs["pipelineName"] == "t-dev-fraud-train"
@@ -143,23 +145,77 @@ def test_alarm_triggered_retraining_registers_pipeline_rule_target_and_a_narrow_
     assert [p["Name"] for p in json.loads(expected)["Parameters"]] == ["Trigger", "ShuffleLabels"]
     rule = run.one("aws:cloudwatch/eventRule:EventRule", "t-dev-fraud-retraining-on-alarm")
     assert json.loads(rule.inputs["eventPattern"]) == pd.retrain_event_pattern(ALARMS)
-    target = run.one("aws:cloudwatch/eventTarget:EventTarget", "t-dev-fraud-retraining-on-alarm-start")
-    assert target.inputs["arn"] == pipeline.outputs["arn"]
-    assert target.inputs["sagemakerPipelineTarget"] == {"pipelineParameterLists": [{"name": "Trigger", "value": "alarm"}]}
-    policy = json.loads(run.one("aws:iam/rolePolicy:RolePolicy", "t-dev-fraud-retraining-starter-policy").inputs["policy"])
-    assert policy["Statement"] == [{"Sid": "StartRetraining", "Effect": "Allow", "Action": ["sagemaker:StartPipelineExecution"], "Resource": [pipeline.outputs["arn"]]}]
-    trust = json.loads(run.one("aws:iam/role:Role", "t-dev-fraud-retraining-starter-role").inputs["assumeRolePolicy"])
-    assert trust["Statement"][0]["Condition"] == {"StringEquals": {"aws:SourceAccount": "111111111111"}}
     schema = run.one("aws:s3/bucketObjectv2:BucketObjectv2", "t-dev-fraud-retraining-feature-schema")
     assert (schema.inputs["key"], schema.inputs["serverSideEncryption"]) == ("config/fraud/feature_schema.json", "aws:kms")
 
 
-def test_a_schedule_starts_the_pipeline_without_alarms(mock_pulumi, namer):
+def test_alarms_invoke_the_starter_function_which_alone_may_start_the_pipeline(mock_pulumi, namer):
+    run = _build(mock_pulumi, namer, training=TrainingConfig(), alarms=ALARMS)
+    pipeline = run.one("aws:sagemaker/pipeline:Pipeline", "t-dev-fraud-retraining-pipeline")
+    starter = run.one("aws:lambda/function:Function", "t-dev-fraud-retraining-starter")
+    rule = run.one("aws:cloudwatch/eventRule:EventRule", "t-dev-fraud-retraining-on-alarm")
+    target = run.one("aws:cloudwatch/eventTarget:EventTarget", "t-dev-fraud-retraining-on-alarm-start")
+    assert (target.inputs["rule"], target.inputs["arn"]) == (rule.outputs["name"], starter.outputs["arn"])
+    assert "roleArn" not in target.inputs and "sagemakerPipelineTarget" not in target.inputs
+    permission = run.one("aws:lambda/permission:Permission", "t-dev-fraud-retraining-on-alarm-invoke")
+    assert {k: permission.inputs[k] for k in ("action", "function", "principal", "sourceArn")} == {
+        "action": "lambda:InvokeFunction", "function": starter.outputs["name"], "principal": "events.amazonaws.com", "sourceArn": rule.outputs["arn"],
+    }
+    assert permission.urn in run.depends_on(target)  # invoked only once it may be
+    role = run.one("aws:iam/role:Role", "t-dev-fraud-retraining-starter-role")
+    assert role.inputs["name"] == "t-dev-fraud-retrain"  # the existing role keeps its name
+    assert json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]["Principal"] == {"Service": "lambda.amazonaws.com"}
+    logs = run.one("aws:cloudwatch/logGroup:LogGroup", "t-dev-fraud-retraining-starter-logs")
+    queue = run.one("aws:sqs/queue:Queue", "t-dev-fraud-retraining-starter-failed")
+    policy = json.loads(run.one("aws:iam/rolePolicy:RolePolicy", "t-dev-fraud-retraining-starter-policy").inputs["policy"])
+    assert {s["Sid"]: (s["Action"], s["Resource"]) for s in policy["Statement"]} == {
+        "StartThisPipeline": (["sagemaker:ListPipelineExecutions", "sagemaker:StartPipelineExecution"], [pipeline.outputs["arn"]]),
+        "WriteOwnLogs": (["logs:CreateLogStream", "logs:PutLogEvents"], [logs.outputs["arn"], logs.outputs["arn"] + ":*"]),
+        "DeadLetterFailedEvents": (["sqs:SendMessage"], [queue.outputs["arn"]]),
+        "UseStackKey": (["kms:Decrypt", "kms:GenerateDataKey"], ["arn:aws:kms:eu-west-1:111111111111:key/k"]),
+    }
+
+
+def test_the_starter_runs_one_at_a_time_with_bounded_retries_and_a_dead_letter_queue(mock_pulumi, namer):
+    run = _build(mock_pulumi, namer, training=TrainingConfig(), alarms=ALARMS)
+    starter = run.one("aws:lambda/function:Function", "t-dev-fraud-retraining-starter")
+    i = starter.inputs
+    assert (i["name"], i["runtime"], i["handler"], i["reservedConcurrentExecutions"]) == (
+        "t-dev-fraud-retrain-starter", "python3.12", "retrain_starter.handler", 1)
+    assert i["environment"] == {"variables": {"PIPELINE_NAME": "t-dev-fraud-train"}}
+    assert i["kmsKeyArn"] == "arn:aws:kms:eu-west-1:111111111111:key/k"
+    assert i["role"] == run.one("aws:iam/role:Role", "t-dev-fraud-retraining-starter-role").outputs["arn"]
+    logs = run.one("aws:cloudwatch/logGroup:LogGroup", "t-dev-fraud-retraining-starter-logs")
+    assert (logs.inputs["name"], logs.inputs["retentionInDays"], logs.inputs["kmsKeyId"]) == (
+        "/aws/lambda/t-dev-fraud-retrain-starter", 90, "arn:aws:kms:eu-west-1:111111111111:key/k")
+    queue = run.one("aws:sqs/queue:Queue", "t-dev-fraud-retraining-starter-failed")
+    assert (queue.inputs["name"], queue.inputs["kmsMasterKeyId"]) == ("t-dev-fraud-retrain-failed", "arn:aws:kms:eu-west-1:111111111111:key/k")
+    config = run.one("aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig", "t-dev-fraud-retraining-starter-async")
+    assert config.inputs["functionName"] == starter.outputs["name"]
+    assert (config.inputs["maximumEventAgeInSeconds"], config.inputs["maximumRetryAttempts"]) == (3600, 2)
+    assert config.inputs["destinationConfig"] == {"onFailure": {"destination": queue.outputs["arn"]}}
+
+
+def test_a_schedule_invokes_the_starter_without_alarms(mock_pulumi, namer):
     run = _build(mock_pulumi, namer, training=TrainingConfig(schedule="cron(0 3 ? * MON *)"), alarms=[])
     assert run.of_type("aws:cloudwatch/eventRule:EventRule") == []
+    assert run.of_type("aws:lambda/permission:Permission") == []
+    starter = run.one("aws:lambda/function:Function", "t-dev-fraud-retraining-starter")
     (schedule,) = run.of_type("aws:scheduler/schedule:Schedule")
     assert schedule.inputs["scheduleExpression"] == "cron(0 3 ? * MON *)"
-    assert schedule.inputs["target"]["sagemakerPipelineParameters"] == {"pipelineParameters": [{"name": "Trigger", "value": "schedule"}]}
+    target = schedule.inputs["target"]
+    assert target["arn"] == starter.outputs["arn"]
+    role = run.one("aws:iam/role:Role", "t-dev-fraud-retraining-schedule-role")
+    assert target["roleArn"] == role.outputs["arn"]
+    assert json.loads(target["input"]) == {
+        "source": "mlops.schedule", "trigger": "schedule", "schedule_arn": "<aws.scheduler.schedule-arn>",
+        "scheduled_time": "<aws.scheduler.scheduled-time>", "execution_id": "<aws.scheduler.execution-id>",
+    }
+    trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]
+    assert (trust["Principal"], trust["Condition"]) == ({"Service": "scheduler.amazonaws.com"}, {"StringEquals": {"aws:SourceAccount": "111111111111"}})
+    policy = json.loads(run.one("aws:iam/rolePolicy:RolePolicy", "t-dev-fraud-retraining-schedule-policy").inputs["policy"])
+    assert policy["Statement"] == [{"Sid": "InvokeRetrainStarter", "Effect": "Allow", "Action": ["lambda:InvokeFunction"],
+                                    "Resource": [starter.outputs["arn"], starter.outputs["arn"] + ":*"]}]
 
 
 def test_retraining_without_any_trigger_is_an_input_error(mock_pulumi, namer):

@@ -53,6 +53,12 @@ FRAUD_PROD_COUNTS = {
     "aws:sagemaker/monitoringSchedule:MonitoringSchedule": 1,
     "aws:sagemaker/pipeline:Pipeline": 1,
     "aws:s3/bucketObjectv2:BucketObjectv2": 1,
+    # the retraining starter the alarm rule invokes (one run per event), its log group and dead-letter queue
+    "aws:lambda/function:Function": 1,
+    "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig": 1,
+    "aws:lambda/permission:Permission": 1,
+    "aws:cloudwatch/logGroup:LogGroup": 1,
+    "aws:sqs/queue:Queue": 1,
 }
 
 
@@ -63,7 +69,9 @@ def taggable(type_: str) -> bool:
     if not type_.startswith("aws:"):
         return False
     _, module, name = type_.split(":")
-    args = getattr(importlib.import_module(f"pulumi_aws.{module.split('/')[0]}"), f"{name}Args")
+    package = module.split("/")[0]
+    package = {"lambda": "lambda_"}.get(package, package)  # a Python keyword: pulumi_aws.lambda_
+    args = getattr(importlib.import_module(f"pulumi_aws.{package}"), f"{name}Args")
     return isinstance(getattr(args, "tags", None), property)
 
 

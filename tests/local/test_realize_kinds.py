@@ -7,14 +7,16 @@ every created resource back.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
-from mlops.local.realize import CONVERTERS, LOCAL_LIMITATIONS, ApiCall, Realized, api_calls, realize
+from mlops.local.realize import CONVERTERS, LOCAL_LIMITATIONS, ApiCall, Realized, api_calls, deployment_package, realize
 from mlops.plan import PlannedResource
+from specs.config import stack_files
 
 REGION = "eu-west-1"
 TAGS = {"Owner": "team@example.com", "mlops:team": "t"}
@@ -25,6 +27,10 @@ TOPIC_ARN = "arn:aws:sns:eu-west-1:111111111111:t-dev-alerts"
 POLICY = '{"Version": "2012-10-17", "Statement": []}'
 ECR_LIFECYCLE = ('{"rules": [{"rulePriority": 1, "description": "Drop untagged layers after 7 days", "selection": {"tagStatus": "untagged", '
                  '"countType": "sinceImagePushed", "countUnit": "days", "countNumber": 7}, "action": {"type": "expire"}}]}')
+STARTER_CODE = {"archive": {"retrain_starter.py": {
+    "file": "functions/retrain_starter.py",
+    "sha256": hashlib.sha256((stack_files.ROOT / "functions" / "retrain_starter.py").read_bytes()).hexdigest(),
+}}}
 
 
 def planned(type_: str, inputs: dict[str, Any], *, name: str = "t-dev-thing", id_: str = "",
@@ -353,6 +359,39 @@ CASES: dict[str, tuple[PlannedResource, list[ApiCall]]] = {
         "Target": {"Arn": "arn:aws:sagemaker:eu-west-1:111111111111:pipeline/t-dev-fraud-detector-train", "RoleArn": ROLE_ARN,
                    "SageMakerPipelineParameters": {"PipelineParameterList": [{"Name": "Trigger", "Value": "schedule"}]}},
     })]),
+    "log group": (planned("aws:cloudwatch/logGroup:LogGroup", {
+        "name": "/aws/lambda/t-dev-fraud-retrain-starter", "retentionInDays": 90.0, "kmsKeyId": KEY_ARN, "tags": TAGS,
+    }), [ApiCall("logs", "create_log_group", {"logGroupName": "/aws/lambda/t-dev-fraud-retrain-starter", "kmsKeyId": KEY_ARN, "tags": TAGS}),
+         ApiCall("logs", "put_retention_policy", {"logGroupName": "/aws/lambda/t-dev-fraud-retrain-starter", "retentionInDays": 90})]),
+    "queue": (planned("aws:sqs/queue:Queue", {
+        "name": "t-dev-fraud-retrain-failed", "kmsMasterKeyId": KEY_ARN, "messageRetentionSeconds": 1209600.0, "tags": TAGS,
+    }), [ApiCall("sqs", "create_queue", {"QueueName": "t-dev-fraud-retrain-failed",
+                                          "Attributes": {"KmsMasterKeyId": KEY_ARN, "MessageRetentionPeriod": "1209600"}, "tags": TAGS})]),
+    "lambda function": (planned("aws:lambda/function:Function", {
+        "name": "t-dev-fraud-retrain-starter", "runtime": "python3.12", "role": ROLE_ARN, "handler": "retrain_starter.handler",
+        "code": STARTER_CODE, "timeout": 30.0, "memorySize": 128.0, "reservedConcurrentExecutions": 1.0,
+        "environment": {"variables": {"PIPELINE_NAME": "t-dev-fraud-train"}}, "kmsKeyArn": KEY_ARN, "tags": TAGS,
+    }), [ApiCall("lambda", "create_function", {
+        "FunctionName": "t-dev-fraud-retrain-starter", "Runtime": "python3.12", "Role": ROLE_ARN, "Handler": "retrain_starter.handler",
+        "Code": {"ZipFile": deployment_package(STARTER_CODE)}, "Timeout": 30, "MemorySize": 128,
+        "Environment": {"Variables": {"PIPELINE_NAME": "t-dev-fraud-train"}}, "KMSKeyArn": KEY_ARN, "Tags": TAGS,
+    }, returns={"arn": "FunctionArn"}), ApiCall("lambda", "put_function_concurrency", {
+        "FunctionName": "t-dev-fraud-retrain-starter", "ReservedConcurrentExecutions": 1})]),
+    "lambda async config": (planned("aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig", {
+        "functionName": "t-dev-fraud-retrain-starter", "maximumRetryAttempts": 2.0, "maximumEventAgeInSeconds": 3600.0,
+        "destinationConfig": {"onFailure": {"destination": "arn:aws:sqs:eu-west-1:111111111111:t-dev-fraud-retrain-failed"}},
+    }), [ApiCall("lambda", "put_function_event_invoke_config", {
+        "FunctionName": "t-dev-fraud-retrain-starter", "MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 3600,
+        "DestinationConfig": {"OnFailure": {"Destination": "arn:aws:sqs:eu-west-1:111111111111:t-dev-fraud-retrain-failed"}},
+    })]),
+    "lambda permission": (planned("aws:lambda/permission:Permission", {
+        "function": "t-dev-fraud-retrain-starter", "action": "lambda:InvokeFunction", "principal": "events.amazonaws.com",
+        "sourceArn": "arn:aws:events:eu-west-1:111111111111:rule/t-dev-fraud-retrain",
+    }, name="t-dev-fraud-retraining-on-alarm-invoke"), [ApiCall("lambda", "add_permission", {
+        "FunctionName": "t-dev-fraud-retrain-starter", "StatementId": "t-dev-fraud-retraining-on-alarm-invoke",
+        "Action": "lambda:InvokeFunction", "Principal": "events.amazonaws.com",
+        "SourceArn": "arn:aws:events:eu-west-1:111111111111:rule/t-dev-fraud-retrain",
+    })]),
 }
 
 
@@ -397,8 +436,8 @@ def test_component_and_kubernetes_resources_make_no_api_call():
 
 
 def test_unknown_aws_type_is_a_key_error_naming_it():
-    with pytest.raises(KeyError, match="aws:sqs/queue:Queue"):
-        api_calls(planned("aws:sqs/queue:Queue", {"name": "q"}), REGION)
+    with pytest.raises(KeyError, match="aws:dynamodb/table:Table"):
+        api_calls(planned("aws:dynamodb/table:Table", {"name": "q"}), REGION)
 
 
 # ---- realizing the demo-local plan on moto's server ---------------------------------------------
@@ -509,9 +548,43 @@ READ_BACK: dict[str, Any] = {
         [(v["variantName"], v["initialVariantWeight"]) for v in r.inputs["productionVariants"]]),
     "create_endpoint": lambda c, r, real: (
         c("sagemaker").describe_endpoint(EndpointName=r.inputs["name"])["EndpointConfigName"], r.inputs["endpointConfigName"]),
+    "create_log_group": lambda c, r, real: (
+        [(g["logGroupName"], g.get("kmsKeyId")) for g in c("logs").describe_log_groups(logGroupNamePrefix=r.inputs["name"])["logGroups"]],
+        [(r.inputs["name"], _swap(r.inputs["kmsKeyId"], real))]),
+    "put_retention_policy": lambda c, r, real: (
+        c("logs").describe_log_groups(logGroupNamePrefix=r.inputs["name"])["logGroups"][0]["retentionInDays"], r.inputs["retentionInDays"]),
+    "create_queue": lambda c, r, real: (
+        c("sqs").get_queue_attributes(QueueUrl=c("sqs").get_queue_url(QueueName=r.inputs["name"])["QueueUrl"], AttributeNames=["QueueArn", "KmsMasterKeyId"])["Attributes"],
+        {"QueueArn": r.outputs["arn"], "KmsMasterKeyId": _swap(r.inputs["kmsMasterKeyId"], real)}),
+    "create_function": lambda c, r, real: (
+        _function_read_back(c("lambda").get_function(FunctionName=r.inputs["name"])),
+        (r.outputs["arn"], r.inputs["handler"], r.inputs["environment"]["variables"], _code_sha256(r.inputs["code"]))),
+    "put_function_concurrency": lambda c, r, real: (
+        c("lambda").get_function_concurrency(FunctionName=r.inputs["name"])["ReservedConcurrentExecutions"], r.inputs["reservedConcurrentExecutions"]),
+    "put_function_event_invoke_config": lambda c, r, real: (
+        {k: v for k, v in c("lambda").get_function_event_invoke_config(FunctionName=r.inputs["functionName"]).items()
+         if k in ("MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig")},
+        {"MaximumRetryAttempts": r.inputs["maximumRetryAttempts"], "MaximumEventAgeInSeconds": r.inputs["maximumEventAgeInSeconds"],
+         "DestinationConfig": {"OnFailure": {"Destination": r.inputs["destinationConfig"]["onFailure"]["destination"]}}}),
+    "add_permission": lambda c, r, real: (
+        [(s["Sid"], s["Principal"], s["Condition"]["ArnLike"]["AWS:SourceArn"])
+         for s in json.loads(c("lambda").get_policy(FunctionName=r.inputs["function"])["Policy"])["Statement"] if s["Sid"] == r.name],
+        [(r.name, {"Service": r.inputs["principal"]}, _swap(r.inputs["sourceArn"], real))]),
     "create_pipeline": lambda c, r, real: (
         json.loads(c("sagemaker").describe_pipeline(PipelineName=r.inputs["pipelineName"])["PipelineDefinition"]), _json(r.inputs["pipelineDefinition"], real)),
 }
+
+
+def _function_read_back(got: dict[str, Any]) -> tuple[Any, ...]:
+    """A created function's ARN, handler, environment and its package's CodeSha256 (base64 sha256)."""
+    config = got["Configuration"]
+    return config["FunctionArn"], config["Handler"], config["Environment"]["Variables"], config["CodeSha256"]
+
+
+def _code_sha256(code: dict[str, Any]) -> str:
+    import base64
+
+    return base64.b64encode(hashlib.sha256(deployment_package(code)).digest()).decode()
 
 
 def test_every_realized_resource_reads_back_from_moto_as_planned(demo_plan, aws):
