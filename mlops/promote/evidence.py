@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -187,7 +188,8 @@ def _run(argv: list[str], *, env: dict[str, str], what: str) -> str:
     """Run `mlops-train <argv>`; ValueError with the last lines of its log when it fails."""
     done = subprocess.run([script("mlops-train"), *argv], env=env, capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S, check=False)
     if done.returncode != 0:
-        tail = " | ".join(line.strip() for line in done.stderr.strip().splitlines()[-3:])
+        lines = done.stderr.strip().splitlines()
+        tail = re.sub(r"^\S+ \S+ ERROR \S+: ", "", lines[-1].strip()) if lines else "(no output)"  # its error, or a traceback's last line
         raise ValueError(f"`mlops-train {argv[0]}` ({what}) exited {done.returncode}: {tail}")
     return done.stdout
 
