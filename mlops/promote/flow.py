@@ -5,7 +5,9 @@ usually in its own AWS account. Promoting source version N into a target environ
 
 1. gates, every one evaluated and reported: the package is Approved in the source registry; its
    metrics meet the target's thresholds and do not regress against the target's champion by more
-   than `max_regression`; its schema.json is compatible with the target's feature store; the target
+   than `max_regression`, both scored on one shared evaluation (the evidence module: the candidate's
+   own evaluation when it faced that champion, else `mlops-train evaluate` on the target's labelled
+   data; with a champion and no evidence the gate fails); its schema.json is compatible with the target's feature store; the target
    stack, with the candidate pin written into a temporary copy of `stacks/`, still plans with zero
    mandatory policy findings;
 2. the artifact (and metrics.json) is copied to `s3://<team>-<to>-artifacts-<account>/models/<model>/<V>/`;
