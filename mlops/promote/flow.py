@@ -7,8 +7,8 @@ usually in its own AWS account. Promoting source version N into a target environ
    metrics meet the target's thresholds and do not regress against the target's champion by more
    than `max_regression`, both scored on one shared evaluation (the evidence module: the candidate's
    own evaluation when it faced that champion, else `mlops-train evaluate` on the target's labelled
-   data; with a champion and no evidence the gate fails); its schema.json is compatible with the target's feature store; the target
-   stack, with the candidate pin written into a temporary copy of `stacks/`, still plans with zero
+   data; with a champion and no evidence the gate fails); its schema.json is compatible with the
+   target's feature store; the target stack, with the candidate pin written into a temporary copy of `stacks/`, still plans with zero
    mandatory policy findings;
 2. the artifact (and metrics.json) is copied to `s3://<team>-<to>-artifacts-<account>/models/<model>/<V>/`;
 3. a model package V is created Approved in the target group (the promotion is the approval and the
@@ -111,7 +111,8 @@ class Outcome:
         def pin(p: Pin | None) -> dict[str, Any] | None:
             return None if p is None else {"version": p.version, "model_data_url": p.model_data_url, "package_arn": p.package_arn}
 
-        evidence = (self.record or {}).get("evidence") if self.record else None
+        # Once recorded, the evidence names where it was kept (a shared evaluation's copy in the target bucket).
+        evidence = self.record.get("evidence") if self.record else None
         return {
             "action": self.action, "status": self.status, "stack": self.stack,
             "failed_gates": [g.name for g in self.gates if not g.passed],
