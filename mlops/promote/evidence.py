@@ -63,6 +63,9 @@ class Evidence:
 
     @property
     def label(self) -> str:
+        if self.kind == SHARED_EVALUATION:
+            return (f"{self.kind} {self.location} (the promotion's temporary workdir: kept beside the promoted artifact as "
+                    f"{PROMOTION_EVALUATION}, and written whole by --json)")
         return f"{self.kind} {self.location}"
 
     def to_json(self) -> dict[str, Any]:

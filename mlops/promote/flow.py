@@ -52,6 +52,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mlops_contracts import evaluation as evaluation_contract
 from specs.config import stack_files
 from specs import naming
 from specs.config.schema import StackConfig
@@ -120,6 +121,8 @@ class Outcome:
             "variants": [t.ref for t in self.targets],
             "evidence": evidence or (self.evidence.to_json() if self.evidence else None),
             "notes": list(self.notes), "applied": self.applied,
+            # The whole document: a refused or checked promotion's shared evaluation is not kept anywhere else.
+            "evaluation_document": evaluation_contract.to_dict(self.evidence.evaluation) if self.evidence else None,
         }
 
 

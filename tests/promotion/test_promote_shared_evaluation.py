@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mlops.cli import app
-from promotion_support import MODEL, TEAM, model_schema
+from promotion_support import MODEL, TEAM
 
 from specs.config import stack_files
 from specs.feature_schema import feature_schema
@@ -105,12 +105,14 @@ def promote_cli(version: int, *extra: str):
                                     "--version", str(version), *extra])
 
 
-def test_a_shuffled_label_candidate_that_reports_itself_excellent_is_refused_on_the_shared_slice(world, stacks, trained):
+def test_a_shuffled_label_candidate_that_reports_itself_excellent_is_refused_on_the_shared_slice(world, stacks, trained, tmp_path):
     _put_artifact(world["staging"], 1, trained["good"])  # staging's champion is the good model
     version = world["dev"].register(metrics=INFLATED)
     _put_artifact(world["dev"], version, trained["shuffled"])
 
-    result = promote_cli(version, "--evaluation-data", str(trained["dataset"]))
+    outcome = tmp_path / "outcome.json"
+
+    result = promote_cli(version, "--evaluation-data", str(trained["dataset"]), "--json", str(outcome))
 
     out = " ".join(result.output.split())
     assert result.exit_code == 1, result.output
@@ -119,11 +121,13 @@ def test_a_shuffled_label_candidate_that_reports_itself_excellent_is_refused_on_
     assert "exceeds max_regression 0.01" in out
     assert world["staging"].versions() == [1, 2]
     assert not (stacks / "audit" / f"{TEAM}.jsonl").exists()
+    document = json.loads(outcome.read_text())["evaluation_document"]
+    assert document["decision"]["passed"] is False and document["champions"][0]["name"] == "fraud-staging/champion"
 
 
 def test_a_better_candidate_is_promoted_on_a_fresh_shared_evaluation_kept_beside_the_artifact(world, stacks, trained, tmp_path):
     _put_artifact(world["staging"], 1, trained["shuffled"])  # a weak champion
-    version = world["dev"].register(metrics={"auc": 0.5, "log_loss": 0.9, "accuracy": 0.5}, schema=model_schema())
+    version = world["dev"].register(metrics={"auc": 0.5, "log_loss": 0.9, "accuracy": 0.5})
     _put_artifact(world["dev"], version, trained["good"])
     outcome = tmp_path / "outcome.json"
 
@@ -144,3 +148,19 @@ def test_a_better_candidate_is_promoted_on_a_fresh_shared_evaluation_kept_beside
     assert [c["name"] for c in document["champions"]] == ["fraud-staging/champion"]
     assert document["candidate"]["metrics"]["auc"]["value"] > document["champions"][0]["metrics"]["auc"]["value"]
     assert json.loads(outcome.read_text())["evidence"] == record["evidence"]
+
+
+def test_check_runs_the_shared_evaluation_read_only(world, stacks, trained):
+    _put_artifact(world["staging"], 1, trained["shuffled"])
+    version = world["dev"].register(metrics={"auc": 0.5, "log_loss": 0.9, "accuracy": 0.5})
+    _put_artifact(world["dev"], version, trained["good"])
+    before = ({p.name: p.read_bytes() for p in stacks.glob("Pulumi.*.yaml")}, world["staging"].keys(), world["staging"].versions())
+
+    result = promote_cli(version, "--evaluation-data", str(trained["dataset"]), "--check")
+
+    out = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    assert "pass regression: against champion fraud-staging-fraud-detector version 1, evidence shared evaluation" in out
+    assert "check: the gates pass; nothing was changed" in out
+    assert ({p.name: p.read_bytes() for p in stacks.glob("Pulumi.*.yaml")}, world["staging"].keys(), world["staging"].versions()) == before
+    assert not (stacks / "audit" / f"{TEAM}.jsonl").exists()
