@@ -536,6 +536,12 @@ def _run_pin_change(run, *, refused_header: str):
         _aws_failed(exc, hint="rerun the same command once that is fixed (a promotion reuses a package it registered before the failure)")
 
 
+def _write_outcome(path: Optional[Path], outcome) -> None:
+    """`--json`: the outcome of a promotion, refused or not, as JSON."""
+    if path is not None:
+        path.write_text(json.dumps(outcome.to_json(), indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
 def _exclusive(**flags: bool) -> None:
     given = [f"--{name.replace('_', '-')}" for name, on in flags.items() if on]
     if len(given) > 1:
@@ -553,12 +559,16 @@ def promote(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Offline: print the AWS requests, gates and stack file diff; no network, no credentials, placeholders for what only AWS knows.")] = False,
     check: Annotated[bool, typer.Option("--check", help="Run every gate against AWS (read-only) and show the diff; change nothing.")] = False,
     apply: Annotated[bool, typer.Option("--apply", help="After pinning, run `pulumi up` for the target (needs the Pulumi CLI).")] = False,
+    evaluation_data: Annotated[Optional[str], typer.Option("--evaluation-data", help="Labelled data for the regression gate's shared evaluation: a directory or s3:// prefix (target account) written by `mlops-train dataset`. Default: the candidate's own evaluation if it faced the target's champion, else a dataset built from the target's last 30 days.")] = None,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the outcome (status, gates, pin, the regression gate's evidence) as JSON here, refused or not.")] = None,
 ) -> None:
     """Promote a registered model version from one environment to the next.
 
-    Gates first (Approved at the source; metrics meet the target's gates and do not regress against
-    its champion; schema compatible with its feature store; the pinned stack plans with no mandatory
-    policy violation). Then the artifact is copied into the target's bucket, registered Approved in the
+    Gates first (Approved at the source; metrics meet the target's gates; no regression against its
+    champion on one shared evaluation: the candidate's own evaluation when it faced that champion, else
+    `mlops-train evaluate` of both on the target's recent labelled data or --evaluation-data, and a
+    refusal when there is none; schema compatible with its feature store; the pinned stack plans with no
+    mandatory policy violation). Then the artifact is copied into the target's bucket, registered Approved in the
     target's group, pinned in stacks/Pulumi.<team>-<to>.yaml and recorded in stacks/audit/<team>.jsonl.
     Promoting the version already pinned changes nothing. Exits 1 when a gate refuses, 2 on a
     configuration error or a failed AWS call, 64 on a usage error.
@@ -567,12 +577,24 @@ def promote(
     from mlops import promote as promotion
 
     _exclusive(dry_run=dry_run, check=check, apply=apply)
-    request = promotion.PromoteRequest(team=team, model=model, source=source, target=target, version=version, variant=variant, check=check, apply=apply)
+    request = promotion.PromoteRequest(
+        team=team, model=model, source=source, target=target, version=version, variant=variant, check=check, apply=apply,
+        evaluation_data=evaluation_data,
+    )
     header = f"{team}/{model}: {source} -> {target}"
     if dry_run:
         sys.stdout.write(_run_pin_change(lambda: dry.promote_dry_run(request), refused_header=header).render())  # never re-wrapped
         return
-    outcome = _run_pin_change(lambda: promotion.promote(request, on_output=print), refused_header=header)
+
+    def attempt():
+        try:
+            return promotion.promote(request, on_output=print)
+        except promotion.Refused as exc:
+            _write_outcome(json_path, exc.outcome)
+            raise
+
+    outcome = _run_pin_change(attempt, refused_header=header)
+    _write_outcome(json_path, outcome)
     pin = outcome.pin
     _print_outcome(outcome, header=f"{header} ({outcome.stack}, version {pin.version if pin else '?'})")
     if outcome.status == "checked":

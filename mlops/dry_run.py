@@ -15,9 +15,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from specs import lineage
 from specs.config import stack_files
 from components.stack import namer_for
 from mlops import promote as promotion
+from mlops.promote.evidence import DEFAULT_WINDOW_DAYS
 
 
 def unresolved(source: str) -> str:
@@ -111,6 +113,8 @@ def promote_dry_run(request: promotion.PromoteRequest) -> DryRun:
     )
     plan.unresolved["the source package's approval, metrics and InferenceSpecification"] = unresolved(f"DescribeModelPackage(ModelPackageName={source_arn})")
     plan.unresolved["the source artifact's URL"] = artifact
+    plan.unresolved["<the candidate's evaluation>"] = unresolved(
+        f"DescribeModelPackage(ModelPackageName={source_arn}).CustomerMetadataProperties[{lineage.EVALUATION}]")
     target_url = f"s3://{namer_for(target_config).bucket('artifacts')}/models/{model}/<target version>/model.tar.gz"
 
     source_to, source_auth = _account(request.source, source_config.aws.account_id)
@@ -124,6 +128,7 @@ def promote_dry_run(request: promotion.PromoteRequest) -> DryRun:
         Call(target_to, "sagemaker:ListModelPackages", {"ModelPackageGroupName": target_group}, "and DescribeModelPackage per version: was it promoted before?"),
         Call(target_to, "sagemaker:DescribeModelPackage", {"ModelPackageName": _package_arn(target_config, target_group, champion.version)}, "the champion's metrics"),
         Call(source_to, "s3:GetObject", {"Url": artifact}, "download model.tar.gz for the schema gate"),
+        *_evidence_calls(request, target_config, source_to=source_to, target_to=target_to, source_arn=source_arn, champion=champion),
         Call(target_to, "s3:PutObject", {"Url": target_url}, "the artifact, once every gate passed"),
         Call(target_to, "s3:PutObject", {"Url": target_url.removesuffix("model.tar.gz") + "metrics.json"}, "if the source package has ModelMetrics"),
         Call(target_to, "sagemaker:CreateModelPackage", {
@@ -138,7 +143,8 @@ def promote_dry_run(request: promotion.PromoteRequest) -> DryRun:
     plan.checks = [
         f"approved: the source package is {promotion.APPROVED} in {source_group}",
         f"metrics: {target_config.stack_name} gates {gates}",
-        f"regression: no metric worse than champion {target_group} version {champion.version} by more than {spec.max_regression:g}",
+        f"regression: no metric worse than champion {target_group} version {champion.version} by more than {spec.max_regression:g}, "
+        f"on one shared evaluation: {_evidence_order(request)}",
         f"schema: the artifact's schema.json fits {target_config.stack_name}'s feature group {spec.feature_group!r}",
         f"policy: {target_config.stack_name} with the new pin plans with no mandatory policy violation",
     ]
@@ -148,6 +154,27 @@ def promote_dry_run(request: promotion.PromoteRequest) -> DryRun:
     plan.changes = [f"{promotion.display_path(target_source.stack_file)}: pin {', '.join(t.ref for t in targets)} (diff below)",
                     f"{promotion.display_path(promotion.audit_path(request.team))}: append one audit record"]
     return plan
+
+
+def _evidence_order(request: promotion.PromoteRequest) -> str:
+    if request.evaluation_data:
+        return f"`mlops-train evaluate` of the candidate and the champion on --evaluation-data {request.evaluation_data}"
+    return (f"the candidate's own evaluation if it faced this champion, else `mlops-train dataset` of the target's last "
+            f"{DEFAULT_WINDOW_DAYS:g} days and `mlops-train evaluate` of both; refused when neither is possible")
+
+
+def _evidence_calls(request: promotion.PromoteRequest, config: Any, *, source_to: str, target_to: str, source_arn: str, champion: Any) -> list[Call]:
+    """The reads the regression gate's evidence may cost (which ones run depends on what is found)."""
+    namer = namer_for(config)
+    spec = config.model_registry.models[request.model]
+    calls = []
+    if not request.evaluation_data:
+        calls.append(Call(source_to, "s3:GetObject", {"Url": "<the candidate's evaluation>"}, "the candidate's own evaluation.json"))
+    calls.append(Call(target_to, "s3:GetObject", {"Url": champion.model_data_url}, "the champion's artifact, if a shared evaluation runs"))
+    if not request.evaluation_data:
+        calls.append(Call(target_to, "sagemaker:DescribeFeatureGroup", {"FeatureGroupName": namer.feature_group(spec.feature_group)},
+                          "its offline store, for the evaluation dataset"))
+    return calls
 
 
 def rollback_dry_run(request: promotion.RollbackRequest) -> DryRun:

@@ -5,6 +5,8 @@ One module per job, lowest first; a module imports only those above it in this l
 - `errors`: PromotionError and PromotionUsageError, which every other module may raise;
 - `gates`: the gate maths (thresholds, regression, schema compatibility), pure: no boto3, no pulumi;
 - `aws`: a boto3 session per environment, the Model Package Group, S3 URLs;
+- `evidence`: the shared evaluation the regression gate decides on: the candidate's own, or a fresh one
+  run with `mlops-train dataset` / `mlops-train evaluate` as processes;
 - `pins`: which variants a promotion pins and the comment-preserving YAML edit that pins them;
 - `files`: the per-stack lock and atomic writes;
 - `audit`: the team's audit log and the champion history replayed from it;

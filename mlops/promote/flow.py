@@ -5,8 +5,10 @@ usually in its own AWS account. Promoting source version N into a target environ
 
 1. gates, every one evaluated and reported: the package is Approved in the source registry; its
    metrics meet the target's thresholds and do not regress against the target's champion by more
-   than `max_regression`; its schema.json is compatible with the target's feature store; the target
-   stack, with the candidate pin written into a temporary copy of `stacks/`, still plans with zero
+   than `max_regression`, both scored on one shared evaluation (the evidence module: the candidate's
+   own evaluation when it faced that champion, else `mlops-train evaluate` on the target's labelled
+   data; with a champion and no evidence the gate fails); its schema.json is compatible with the
+   target's feature store; the target stack, with the candidate pin written into a temporary copy of `stacks/`, still plans with zero
    mandatory policy findings;
 2. the artifact (and metrics.json) is copied to `s3://<team>-<to>-artifacts-<account>/models/<model>/<V>/`;
 3. a model package V is created Approved in the target group (the promotion is the approval and the
@@ -41,6 +43,7 @@ import contextlib
 import copy
 import dataclasses
 import hashlib
+import subprocess
 import tarfile
 import tempfile
 from collections.abc import Callable, Mapping
@@ -49,6 +52,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mlops_contracts import evaluation as evaluation_contract
 from specs.config import stack_files
 from specs import naming
 from specs.config.schema import StackConfig
@@ -56,10 +60,14 @@ from specs.feature_schema import feature_schema
 from mlops.promote.audit import append_audit, actor, audit_path, champion_history, read_audit
 from mlops.promote.aws import APPROVED, SOURCE_ARN_KEY, Registry, session_for, split_s3
 from mlops.promote.errors import PromotionError, PromotionUsageError
+from mlops.promote.evidence import (
+    EVALUATION_DATA_FLAG, PROMOTION_EVALUATION, SHARED_EVALUATION, DatasetSources, Evidence, SharedRun,
+    candidate_evaluation, champion_urls, model_data_url, offline_store_uri, shared_evaluation,
+)
 from mlops.promote.files import atomic_write, display_path, stack_lock
 from mlops.promote.gates import (
-    SCHEMA_MEMBER, GateResult, compared_metrics, package_metrics, read_schema, regression_gate, schema_mismatches,
-    threshold_gate,
+    SCHEMA_MEMBER, GateResult, compared_metrics, evaluation_metrics, evaluation_regression_gate, missing_evidence_gate,
+    package_metrics, read_schema, regression_gate, schema_mismatches, threshold_gate,
 )
 from mlops.promote.pins import Pin, PinTarget, current_pin, pin_targets, pin_text, unified_diff
 from mlops.promote.policy import check_apply_possible, policy_gate, pulumi_up
@@ -96,6 +104,26 @@ class Outcome:
     """The audit record appended (None for checks, no-ops and refusals)."""
     notes: list[str] = field(default_factory=list)
     applied: bool = False
+    evidence: Evidence | None = None
+    """The evaluation the regression gate decided on (None: no champion, or none could be had)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """`mlops promote --json`: what was decided, on which gates and which evidence."""
+        def pin(p: Pin | None) -> dict[str, Any] | None:
+            return None if p is None else {"version": p.version, "model_data_url": p.model_data_url, "package_arn": p.package_arn}
+
+        # Once recorded, the evidence names where it was kept (a shared evaluation's copy in the target bucket).
+        evidence = self.record.get("evidence") if self.record else None
+        return {
+            "action": self.action, "status": self.status, "stack": self.stack,
+            "failed_gates": [g.name for g in self.gates if not g.passed],
+            "gates": [g.to_json() for g in self.gates], "pin": pin(self.pin), "previous": pin(self.previous),
+            "variants": [t.ref for t in self.targets],
+            "evidence": evidence or (self.evidence.to_json() if self.evidence else None),
+            "notes": list(self.notes), "applied": self.applied,
+            # The whole document: a refused or checked promotion's shared evaluation is not kept anywhere else.
+            "evaluation_document": evaluation_contract.to_dict(self.evidence.evaluation) if self.evidence else None,
+        }
 
 
 # --------------------------------------------------------------------------------------------
@@ -117,6 +145,9 @@ class PromoteRequest:
     check: bool = False
     """Run every gate against AWS, read-only, and show the diff; change nothing."""
     apply: bool = False
+    evaluation_data: str | None = None
+    """A labelled dataset (directory or s3:// prefix written by `mlops-train dataset`, in the target's account)
+    for a fresh shared evaluation, instead of the one built from the target's recent data."""
 
 
 def promote_preflight(request: PromoteRequest) -> tuple[StackConfig, StackConfig]:
@@ -131,6 +162,9 @@ def promote_preflight(request: PromoteRequest) -> tuple[StackConfig, StackConfig
         if request.model not in config.model_registry.models:
             raise PromotionUsageError(f"model {request.model!r} is not defined in {config.stack_name}; models: {', '.join(config.model_registry.models) or 'none'}")
     pin_targets(target_config, request.model, request.variant)  # a wrong --variant fails before any AWS call
+    data = request.evaluation_data
+    if data is not None and not data.startswith("s3://") and not Path(data).is_dir():
+        raise PromotionUsageError(f"{EVALUATION_DATA_FLAG} {data}: no such directory; allowed: a directory or s3:// prefix written by `mlops-train dataset`")
     return source_config, target_config
 
 
@@ -272,18 +306,22 @@ def _promote_locked(
         "approved", status == APPROVED,
         f"{source_arn} is {status}" + ("" if status == APPROVED else f"; approve it in {source_registry.group} first"),
     )]
-    gates.append(threshold_gate(metrics, spec.gates, where=f"{stack} gates"))
+    schema_result, archive = _artifact_gate(package, session=source_registry.session, target_config=target_config, model=request.model, workdir=workdir)
     champion = target_registry.describe(outcome.previous.version)
     if champion is not None:
         outcome.previous = dataclasses.replace(outcome.previous, package_arn=champion["ModelPackageArn"])
-    gates.append(regression_gate(
-        metrics, package_metrics(champion) if champion else None,
-        compared=compared_metrics(spec.gates, spec.task), margin=spec.max_regression,
-        champion_label=(f"champion {target_registry.group} version {outcome.previous.version}" if champion
-                        else f"version {outcome.previous.version} pinned in {stack} is not in {target_registry.group}"),
-    ))
-    schema_result, archive = _artifact_gate(package, session=source_registry.session, target_config=target_config, model=request.model, workdir=workdir)
-    gates.append(schema_result)
+    champion_label = (f"champion {target_registry.group} version {outcome.previous.version}" if champion
+                      else f"version {outcome.previous.version} pinned in {stack} is not in {target_registry.group}")
+    regression = _regression(
+        request, package=package, champion=champion, champion_label=champion_label, archive=archive, targets=targets,
+        source_registry=source_registry, target_registry=target_registry, target_config=target_config, workdir=workdir, outcome=outcome,
+    )
+    if outcome.evidence is not None:
+        # Thresholds are absolute, so the package's self-reported figures would do; the shared slice's are better.
+        gates.append(threshold_gate(evaluation_metrics(outcome.evidence.evaluation), spec.gates, where=f"{stack} gates, on the {outcome.evidence.kind}'s slice"))
+    else:
+        gates.append(threshold_gate(metrics, spec.gates, where=f"{stack} gates, on the package's self-reported metrics"))
+    gates += [regression, schema_result]
     after = _gated_pin(outcome, gates, stack=stack, stack_file=target_source.stack_file, targets=targets, pin=pin, request=request)
     if after is None:
         return outcome
@@ -308,9 +346,103 @@ def _promote_locked(
         stack=stack, source_arn=source_arn, source_version=version, pin=pin, previous=outcome.previous,
         targets=targets, metrics=metrics, gates=gates, stack_file=target_source.stack_file, text=after,
     )
+    outcome.record["evidence"] = _kept_evidence(outcome.evidence, pin=pin, target_registry=target_registry)
     append_audit(request.team, outcome.record)
     outcome.status = "promoted"
     return outcome
+
+
+def _regression(
+    request: PromoteRequest, *, package: Mapping[str, Any], champion: Mapping[str, Any] | None, champion_label: str,
+    archive: Path | None, targets: list[PinTarget], source_registry: Registry, target_registry: Registry,
+    target_config: StackConfig, workdir: Path, outcome: Outcome,
+) -> GateResult:
+    """The regression gate on shared evidence (evidence module): the candidate's own evaluation when it faced
+    this champion, else a fresh one on the target's labelled data; fails when the target has a champion and
+    neither can be had. Records the evidence on `outcome`."""
+    spec = target_config.model_registry.models[request.model]
+    compared = compared_metrics(spec.gates, spec.task)
+    if champion is None:
+        return regression_gate({}, None, compared=compared, margin=spec.max_regression, champion_label=champion_label)
+    urls, notes = champion_urls(dict(champion), source_sagemaker=source_registry.sagemaker)
+    outcome.notes.extend(notes)
+    tried: list[str] = []
+    evidence = None
+    if request.evaluation_data is None:
+        evidence, why = candidate_evaluation(dict(package), session=source_registry.session, urls=urls, workdir=workdir)
+        if evidence is None:
+            tried.append(why)
+    if evidence is None:
+        evidence, why = _fresh_evaluation(
+            request, champion=champion, archive=archive, target=targets[0], target_registry=target_registry,
+            target_config=target_config, workdir=workdir,
+        )
+        if evidence is None:
+            tried.append(why)
+    if evidence is None:
+        return missing_evidence_gate(champion_label=champion_label, tried=tried, flag=EVALUATION_DATA_FLAG)
+    outcome.evidence = evidence
+    return evaluation_regression_gate(
+        evidence.evaluation, evidence.champion, compared=compared, margin=spec.max_regression, evidence=evidence.label,
+        champion_label=champion_label,
+    )
+
+
+def _fresh_evaluation(
+    request: PromoteRequest, *, champion: Mapping[str, Any], archive: Path | None, target: PinTarget,
+    target_registry: Registry, target_config: StackConfig, workdir: Path,
+) -> tuple[Evidence | None, str]:
+    """`mlops-train evaluate` of the candidate and the target's champion on labelled data of the target
+    (`--evaluation-data`, else built from its recent data); None and why when that is not possible."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    spec = target_config.model_registry.models[request.model]
+    what = request.evaluation_data or "the target's recent labelled data"
+    if archive is None:
+        return None, f"a shared evaluation on {what} needs the candidate's artifact, which was not readable (see the schema gate)"
+    champion_url = model_data_url(dict(champion))
+    try:
+        if champion_url is None:
+            raise ValueError(f"the champion package {champion['ModelPackageArn']} has no single model data URL")
+        local = workdir / "champion.tar.gz"
+        bucket, key = split_s3(champion_url)
+        target_registry.session.client("s3").download_file(bucket, key, str(local))
+        sources = None if request.evaluation_data else _dataset_sources(target_config, request.model, target=target, target_registry=target_registry)
+        shared = workdir / "shared"
+        shared.mkdir(exist_ok=True)
+        run = SharedRun(
+            schema=feature_schema(target_config, request.model), candidate=archive,
+            champion_name=f"{target_config.stack_name}/{target.variant}", champion=local,
+            gates=dict(spec.gates), max_regression=spec.max_regression,
+        )
+        return shared_evaluation(run, data=request.evaluation_data, sources=sources, session=target_registry.session, workdir=shared), ""
+    except (ClientError, BotoCoreError, ValueError, OSError, subprocess.TimeoutExpired) as exc:
+        return None, f"a shared evaluation on {what} was not possible: {exc}"
+
+
+def _dataset_sources(config: StackConfig, model: str, *, target: PinTarget, target_registry: Registry) -> DatasetSources:
+    """The target's offline store, the pinned endpoint's captures and the model's ground truth."""
+    namer = _namer(config)
+    spec = config.model_registry.models[model]
+    group = namer.feature_group(spec.feature_group)
+    return DatasetSources(
+        feature_group=group, offline_store=offline_store_uri(target_registry.sagemaker, group),
+        captures=f"s3://{namer.bucket('capture')}/datacapture/{namer.endpoint(target.endpoint)}",
+        ground_truth=str(spec.ground_truth_uri or namer.ground_truth_uri(model)),
+    )
+
+
+def _kept_evidence(evidence: Evidence | None, *, pin: Pin, target_registry: Registry) -> dict[str, Any] | None:
+    """The evidence for the audit record. A shared evaluation lies in the promotion's temporary workdir, so
+    it is kept beside the promoted artifact in the target's bucket and recorded there."""
+    if evidence is None:
+        return None
+    if evidence.kind == SHARED_EVALUATION:
+        bucket, key = split_s3(pin.model_data_url)
+        kept = key.rsplit("/", 1)[0] + "/" + PROMOTION_EVALUATION
+        target_registry.session.client("s3").upload_file(evidence.location, bucket, kept)
+        evidence = dataclasses.replace(evidence, location=f"s3://{bucket}/{kept}")
+    return evidence.to_json()
 
 
 def _register(

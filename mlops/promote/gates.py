@@ -1,7 +1,10 @@
 """The promotion gates' maths: metric thresholds, regression against the champion, schema compatibility.
 
-Pure functions over plain data (package descriptions, metric mappings, schema documents, a local
-model.tar.gz) that return a `GateResult`.
+Pure functions over plain data (package descriptions, metric mappings, evaluation documents, schema
+documents, a local model.tar.gz) that return a `GateResult`. The regression gate that decides a
+promotion reads a shared evaluation (`evaluation_regression_gate`: candidate and champion scored on the
+same rows, mlops_contracts.evaluation); `regression_gate` over two packages' self-reported metrics is
+kept for callers that compare figures of one split.
 
 Must not import: boto3, botocore, pulumi or ruamel, nor the package's aws, files, audit, policy or flow
 modules: a gate never reaches the network or the disk it does not name
@@ -17,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlops_contracts.evaluation import Evaluation
 from specs.config.schema import LOWER_IS_BETTER, TASK_METRICS
 
 METRIC_PREFIX = "metric_"
@@ -103,6 +107,58 @@ def regression_gate(
     if not parts:
         parts.append("no metric to compare")
     return GateResult("regression", ok, f"against {champion_label}: " + "; ".join(parts))
+
+
+def evaluation_metrics(evaluation: Evaluation) -> dict[str, float]:
+    """The candidate's figures (point estimates) on the evaluation's slice, for the thresholds gate."""
+    return {name: estimate.value for name, estimate in evaluation.candidate.metrics.items()}
+
+
+def evaluation_regression_gate(
+    evaluation: Evaluation, champion: str, *, compared: list[str], margin: float, evidence: str, champion_label: str,
+) -> GateResult:
+    """No compared metric worse than the champion's by more than `margin` (absolute), both models scored on
+    the evaluation's shared slice: the paired difference (candidate - champion) decides. The detail names the
+    evidence, the slice (rows, time range, hash) and every figure with its 95 % interval."""
+    entry = evaluation.champion(champion)
+    assert entry is not None, f"the caller matched champion {champion!r} in the evaluation"
+    s = evaluation.slice
+    head = (f"against {champion_label}, evidence {evidence} (champion entry {champion!r}; slice {s.split}: {s.rows} rows "
+            f"labelled {s.start} .. {s.end}, {s.hash})")
+    failed_validation = [g for g in evaluation.gates if g.gate == "validation" and not g.passed]
+    if failed_validation:
+        return GateResult("regression", False, f"{head}: the evaluation's data checks failed, nothing was scored: {failed_validation[0].detail}")
+    parts, ok = [], True
+    for metric in compared:
+        mine, theirs, diff = evaluation.candidate.metrics.get(metric), entry.metrics.get(metric), entry.difference.get(metric)
+        if mine is None or theirs is None or diff is None:
+            ok = False
+            parts.append(f"{metric}: not in the evaluation for both models (candidate has {sorted(evaluation.candidate.metrics)}, "
+                         f"champion has {sorted(entry.metrics)})")
+            continue
+        worse_by = diff.value if metric in LOWER_IS_BETTER else -diff.value
+        passed = worse_by <= margin + _EPSILON
+        ok &= passed
+        parts.append(
+            f"{metric} candidate {mine.value:.4f} (95% CI {mine.ci_low:.4f}..{mine.ci_high:.4f}) vs champion "
+            f"{theirs.value:.4f} (95% CI {theirs.ci_low:.4f}..{theirs.ci_high:.4f}): paired difference {diff.value:+.4f} "
+            f"(95% CI {diff.ci_low:+.4f}..{diff.ci_high:+.4f}), worse by {max(worse_by, 0.0):.4f} "
+            f"{'within' if passed else 'exceeds'} max_regression {margin:g}"
+        )
+    if not parts:
+        parts.append("no metric to compare")
+    return GateResult("regression", ok, f"{head}: " + "; ".join(parts))
+
+
+def missing_evidence_gate(*, champion_label: str, tried: list[str], flag: str) -> GateResult:
+    """The target has a champion but no shared evaluation could be had: the gate fails, saying what was
+    tried, why each failed, and how to supply the evidence."""
+    return GateResult(
+        "regression", False,
+        f"no shared evaluation against {champion_label}: " + "; ".join(tried)
+        + f"; supply labelled data with {flag} PATH|s3://PREFIX (a directory written by `mlops-train dataset`), "
+        "or register the candidate with an evaluation against this champion (mlops:evaluation)",
+    )
 
 
 def compared_metrics(gates: Mapping[str, float], task: str) -> list[str]:

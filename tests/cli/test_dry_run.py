@@ -114,8 +114,10 @@ def test_promote_dry_run_lists_the_requests_the_diff_and_what_only_aws_knows(tmp
     assert f"sagemaker:CreateModelPackage -> staging account 222222222222 (role {role})" in out
     assert "+              model_version: <target version>\n" in out
     assert "+              model_data_url: s3://fraud-staging-artifacts-222222222222/models/fraud-detector/<target version>/model.tar.gz\n" in out
-    assert "  - regression: no metric worse than champion fraud-staging-fraud-detector version 1 by more than 0.01\n" in out
-    unresolved = out[out.index("unresolved (4): values only the cloud knows, shown as placeholders\n"):]
+    assert ("  - regression: no metric worse than champion fraud-staging-fraud-detector version 1 by more than 0.01, on one shared "
+            "evaluation: the candidate's own evaluation if it faced this champion, else `mlops-train dataset` of the target's last 30 days") in out
+    assert "sagemaker:DescribeFeatureGroup -> staging account 222222222222" in out
+    unresolved = out[out.index("unresolved (5): values only the cloud knows, shown as placeholders\n"):]
     assert ("  - <source version>: <resolved at run time: the newest Approved ModelPackageVersion in "
             "ListModelPackages(ModelPackageGroupName=fraud-dev-fraud-detector)>\n") in unresolved
     assert "  - <target version>: <resolved at run time: 1 + the newest ModelPackageVersion in ListModelPackages(ModelPackageGroupName=fraud-staging-fraud-detector)" in unresolved
@@ -130,7 +132,7 @@ def test_promote_dry_run_with_a_version_resolves_the_package_arn(tmp_path, stack
     assert attempts == []
     assert '{"ModelPackageName": "arn:aws:sagemaker:eu-west-1:111111111111:model-package/fraud-dev-fraud-detector/4"}' in proc.stdout
     assert "<source version>" not in proc.stdout
-    assert "unresolved (3):" in proc.stdout
+    assert "unresolved (4):" in proc.stdout
 
 
 def test_rollback_dry_run_reads_the_audit_log_and_shows_the_exact_diff(tmp_path, stacks):

@@ -15,7 +15,9 @@ from functools import cached_property
 from typing import Any
 
 import boto3
+from mlops_contracts import evaluation as contract
 
+from specs import lineage
 from specs.config import stack_files
 from specs.feature_schema import feature_schema
 
@@ -25,6 +27,43 @@ REGION = "eu-west-1"
 ACCOUNTS = {"dev": "111111111111", "staging": "222222222222", "prod": "333333333333"}
 IMAGE = "111111111111.dkr.ecr.eu-west-1.amazonaws.com/fraud/dev/serving:0.1.0"
 CATEGORIES = {"channel": ["atm", "pos", "web"]}
+CHAMPION_METRICS = {"auc": 0.88, "log_loss": 0.35, "accuracy": 0.9}
+"""The self-reported metrics of the champions `build_world` registers."""
+SLICE = contract.Slice(split="validation", rows=800, start="2026-11-01T00:00:00Z", end="2026-11-30T23:00:00Z",
+                       hash="sha256:" + "ab" * 32, dataset_manifest="s3://fraud-dev-features-111111111111/datasets/7/manifest.json",
+                       dataset_hash="sha256:" + "cd" * 32)
+
+
+@dataclass(frozen=True)
+class Faced:
+    """A champion a candidate's evaluation scored it against: its artifact URL and its figures on the slice."""
+
+    url: str
+    metrics: dict[str, float]
+    name: str = "scoring/champion"
+
+
+def _estimate(value: float) -> contract.Estimate:
+    return contract.Estimate(value=value, ci_low=value - 0.01, ci_high=value + 0.01, standard_deviation=0.005)
+
+
+def evaluation_document(*, candidate_url: str, candidate: dict[str, float], faced: list[Faced]) -> str:
+    """evaluation.json (docs/contracts.md section 8) with the given figures on one slice: what the
+    retraining pipeline's Evaluate step writes beside a candidate (the maths is mlops-train evaluate's)."""
+    champions = tuple(
+        contract.Champion(
+            name=f.name if len(faced) == 1 else f"{f.name}-{i}", uri=f.url, metrics={k: _estimate(v) for k, v in f.metrics.items()},
+            difference={k: contract.Difference(value=candidate[k] - v, ci_low=candidate[k] - v - 0.01, ci_high=candidate[k] - v + 0.01)
+                        for k, v in f.metrics.items() if k in candidate},
+        )
+        for i, f in enumerate(faced, start=1)
+    )
+    gates = (contract.Gate(gate="thresholds", passed=True, detail="as crafted by the test"),)
+    return contract.dumps(contract.Evaluation(
+        model=MODEL, task="binary_classification", primary_metric="auc", slice=SLICE,
+        candidate=contract.Scored(uri=candidate_url, metrics={k: _estimate(v) for k, v in candidate.items()}),
+        champions=champions, gates=gates, decision=contract.decide(gates), lineage={}, generated="2026-12-01T00:00:00Z",
+    ))
 
 
 def role_arn(env: str) -> str:
@@ -83,10 +122,20 @@ class Environment:
     def s3(self) -> Any:
         return self.session.client("s3")
 
-    def register(self, *, metrics: dict[str, float], approved: bool = True, schema: dict[str, Any] | None = None) -> int:
-        """Upload an artifact and metrics.json at the next version's path and register it there."""
+    def register(
+        self, *, metrics: dict[str, float], approved: bool = True, schema: dict[str, Any] | None = None,
+        faced: list[Faced] | None = None, shared: dict[str, float] | None = None,
+    ) -> int:
+        """Upload an artifact and metrics.json at the next version's path and register it there. With `faced`,
+        also an evaluation.json that scored it (figures `shared`, default `metrics`) against those champions,
+        named by the package's mlops:evaluation."""
         version = len(self.sagemaker.list_model_packages(ModelPackageGroupName=self.group)["ModelPackageSummaryList"]) + 1
         prefix = f"models/{MODEL}/{version}"
+        extra = {}
+        if faced:
+            document = evaluation_document(candidate_url=f"s3://{self.bucket}/{prefix}/model.tar.gz", candidate=shared or metrics, faced=faced)
+            self.s3.put_object(Bucket=self.bucket, Key=f"{prefix}/evaluation/evaluation.json", Body=document.encode())
+            extra[lineage.EVALUATION] = f"s3://{self.bucket}/{prefix}/evaluation/evaluation.json"
         self.s3.put_object(Bucket=self.bucket, Key=f"{prefix}/model.tar.gz", Body=artifact(schema or model_schema(), version=version))
         self.s3.put_object(Bucket=self.bucket, Key=f"{prefix}/metrics.json", Body=json.dumps({"task": "binary_classification", **metrics}).encode())
         arn = self.sagemaker.create_model_package(
@@ -98,11 +147,18 @@ class Environment:
             },
             ModelMetrics={"ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": f"s3://{self.bucket}/{prefix}/metrics.json"}}},
             ModelApprovalStatus="Approved" if approved else "PendingManualApproval",
-            CustomerMetadataProperties={**{f"metric_{k}": repr(float(v)) for k, v in metrics.items()}, "model_name": MODEL, "model_version": str(version)},
+            CustomerMetadataProperties={**{f"metric_{k}": repr(float(v)) for k, v in metrics.items()}, "model_name": MODEL, "model_version": str(version), **extra},
         )["ModelPackageArn"]
         assert arn.endswith(f"/{version}"), arn
         self.packages[version] = arn
         return version
+
+    def url(self, version: int) -> str:
+        return f"s3://{self.bucket}/models/{MODEL}/{version}/model.tar.gz"
+
+    def faced(self, version: int, metrics: dict[str, float] = CHAMPION_METRICS) -> Faced:
+        """Version `version` of this environment as a champion an evaluation faced, with `metrics` on the slice."""
+        return Faced(self.url(version), dict(metrics))
 
     def describe(self, version: int) -> dict[str, Any]:
         arn = next(s["ModelPackageArn"] for s in self.sagemaker.list_model_packages(ModelPackageGroupName=self.group)["ModelPackageSummaryList"] if s["ModelPackageVersion"] == version)
@@ -125,6 +181,6 @@ def build_world() -> dict[str, Environment]:
         world[env] = e
     # The champions the shipped stack files pin: staging v1 (candidate v2 in shadow), prod v1 and v2.
     for env in ("staging", "prod"):
-        world[env].register(metrics={"auc": 0.88, "log_loss": 0.35, "accuracy": 0.9}, schema=model_schema(env))
+        world[env].register(metrics=CHAMPION_METRICS, schema=model_schema(env))
         world[env].register(metrics={"auc": 0.885, "log_loss": 0.34, "accuracy": 0.9}, schema=model_schema(env))
     return world

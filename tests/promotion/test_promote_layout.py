@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "mlops" / "promote"
-ORDER = ["errors", "gates", "aws", "pins", "files", "audit", "policy", "flow"]
+ORDER = ["errors", "gates", "aws", "evidence", "pins", "files", "audit", "policy", "flow"]
 """Lowest first, as in mlops/promote/__init__.py: a module may import only those before it."""
 FORBIDDEN = {
     "errors": {"boto3", "botocore", "pulumi", "ruamel"},
     "gates": {"boto3", "botocore", "pulumi", "ruamel"},
     "aws": {"pulumi", "ruamel"},
+    "evidence": {"boto3", "pulumi", "ruamel"},
     "pins": {"boto3", "botocore", "pulumi"},
     "files": {"boto3", "botocore", "pulumi", "ruamel"},
     "audit": {"boto3", "botocore", "pulumi", "ruamel"},

@@ -57,7 +57,7 @@ def audit_records(stacks: Path) -> list[dict]:
 
 
 def test_promotes_an_approved_better_model_into_staging(world, stacks):
-    version = world["dev"].register(metrics=BETTER)
+    version = world["dev"].register(metrics=BETTER, faced=[world["staging"].faced(1)])
     dev_keys = world["dev"].keys()
     before = (stacks / "Pulumi.fraud-staging.yaml").read_text()
 
@@ -102,7 +102,7 @@ def test_promotes_an_approved_better_model_into_staging(world, stacks):
 
 
 def test_default_version_is_the_newest_approved_one(world, stacks):
-    approved = world["dev"].register(metrics=BETTER)
+    approved = world["dev"].register(metrics=BETTER, faced=[world["staging"].faced(1)])
     world["dev"].register(metrics=BETTER, approved=False)
 
     result = run("promote", "--team", "fraud", "--model", MODEL, "--from", "dev", "--to", "staging")
@@ -112,7 +112,7 @@ def test_default_version_is_the_newest_approved_one(world, stacks):
 
 
 def test_refuses_an_unapproved_model_and_changes_nothing(world, stacks):
-    version = world["dev"].register(metrics=BETTER, approved=False)
+    version = world["dev"].register(metrics=BETTER, approved=False, faced=[world["staging"].faced(1)])
     before = snapshot(world, stacks)
 
     result = promote_cli(version)
@@ -125,13 +125,14 @@ def test_refuses_an_unapproved_model_and_changes_nothing(world, stacks):
 
 def test_refuses_a_model_that_regresses_against_the_champion_beyond_the_margin(world, stacks):
     # auc 0.865 clears staging's gate (0.85) but is 0.015 below the champion's 0.88 (margin 0.01).
-    version = world["dev"].register(metrics={"auc": 0.865, "log_loss": 0.30, "accuracy": 0.9})
+    version = world["dev"].register(metrics={"auc": 0.865, "log_loss": 0.30, "accuracy": 0.9}, faced=[world["staging"].faced(1)])
     before = snapshot(world, stacks)
 
     result = promote_cli(version)
 
     assert result.exit_code == 1, result.output
-    assert "regression: against champion fraud-staging-fraud-detector version 1: auc 0.865 is 0.015 worse than the champion's 0.88 (allowed 0.01)" in result.output
+    assert "regression: against champion fraud-staging-fraud-detector version 1, evidence candidate evaluation s3://fraud-dev-artifacts-111111111111/models/fraud-detector/1/evaluation/evaluation.json" in result.output
+    assert "auc candidate 0.8650 (95% CI 0.8550..0.8750) vs champion 0.8800 (95% CI 0.8700..0.8900): paired difference -0.0150 (95% CI -0.0250..-0.0050), worse by 0.0150 exceeds max_regression 0.01" in result.output
     assert "pass metrics" in result.output
     assert snapshot(world, stacks) == before
 
@@ -140,7 +141,7 @@ def test_refuses_a_schema_incompatible_model_naming_each_mismatch(world, stacks)
     schema = model_schema()
     next(f for f in schema["features"] if f["name"] == "hour_of_day")["type"] = "Fractional"
     schema["features"].append({"name": "device_id", "type": "String", "nullable": False, "categories": ["a"]})
-    version = world["dev"].register(metrics=BETTER, schema=schema)
+    version = world["dev"].register(metrics=BETTER, schema=schema, faced=[world["staging"].faced(1)])
     before = snapshot(world, stacks)
 
     result = promote_cli(version)
@@ -163,7 +164,7 @@ def test_a_refusal_lists_every_failed_gate(world, stacks):
 
 
 def test_promoting_the_pinned_version_again_changes_nothing(world, stacks):
-    version = world["dev"].register(metrics=BETTER)
+    version = world["dev"].register(metrics=BETTER, faced=[world["staging"].faced(1)])
     assert promote_cli(version).exit_code == 0
     after_first = snapshot(world, stacks)
 
@@ -175,7 +176,7 @@ def test_promoting_the_pinned_version_again_changes_nothing(world, stacks):
 
 
 def test_a_package_left_by_an_interrupted_promotion_is_reused_not_registered_twice(world, stacks):
-    version = world["dev"].register(metrics=BETTER)
+    version = world["dev"].register(metrics=BETTER, faced=[world["staging"].faced(1)])
     original = (stacks / "Pulumi.fraud-staging.yaml").read_bytes()
     assert promote_cli(version).exit_code == 0
     # As if the run had died after registering: the pin and the audit line never landed.
@@ -191,7 +192,7 @@ def test_a_package_left_by_an_interrupted_promotion_is_reused_not_registered_twi
 
 
 def test_check_runs_the_gates_against_aws_shows_the_diff_and_changes_nothing(world, stacks):
-    version = world["dev"].register(metrics=BETTER)
+    version = world["dev"].register(metrics=BETTER, faced=[world["staging"].faced(1)])
     before = snapshot(world, stacks)
 
     result = promote_cli(version, "--check")
@@ -203,7 +204,7 @@ def test_check_runs_the_gates_against_aws_shows_the_diff_and_changes_nothing(wor
 
 
 def test_promotes_from_staging_to_prod_into_prods_account(world, stacks):
-    version = world["staging"].register(metrics=BETTER, schema=model_schema("staging"))
+    version = world["staging"].register(metrics=BETTER, schema=model_schema("staging"), faced=[world["prod"].faced(1)])
 
     result = promote_cli(version, source="staging", target="prod")
 
@@ -214,8 +215,9 @@ def test_promotes_from_staging_to_prod_into_prods_account(world, stacks):
 
 
 def test_rollback_pins_the_previous_champion_with_the_same_audit(world, stacks):
-    first = world["dev"].register(metrics=BETTER)
-    second = world["dev"].register(metrics={**BETTER, "auc": 0.925})
+    first = world["dev"].register(metrics=BETTER, faced=[world["staging"].faced(1)])
+    # Its evaluation faced staging's champion by then, staging 3: named by the dev artifact it was promoted from.
+    second = world["dev"].register(metrics={**BETTER, "auc": 0.925}, faced=[world["dev"].faced(first, BETTER)])
     assert promote_cli(first).exit_code == 0   # staging 3
     assert promote_cli(second).exit_code == 0  # staging 4
     assert champion() == (4, STAGING_URL.format(4))
@@ -239,7 +241,7 @@ def test_rollback_pins_the_previous_champion_with_the_same_audit(world, stacks):
 
 
 def test_rollback_refuses_when_the_file_was_changed_outside_promote(world, stacks):
-    assert promote_cli(world["dev"].register(metrics=BETTER)).exit_code == 0
+    assert promote_cli(world["dev"].register(metrics=BETTER, faced=[world["staging"].faced(1)])).exit_code == 0
     path = stacks / "Pulumi.fraud-staging.yaml"
     path.write_text(path.read_text().replace("model_version: 3", "model_version: 2").replace("fraud-detector/3/", "fraud-detector/2/"))
 
@@ -256,8 +258,9 @@ def test_rollback_without_a_promotion_in_the_audit_log_is_a_user_error(world, st
 
 
 def test_two_concurrent_promotions_serialize_and_leave_a_valid_file(world, stacks):
-    first = world["dev"].register(metrics=BETTER)
-    second = world["dev"].register(metrics={**BETTER, "auc": 0.921})
+    # Whichever runs second faces the other's promoted artifact as the champion: each evaluation faced both.
+    first = world["dev"].register(metrics=BETTER, faced=[world["staging"].faced(1), world["dev"].faced(2, {**BETTER, "auc": 0.921})])
+    second = world["dev"].register(metrics={**BETTER, "auc": 0.921}, faced=[world["staging"].faced(1), world["dev"].faced(first, BETTER)])
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "mlops.cli", "promote", "--team", "fraud", "--model", MODEL, "--from", "dev", "--to", "staging", "--version", str(v)],
@@ -281,7 +284,7 @@ def test_two_concurrent_promotions_serialize_and_leave_a_valid_file(world, stack
 
 
 def test_apply_without_the_pulumi_cli_says_so_and_changes_nothing(world, stacks, tmp_path, monkeypatch):
-    version = world["dev"].register(metrics=BETTER)
+    version = world["dev"].register(metrics=BETTER, faced=[world["staging"].faced(1)])
     before = snapshot(world, stacks)
     empty = tmp_path / "bin"
     empty.mkdir()
@@ -298,7 +301,7 @@ def test_apply_without_the_pulumi_cli_says_so_and_changes_nothing(world, stacks,
 def test_apply_runs_pulumi_up_through_the_automation_api_after_the_pin(world, stacks, monkeypatch):
     from pulumi import automation
 
-    version = world["dev"].register(metrics=BETTER)
+    version = world["dev"].register(metrics=BETTER, faced=[world["staging"].faced(1)])
     real_which = shutil.which
     monkeypatch.setattr(shutil, "which", lambda name, *a, **k: "/opt/pulumi/bin/pulumi" if name == "pulumi" else real_which(name, *a, **k))
     monkeypatch.setattr(stack_files, "ROOT", stacks.parent)  # Pulumi's stackConfigDir is then our copy
