@@ -38,11 +38,12 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
 from mlops_contracts import capture
-from specs import templates
+from specs import lineage, templates
 from specs.config.schema import Variant
 from mlops.local import demo_data, router
 from mlops.local.alarm_eval import Transition, evaluate_all
@@ -432,23 +433,47 @@ def restore(stack: LocalStack, console: Console, target: DemoEndpoint) -> None:
     console.print(f"[bold]5. restored[/bold] {target.name} to the stack's declaration")
 
 
+DRIFT_ROWS = 3000
+"""New transactions after the drift: ingested, scored by id, labelled. The retraining run's training set
+is these labelled captures (the endpoint's earlier traffic carries no ground truth)."""
+DRILL_PARAMETERS = {"ShuffleLabels": "true"}
+"""The second run: the same pipeline on the same data, trained on shuffled labels (a worse candidate)."""
+
+
 def drift_and_retrain(stack: LocalStack, console: Console, *, endpoint_name: str, source: Path, champion_version: int, model: str) -> dict[str, Any]:
-    """Send drifted traffic, run the monitoring job over what was captured, evaluate the alarms,
-    deliver the alarm events to the realized EventBridge rules and run the pipelines they start."""
+    """Phase 6: a drifted batch of transactions is ingested and scored by id (each request named by its
+    record id, SageMaker's InferenceId), the captures reach S3 and ground truth arrives; the monitoring
+    job flags the drift and its alarms fire; each alarm event goes to the retraining starter, which
+    starts one run and coalesces the rest; the run (Dataset, Train, Evaluate, Condition, Register |
+    Fail) trains on the new data and faces the champion. A second run, trained on shuffled labels, is
+    refused by its Condition. `source` (phase 1's feature source) is not read here."""
     import subprocess
     import sys
 
+    import pyarrow.parquet as pq
+
     from mlops.local.events import alarm_state_change, deliveries, invoke
 
-    console.print("[bold]6. drift and retraining[/bold]: amounts x8 and an unseen country")
+    spec = stack.config.model_registry.models[model]
+    id_field = stack.config.feature_store.feature_groups[spec.feature_group].record_identifier
+    console.print(f"[bold]6. drift and retraining[/bold]: {DRIFT_ROWS} new transactions, amounts x{demo_data.DRIFT_AMOUNT_FACTOR:g} "
+                  f"and {demo_data.DRIFT_COUNTRY_SHARE:.0%} from an unseen country")
     window_start = datetime.now(timezone.utc)
-    rows = request_rows(source, n=300, seed=6)
-    for row in rows:
-        row["amount"] = round(row["amount"] * 8, 2)
-        row["country"] = "br"
+    features, labels = demo_data.drifted(rows=DRIFT_ROWS, seed=6, label=spec.label, now=window_start)
+    directory = stack.env.dir / "data"
+    directory.mkdir(parents=True, exist_ok=True)
+    pq.write_table(features, directory / "drifted.parquet")
+    ingested = stack.ingest(spec.feature_group, directory / "drifted.parquet", report=directory / "drifted.rejects.jsonl")
+    console.print(f"   ingested {ingested.written} of {ingested.rows} drifted rows into {stack.namer.feature_group(spec.feature_group)}")
     drifted = Phase("6. drifted traffic")
-    send(stack, endpoint_name, rows, drifted, console)
+    rows = [{id_field: record_id} for record_id in features.column(id_field).to_pylist()]
+    send(stack, endpoint_name, rows, drifted, console, by_id_share=1.0, id_field=id_field, inference_id=lambda row: row[id_field])
     wait_captured(stack.env.dir / "captures" / endpoint_name, since=window_start, count=sum(drifted.answered.values()))
+    uploaded = stack.upload_captures(endpoint_name)
+    truth = stack.put_ground_truth(model, {rid: [int(y)] for rid, y in zip(labels.column("record_id").to_pylist(), labels.column("label").to_pylist())},
+                                   at=datetime.now(timezone.utc))
+    console.print(f"   {sum(drifted.answered.values())} answered by id; {uploaded} capture files to S3; ground truth for {labels.num_rows} requests: {truth}",
+                  markup=False)
     out = stack.env.dir / "monitoring" / window_start.strftime("%Y%m%dT%H%M%S")
     job = subprocess.run(
         [str(Path(sys.executable).parent / "mlops-monitor"), "drift", "--captures", str(stack.env.dir / "captures"),
@@ -463,7 +488,9 @@ def drift_and_retrain(stack: LocalStack, console: Console, *, endpoint_name: str
     console.print(f"   drift job: {report.get('rows', '?')} rows, drifted features: {', '.join(flagged) or 'none'}; report {out / 'drift_report.html'}")
     transitions = evaluate_all(stack.client("cloudwatch"), prefix=endpoint_name)
     events = stack.client("events")
-    started_runs = []
+    decisions, started = [], []
+    # Every alarm event is delivered before any run is followed: while the first run is Executing,
+    # the starter coalesces the others into it (one run per drift event).
     for t in transitions:
         style = "red" if t.new == "ALARM" else "green"
         console.print(f"   [{style}]{t.alarm}: {t.old} -> {t.new}[/{style}]  {t.reason}")
@@ -473,20 +500,70 @@ def drift_and_retrain(stack: LocalStack, console: Console, *, endpoint_name: str
         for delivery in deliveries(events, event):
             if delivery.function is None:
                 continue
-            # The retraining starter decides (one run per event, none while one is in flight) and
-            # starts the run on the local endpoint, which executes it; here we follow it to its end.
             decision = invoke(delivery.function, event, client=stack.client)
-            console.print(f"   rule {delivery.rule} -> {delivery.function}: {decision['decision']} "
-                          f"{decision.get('execution') or decision.get('coalesced_into')}")
-            if decision["decision"] != "started":
-                continue
-            run = stack.follow_pipeline(decision["execution"])
-            if run.version is None:
-                raise RuntimeError(f"pipeline run {run.arn} registered nothing: {run.status} {run.failure_reason or ''}")
-            version = run.version
-            console.print(f"   pipeline run {run.arn} registered {version.group} v{version.version} ({version.approval})")
-            started_runs.append({"rule": delivery.rule, "alarm": t.alarm, "execution": run.arn, "version": version.version, "approval": version.approval})
-    return {"drifted_features": flagged, "alarms": [t.__dict__ for t in transitions], "runs": started_runs}
+            run_arn = decision.get("execution") or decision.get("coalesced_into")
+            console.print(f"   rule {delivery.rule} -> {delivery.function}: {decision['decision']} {run_arn}")
+            decisions.append({"alarm": t.alarm, "rule": delivery.rule, "function": delivery.function,
+                              "decision": decision["decision"], "execution": run_arn})
+            if decision["decision"] == "started":
+                started.append((delivery.rule, t.alarm, decision["execution"]))
+    runs = []
+    for rule, alarm, arn in started:
+        run = stack.follow_pipeline(arn)
+        runs.append({"rule": rule, "alarm": alarm, "parameters": {}, **_run_evidence(stack, model, run)})
+        _print_run(console, runs[-1])
+    pipeline_arn = f"arn:aws:sagemaker:{stack.region}:{stack.namer.account_id}:pipeline/{stack.namer.pipeline(model)}"
+    console.print(f"   drill: the same pipeline with {DRILL_PARAMETERS} (a candidate trained on shuffled labels)")
+    drill = stack.start_pipeline(pipeline_arn, DRILL_PARAMETERS)
+    runs.append({"rule": None, "alarm": None, "parameters": DRILL_PARAMETERS, **_run_evidence(stack, model, drill)})
+    _print_run(console, runs[-1])
+    return {"drifted_features": flagged, "alarms": [t.__dict__ for t in transitions], "deliveries": decisions, "runs": runs,
+            "traffic": {"sent": drifted.sent, "answered": dict(drifted.answered), "errors": dict(drifted.errors)},
+            "ingested": {"rows": ingested.rows, "written": ingested.written}, "ground_truth": truth}
+
+
+def _run_evidence(stack: LocalStack, model: str, run: Any) -> dict[str, Any]:
+    """What the report shows of one pipeline run: its steps, outcome and, where its Evaluate step ran,
+    the evaluation (slice and data fingerprint, candidate and champion figures, decision)."""
+    evaluation = stack.run_evaluation(model, run.arn)
+    evidence: dict[str, Any] = {
+        "execution": run.arn, "status": run.status, "steps": [f"{name} {status}" for name, status in run.steps],
+        "failure_reason": run.failure_reason,
+        "version": run.version.version if run.version else None, "approval": run.version.approval if run.version else None,
+        "evaluation": None,
+    }
+    if evaluation is not None:
+        primary = evaluation.primary_metric
+        evidence["evaluation"] = {
+            "uri": stack.run_evaluation_uri(model, run.arn), "metric": primary,
+            "slice": {"rows": evaluation.slice.rows, "from": evaluation.slice.start, "to": evaluation.slice.end},
+            "dataset_hash": evaluation.slice.dataset_hash, "dataset_manifest": evaluation.slice.dataset_manifest,
+            "candidate": _estimate(evaluation.candidate.metrics.get(primary)),
+            "champions": [{"name": c.name, "uri": c.uri, primary: _estimate(c.metrics.get(primary)),
+                           "difference": _estimate(c.difference.get(primary))} for c in evaluation.champions],
+            "passed": evaluation.decision.passed, "reason": evaluation.decision.reason,
+        }
+    return evidence
+
+
+def _estimate(value: Any) -> dict[str, float] | None:
+    return None if value is None else {"value": round(value.value, 4), "ci_low": round(value.ci_low, 4), "ci_high": round(value.ci_high, 4)}
+
+
+def _print_run(console: Console, run: dict[str, Any]) -> None:
+    evaluation = run["evaluation"]
+    console.print(f"   run {run['execution'].rsplit('/', 1)[1]} {run['parameters'] or ''}: {', '.join(run['steps'])}", markup=False)
+    if evaluation:
+        metric, candidate = evaluation["metric"], evaluation["candidate"]
+        champions = "; ".join(f"champion {c['name']} {metric} {c[metric]['value']:.3f} (difference {c['difference']['value']:+.3f} "
+                              f"[{c['difference']['ci_low']:+.3f}, {c['difference']['ci_high']:+.3f}])" for c in evaluation["champions"])
+        console.print(f"     on {evaluation['slice']['rows']} most recent rows of dataset {evaluation['dataset_hash'][:19]}...: "
+                      f"candidate {metric} {candidate['value']:.3f} [{candidate['ci_low']:.3f}, {candidate['ci_high']:.3f}]; {champions or 'no champion'}",
+                      markup=False)
+    if run["version"] is not None:
+        console.print(f"     [green]registered v{run['version']} ({run['approval']})[/green]")
+    else:
+        console.print(f"     [red]refused[/red]: {escape(str(run['failure_reason']))}")
 
 
 def _summary(stack: LocalStack, phases: list[Phase], endpoint: str, started: float) -> dict[str, Any]:
@@ -496,8 +573,7 @@ def _summary(stack: LocalStack, phases: list[Phase], endpoint: str, started: flo
         "endpoint": endpoint,
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "seconds": round(time.perf_counter() - started, 1),
-        "versions": [{"version": v.version, "approval": v.approval, "url": v.model_data_url,
-                      "auc": v.metrics.get("metric_auc")} for v in stack.versions(next(iter(stack.config.endpoints.values())).model)],
+        "versions": _versions(stack, next(iter(stack.config.endpoints.values())).model),
         "phases": [
             {
                 "title": p.title, "sent": p.sent, "answered": dict(p.answered), "errors": dict(p.errors),
@@ -512,6 +588,29 @@ def _summary(stack: LocalStack, phases: list[Phase], endpoint: str, started: flo
         ],
         "alarms": [{"name": a["AlarmName"], "state": a["StateValue"], "reason": a.get("StateReason", "")} for a in alarms],
     }
+
+
+def _versions(stack: LocalStack, model: str) -> list[dict[str, Any]]:
+    """Every registered version with its data fingerprint (the content hash of the training set its
+    artifact records), its evaluation against the champion (where a pipeline run registered it) and the
+    decision that registered it."""
+    rows = []
+    for v in stack.versions(model):
+        dataset = stack.version_metadata(model, v.version).get("dataset") or {}
+        properties = stack.version_properties(model, v.version)
+        uri = properties.get(lineage.EVALUATION)
+        found = stack.read_evaluation(uri) if uri else None
+        rows.append({
+            "version": v.version, "approval": v.approval, "url": v.model_data_url, "auc": v.metrics.get("metric_auc"),
+            "data": dataset.get("content_hash"), "pipeline_execution": properties.get(lineage.PIPELINE_EXECUTION),
+            "evaluation": None if found is None else {
+                "uri": uri, "metric": found.primary_metric, "rows": found.slice.rows,
+                "candidate": _estimate(found.candidate.metrics.get(found.primary_metric)),
+                "champions": {c.name: _estimate(c.metrics.get(found.primary_metric)) for c in found.champions},
+            },
+            "decision": found.decision.reason if found else f"no evaluation: {v.description or 'registered by the training container'}",
+        })
+    return rows
 
 
 def _features_summary(stack: LocalStack, data: Features, phases: list[Phase], *, model: str) -> dict[str, Any]:

@@ -21,17 +21,21 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
+from mlops_contracts import capture, evaluation
 
 from specs import feature_schema
 from specs.config import stack_files
 from specs.config.schema import StackConfig
 from components.foundation import image_uri
 from specs.naming import Namer
+from specs.pipelines import steps as pipeline_steps
+from specs.pipelines.sources import capture_root
 from mlops.local import router, training_run
 from mlops.local.environment import ACCOUNT_ID, START_CEILING_S, LocalEnvironment, extract, free_port, wait_http
 from mlops.local.realize import Realized, api_calls, realize
@@ -291,6 +295,33 @@ class LocalStack:
         return PipelineRun(arn=arn, status=described["PipelineExecutionStatus"], failure_reason=described.get("FailureReason") or None,
                            steps=[(s["StepName"], s["StepStatus"]) for s in reversed(steps)], version=version)
 
+    def run_evaluation_uri(self, model: str, execution_arn: str) -> str:
+        """Where a run of the model's retraining pipeline keeps its evaluation.json (the Evaluate step's output)."""
+        execution_id = execution_arn.rsplit("/", 1)[1]
+        return f"{pipeline_steps.evaluations_uri(self.namer.bucket('artifacts'), model)}/{execution_id}/{evaluation.EVALUATION_FILE}"
+
+    def run_evaluation(self, model: str, execution_arn: str) -> evaluation.Evaluation | None:
+        """The evaluation a run of the model's pipeline wrote, or None when its Evaluate step did not run."""
+        return self.read_evaluation(self.run_evaluation_uri(model, execution_arn))
+
+    def read_evaluation(self, uri: str) -> evaluation.Evaluation | None:
+        """evaluation.json at `uri` in the local S3 (mlops_contracts.evaluation), or None when there is none."""
+        bucket, key = _split_s3(uri)
+        s3 = self.client("s3")
+        try:
+            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except s3.exceptions.NoSuchKey:
+            return None
+        return evaluation.loads(body.decode(), source=uri)
+
+    def version_properties(self, model: str, version: int) -> dict[str, str]:
+        """A journaled version's CustomerMetadataProperties (its lineage keys, specs.lineage, where it has them)."""
+        group = self.namer.model_package_group(model)
+        entry = next((e for e in self.env.journal() if e["group"] == group and e["version"] == version), None)
+        if entry is None:
+            raise ValueError(f"{group} has no version {version} in the local registry")
+        return dict(entry["request"].get("CustomerMetadataProperties", {}))
+
     def _run_training(self, run: Path, *, hyperparameters: dict[str, str], channels: dict[str, Path], archive: Path, label: str) -> None:
         """The training container's entry point with SageMaker's directory and environment contract."""
         training_run.run_training(run, hyperparameters=hyperparameters, channels=channels, archive=archive, label=label,
@@ -362,6 +393,43 @@ class LocalStack:
             raise RuntimeError(f"ingesting {source} into {target.name}: {summary.rejected_rows} rejected rows kept "
                                f"{summary.refused_batches} batch(es) out; see {report}")
         return summary
+
+    def upload_captures(self, endpoint: str) -> int:
+        """Do what SageMaker's data capture does for a real endpoint: put the endpoint's completed
+        capture files (the containers write them under the local capture directory, in SageMaker's
+        `<endpoint>/<variant>/yyyy/mm/dd/hh/` layout) under the endpoint's capture root in S3
+        (specs.pipelines.sources.capture_root), where the retraining pipeline's Dataset step reads them.
+        Files already uploaded are skipped; files still being written are left for the next call.
+        `endpoint` is the AWS endpoint name. Returns how many files were uploaded."""
+        key = next((k for k in self.config.endpoints if self.namer.endpoint(k) == endpoint), None)
+        if key is None:
+            raise ValueError(f"stack {self.name} has no endpoint named {endpoint}; it has "
+                             + ", ".join(self.namer.endpoint(k) for k in self.config.endpoints))
+        bucket, prefix = _split_s3(capture_root(self.namer, key))
+        s3 = self.client("s3")
+        held = {o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/")
+                for o in page.get("Contents", [])}
+        root = self.env.dir / "captures" / endpoint
+        uploaded = 0
+        for path in sorted(root.rglob(f"*{capture.FILE_SUFFIX}")) if root.exists() else []:
+            target = f"{prefix}/{path.relative_to(root).as_posix()}"
+            if target not in held:
+                s3.upload_file(str(path), bucket, target)
+                uploaded += 1
+        return uploaded
+
+    def put_ground_truth(self, model: str, labels: dict[str, list[Any]], *, at: datetime) -> str:
+        """Write ground truth for `labels` (inference id -> one label per row of that request) where the
+        model's retraining pipeline reads it (`ModelConfig.ground_truth_uri`, default
+        `Namer.ground_truth_uri`), as Model Monitor expects it: JSON lines
+        (mlops_contracts.capture.ground_truth_line) in one object under the hour of `at`
+        (`yyyy/mm/dd/hh/`). Returns the object's URI."""
+        spec = self.config.model_registry.models[model]
+        bucket, prefix = _split_s3(spec.ground_truth_uri or self.namer.ground_truth_uri(model))
+        key = f"{prefix.rstrip('/')}/{at.astimezone(UTC).strftime(capture.HOUR_FORMAT)}/{uuid.uuid4().hex}{capture.FILE_SUFFIX}"
+        body = "".join(capture.ground_truth_line(event_id, values) + "\n" for event_id, values in labels.items())
+        self.client("s3").put_object(Bucket=bucket, Key=key, Body=body.encode())
+        return f"s3://{bucket}/{key}"
 
     def offline_store_uri(self, group: str) -> str:
         """Where the feature group's offline store keeps its Parquet (DescribeFeatureGroup's resolved URI)."""

@@ -208,10 +208,12 @@ def test_faulty_challenger_raises_its_5xx_alarm_and_only_its_own(local, tmp_path
     assert not any(name.startswith(f"{ENDPOINT}-champion-") for name in fired)
 
 
-def test_drifted_traffic_raises_the_drift_alarm_and_its_rule_starts_a_retrain(local):
+def test_drift_starts_one_run_that_trains_on_the_new_data_and_registers_and_the_shuffled_drill_is_refused(local):
     import io
 
     from rich.console import Console
+
+    from specs.pipelines.steps import FAILURE_PREFIX
 
     local.deploy()  # the stack as declared (earlier tests changed the endpoint)
     _routed(local, {"champion", "challenger"})
@@ -221,13 +223,32 @@ def test_drifted_traffic_raises_the_drift_alarm_and_its_rule_starts_a_retrain(lo
     assert {"amount", "country"} <= set(result["drifted_features"])
     fired = {a["alarm"] for a in result["alarms"] if a["new"] == "ALARM"}
     assert f"{ENDPOINT}-drift-max-feature-psi" in fired
-    assert result["runs"] and all(run["rule"] == "demo-local-fraud-detector-retrain" for run in result["runs"])
-    new = {v.version for v in local.versions("fraud-detector")} - before
-    assert new == {run["version"] for run in result["runs"]}
+    # every alarm event reached the starter; one started a run, the rest joined it
+    assert len(result["deliveries"]) == len(fired) >= 1
+    started = [d for d in result["deliveries"] if d["decision"] == "started"]
+    assert len(started) == 1
+    assert {d["execution"] for d in result["deliveries"]} == {started[0]["execution"]}
+    retrain, drill = result["runs"]
+    assert retrain["execution"] == started[0]["execution"] and retrain["rule"] == "demo-local-fraud-detector-retrain"
+    assert retrain["status"] == "Succeeded", retrain["failure_reason"]
+    assert retrain["steps"] == ["Dataset Succeeded", "Train Succeeded", "Evaluate Succeeded", "Condition Succeeded", "Register Succeeded"]
+    # it trained on the drifted, labelled captures, not on phase 1's data
+    evaluation = retrain["evaluation"]
+    assert evaluation["passed"] is True
+    assert evaluation["dataset_hash"] != local.version_metadata("fraud-detector", 1)["dataset"]["content_hash"]
+    assert [c["name"] for c in evaluation["champions"]] == ["scoring/champion"]
+    assert evaluation["candidate"]["value"] > 0 and evaluation["champions"][0]["auc"]["value"] > 0
+    assert {v.version for v in local.versions("fraud-detector")} - before == {retrain["version"]}
     described = local.client("sagemaker").describe_model_package(
-        ModelPackageName=f"arn:aws:sagemaker:us-east-1:123456789012:model-package/demo-local-fraud-detector/{min(new)}")
-    # the pipeline run keyed its artifact by its execution id
-    assert f"/models/fraud-detector/{result['runs'][0]['execution']}/model.tar.gz" in described["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+        ModelPackageName=f"arn:aws:sagemaker:us-east-1:123456789012:model-package/demo-local-fraud-detector/{retrain['version']}")
+    assert described["CustomerMetadataProperties"]["mlops:pipeline_execution"] == retrain["execution"]
+    assert described["CustomerMetadataProperties"]["mlops:evaluation"] == evaluation["uri"]
+    # the shuffled-labels drill ran the same definition and was refused with the evaluation's reason
+    assert drill["parameters"] == {"ShuffleLabels": "true"}
+    assert drill["status"] == "Failed" and drill["version"] is None
+    assert drill["steps"][-1].startswith("Fail")
+    assert drill["failure_reason"].startswith(FAILURE_PREFIX) and "gate failed" in drill["failure_reason"]
+    assert drill["evaluation"]["passed"] is False
 
 
 def test_down_stops_every_process_it_started(local):
