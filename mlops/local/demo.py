@@ -447,50 +447,83 @@ def drift_and_retrain(stack: LocalStack, console: Console, *, endpoint_name: str
     starts one run and coalesces the rest; the run (Dataset, Train, Evaluate, Condition, Register |
     Fail) trains on the new data and faces the champion. A second run, trained on shuffled labels, is
     refused by its Condition. `source` (phase 1's feature source) is not read here."""
-    import subprocess
-    import sys
-
-    import pyarrow.parquet as pq
-
-    from mlops.local.events import alarm_state_change, deliveries, invoke
-
-    spec = stack.config.model_registry.models[model]
-    id_field = stack.config.feature_store.feature_groups[spec.feature_group].record_identifier
     console.print(f"[bold]6. drift and retraining[/bold]: {DRIFT_ROWS} new transactions, amounts x{demo_data.DRIFT_AMOUNT_FACTOR:g} "
                   f"and {demo_data.DRIFT_COUNTRY_SHARE:.0%} from an unseen country")
     window_start = datetime.now(timezone.utc)
-    features, labels = demo_data.drifted(rows=DRIFT_ROWS, seed=6, label=spec.label, now=window_start)
+    traffic = drifted_traffic(stack, console, endpoint_name=endpoint_name, model=model, now=window_start)
+    flagged = drift_job(stack, console, endpoint_name=endpoint_name, model=model, champion_version=champion_version, since=window_start)
+    transitions = evaluate_all(stack.client("cloudwatch"), prefix=endpoint_name)
+    decisions, started = deliver_alarms(stack, console, transitions)
+    runs = []
+    for rule, alarm, arn in started:
+        run = stack.follow_pipeline(arn)
+        runs.append({"rule": rule, "alarm": alarm, "parameters": {}, **_run_evidence(stack, model, run)})
+        _print_run(console, runs[-1])
+    pipeline_arn = f"arn:aws:sagemaker:{stack.region}:{stack.namer.account_id}:pipeline/{stack.namer.pipeline(model)}"
+    console.print(f"   drill: the same pipeline with {DRILL_PARAMETERS} (a candidate trained on shuffled labels)")
+    drill = stack.start_pipeline(pipeline_arn, DRILL_PARAMETERS)
+    runs.append({"rule": None, "alarm": None, "parameters": DRILL_PARAMETERS, **_run_evidence(stack, model, drill)})
+    _print_run(console, runs[-1])
+    return {"drifted_features": flagged, "alarms": [t.__dict__ for t in transitions], "deliveries": decisions, "runs": runs, **traffic}
+
+
+def drifted_traffic(stack: LocalStack, console: Console, *, endpoint_name: str, model: str, now: datetime) -> dict[str, Any]:
+    """Ingest `DRIFT_ROWS` drifted transactions (demo_data.drifted), score each by record id with the
+    record id as InferenceId, then put the captures in S3 and the labels there as ground truth."""
+    import pyarrow.parquet as pq
+
+    spec = stack.config.model_registry.models[model]
+    id_field = stack.config.feature_store.feature_groups[spec.feature_group].record_identifier
+    features, labels = demo_data.drifted(rows=DRIFT_ROWS, seed=6, label=spec.label, now=now)
     directory = stack.env.dir / "data"
     directory.mkdir(parents=True, exist_ok=True)
     pq.write_table(features, directory / "drifted.parquet")
     ingested = stack.ingest(spec.feature_group, directory / "drifted.parquet", report=directory / "drifted.rejects.jsonl")
     console.print(f"   ingested {ingested.written} of {ingested.rows} drifted rows into {stack.namer.feature_group(spec.feature_group)}")
-    drifted = Phase("6. drifted traffic")
+    phase = Phase("6. drifted traffic")
     rows = [{id_field: record_id} for record_id in features.column(id_field).to_pylist()]
-    send(stack, endpoint_name, rows, drifted, console, by_id_share=1.0, id_field=id_field, inference_id=lambda row: row[id_field])
-    wait_captured(stack.env.dir / "captures" / endpoint_name, since=window_start, count=sum(drifted.answered.values()))
+    send(stack, endpoint_name, rows, phase, console, by_id_share=1.0, id_field=id_field, inference_id=lambda row: row[id_field])
+    wait_captured(stack.env.dir / "captures" / endpoint_name, since=now, count=sum(phase.answered.values()))
     uploaded = stack.upload_captures(endpoint_name)
     truth = stack.put_ground_truth(model, {rid: [int(y)] for rid, y in zip(labels.column("record_id").to_pylist(), labels.column("label").to_pylist())},
                                    at=datetime.now(timezone.utc))
-    console.print(f"   {sum(drifted.answered.values())} answered by id; {uploaded} capture files to S3; ground truth for {labels.num_rows} requests: {truth}",
+    console.print(f"   {sum(phase.answered.values())} answered by id; {uploaded} capture files to S3; ground truth for {labels.num_rows} requests: {truth}",
                   markup=False)
-    out = stack.env.dir / "monitoring" / window_start.strftime("%Y%m%dT%H%M%S")
+    return {"traffic": {"sent": phase.sent, "answered": dict(phase.answered), "errors": dict(phase.errors)},
+            "ingested": {"rows": ingested.rows, "written": ingested.written}, "ground_truth": truth}
+
+
+def drift_job(stack: LocalStack, console: Console, *, endpoint_name: str, model: str, champion_version: int, since: datetime) -> list[str]:
+    """`mlops-monitor drift` over the endpoint's captures since `since` against the champion's baseline,
+    publishing its metrics to the local CloudWatch; returns the drifted features."""
+    import os
+    import subprocess
+    import sys
+
+    out = stack.env.dir / "monitoring" / since.strftime("%Y%m%dT%H%M%S")
     job = subprocess.run(
         [str(Path(sys.executable).parent / "mlops-monitor"), "drift", "--captures", str(stack.env.dir / "captures"),
          "--baseline", str(stack.env.artifact_path(model, champion_version)), "--out", str(out), "--endpoint", endpoint_name,
-         "--start", window_start.isoformat(), "--publish", "cloudwatch"],
-        env={**__import__("os").environ, **stack.env.aws_env(stack.region)}, capture_output=True, text=True,
+         "--start", since.isoformat(), "--publish", "cloudwatch"],
+        env={**os.environ, **stack.env.aws_env(stack.region)}, capture_output=True, text=True,
     )
     if job.returncode != 0:
         raise RuntimeError(f"the monitoring job failed (exit {job.returncode}):\n{job.stderr[-2000:]}")
     report = json.loads((out / "drift_report.json").read_text())
     flagged = sorted(name for name, f in report.get("features", {}).items() if f.get("drifted"))
     console.print(f"   drift job: {report.get('rows', '?')} rows, drifted features: {', '.join(flagged) or 'none'}; report {out / 'drift_report.html'}")
-    transitions = evaluate_all(stack.client("cloudwatch"), prefix=endpoint_name)
+    return flagged
+
+
+def deliver_alarms(stack: LocalStack, console: Console, transitions: list[Transition]) -> tuple[list[dict[str, Any]], list[tuple[str, str, str]]]:
+    """Deliver each alarm's ALARM event to the realized rules and invoke the functions they target (the
+    retraining starters). Every event is delivered before any run is followed: while the first run is
+    Executing the starter coalesces the others into it. Returns (each delivery's decision,
+    (rule, alarm, execution ARN) of each run started)."""
+    from mlops.local.events import alarm_state_change, deliveries, invoke
+
     events = stack.client("events")
     decisions, started = [], []
-    # Every alarm event is delivered before any run is followed: while the first run is Executing,
-    # the starter coalesces the others into it (one run per drift event).
     for t in transitions:
         style = "red" if t.new == "ALARM" else "green"
         console.print(f"   [{style}]{t.alarm}: {t.old} -> {t.new}[/{style}]  {t.reason}")
@@ -507,19 +540,7 @@ def drift_and_retrain(stack: LocalStack, console: Console, *, endpoint_name: str
                               "decision": decision["decision"], "execution": run_arn})
             if decision["decision"] == "started":
                 started.append((delivery.rule, t.alarm, decision["execution"]))
-    runs = []
-    for rule, alarm, arn in started:
-        run = stack.follow_pipeline(arn)
-        runs.append({"rule": rule, "alarm": alarm, "parameters": {}, **_run_evidence(stack, model, run)})
-        _print_run(console, runs[-1])
-    pipeline_arn = f"arn:aws:sagemaker:{stack.region}:{stack.namer.account_id}:pipeline/{stack.namer.pipeline(model)}"
-    console.print(f"   drill: the same pipeline with {DRILL_PARAMETERS} (a candidate trained on shuffled labels)")
-    drill = stack.start_pipeline(pipeline_arn, DRILL_PARAMETERS)
-    runs.append({"rule": None, "alarm": None, "parameters": DRILL_PARAMETERS, **_run_evidence(stack, model, drill)})
-    _print_run(console, runs[-1])
-    return {"drifted_features": flagged, "alarms": [t.__dict__ for t in transitions], "deliveries": decisions, "runs": runs,
-            "traffic": {"sent": drifted.sent, "answered": dict(drifted.answered), "errors": dict(drifted.errors)},
-            "ingested": {"rows": ingested.rows, "written": ingested.written}, "ground_truth": truth}
+    return decisions, started
 
 
 def _run_evidence(stack: LocalStack, model: str, run: Any) -> dict[str, Any]:

@@ -1,0 +1,73 @@
+"""The demo report renders every version with its data fingerprint, evaluation and decision, and each
+retraining run with its evidence (the refused drill's reason included)."""
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from mlops.local.demo import render_report
+
+RUN = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/demo-local-fraud-detector-train/execution/"
+
+
+def _evaluation(candidate: float, champion: float, passed: bool) -> dict[str, Any]:
+    return {
+        "uri": "s3://a/evaluations/fraud-detector/x/evaluation.json", "metric": "auc",
+        "slice": {"rows": 600, "from": "2026-12-03T10:00:00Z", "to": "2026-12-03T16:00:00Z"},
+        "dataset_hash": "sha256:" + ("be" if passed else "ef") * 32, "dataset_manifest": "s3://a/datasets/m.json",
+        "candidate": {"value": candidate, "ci_low": candidate - 0.02, "ci_high": candidate + 0.02},
+        "champions": [{"name": "scoring/champion", "uri": "s3://a/models/1.tar.gz", "auc": {"value": champion, "ci_low": 0.7, "ci_high": 0.8},
+                       "difference": {"value": candidate - champion, "ci_low": candidate - champion - 0.03, "ci_high": candidate - champion + 0.03}}],
+        "passed": passed, "reason": "all gates passed" if passed else "thresholds gate failed: auc 0.512 < 0.8",
+    }
+
+
+def _summary() -> dict[str, Any]:
+    return {
+        "stack": "demo-local", "endpoint": "demo-local-scoring", "generated": "2026-12-03T16:00:00+00:00", "seconds": 1.0,
+        "versions": [
+            {"version": 1, "approval": "Approved", "url": "s3://a/models/1.tar.gz", "auc": 0.89, "data": "sha256:" + "aa" * 32,
+             "pipeline_execution": None, "evaluation": None, "decision": "no evaluation: registered by the training container"},
+            {"version": 5, "approval": "Approved", "url": "s3://a/pipelines/5.tar.gz", "auc": 0.91, "data": "sha256:" + "be" * 32,
+             "pipeline_execution": RUN + "r1", "decision": "all gates passed: thresholds: auc 0.905 >= 0.8",
+             "evaluation": {"uri": "s3://a/e.json", "metric": "auc", "rows": 600,
+                            "candidate": {"value": 0.905, "ci_low": 0.88, "ci_high": 0.93}, "champions": {"scoring/champion": {"value": 0.761}}}},
+        ],
+        "features": {"ingestion": {"group": "g", "rows": 1, "written": 1, "online_records": 1, "offline_files": 1, "rejected": 0,
+                                   "rows_per_second": 1, "seconds": 1}, "point_in_time": {"as_labelled": 1, "corrected": 1},
+                     "datasets": [], "by_id": {"requests": 0, "of": 0, "share": 0.0, "phases": {}}, "lookup_check": {}},
+        "phases": [], "alarms": [],
+        "retrain": {
+            "drifted_features": ["amount", "country"], "ground_truth": "s3://f/ground-truth/fraud-detector/x.jsonl",
+            "ingested": {"rows": 3000, "written": 3000}, "traffic": {"sent": 3000, "answered": {"champion": 2400}, "errors": {}},
+            "deliveries": [
+                {"alarm": "demo-local-scoring-drift-max-feature-psi", "rule": "r", "function": "f", "decision": "started", "execution": RUN + "r1"},
+                {"alarm": "demo-local-scoring-drift-unseen-categories", "rule": "r", "function": "f", "decision": "coalesced", "execution": RUN + "r1"},
+            ],
+            "runs": [
+                {"rule": "r", "alarm": "demo-local-scoring-drift-max-feature-psi", "parameters": {}, "execution": RUN + "r1", "status": "Succeeded",
+                 "steps": ["Dataset Succeeded", "Register Succeeded"], "failure_reason": None, "version": 5, "approval": "Approved",
+                 "evaluation": _evaluation(0.905, 0.761, True)},
+                {"rule": None, "alarm": None, "parameters": {"ShuffleLabels": "true"}, "execution": RUN + "r2", "status": "Failed",
+                 "steps": ["Dataset Succeeded", "Fail Failed"], "failure_reason": "Evaluation refused the candidate: thresholds gate failed: auc 0.512 < 0.8",
+                 "version": None, "approval": None, "evaluation": _evaluation(0.512, 0.761, False)},
+            ],
+        },
+    }
+
+
+def test_the_report_lists_each_versions_data_fingerprint_evaluation_and_decision():
+    page = " ".join(html.unescape(render_report(_summary())).split())
+    assert "sha256:aaaaaaaaaaaa..." in page and "sha256:bebebebebebe..." in page
+    assert "candidate auc 0.905 [0.880, 0.930]; scoring/champion 0.761" in page
+    assert "no evaluation: registered by the training container" in page
+    assert "all gates passed: thresholds: auc 0.905 >= 0.8" in page
+
+
+def test_the_report_shows_one_started_run_per_drift_event_and_the_refused_drills_reason():
+    page = " ".join(html.unescape(render_report(_summary())).split())
+    assert page.count("<td>started</td>") == 1 and page.count("<td>coalesced</td>") == 1
+    assert "registered v5 (Approved)" in page
+    assert "ShuffleLabels=true" in page
+    assert "refused</span>: Evaluation refused the candidate: thresholds gate failed: auc 0.512 < 0.8" in page
+    assert "scoring/champion 0.761 (-0.249 [-0.279, -0.219])" in page
