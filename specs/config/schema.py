@@ -622,6 +622,43 @@ class FeatureLookup(Strict):
     """Longest wait for one batch's lookup; requests that wait longer are answered 504. @default 100."""
 
 
+class ShadowAnalysis(Strict):
+    """When a shadow candidate may replace its champion: compared on the same mirrored requests."""
+
+    min_requests: Annotated[int, Field(ge=1, le=10_000_000)] = 1000
+    """Mirrored requests (answered by both) before the analysis decides. @default 1000."""
+    decision_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.5
+    """Classification: the score at or above which a prediction is positive. @default 0.5."""
+    min_agreement: Annotated[float, Field(ge=0, le=1)] = 0.95
+    """Classification: least share of requests whose decisions agree. @default 0.95."""
+    max_difference_p99: Annotated[float, Field(ge=0)] | None = None
+    """Largest 99th percentile of |shadow - champion| prediction. @default none (not checked)."""
+    max_latency_p99_increase_ms: Annotated[float, Field(ge=0)] = 50.0
+    """Largest increase of the shadow's p99 latency over the champion's, in ms. @default 50."""
+    max_error_rate_increase: Annotated[float, Field(ge=0, le=1)] = 0.01
+    """Largest increase of the shadow's error rate over the champion's. @default 0.01."""
+
+
+class ABTest(Strict):
+    """How an A/B test between production variants is read out."""
+
+    alpha: Annotated[float, Field(gt=0, lt=0.5)] = 0.05
+    """Significance level of the two-sided test on the primary metric. @default 0.05."""
+    power: Annotated[float, Field(gt=0.5, lt=1)] = 0.8
+    """Power wanted for the minimum detectable effect. @default 0.8."""
+    min_detectable_effect: Annotated[float, Field(gt=0)] = 0.02
+    """Smallest absolute difference of the primary metric worth detecting. @default 0.02."""
+    min_labelled_per_variant: Annotated[int, Field(ge=1)] = 200
+    """Labelled requests each variant needs before any recommendation but "keep". @default 200."""
+
+
+class Experiment(Strict):
+    """Thresholds of the endpoint's online experiments (`mlops experiment shadow|ab`)."""
+
+    shadow: ShadowAnalysis = ShadowAnalysis()
+    ab: ABTest = ABTest()
+
+
 class EndpointConfig(Strict):
     """A real-time SageMaker endpoint serving one registered model."""
 
@@ -636,6 +673,8 @@ class EndpointConfig(Strict):
     feature_lookup: FeatureLookup | None = None
     """Fetch missing features from an online store by record id. @default none: requests carry every
     feature, and the model runs with network isolation."""
+    experiment: Experiment = Experiment()
+    """Shadow-analysis and A/B-readout thresholds. @default the values of each field."""
 
     def production_variants(self) -> dict[str, Variant]:
         """Variants that answer callers, by name."""
