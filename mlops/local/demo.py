@@ -629,7 +629,7 @@ def _versions(stack: LocalStack, model: str) -> list[dict[str, Any]]:
                 "candidate": _estimate(found.candidate.metrics.get(found.primary_metric)),
                 "champions": {c.name: _estimate(c.metrics.get(found.primary_metric)) for c in found.champions},
             },
-            "decision": found.decision.reason if found else f"no evaluation: {v.description or 'registered by the training container'}",
+            "decision": found.decision.reason if found else f"no evaluation: registered by the training container ({v.description})",
         })
     return rows
 
