@@ -75,13 +75,14 @@ def actor() -> str:
 
 def champion_history(records: list[dict[str, Any]], *, team: str, environment: str, model: str, refs: set[str]) -> list[dict[str, Any]]:
     """The champions of (team, environment, model), oldest first, replayed from the audit log:
-    a promotion pushes its pin (after the pin it replaced, for the first one), a rollback pops."""
+    a promotion or a completed automatic rollout (mlops.rollout) pushes its pin (after the pin it
+    replaced, for the first one), a rollback pops."""
     history: list[dict[str, Any]] = []
     for r in records:
         if (r.get("team"), r.get("to"), r.get("model")) != (team, environment, model) or not refs & set(r.get("variants", [])):
             continue
         pinned = {"version": r["target_version"], "model_data_url": r["model_data_url"], "package_arn": r.get("target_package_arn")}
-        if r.get("action") == "promote":
+        if r.get("action") == "promote" or (r.get("action") == "rollout" and r.get("phase") == "pinned"):
             if not history and r.get("previous"):
                 history.append(r["previous"])
             history.append(pinned)

@@ -547,6 +547,10 @@ class _Rollout(Strict):
     """Time the old fleet is kept after the shift completes (AWS: 0-3600 s). @default 5."""
     max_execution_minutes: Annotated[int, Field(ge=10, le=480)] = 120
     """Upper bound on the whole deployment (AWS: 600-28800 s). @default 120."""
+    automatic: bool | None = None
+    """Roll an approved version out by itself (`mlops rollout`): shadow beside the champion, shadow
+    analysis, then this blue/green update, each step a pin change in the stack file. @default on in
+    dev, off elsewhere."""
 
 
 class AllAtOnceRollout(_Rollout):
@@ -675,6 +679,19 @@ class EndpointConfig(Strict):
     feature, and the model runs with network isolation."""
     experiment: Experiment = Experiment()
     """Shadow-analysis and A/B-readout thresholds. @default the values of each field."""
+
+    def automatic_rollout(self, environment: str) -> bool:
+        """Whether an approved version rolls out by itself here: `rollout.automatic`, else on in dev
+        only. Never without blue/green guardrails (`strategy: none`)."""
+        if isinstance(self.rollout, NoRollout):
+            return False
+        return self.rollout.automatic if self.rollout.automatic is not None else environment == "dev"
+
+    def champion(self) -> tuple[str, Variant]:
+        """The production variant that answers most traffic (ties: the first by name)."""
+        production = self.production_variants()
+        name = max(sorted(production), key=lambda v: getattr(production[v], "weight", 1.0))
+        return name, production[name]
 
     def production_variants(self) -> dict[str, Variant]:
         """Variants that answer callers, by name."""

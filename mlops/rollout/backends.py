@@ -1,0 +1,92 @@
+"""Where a rollout observes and applies its steps (mlops.rollout.flow.Backend).
+
+- `LocalBackend`: the running local environment of a local stack (`mlops local up`): the journaled
+  registry, and `LocalStack.deploy`, which updates an endpoint the way UpdateEndpoint does.
+- `CloudBackend`: the environment's AWS account: its Model Package Group (mlops.promote.aws), and
+  `pulumi up` through the Automation API with the policy pack (mlops.promote.policy), which fails when
+  the endpoint's blue/green update rolls back.
+
+The shadow analysis is passed in (`analyze`): both read the captures of the champion and the shadow.
+
+Must not import: `pulumi` at module level (the Automation API is imported when a cloud step applies),
+nor `mlops_training`, `mlops_serving` or `torch` (the CLI runs the containers as processes).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from specs.config.schema import StackConfig
+from specs.naming import Namer
+from mlops.rollout.flow import Applied
+from mlops.rollout.state import Verdict, Version
+
+Analyze = Callable[[StackConfig, str, str], Verdict]
+"""(config, endpoint key, since ISO time) -> the shadow analysis's verdict."""
+
+
+@dataclass
+class LocalBackend:
+    """A local stack whose environment is up."""
+
+    stack: Any
+    """mlops.local.stack.LocalStack."""
+    analyzer: Analyze
+
+    def approved(self, config: StackConfig, model: str) -> Version | None:
+        approved = [v for v in self.stack.versions(model) if v.approval == "Approved"]
+        if not approved:
+            return None
+        newest = max(approved, key=lambda v: v.version)
+        arn = f"arn:aws:sagemaker:{self.stack.region}:{self.stack.namer.account_id}:model-package/{newest.group}/{newest.version}"
+        return Version(newest.version, newest.model_data_url, arn)
+
+    def apply(self, stack: str, endpoint: str) -> Applied:
+        plan = self.stack.deploy()
+        name = self.stack.namer.endpoint(endpoint)
+        planned = next(r.inputs["endpointConfigName"] for r in plan.resources
+                       if r.type == "aws:sagemaker/endpoint:Endpoint" and r.inputs["name"] == name)
+        described = self.stack.client("sagemaker").describe_endpoint(EndpointName=name)
+        if described["EndpointConfigName"] == planned and described["EndpointStatus"] == "InService":
+            return Applied(True)
+        return Applied(False, described.get("FailureReason") or
+                       f"{name} is {described['EndpointStatus']} on {described['EndpointConfigName']}, not on {planned}")
+
+    def analyze(self, config: StackConfig, endpoint: str, *, since: str) -> Verdict:
+        return self.analyzer(config, endpoint, since)
+
+
+@dataclass
+class CloudBackend:
+    """A stack in its AWS account (access: MLOPS_AWS_PROFILE_<ENV> / MLOPS_AWS_ROLE_ARN_<ENV> / ambient)."""
+
+    analyzer: Analyze
+    on_output: Callable[[str], Any] = print
+
+    def approved(self, config: StackConfig, model: str) -> Version | None:
+        from mlops.promote.aws import Registry, session_for
+
+        namer = Namer(team=config.team, environment=config.environment, account_id=config.aws.account_id)
+        registry = Registry(session=session_for(config.environment, config.aws.region), group=namer.model_package_group(model),
+                            environment=config.environment)
+        registry.require_group()
+        number = registry.latest_approved()
+        package = registry.describe(number) if number is not None else None
+        if package is None:
+            return None
+        url = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+        return Version(number, url, package["ModelPackageArn"])
+
+    def apply(self, stack: str, endpoint: str) -> Applied:
+        from mlops.promote.policy import check_apply_possible, pulumi_up
+
+        check_apply_possible()
+        try:
+            pulumi_up(stack, on_output=self.on_output)
+        except Exception as exc:  # the Automation API raises CommandError (and others) with Pulumi's output
+            return Applied(False, f"pulumi up failed: {str(exc)[-2000:]}")
+        return Applied(True)
+
+    def analyze(self, config: StackConfig, endpoint: str, *, since: str) -> Verdict:
+        return self.analyzer(config, endpoint, since)
