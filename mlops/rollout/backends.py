@@ -13,12 +13,15 @@ nor `mlops_training`, `mlops_serving` or `torch` (the CLI runs the containers as
 """
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from specs.config.schema import StackConfig
 from specs.naming import Namer
+from mlops.promote.audit import audit_path
 from mlops.rollout.flow import Applied
 from mlops.rollout.state import Verdict, Version
 
@@ -42,6 +45,9 @@ class LocalBackend:
         arn = f"arn:aws:sagemaker:{self.stack.region}:{self.stack.namer.account_id}:model-package/{newest.group}/{newest.version}"
         return Version(newest.version, newest.model_data_url, arn)
 
+    def persist(self, path: Path, message: str) -> None:
+        """Nothing to do: the local environment deploys the file as it is (the demo works on a copy of stacks/)."""
+
     def apply(self, stack: str, endpoint: str) -> Applied:
         plan = self.stack.deploy()
         name = self.stack.namer.endpoint(endpoint)
@@ -62,6 +68,10 @@ class CloudBackend:
     """A stack in its AWS account (access: MLOPS_AWS_PROFILE_<ENV> / MLOPS_AWS_ROLE_ARN_<ENV> / ambient)."""
 
     analyzer: Analyze
+    team: str
+    commit: bool = False
+    """Commit and push each step (the scheduled CI job does; by hand, review and commit yourself)."""
+    branch: str = "main"
     on_output: Callable[[str], Any] = print
 
     def approved(self, config: StackConfig, model: str) -> Version | None:
@@ -78,6 +88,12 @@ class CloudBackend:
         url = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
         return Version(number, url, package["ModelPackageArn"])
 
+    def persist(self, path: Path, message: str) -> None:
+        """With `commit`, commit the stack file and the audit log and push them (three attempts, rebasing
+        on what others pushed), so git holds each step before `pulumi up` deploys it."""
+        if self.commit:
+            commit_and_push([path, audit_path(self.team)], message=message, branch=self.branch)
+
     def apply(self, stack: str, endpoint: str) -> Applied:
         from mlops.promote.policy import check_apply_possible, pulumi_up
 
@@ -90,3 +106,31 @@ class CloudBackend:
 
     def analyze(self, config: StackConfig, endpoint: str, *, since: str) -> Verdict:
         return self.analyzer(config, endpoint, since)
+
+
+def _git(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
+
+
+def commit_and_push(paths: list[Path], *, message: str, branch: str, attempts: int = 3) -> bool:
+    """`git add` the `paths` that exist, commit them (nothing to commit: False) and push to `branch` of
+    origin, rebasing on what others pushed meanwhile. RuntimeError with git's message when every attempt fails."""
+    cwd = paths[0].parent
+    present = [str(p) for p in paths if p.exists()]
+    for command in (["add", "--", *present], ["diff", "--cached", "--quiet"]):
+        done = _git(command, cwd)
+        if command[0] == "add" and done.returncode != 0:
+            raise RuntimeError(f"git add failed: {done.stderr.strip()}")
+    if done.returncode == 0:
+        return False
+    committed = _git(["commit", "-m", message], cwd)
+    if committed.returncode != 0:
+        raise RuntimeError(f"git commit failed: {committed.stderr.strip() or committed.stdout.strip()}")
+    last = ""
+    for _ in range(attempts):
+        pulled = _git(["pull", "--rebase", "origin", branch], cwd)
+        pushed = _git(["push", "origin", f"HEAD:{branch}"], cwd) if pulled.returncode == 0 else pulled
+        if pushed.returncode == 0:
+            return True
+        last = pushed.stderr.strip()
+    raise RuntimeError(f"git push to origin {branch} failed {attempts} times: {last}")

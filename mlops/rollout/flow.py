@@ -43,6 +43,9 @@ class Backend(Protocol):
     def approved(self, config: StackConfig, model: str) -> Version | None:
         """The newest Approved version of the model's package group in this environment."""
 
+    def persist(self, path: Path, message: str) -> None:
+        """Make the stack file's new content the desired state before it is applied (in CI: commit and push)."""
+
     def apply(self, stack: str, endpoint: str) -> Applied:
         """Deploy the stack file as it is now; for an endpoint update, wait until it settles."""
 
@@ -128,10 +131,10 @@ class _Step:
         outcome = self._outcome("shadow", f"v{candidate.version} in shadow beside the champion v{self.champion.version}", candidate, text, new)
         if self.request.dry_run:
             return outcome
-        self._write(new)
+        self._write(new, f"v{candidate.version} into shadow")
         applied = self.backend.apply(self.request.stack, self.request.endpoint)
         if not applied.ok:
-            self._write(text)
+            self._write(text, f"v{candidate.version} shadow failed to deploy, champion restored")
             self.backend.apply(self.request.stack, self.request.endpoint)
             outcome.step, outcome.reason = state.REFUSED, f"the shadow deployment failed: {applied.reason}"
             self._record(state.REFUSED, candidate, text, reason=outcome.reason)
@@ -156,7 +159,7 @@ class _Step:
                                 f"blue/green update", flight.candidate, text, pinned, verdict)
         if self.request.dry_run:
             return outcome
-        self._write(pinned)
+        self._write(pinned, f"pin v{flight.candidate.version} (shadow analysis passed)")
         applied = self.backend.apply(self.request.stack, self.request.endpoint)
         if applied.ok:
             self._record(state.PINNED, flight.candidate, pinned, reason=outcome.reason, verdict=verdict, pinned=True)
@@ -169,7 +172,7 @@ class _Step:
         outcome = self._outcome(phase, reason, flight.candidate, text, restored, verdict)
         if self.request.dry_run:
             return outcome
-        self._write(restored)
+        self._write(restored, f"v{flight.candidate.version} {phase}, champion v{self.champion.version} restored")
         applied = self.backend.apply(self.request.stack, self.request.endpoint)
         if not applied.ok:
             outcome.reason += f"; restoring the champion did not apply cleanly either: {applied.reason}"
@@ -196,10 +199,11 @@ class _Step:
         except stack_files.ConfigError as exc:
             raise PromotionError(f"the rollout's edit of {display_path(self.path)} does not validate, so nothing was written:\n{exc}") from None
 
-    def _write(self, after: str) -> None:
-        """Write `after` to the stack file once it validates."""
+    def _write(self, after: str, message: str) -> None:
+        """Write `after` to the stack file once it validates, and persist it (`Backend.persist`)."""
         self._validated(after)
         atomic_write(self.path, after)
+        self.backend.persist(self.path, f"rollout {self.request.stack}/{self.request.endpoint}: {message}")
 
     def _outcome(self, step: str, reason: str, candidate: Version, before: str, after: str, verdict: Verdict | None = None) -> Outcome:
         return Outcome(self.request.stack, self.request.endpoint, step, reason, candidate, self.champion,

@@ -40,9 +40,13 @@ class Scripted:
     verdicts: list[Verdict] = field(default_factory=list)
     applies: list[flow.Applied] = field(default_factory=list)
     deployed: list[StackConfig] = field(default_factory=list)
+    persisted: list[str] = field(default_factory=list)
 
     def approved(self, config: StackConfig, model: str) -> Version | None:
         return self.newest
+
+    def persist(self, path: Path, message: str) -> None:
+        self.persisted.append(message)
 
     def apply(self, stack: str, endpoint: str) -> flow.Applied:
         self.deployed.append(stack_files.load(stack))
@@ -117,6 +121,9 @@ def test_an_update_that_rolls_back_on_its_alarms_returns_the_file_to_the_champio
     assert outcome.step == "rolled_back" and "5xx-errors" in outcome.reason
     assert _file(stacks) == original
     assert [r["phase"] for r in read_audit("demo")] == ["shadow", "rolled_back"]
+    # each file change was persisted before it was applied, and said what it was
+    assert backend.persisted == ["rollout demo-local/scoring: v5 into shadow", "rollout demo-local/scoring: pin v5 (shadow analysis passed)",
+                                 "rollout demo-local/scoring: v5 rolled_back, champion v1 restored"]
 
 
 def test_a_dry_run_changes_nothing_and_shows_the_diff(stacks):
