@@ -6,7 +6,9 @@ What the workflows do:
 - main: the tests, then `pulumi up` for the dev stacks the push touched;
 - promotion (started by hand with team, model and target): `mlops promote` into staging or prod in a
   job bound to that environment, whose required reviewers (GitHub environments, GitLab protected
-  environments) approve it; the job commits the pin and the audit line, then deploys.
+  environments) approve it; the job commits the pin and the audit line, then deploys;
+- automatic rollout (scheduled every 15 minutes, dev): `mlops rollout --environment dev --commit`, one
+  step per opted-in endpoint, each committed and pushed before `pulumi up` applies it.
 AWS access is OIDC web identity only: every job assumes a role; no access key exists anywhere.
 
 Must not import: `mlops_training`, `mlops_serving` or `torch` (the operator CLI runs the containers as
@@ -57,6 +59,7 @@ PROVIDERS: dict[str, dict[str, str]] = {
         ".github/workflows/pull-request.yml": "github-pull-request.yml.j2",
         ".github/workflows/main.yml": "github-main.yml.j2",
         ".github/workflows/promote.yml": "github-promote.yml.j2",
+        ".github/workflows/rollout.yml": "github-rollout.yml.j2",
     },
     "gitlab": {".gitlab-ci.yml": "gitlab-ci.yml.j2"},
 }

@@ -38,7 +38,7 @@ def test_generated_github_workflows_pass_actionlint(github: Path):
     actionlint = str(beside) if beside.exists() else shutil.which("actionlint")
     assert actionlint, "actionlint not found: install the project's test extra (make bootstrap)"
     files = sorted(str(p) for p in github.glob("*.yml"))
-    assert [Path(f).name for f in files] == ["main.yml", "promote.yml", "pull-request.yml"]
+    assert [Path(f).name for f in files] == ["main.yml", "promote.yml", "pull-request.yml", "rollout.yml"]
     result = subprocess.run([actionlint, "-no-color", "-oneline", *files], capture_output=True, text=True, check=False)
     assert result.returncode == 0 and result.stdout == "", result.stdout + result.stderr
 
@@ -86,7 +86,7 @@ def test_gitlab_pipeline_uses_id_tokens_and_manual_promotions_per_environment(tm
     [path] = ci.generate("gitlab", tmp_path)
     assert path == tmp_path / ".gitlab-ci.yml"
     doc = yaml.safe_load(path.read_text())
-    assert doc["stages"] == ["test", "plan", "deploy", "promote"]
+    assert doc["stages"] == ["test", "plan", "deploy", "promote", "rollout"]
     assert doc[".aws"]["id_tokens"] == {"AWS_ID_TOKEN": {"aud": "sts.amazonaws.com"}}
     assert "AWS_WEB_IDENTITY_TOKEN_FILE" in doc[".aws"]["variables"]
     assert "AWS_ACCESS_KEY_ID" not in path.read_text() and "AWS_SECRET_ACCESS_KEY" not in path.read_text()
@@ -100,6 +100,24 @@ def test_gitlab_pipeline_uses_id_tokens_and_manual_promotions_per_environment(tm
         assert job["variables"]["AWS_ROLE_ARN"] == f"$AWS_DEPLOY_ROLE_ARN_{env.upper()}"
         assert f"MLOPS_AWS_ROLE_ARN_{source}" in job["variables"]
         assert any("mlops promote" in line for line in job["script"])
+
+
+def test_the_rollout_runs_on_a_schedule_in_dev_and_commits_each_step_before_it_deploys(github: Path, tmp_path: Path):
+    doc = _load(github / "rollout.yml")
+    assert doc["on"] == {"schedule": [{"cron": "*/15 * * * *"}], "workflow_dispatch": {}}
+    [(name, job)] = doc["jobs"].items()
+    assert job["environment"] == "dev" and job["permissions"] == {"contents": "write", "id-token": "write"}
+    assert ".venv/bin/mlops rollout --environment dev --commit" in job["steps"][-1]["run"]
+    assert doc["concurrency"] == {"group": "rollout-dev", "cancel-in-progress": False}
+    [path] = ci.generate("gitlab", tmp_path)
+    gitlab = yaml.safe_load(path.read_text())
+    job = gitlab["rollout-dev"]
+    assert job["environment"] == {"name": "dev"} and job["variables"]["AWS_ROLE_ARN"] == "$AWS_DEPLOY_ROLE_ARN_DEV"
+    assert job["rules"] == [{"if": '$CI_PIPELINE_SOURCE == "schedule" && $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH'}]
+    assert any("mlops rollout --environment dev --commit" in line for line in job["script"])
+    # a scheduled pipeline runs the rollout only, not the tests or a deploy of the last push
+    assert gitlab["test"]["rules"] == [{"if": '$CI_PIPELINE_SOURCE != "schedule"'}]
+    assert "push" in gitlab["up-dev"]["rules"][0]["if"]
 
 
 def test_unknown_provider_is_a_usage_error(tmp_path: Path):
