@@ -9,7 +9,10 @@ installed distribution ships a top-level `tests` package that would shadow it an
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -17,7 +20,10 @@ import botocore.session
 import pytest
 from botocore.validate import ParamValidator
 
+from mlops.local.environment import free_port, wait_http
 from mlops.local.realize import ApiCall
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # Application Auto Scaling's ResourceId pattern spans surrogate code points ([\u0020-\uD7FF...]),
 # which the `regex` module refuses to compile; its calls get ParamValidator's checks only.
@@ -51,3 +57,22 @@ def request_problems() -> Callable[[ApiCall], list[str]]:
         return found
 
     return problems
+
+
+@pytest.fixture(scope="module")
+def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """The local AWS endpoint (mlops.local.aws_server) as a subprocess with a state directory, as
+    LocalEnvironment starts it: (URL, state directory)."""
+    port, state = free_port(), tmp_path_factory.mktemp("state")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlops.local.aws_server", "-H", "127.0.0.1", "-p", str(port), "--state-dir", str(state)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=ROOT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/moto-api/", timeout_s=60)
+        yield url, state
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

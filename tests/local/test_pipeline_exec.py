@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import textwrap
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +21,11 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from mlops.local.environment import free_port, wait_http
 
 REGION = "eu-west-1"
 BUCKET = "pipeline-data"
 GROUP = "t-dev-demo"
 ROLE = "arn:aws:iam::123456789012:role/t-dev-sagemaker-execution"
-ROOT = Path(__file__).resolve().parents[2]
 CEILING_S = 120.0
 
 # The Processing step: copies its input, writes evaluation.json with the decision the Gate parameter
@@ -90,24 +86,6 @@ def _definition() -> dict[str, Any]:
     return {"Version": "2020-12-01", "Parameters": [{"Name": "Gate", "Type": "String", "DefaultValue": "pass"},
                                                    {"Name": "Fifo", "Type": "String", "DefaultValue": "-"}],
             "Steps": [check, make]}  # out of order on purpose: Check reads Make's property file
-
-
-@pytest.fixture(scope="module")
-def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """The local AWS endpoint as a subprocess, with a state directory, as LocalEnvironment starts it."""
-    port, state = free_port(), tmp_path_factory.mktemp("state")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlops.local.aws_server", "-H", "127.0.0.1", "-p", str(port), "--state-dir", str(state)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=ROOT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{url}/moto-api/", timeout_s=60)
-        yield url, state
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 @pytest.fixture

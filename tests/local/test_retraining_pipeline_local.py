@@ -6,12 +6,8 @@ Fail with the evaluation's reason. Small synthetic data, CPU only."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,7 +19,6 @@ import pyarrow.parquet as pq
 import pytest
 import requests
 
-from mlops.local.environment import free_port, wait_http
 from specs.config.schema import ModelConfig, TrainingConfig
 from specs.pipelines import retraining as pd
 from specs.pipelines.sources import RetrainingSources
@@ -35,27 +30,9 @@ ACCOUNT = "123456789012"
 FEATURES, ARTIFACTS = "t-dev-features-123456789012", "t-dev-artifacts-123456789012"
 GROUP = "t-dev-fraud"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/t-dev-sagemaker-execution"
-ROOT = Path(__file__).resolve().parents[2]
 ROWS = 1500
 CEILING_S = 900.0
 FAST = {"epochs": 5, "batch_size": 64, "learning_rate": 0.003, "num_threads": 1}
-
-
-@pytest.fixture(scope="module")
-def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    port, state = free_port(), tmp_path_factory.mktemp("state")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlops.local.aws_server", "-H", "127.0.0.1", "-p", str(port), "--state-dir", str(state)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=ROOT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{url}/moto-api/", timeout_s=60)
-        yield url, state
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def _recent_store(seed: int) -> tuple[pa.Table, pa.Table]:
