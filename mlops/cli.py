@@ -48,12 +48,14 @@ EXIT_USAGE = 64
 """sysexits.h EX_USAGE."""
 EXIT_INTERNAL = 70
 """sysexits.h EX_SOFTWARE."""
+EXIT_NOT_YET = 75
+"""sysexits.h EX_TEMPFAIL: not enough data yet to decide (`mlops experiment`); run it again later."""
 LOG_DIR_ENV = "MLOPS_LOG_DIR"
 """Where internal-error tracebacks go; default `.mlops/logs/` under the project root."""
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 success; 1 refused by a policy or a gate (mandatory policy violation, failing promotion gate); "
-    "2 configuration error; 64 usage error; 70 internal error (the traceback is written to a log file under "
+    "2 configuration error; 64 usage error; 75 not enough data yet to decide (mlops experiment); 70 internal error (the traceback is written to a log file under "
     f".mlops/logs/ or ${LOG_DIR_ENV}, and one line on stderr names it)."
 )
 
@@ -389,16 +391,9 @@ def local_status(stack: Annotated[str, typer.Option("--stack", "-s")] = "demo-lo
 def _stack_clients(config) -> Any:
     """boto3 clients of the stack's AWS: the local environment's endpoint for a local stack (it must be
     up), else the environment's access (MLOPS_AWS_PROFILE_<ENV> / MLOPS_AWS_ROLE_ARN_<ENV> / ambient)."""
-    if config.environment == "local":
-        from mlops.local.environment import LocalEnvironment
+    from mlops.rollout.backends import stack_access
 
-        env = LocalEnvironment(config.stack_name)
-        env.moto_url()  # RuntimeError naming `mlops local up` when it is not running
-        return lambda service: env.client(service, config.aws.region)
-    from mlops.promote.aws import session_for
-
-    session = session_for(config.environment, config.aws.region)
-    return lambda service: session.client(service)
+    return stack_access(config)[0]
 
 
 def _lineage_table(doc: dict[str, Any]) -> Table:
@@ -513,7 +508,8 @@ def _aws_failed(exc: Exception, *, hint: str = "") -> NoReturn:
     raise typer.Exit(EXIT_CONFIG)
 
 
-def _run_pin_change(run, *, refused_header: str):
+def _run_pin_change(run, *, refused_header: str,
+                    hint: str = "rerun the same command once that is fixed (a promotion reuses a package it registered before the failure)"):
     """Run a promotion, a rollback or their dry runs, mapping failures to exit codes: 64 for a usage
     error, 2 for a configuration error or a failed AWS call, 1 for a refusing gate (its gate table is printed)."""
     from botocore.exceptions import BotoCoreError, ClientError
@@ -533,7 +529,7 @@ def _run_pin_change(run, *, refused_header: str):
         _print_outcome(exc.outcome, header=refused_header, diff=False)
         _refused(exc)
     except (BotoCoreError, ClientError) as exc:
-        _aws_failed(exc, hint="rerun the same command once that is fixed (a promotion reuses a package it registered before the failure)")
+        _aws_failed(exc, hint=hint)
 
 
 def _write_outcome(path: Optional[Path], outcome) -> None:
@@ -607,6 +603,135 @@ def promote(
             f"audit: {promotion.audit_path(team)}" + ("; `pulumi up` ran" if outcome.applied else "; deploy with `pulumi up` or --apply"),
             markup=False,
         )
+
+
+def _rollout_backend(config, *, commit: bool, branch: str):
+    """The local environment for a local stack (it must be up), else the stack's AWS with `pulumi up`."""
+    from mlops.rollout import backends
+
+    analyzer = backends.shadow_analyzer(config)
+    if config.environment == "local":
+        from mlops.local.stack import LocalStack
+
+        local = LocalStack(config.stack_name)
+        local.env.moto_url()  # RuntimeError naming `mlops local up` when it is not running
+        return backends.LocalBackend(local, analyzer)
+    return backends.CloudBackend(analyzer, team=config.team, commit=commit, branch=branch)
+
+
+def _rollout_stacks(stack: Optional[str], environment: Optional[str]) -> list[str]:
+    if (stack is None) == (environment is None):
+        _usage("give --stack NAME, or --environment ENV for every stack of that environment")
+    if stack is not None:
+        return [stack]
+    names = [s for s in stack_files.list_stacks() if stack_files.load_source(s).merged.get("environment") == environment]
+    if not names:
+        _usage(f"no stack has environment {environment!r}; stacks: {', '.join(stack_files.list_stacks())}")
+    return names
+
+
+experiment_app = typer.Typer(no_args_is_help=True, help="Read out an endpoint's online experiments from its captures.")
+app.add_typer(experiment_app, name="experiment")
+
+
+@experiment_app.command("shadow")
+def experiment_shadow(
+    stack: Annotated[str, typer.Option("--stack", "-s", help="Stack name, <team>-<env>.")],
+    endpoint: Annotated[str, typer.Option("--endpoint", help="Endpoint key under endpoints (in shadow mode).")],
+    since: Annotated[Optional[str], typer.Option("--since", help="Start of the window, ISO 8601 (UTC if no zone); default: the last 24 hours.")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Write shadow_analysis.json and shadow_analysis.html here.")] = None,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the analysis document here.")] = None,
+) -> None:
+    """Compare the shadow variant with the production variant on the same requests (matched by
+    InferenceId): decision agreement, the distribution of prediction differences, p50/p99 latency and
+    5XX-rate deltas, each against the endpoint's experiment.shadow thresholds. Captures are read from
+    S3 (a local stack: its environment's capture directory); latency and errors from CloudWatch.
+    Exits 0 when it passes, 1 when a check fails, 75 when too few requests were mirrored yet, 2 on a
+    configuration error or a failed AWS call."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from mlops.experiment import readout
+    from mlops.promote.errors import PromotionError
+    from mlops.rollout.backends import stack_access
+
+    try:
+        start = dt.datetime.fromisoformat(since.replace("Z", "+00:00")) if since else None
+    except ValueError:
+        _usage(f"--since {since!r} is not an ISO 8601 time; for example 2026-12-03T10:00:00Z")
+    if start is not None and start.tzinfo is None:
+        start = start.replace(tzinfo=dt.timezone.utc)
+    try:
+        config = stack_files.load(stack)
+        client, local = stack_access(config)
+        doc = readout.shadow_readout(config, endpoint, client=client, since=start, local_captures=local)
+    except stack_files.ConfigError as exc:
+        _fail(exc)
+    except (RuntimeError, PromotionError, readout.ExperimentError) as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(EXIT_CONFIG)
+    except (BotoCoreError, ClientError) as exc:
+        _aws_failed(exc)
+    if out_dir is not None:
+        paths = readout.write_reports(doc, out_dir)
+        out.print(f"reports: {paths[0]} {paths[1]}", markup=False)
+    if json_path is not None:
+        json_path.write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
+    for check in doc["checks"]:
+        mark = {True: "[green]pass[/green]", False: "[red]FAIL[/red]", None: "[yellow]not decided[/yellow]"}[check["passed"]]
+        out.print(f"  {mark} {check['check']}: ", end="")
+        out.print(check["detail"], markup=False)
+    out.print(f"{stack}/{endpoint}: {doc['shadow']} against {doc['champion']}: {doc['verdict']}", markup=False)
+    if doc["verdict"] != "passed":
+        raise typer.Exit(EXIT_REFUSED if doc["verdict"] == "failed" else EXIT_NOT_YET)
+
+
+@app.command()
+def rollout(
+    stack: Annotated[Optional[str], typer.Option("--stack", "-s", help="Stack name, <team>-<env>.")] = None,
+    environment: Annotated[Optional[str], typer.Option("--environment", help="Every stack of this environment instead of one (the scheduled CI job: dev).")] = None,
+    endpoint: Annotated[Optional[str], typer.Option("--endpoint", help="Endpoint key; default: every endpoint of the stack.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide and show the step and its stack-file diff; write, deploy and record nothing.")] = False,
+    commit: Annotated[bool, typer.Option("--commit", help="Commit and push each step (stack file and audit log) before it deploys: what the scheduled CI job does.")] = False,
+    branch: Annotated[str, typer.Option("--branch", help="With --commit: the branch to push to.")] = "main",
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write every endpoint's outcome (step, reason, versions, diff, the analysis's evidence) as JSON here.")] = None,
+) -> None:
+    """Move each opted-in endpoint's automatic rollout one step: a newer Approved version goes into
+    shadow beside the champion; once enough requests were mirrored, the shadow analysis decides; a
+    candidate that passes replaces the champion through the endpoint's blue/green update (auto-rollback
+    on its alarms). Each step is a pin change in the stack file and a record in the team's audit log.
+    A local stack is advanced in its running local environment; other stacks deploy with `pulumi up`
+    (Automation API, policy pack). Exits 1 when a rollout ended refused or rolled back, 2 on a
+    configuration error or a failed AWS call, 64 on a usage error."""
+    from mlops.promote.policy import check_apply_possible
+    from mlops.rollout import flow
+
+    if commit and dry_run:
+        _usage("--commit and --dry-run exclude each other: a dry run writes nothing to commit")
+    outcomes = []
+    for name in _rollout_stacks(stack, environment):
+        try:
+            config = stack_files.load(name)
+            backend = _rollout_backend(config, commit=commit, branch=branch)
+        except stack_files.ConfigError as exc:
+            _fail(exc)
+        except RuntimeError as exc:  # the local environment is not running
+            err.print(str(exc), markup=False)
+            raise typer.Exit(EXIT_CONFIG)
+        if config.environment != "local" and not dry_run:
+            _run_pin_change(check_apply_possible, refused_header=name)
+        for key in [endpoint] if endpoint else sorted(config.endpoints):
+            request = flow.RolloutRequest(stack=name, endpoint=key, dry_run=dry_run)
+            outcome = _run_pin_change(lambda: flow.advance(request, backend, on_output=lambda line: out.print(f"  {line}", markup=False)),
+                                      refused_header=f"rollout {name}/{key}",
+                                      hint="rerun once that is fixed: a rollout reads where it stands from the stack file and the audit log")
+            outcomes.append(outcome)
+            out.print(f"{name}/{key}: {outcome.step}{' (dry run)' if dry_run else ''}: {outcome.reason}", markup=False)
+            if outcome.diff:
+                out.print(outcome.diff, markup=False, end="")
+    if json_path is not None:
+        json_path.write_text(json.dumps([o.to_json() for o in outcomes], indent=2) + "\n", encoding="utf-8")
+    if any(o.step in ("refused", "rolled_back") for o in outcomes):
+        raise typer.Exit(EXIT_REFUSED)
 
 
 @app.command()

@@ -134,3 +134,35 @@ def commit_and_push(paths: list[Path], *, message: str, branch: str, attempts: i
             return True
         last = pushed.stderr.strip()
     raise RuntimeError(f"git push to origin {branch} failed {attempts} times: {last}")
+
+
+def shadow_analyzer(config: StackConfig) -> Analyze:
+    """The rollout's shadow analysis (mlops.experiment.readout) with the stack's access: a local stack's
+    running environment (its capture directory and CloudWatch), else the environment's AWS account."""
+    from datetime import datetime
+
+    from mlops.experiment import readout
+
+    def analyze(config: StackConfig, endpoint: str, since: str) -> Verdict:
+        client, local = stack_access(config)
+        doc = readout.shadow_readout(config, endpoint, client=client, since=datetime.fromisoformat(since.replace("Z", "+00:00")),
+                                     local_captures=local)
+        evidence = {k: doc[k] for k in ("requests", "checks", "window") if k in doc} | {"agreement": doc.get("agreement")}
+        return Verdict(doc["verdict"], doc["reason"], evidence)
+
+    return analyze
+
+
+def stack_access(config: StackConfig) -> tuple[Callable[[str], Any], Path | None]:
+    """(boto3 client factory, local capture directory or None) of a stack: a local stack's running
+    environment (RuntimeError naming `mlops local up` when it is not running), else its AWS account."""
+    if config.environment == "local":
+        from mlops.local.environment import LocalEnvironment
+
+        env = LocalEnvironment(config.stack_name)
+        env.moto_url()
+        return (lambda service: env.client(service, config.aws.region)), env.dir / "captures"
+    from mlops.promote.aws import session_for
+
+    session = session_for(config.environment, config.aws.region)
+    return session.client, None

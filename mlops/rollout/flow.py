@@ -93,9 +93,10 @@ def advance(request: RolloutRequest, backend: Backend, *, on_output: Callable[[s
         flight = state.in_flight(records, stack=request.stack, endpoint=request.endpoint)
         _, variant = endpoint.champion()
         champion = flight.champion if flight else Version(variant.model_version, variant.model_data_url)
+        automatic = endpoint.automatic_rollout(config.environment)
         decision = state.next_step(
-            automatic=endpoint.automatic_rollout(config.environment), environment=config.environment, champion=champion,
-            approved=None if flight else backend.approved(config, endpoint.model),
+            automatic=automatic, environment=config.environment, champion=champion,
+            approved=None if flight or not automatic else backend.approved(config, endpoint.model),
             settled_versions=state.settled(records, stack=request.stack, endpoint=request.endpoint), flight=flight,
         )
         if decision.step in ("off", "idle"):
