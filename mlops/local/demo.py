@@ -28,6 +28,7 @@ from __future__ import annotations
 import io
 import json
 import random
+import shutil
 import tarfile
 import time
 from collections import Counter
@@ -285,8 +286,11 @@ def run(stack: LocalStack, console: Console) -> dict[str, Any]:
     restore(stack, console, target)
     retrain = drift_and_retrain(stack, console, endpoint_name=target.name, source=data.source,
                                 champion_version=target.champion.model_version, model=target.model)
+    registered = next((run["version"] for run in retrain["runs"] if run["version"] is not None), None)
+    rollout = automatic_rollout(stack, console, target, candidate=registered)
     summary = _summary(stack, phases, target.name, started)
     summary["retrain"] = retrain
+    summary["rollout"] = rollout
     summary["features"] = _features_summary(stack, data, phases, model=target.model)
     _print_summary(console, summary)
     report = stack.env.dir / "report.html"
@@ -541,6 +545,78 @@ def deliver_alarms(stack: LocalStack, console: Console, transitions: list[Transi
             if decision["decision"] == "started":
                 started.append((delivery.rule, t.alarm, decision["execution"]))
     return decisions, started
+
+
+ROLLOUT_REQUESTS = 400
+"""Requests sent while the candidate shadows the champion (the demo team's experiment.shadow.min_requests is below it)."""
+
+
+def automatic_rollout(stack: LocalStack, console: Console, target: DemoEndpoint, *, candidate: int | None) -> dict[str, Any]:
+    """Phase 7: the version the retraining run registered rolls out by itself (`mlops rollout`): into
+    shadow beside the champion, scored on drifted traffic named by InferenceId, the shadow analysis,
+    then the blue/green update that pins it in the champion's place. Each step edits a copy of the
+    stack files (the demo leaves the checkout's stacks/ as they are) and is recorded in its audit log."""
+    import os
+
+    from specs.config import stack_files
+    from mlops.rollout import backends, flow
+
+    console.print(f"[bold]7. automatic rollout[/bold] of v{candidate} on {target.name} (mlops rollout -s {stack.name} --endpoint {target.key})")
+    stacks = stack.env.dir / "stacks"
+    if stacks.exists():
+        shutil.rmtree(stacks)
+    shutil.copytree(stack_files.stacks_dir(), stacks, ignore=shutil.ignore_patterns("audit", ".locks"))
+    previous = os.environ.get(stack_files.STACKS_ENV)
+    os.environ[stack_files.STACKS_ENV] = str(stacks)
+    try:
+        config = stack_files.load(stack.name)
+        backend = backends.LocalBackend(stack, backends.shadow_analyzer(config))
+        request = flow.RolloutRequest(stack=stack.name, endpoint=target.key)
+        steps = [_step(console, flow.advance(request, backend, on_output=lambda line: console.print(f"   {line}", markup=False)))]
+        if steps[-1]["step"] == "shadow":
+            spec = config.model_registry.models[target.model]
+            ids = demo_data.drifted(rows=ROLLOUT_REQUESTS, seed=7, label=spec.label, now=datetime.now(timezone.utc))[0]
+            id_field = config.endpoints[target.key].feature_lookup.record_identifier_field or "transaction_id"
+            rows = [{id_field: rid} for rid in ids.column("transaction_id").to_pylist()]
+            stack.ingest(spec.feature_group, _parquet(stack, ids, "rollout.parquet"),
+                         report=stack.env.dir / "data" / "rollout.rejects.jsonl")
+            phase = Phase("7. candidate in shadow (rollout)", weights={target.champion_name: 1.0}, shadow="candidate")
+            send(stack, target.name, rows, phase, console, by_id_share=1.0, id_field=id_field, inference_id=lambda row: f"rollout-{row[id_field]}")
+            router.wait_shadow_settled(stack.router_url(), target.name, "candidate")
+            router.wait_published(stack.router_url())
+            since = datetime.fromisoformat(flow.state.in_flight(_audit(config.team), stack=stack.name, endpoint=target.key).since.replace("Z", "+00:00"))
+            for variant in (target.champion_name, "candidate"):  # the analysis reads completed capture files
+                wait_captured(stack.env.dir / "captures" / target.name / variant, since=since, count=sum(phase.answered.values()))
+            steps.append(_step(console, flow.advance(request, backend, on_output=lambda line: console.print(f"   {line}", markup=False))))
+    finally:
+        if previous is None:
+            os.environ.pop(stack_files.STACKS_ENV, None)
+        else:
+            os.environ[stack_files.STACKS_ENV] = previous
+    return {"steps": steps, "stack_files": str(stacks), "audit": str(stacks / "audit" / f"{config.team}.jsonl")}
+
+
+def _audit(team: str) -> list[dict[str, Any]]:
+    from mlops.promote.audit import read_audit
+
+    return read_audit(team)
+
+
+def _parquet(stack: LocalStack, table: Any, name: str) -> Path:
+    import pyarrow.parquet as pq
+
+    path = stack.env.dir / "data" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path)
+    return path
+
+
+def _step(console: Console, outcome: Any) -> dict[str, Any]:
+    style = {"pinned": "green", "shadow": "cyan", "refused": "red", "rolled_back": "red"}.get(outcome.step, "yellow")
+    console.print(f"   [{style}]{outcome.step}[/{style}]: {escape(outcome.reason)}")
+    if outcome.diff:
+        console.print("   " + outcome.diff.replace("\n", "\n   ").rstrip(), markup=False)
+    return outcome.to_json()
 
 
 def _run_evidence(stack: LocalStack, model: str, run: Any) -> dict[str, Any]:

@@ -49,8 +49,12 @@ class LocalBackend:
         """Nothing to do: the local environment deploys the file as it is (the demo works on a copy of stacks/)."""
 
     def apply(self, stack: str, endpoint: str) -> Applied:
+        from specs.config import stack_files
+
         plan = self.stack.deploy()
         name = self.stack.namer.endpoint(endpoint)
+        declared = stack_files.load(stack).endpoints[endpoint]
+        self.stack.wait_routed(name, set(declared.production_variants()), set(declared.shadow_variants()))
         planned = next(r.inputs["endpointConfigName"] for r in plan.resources
                        if r.type == "aws:sagemaker/endpoint:Endpoint" and r.inputs["name"] == name)
         described = self.stack.client("sagemaker").describe_endpoint(EndpointName=name)

@@ -37,6 +37,12 @@ def _summary() -> dict[str, Any]:
                                    "rows_per_second": 1, "seconds": 1}, "point_in_time": {"as_labelled": 1, "corrected": 1},
                      "datasets": [], "by_id": {"requests": 0, "of": 0, "share": 0.0, "phases": {}}, "lookup_check": {}},
         "phases": [], "alarms": [],
+        "rollout": {"stack_files": "/state/stacks", "audit": "/state/stacks/audit/demo.jsonl", "steps": [
+            {"step": "shadow", "reason": "v5 in shadow beside the champion v1", "diff": "+          mode: shadow", "evidence": {}},
+            {"step": "pinned", "reason": "v5 replaced v1 through the endpoint's blue/green update", "diff": "-      model_version: 1",
+             "evidence": {"checks": [{"check": "agreement", "passed": True, "detail": "decisions at 0.5 agree on 0.9700"},
+                                     {"check": "latency", "passed": None, "detail": "CloudWatch returned no p99"}]}},
+        ]},
         "retrain": {
             "drifted_features": ["amount", "country"], "ground_truth": "s3://f/ground-truth/fraud-detector/x.jsonl",
             "ingested": {"rows": 3000, "written": 3000}, "traffic": {"sent": 3000, "answered": {"champion": 2400}, "errors": {}},
@@ -71,3 +77,10 @@ def test_the_report_shows_one_started_run_per_drift_event_and_the_refused_drills
     assert "ShuffleLabels=true" in page
     assert "refused</span>: Evaluation refused the candidate: thresholds gate failed: auc 0.512 < 0.8" in page
     assert "scoring/champion 0.761 (-0.249 [-0.279, -0.219])" in page
+
+
+def test_the_report_shows_each_rollout_step_with_its_checks_and_its_stack_file_change():
+    page = " ".join(html.unescape(render_report(_summary())).split())
+    assert "<td>shadow</td><td>v5 in shadow beside the champion v1</td>" in page
+    assert "agreement: pass (decisions at 0.5 agree on 0.9700); latency: not decided (CloudWatch returned no p99)" in page
+    assert "stack file change: pinned</summary><pre>- model_version: 1</pre>" in page

@@ -251,6 +251,35 @@ def test_drift_starts_one_run_that_trains_on_the_new_data_and_registers_and_the_
     assert drill["evaluation"]["passed"] is False
 
 
+def test_the_retrained_version_rolls_out_by_itself_through_shadow_analysis_to_the_champions_place(local):
+    import io
+
+    from rich.console import Console
+
+    from specs.config import stack_files
+
+    newest = max(local.versions("fraud-detector"), key=lambda v: v.version)
+    assert newest.approval == "Approved" and "retrained by" in newest.description  # the drift test's run registered it
+    endpoint = local.config.endpoints["scoring"]
+    target = demo.DemoEndpoint(key="scoring", name=ENDPOINT, model="fraud-detector", instance_type="ml.m5.large",
+                               production=endpoint.production_variants(), pinned=[1, 2])
+    result = demo.automatic_rollout(local, Console(file=io.StringIO()), target, candidate=newest.version)
+    assert [s["step"] for s in result["steps"]] == ["shadow", "pinned"], result["steps"]
+    analysis = {c["check"]: c["passed"] for c in result["steps"][1]["evidence"]["checks"]}
+    assert analysis["requests"] is True and analysis["agreement"] is True and analysis["errors"] is True
+    # the copy of the stack file pins the new version in the champion's place, A/B shape kept
+    source = stack_files.read_pulumi_config(Path(result["stack_files"]) / f"Pulumi.{STACK}.yaml")
+    pinned = source["mlops:overrides"]["endpoints"]["scoring"]["traffic"]["variants"]["champion"]
+    assert (pinned["model_version"], pinned["model_data_url"]) == (newest.version, newest.model_data_url)
+    # and the endpoint serves it: its config's champion variant runs a Model of that artifact
+    sagemaker = local.client("sagemaker")
+    config = sagemaker.describe_endpoint_config(EndpointConfigName=sagemaker.describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"])
+    champion = next(v for v in config["ProductionVariants"] if v["VariantName"] == "champion")
+    assert sagemaker.describe_model(ModelName=champion["ModelName"])["PrimaryContainer"]["ModelDataUrl"] == newest.model_data_url
+    # the checkout's stack file is untouched
+    assert "mlops:overrides" not in stack_files.read_pulumi_config(stack_files.ROOT / "stacks" / f"Pulumi.{STACK}.yaml")
+
+
 def test_down_stops_every_process_it_started(local):
     pids = [p.pid for p in local.env.processes()]
     assert len(pids) >= 4  # moto, router and the variants
