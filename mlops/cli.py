@@ -48,14 +48,12 @@ EXIT_USAGE = 64
 """sysexits.h EX_USAGE."""
 EXIT_INTERNAL = 70
 """sysexits.h EX_SOFTWARE."""
-EXIT_NOT_YET = 75
-"""sysexits.h EX_TEMPFAIL: not enough data yet to decide (`mlops experiment`); run it again later."""
 LOG_DIR_ENV = "MLOPS_LOG_DIR"
 """Where internal-error tracebacks go; default `.mlops/logs/` under the project root."""
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 success; 1 refused by a policy or a gate (mandatory policy violation, failing promotion gate); "
-    "2 configuration error; 64 usage error; 75 not enough data yet to decide (mlops experiment); 70 internal error (the traceback is written to a log file under "
+    "2 configuration error; 64 usage error; 70 internal error (the traceback is written to a log file under "
     f".mlops/logs/ or ${LOG_DIR_ENV}, and one line on stderr names it)."
 )
 
@@ -628,61 +626,6 @@ def _rollout_stacks(stack: Optional[str], environment: Optional[str]) -> list[st
     if not names:
         _usage(f"no stack has environment {environment!r}; stacks: {', '.join(stack_files.list_stacks())}")
     return names
-
-
-experiment_app = typer.Typer(no_args_is_help=True, help="Read out an endpoint's online experiments from its captures.")
-app.add_typer(experiment_app, name="experiment")
-
-
-@experiment_app.command("shadow")
-def experiment_shadow(
-    stack: Annotated[str, typer.Option("--stack", "-s", help="Stack name, <team>-<env>.")],
-    endpoint: Annotated[str, typer.Option("--endpoint", help="Endpoint key under endpoints (in shadow mode).")],
-    since: Annotated[Optional[str], typer.Option("--since", help="Start of the window, ISO 8601 (UTC if no zone); default: the last 24 hours.")] = None,
-    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Write shadow_analysis.json and shadow_analysis.html here.")] = None,
-    json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the analysis document here.")] = None,
-) -> None:
-    """Compare the shadow variant with the production variant on the same requests (matched by
-    InferenceId): decision agreement, the distribution of prediction differences, p50/p99 latency and
-    5XX-rate deltas, each against the endpoint's experiment.shadow thresholds. Captures are read from
-    S3 (a local stack: its environment's capture directory); latency and errors from CloudWatch.
-    Exits 0 when it passes, 1 when a check fails, 75 when too few requests were mirrored yet, 2 on a
-    configuration error or a failed AWS call."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from mlops.experiment import readout
-    from mlops.promote.errors import PromotionError
-    from mlops.rollout.backends import stack_access
-
-    try:
-        start = dt.datetime.fromisoformat(since.replace("Z", "+00:00")) if since else None
-    except ValueError:
-        _usage(f"--since {since!r} is not an ISO 8601 time; for example 2026-12-03T10:00:00Z")
-    if start is not None and start.tzinfo is None:
-        start = start.replace(tzinfo=dt.timezone.utc)
-    try:
-        config = stack_files.load(stack)
-        client, local = stack_access(config)
-        doc = readout.shadow_readout(config, endpoint, client=client, since=start, local_captures=local)
-    except stack_files.ConfigError as exc:
-        _fail(exc)
-    except (RuntimeError, PromotionError, readout.ExperimentError) as exc:
-        err.print(str(exc), markup=False)
-        raise typer.Exit(EXIT_CONFIG)
-    except (BotoCoreError, ClientError) as exc:
-        _aws_failed(exc)
-    if out_dir is not None:
-        paths = readout.write_reports(doc, out_dir)
-        out.print(f"reports: {paths[0]} {paths[1]}", markup=False)
-    if json_path is not None:
-        json_path.write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
-    for check in doc["checks"]:
-        mark = {True: "[green]pass[/green]", False: "[red]FAIL[/red]", None: "[yellow]not decided[/yellow]"}[check["passed"]]
-        out.print(f"  {mark} {check['check']}: ", end="")
-        out.print(check["detail"], markup=False)
-    out.print(f"{stack}/{endpoint}: {doc['shadow']} against {doc['champion']}: {doc['verdict']}", markup=False)
-    if doc["verdict"] != "passed":
-        raise typer.Exit(EXIT_REFUSED if doc["verdict"] == "failed" else EXIT_NOT_YET)
 
 
 @app.command()

@@ -126,4 +126,4 @@ def test_the_installed_entry_point_maps_exit_codes_and_its_help_lists_them():
     assert helped.returncode == 0
     text = " ".join(helped.stdout.split())
     assert "Exit codes: 0 success; 1 refused by a policy or a gate" in text
-    assert "2 configuration error; 64 usage error; 75 not enough data yet to decide (mlops experiment); 70 internal error" in text
+    assert "2 configuration error; 64 usage error; 70 internal error" in text
