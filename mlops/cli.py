@@ -57,8 +57,9 @@ LOG_DIR_ENV = "MLOPS_LOG_DIR"
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 success; 1 refused by a policy or a gate (mandatory policy violation, failing promotion gate); "
-    "2 configuration error; 3 not enough data to decide (experiment shadow); 64 usage error; 70 internal error (the traceback is written to a log file under "
-    f".mlops/logs/ or ${LOG_DIR_ENV}, and one line on stderr names it)."
+    "2 configuration error; 64 usage error; 70 internal error (the traceback is written to a log file under "
+    f".mlops/logs/ or ${LOG_DIR_ENV}, and one line on stderr names it). `experiment shadow` also exits 3 when it has "
+    "too few joined requests to decide."
 )
 
 
