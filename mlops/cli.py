@@ -7,6 +7,8 @@ Exit codes, the same for every command (a CI gate branches on them):
      promotion gate (`promote`, `rollback`);
 - 2  configuration error: a stack file, the environment's AWS or Kubernetes access, or the state a
      command needs (a registry group, the audit log) does not allow the command;
+- 3  not enough data to decide: `experiment shadow` joined fewer mirrored requests than
+     `experiment.shadow.min_requests` (verdict `insufficient`; a failed shadow analysis exits 1);
 - 64 usage error (EX_USAGE): an unknown option, a missing or disallowed argument;
 - 70 internal error (EX_SOFTWARE): a bug; one line on stderr names the log file holding the traceback
      (`.mlops/logs/` under the project, or $MLOPS_LOG_DIR).
@@ -44,6 +46,8 @@ EXIT_OK = 0
 EXIT_REFUSED = 1
 """A mandatory policy violation, or a promotion or rollback gate that refused."""
 EXIT_CONFIG = 2
+EXIT_INSUFFICIENT = 3
+"""Not enough data to decide (a shadow analysis with fewer joined requests than its min_requests)."""
 EXIT_USAGE = 64
 """sysexits.h EX_USAGE."""
 EXIT_INTERNAL = 70
@@ -54,7 +58,8 @@ LOG_DIR_ENV = "MLOPS_LOG_DIR"
 EXIT_CODES_HELP = (
     "Exit codes: 0 success; 1 refused by a policy or a gate (mandatory policy violation, failing promotion gate); "
     "2 configuration error; 64 usage error; 70 internal error (the traceback is written to a log file under "
-    f".mlops/logs/ or ${LOG_DIR_ENV}, and one line on stderr names it)."
+    f".mlops/logs/ or ${LOG_DIR_ENV}, and one line on stderr names it). `experiment shadow` also exits 3 when it has "
+    "too few joined requests to decide."
 )
 
 
@@ -866,6 +871,111 @@ def ci_changed_stacks(
     names = stacks if paths is None else ci.changed_stacks(paths, stacks)
     entries = [e for e in ci.stack_matrix(names) if environment is None or e["environment"] == environment]
     sys.stdout.write(ci.format_matrix(entries, fmt) + ("\n" if fmt == "json" else ""))
+
+
+# --------------------------------------------------------------------------------------------
+# Online experiments
+
+experiment_app = typer.Typer(no_args_is_help=True, help="Online experiment readouts of a live endpoint: shadow analysis, A/B test.")
+app.add_typer(experiment_app, name="experiment")
+
+_SINCE_HELP = "Only captures at or after this ISO 8601 time (UTC if no zone), e.g. 2026-12-01T00:00Z; default: all."
+_OUT_HELP = "Folder for <kind>.json and <kind>.html; default .mlops/experiments/<stack>/<endpoint>/."
+_JSON_HELP = "Also write the JSON document to PATH ('-': standard output)."
+
+
+def _since(raw: Optional[str]) -> Optional[dt.datetime]:
+    from mlops_contracts.capture import parse_time
+
+    if raw is None:
+        return None
+    try:
+        return parse_time(raw)
+    except ValueError as exc:
+        _usage(f"--since: {exc}")
+
+
+def _experiment(stack: str, endpoint: str, read, out_dir: Optional[Path], json_path: Optional[str]):
+    """Load the stack, run `read(config, clients)`, write JSON + HTML; exit 2 on config or AWS errors."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from mlops.experiment import report
+    from mlops.experiment.readouts import ExperimentError
+    from mlops.promote.errors import PromotionError
+    from mlops_contracts import experiment as contract
+
+    try:
+        config = stack_files.load(stack)
+        clients = _stack_clients(config)
+        doc, problems = read(config, clients)
+    except stack_files.ConfigError as exc:
+        _fail(exc)
+    except (RuntimeError, PromotionError, ExperimentError) as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(EXIT_CONFIG)
+    except (BotoCoreError, ClientError) as exc:
+        _aws_failed(exc)
+    for problem in problems[:5]:
+        err.print(f"skipped: {problem}", markup=False)
+    if len(problems) > 5:
+        err.print(f"skipped {len(problems) - 5} more lines", markup=False)
+    written = report.write(doc, out_dir or Path(".mlops") / "experiments" / stack / endpoint)
+    if json_path == "-":
+        sys.stdout.write(contract.dumps(doc))
+    elif json_path:
+        contract.write(doc, json_path)
+    if json_path != "-":
+        out.print(f"wrote {written[0]} and {written[1]}", markup=False)
+    return doc
+
+
+@experiment_app.command("shadow")
+def experiment_shadow(
+    stack: Annotated[str, typer.Option("--stack", "-s", help="Stack name, <team>-<env>.")],
+    endpoint: Annotated[str, typer.Option("--endpoint", help="Endpoint key under endpoints (traffic.mode: shadow).")],
+    variant: Annotated[Optional[str], typer.Option("--variant", help="Shadow variant; default: the endpoint's shadow variant.")] = None,
+    since: Annotated[Optional[str], typer.Option("--since", help=_SINCE_HELP)] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help=_OUT_HELP)] = None,
+    json_path: Annotated[Optional[str], typer.Option("--json", help=_JSON_HELP)] = None,
+) -> None:
+    """Compare a shadow variant with its champion on the same mirrored requests (joined by inference
+    id): decision agreement, prediction differences, p50/p99 latency and error-rate deltas, each against
+    endpoints.<e>.experiment.shadow. Exits 0 passed, 1 failed, 3 insufficient (too few joined requests),
+    2 on a configuration error or a failed AWS call."""
+    from mlops.experiment.readouts import shadow_readout
+
+    start = _since(since)
+    doc = _experiment(stack, endpoint, lambda config, clients: shadow_readout(config, endpoint=endpoint, variant=variant, since=start, client=clients),
+                      out_dir, json_path)
+    if json_path != "-":
+        for check in doc.checks:
+            out.print(f"  {'pass' if check.passed else 'FAIL'} {check.name}: {check.detail}", markup=False)
+        out.print(f"verdict: {doc.verdict}: {doc.reason}", markup=False)
+    raise typer.Exit({"passed": EXIT_OK, "failed": EXIT_REFUSED}.get(doc.verdict, EXIT_INSUFFICIENT))
+
+
+@experiment_app.command("ab")
+def experiment_ab(
+    stack: Annotated[str, typer.Option("--stack", "-s", help="Stack name, <team>-<env>.")],
+    endpoint: Annotated[str, typer.Option("--endpoint", help="Endpoint key under endpoints (traffic.mode: ab).")],
+    since: Annotated[Optional[str], typer.Option("--since", help=_SINCE_HELP)] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help=_OUT_HELP)] = None,
+    json_path: Annotated[Optional[str], typer.Option("--json", help=_JSON_HELP)] = None,
+) -> None:
+    """Read out an A/B test: per production variant, live metrics with 95 % intervals from captures
+    joined with ground truth, the test of the primary metric (challenger against champion), the
+    labelled traffic still needed for experiment.ab.min_detectable_effect, and a recommendation (keep,
+    promote, stop). Exits 0 with any recommendation, 2 on a configuration error or a failed AWS call."""
+    from mlops.experiment.readouts import ab_readout
+
+    start = _since(since)
+    doc = _experiment(stack, endpoint, lambda config, clients: ab_readout(config, endpoint=endpoint, since=start, client=clients),
+                      out_dir, json_path)
+    if json_path != "-":
+        for v in doc.variants:
+            figures = ", ".join(f"{m} {e['value']:.4f} [{e['ci_low']:.4f}, {e['ci_high']:.4f}]" for m, e in sorted(v.metrics.items()))
+            out.print(f"  {v.name} (weight {v.weight:g}): {v.labelled} labelled of {v.captured} rows; {figures or 'no metrics'}", markup=False)
+        out.print(f"recommendation: {doc.recommendation}: {doc.reason}", markup=False)
 
 
 def main() -> None:

@@ -30,6 +30,7 @@ import sys
 import threading
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -44,6 +45,8 @@ FORWARDED_HEADERS = (
     "X-Amzn-SageMaker-Custom-Attributes",
     "X-Amzn-SageMaker-Inference-Id",
 )
+INFERENCE_ID_HEADER = "X-Amzn-SageMaker-Inference-Id"
+"""Forwarded to every variant; assigned by the router to a mirrored request that has no id."""
 MAX_BODY = 6 * 1024 * 1024
 """SageMaker's real-time payload limit."""
 SHADOW_QUEUE_DEFAULT = 256
@@ -83,6 +86,19 @@ class Route:
                     return variant
             raise KeyError(target)
         return rng.choices(self.production, weights=[v.weight for v in self.production])[0]
+
+
+def with_shared_inference_id(headers: dict[str, str]) -> dict[str, str]:
+    """`headers` with an inference id both the production variant and its shadow copy will capture.
+
+    Each serving container otherwise draws its own id for a request without one, and the shadow
+    analysis (`mlops experiment shadow`) could not join the two captures of the same request. The
+    caller's own id (`X-Amzn-SageMaker-Inference-Id`, or `inference_id=` in the custom attributes,
+    which the container reads when that header is absent) is kept as it is.
+    """
+    if INFERENCE_ID_HEADER in headers or "inference_id=" in headers.get("X-Amzn-SageMaker-Custom-Attributes", ""):
+        return headers
+    return {**headers, INFERENCE_ID_HEADER: uuid.uuid4().hex}
 
 
 @dataclass
@@ -319,6 +335,7 @@ class Router:
                 return _error(400, "ValidationError", f"Variant {target} not found for endpoint {endpoint}; production variants: {names}.")
             copy_to_shadow = route.shadow is not None and self._rng.random() < route.shadow_sampling
         if copy_to_shadow:
+            headers = with_shared_inference_id(headers)
             self.mirror(route.endpoint, route.shadow.name).offer(route.shadow, body, headers)
         status, reply_headers, reply = self._call(route.endpoint, variant, body, headers)
         if status is None:
