@@ -396,7 +396,7 @@ def _stack_clients(config) -> Any:
     up), else the environment's access (MLOPS_AWS_PROFILE_<ENV> / MLOPS_AWS_ROLE_ARN_<ENV> / ambient)."""
     from mlops.rollout.backends import stack_access
 
-    return stack_access(config)[0]
+    return stack_access(config)
 
 
 def _lineage_table(doc: dict[str, Any]) -> Table:

@@ -64,6 +64,8 @@ class LocalBackend:
                        f"{name} is {described['EndpointStatus']} on {described['EndpointConfigName']}, not on {planned}")
 
     def analyze(self, config: StackConfig, endpoint: str, *, since: str) -> Verdict:
+        """Upload the endpoint's completed capture files first (what SageMaker's data capture does), then analyse."""
+        self.stack.upload_captures(self.stack.namer.endpoint(endpoint))
         return self.analyzer(config, endpoint, since)
 
 
@@ -141,32 +143,31 @@ def commit_and_push(paths: list[Path], *, message: str, branch: str, attempts: i
 
 
 def shadow_analyzer(config: StackConfig) -> Analyze:
-    """The rollout's shadow analysis (mlops.experiment.readout) with the stack's access: a local stack's
-    running environment (its capture directory and CloudWatch), else the environment's AWS account."""
+    """The rollout's shadow analysis (mlops.experiment.readouts.shadow_readout) with the stack's access:
+    a local stack's running environment, else the environment's AWS account."""
     from datetime import datetime
 
-    from mlops.experiment import readout
+    from mlops.experiment import readouts
 
     def analyze(config: StackConfig, endpoint: str, since: str) -> Verdict:
-        client, local = stack_access(config)
-        doc = readout.shadow_readout(config, endpoint, client=client, since=datetime.fromisoformat(since.replace("Z", "+00:00")),
-                                     local_captures=local)
-        evidence = {k: doc[k] for k in ("requests", "checks", "window") if k in doc} | {"agreement": doc.get("agreement")}
-        return Verdict(doc["verdict"], doc["reason"], evidence)
+        readout, _ = readouts.shadow_readout(config, endpoint=endpoint, variant=None, client=stack_access(config),
+                                             since=datetime.fromisoformat(since.replace("Z", "+00:00")))
+        evidence = {"requests": readout.requests, "latency": readout.latency, "errors": readout.errors,
+                    "checks": [{"check": c.name, "passed": c.passed, "detail": c.detail} for c in readout.checks]}
+        return Verdict(readout.verdict, readout.reason, evidence)
 
     return analyze
 
 
-def stack_access(config: StackConfig) -> tuple[Callable[[str], Any], Path | None]:
-    """(boto3 client factory, local capture directory or None) of a stack: a local stack's running
-    environment (RuntimeError naming `mlops local up` when it is not running), else its AWS account."""
+def stack_access(config: StackConfig) -> Callable[[str], Any]:
+    """A boto3 client factory for a stack: a local stack's running environment (RuntimeError naming
+    `mlops local up` when it is not running), else the environment's AWS account."""
     if config.environment == "local":
         from mlops.local.environment import LocalEnvironment
 
         env = LocalEnvironment(config.stack_name)
         env.moto_url()
-        return (lambda service: env.client(service, config.aws.region)), env.dir / "captures"
+        return lambda service: env.client(service, config.aws.region)
     from mlops.promote.aws import session_for
 
-    session = session_for(config.environment, config.aws.region)
-    return session.client, None
+    return session_for(config.environment, config.aws.region).client
