@@ -286,11 +286,13 @@ def run(stack: LocalStack, console: Console) -> dict[str, Any]:
     restore(stack, console, target)
     retrain = drift_and_retrain(stack, console, endpoint_name=target.name, source=data.source,
                                 champion_version=target.champion.model_version, model=target.model)
+    ab = ab_readout(stack, console, target, since=datetime.fromisoformat(retrain["window_start"]))
     registered = next((run["version"] for run in retrain["runs"] if run["version"] is not None), None)
     rollout = automatic_rollout(stack, console, target, candidate=registered)
     summary = _summary(stack, phases, target.name, started)
     summary["retrain"] = retrain
     summary["rollout"] = rollout
+    summary["ab"] = ab
     summary["features"] = _features_summary(stack, data, phases, model=target.model)
     _print_summary(console, summary)
     report = stack.env.dir / "report.html"
@@ -468,7 +470,8 @@ def drift_and_retrain(stack: LocalStack, console: Console, *, endpoint_name: str
     drill = stack.start_pipeline(pipeline_arn, DRILL_PARAMETERS)
     runs.append({"rule": None, "alarm": None, "parameters": DRILL_PARAMETERS, **_run_evidence(stack, model, drill)})
     _print_run(console, runs[-1])
-    return {"drifted_features": flagged, "alarms": [t.__dict__ for t in transitions], "deliveries": decisions, "runs": runs, **traffic}
+    return {"drifted_features": flagged, "alarms": [t.__dict__ for t in transitions], "deliveries": decisions, "runs": runs,
+            "window_start": window_start.isoformat(), **traffic}
 
 
 def drifted_traffic(stack: LocalStack, console: Console, *, endpoint_name: str, model: str, now: datetime) -> dict[str, Any]:
@@ -545,6 +548,24 @@ def deliver_alarms(stack: LocalStack, console: Console, transitions: list[Transi
             if decision["decision"] == "started":
                 started.append((delivery.rule, t.alarm, decision["execution"]))
     return decisions, started
+
+
+def ab_readout(stack: LocalStack, console: Console, target: DemoEndpoint, *, since: datetime) -> dict[str, Any]:
+    """Phase 6b: the A/B test the endpoint declares, read out (`mlops experiment ab`) from the drifted
+    traffic's captures joined with its ground truth: each variant's metrics with intervals, the test of
+    the primary metric, the labelled traffic still needed, and the recommendation."""
+    from mlops.experiment import readouts, report
+
+    readout, _ = readouts.ab_readout(stack.config, endpoint=target.key, since=since, client=stack.client)
+    paths = report.write(readout, stack.env.dir / "experiments" / target.key)
+    console.print(f"[bold]6b. A/B readout[/bold] (mlops experiment ab -s {stack.name} --endpoint {target.key}) on the drifted, labelled traffic")
+    for v in readout.variants:
+        figures = ", ".join(f"{name} {m['value']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}]" for name, m in v.metrics.items() if m.get("value") is not None)
+        console.print(f"   {v.name}: {v.labelled} labelled; {figures}", markup=False)
+    console.print(f"   recommendation: {readout.recommendation}: {readout.reason}; report {paths[1]}", markup=False)
+    from mlops_contracts import experiment as contract
+
+    return {**contract.to_dict(readout), "report": str(paths[1])}
 
 
 ROLLOUT_REQUESTS = 400

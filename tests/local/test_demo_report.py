@@ -37,6 +37,9 @@ def _summary() -> dict[str, Any]:
                                    "rows_per_second": 1, "seconds": 1}, "point_in_time": {"as_labelled": 1, "corrected": 1},
                      "datasets": [], "by_id": {"requests": 0, "of": 0, "share": 0.0, "phases": {}}, "lookup_check": {}},
         "phases": [], "alarms": [],
+        "ab": {"report": "/state/experiments/scoring/ab.html", "recommendation": "keep", "reason": "not significant yet; 412 more labelled requests per variant",
+               "variants": [{"name": "champion", "weight": 80.0, "labelled": 2400, "metrics": {"auc": {"value": 0.79, "ci_low": 0.77, "ci_high": 0.81}}},
+                            {"name": "challenger", "weight": 20.0, "labelled": 600, "metrics": {"auc": {"value": 0.8, "ci_low": 0.76, "ci_high": 0.84}}}]},
         "rollout": {"stack_files": "/state/stacks", "audit": "/state/stacks/audit/demo.jsonl", "steps": [
             {"step": "shadow", "reason": "v5 in shadow beside the champion v1", "diff": "+          mode: shadow", "evidence": {}},
             {"step": "pinned", "reason": "v5 replaced v1 through the endpoint's blue/green update", "diff": "-      model_version: 1",
@@ -84,3 +87,9 @@ def test_the_report_shows_each_rollout_step_with_its_checks_and_its_stack_file_c
     assert "<td>shadow</td><td>v5 in shadow beside the champion v1</td>" in page
     assert "agreement: pass (decisions at 0.5 agree on 0.9700); latency: not decided (CloudWatch returned no p99)" in page
     assert "stack file change: pinned</summary><pre>- model_version: 1</pre>" in page
+
+
+def test_the_report_shows_the_ab_readouts_recommendation_and_each_variants_intervals():
+    page = " ".join(html.unescape(render_report(_summary())).split())
+    assert "<strong>keep</strong>. not significant yet; 412 more labelled requests per variant" in page
+    assert "<td>challenger</td><td>20.0</td><td>600</td><td>0.800 [0.760, 0.840]</td>" in page
