@@ -106,7 +106,9 @@ DRIFT_ENV: tuple[tuple[str, str, Parser], ...] = (
     ("MLOPS_MONITOR_NEW_CATEGORY_TOLERANCE", "new_category_tolerance", _float),
 )
 QUALITY_ENV: tuple[tuple[str, str, Parser], ...] = (
-    *_COMMON_ENV,
+    # Not Model Monitor's start_time: that is the hour of captures it copies for a data job, and labels
+    # arrive later; the quality window is window_hours before end_time (or MLOPS_MONITOR_START).
+    *(entry for entry in _COMMON_ENV if entry[0] != "start_time"),
     ("MLOPS_MONITOR_LABELS", "labels", _text),
     ("MLOPS_MONITOR_WINDOW_HOURS", "window_hours", _float),
     ("MLOPS_MONITOR_TASK", "task", _text),
