@@ -96,3 +96,30 @@ def test_the_quality_jobs_role_lists_and_reads_the_ground_truth_and_the_captures
     assert _allows(document, "s3:GetObject", "arn:aws:s3:::fraud-prod-features-333333333333/ground-truth/fraud-detector/2026/11/22/06/x.jsonl")
     assert _allows(document, "s3:GetObject", "arn:aws:s3:::fraud-prod-capture-333333333333/datacapture/fraud-prod-scoring/AllTraffic/x.jsonl")
     assert not _allows(document, "s3:GetObject", "arn:aws:s3:::another-bucket/ground-truth/x.jsonl")
+
+
+def test_the_quality_schedules_create_request_is_valid_by_botocores_model(shipped_plan):
+    """The request `pulumi up` sends for the schedule, as the local realizer translates it from the
+    plan, checked against botocore's SageMaker model (types, required members, patterns, enums)."""
+    import importlib.util
+    from pathlib import Path
+
+    import botocore.session
+    from botocore.validate import ParamValidator
+
+    from mlops.local.realize import api_calls
+
+    spec = importlib.util.spec_from_file_location("_checks", Path(__file__).with_name("test_aws_requests.py"))
+    checks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(checks)
+    plan = shipped_plan("fraud-prod")
+    (schedule,) = [r for r in plan.of_type("aws:sagemaker/monitoringSchedule:MonitoringSchedule") if r.name.endswith("-quality-schedule")]
+    (call,) = api_calls(schedule, "eu-west-1")
+    assert call.params["MonitoringScheduleConfig"]["MonitoringType"] == "ModelQuality"
+    assert call.params["MonitoringScheduleConfig"]["MonitoringJobDefinition"]["MonitoringAppSpecification"]["ContainerEntrypoint"] == [
+        "mlops-monitor", "quality"]
+    client = botocore.session.get_session().create_client("sagemaker", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
+    shape = client.meta.service_model.operation_model("CreateMonitoringSchedule").input_shape
+    report = ParamValidator().validate(call.params, shape)
+    assert not report.has_errors(), report.generate_report()
+    assert checks.constraint_problems(call.params, shape, "CreateMonitoringSchedule") == []
