@@ -105,3 +105,23 @@ def test_under_a_schedule_the_window_reaches_window_hours_back_from_end_time_not
     assert report["window"]["start"] == (end - timedelta(hours=24)).isoformat().replace("+00:00", "Z")
     assert report["variants"]["champion"]["labeled_rows"] == 120
     assert report["variants"]["champion"]["metrics"]["auc"] == 1.0
+
+
+def test_under_a_schedule_the_contract_comes_from_the_processing_job_config_when_the_environment_lacks_it(tmp_path, monkeypatch):
+    from mlops_serving.monitor import main as main_module
+
+    end = datetime.now(UTC).replace(microsecond=0)
+    requests = [Request(f"c-{k}", [ROW], [0.8 if k % 2 else 0.3], (end - timedelta(hours=2, seconds=k)).timestamp()) for k in range(100)]
+    write_captures(tmp_path / "captures", requests)
+    _write_labels(tmp_path / "labels" / "gt.jsonl", {f"c-{k}": [k % 2] for k in range(100)})
+    config = tmp_path / "processingjobconfig.json"
+    config.write_text(json.dumps({"Environment": {
+        "dataset_source": "/opt/ml/processing/input/endpoint", "output_path": str(tmp_path / "out"),
+        "sagemaker_endpoint_name": "fraud", "start_time": (end - timedelta(hours=1)).isoformat(), "end_time": end.isoformat()}}))
+    monkeypatch.setattr(main_module, "PROCESSING_JOB_CONFIG", (str(config),))
+    own = {"MLOPS_MONITOR_CAPTURES": str(tmp_path / "captures"), "MLOPS_MONITOR_LABELS": str(tmp_path / "labels"),
+           "MLOPS_MONITOR_WINDOW_HOURS": "24"}
+    assert main(["quality"], environ=own) == 0
+    report = json.loads((tmp_path / "out" / "quality_report.json").read_text())
+    assert report["endpoint"] == "fraud" and report["window"]["end"] == end.isoformat().replace("+00:00", "Z")
+    assert report["variants"]["champion"]["labeled_rows"] == 100

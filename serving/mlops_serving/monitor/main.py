@@ -222,9 +222,12 @@ def drift_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Drif
 
 
 def quality_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> QualitySettings:
-    values = _from_env(QUALITY_ENV, environ)
+    """Environment (Model Monitor's contract, completed from its job config, and MLOPS_MONITOR_*),
+    then the flags given."""
+    env = contract_environment(environ)
+    values = _from_env(QUALITY_ENV, env)
     values.update({k: v for k, v in vars(args).items() if k != "command" and v is not None})
-    return QualitySettings(**values, names=MetricNames.from_env(environ))
+    return QualitySettings(**values, names=MetricNames.from_env(env))
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
