@@ -1,4 +1,4 @@
-"""Monitoring: the alert topic, per-variant and drift alarms, and the team's dashboard.
+"""Monitoring: the alert topic, per-variant, live-quality and drift alarms, and the team's dashboard.
 
 Must not import: `mlops`, `mlops_training` or `mlops_serving` (a component builds resources from
 specifications; the operator CLI drives the components, and the containers run inside the images they
@@ -25,8 +25,11 @@ def alarm_arn(*, region: str, account_id: str, name: str) -> str:
     return f"arn:aws:cloudwatch:{region}:{account_id}:alarm:{name}"
 
 
-def dashboard_body(*, namer: Namer, region: str, endpoints: dict[str, EndpointConfig], specs: list[AlarmSpec], drift_psi: float) -> str:
-    """The dashboard JSON (validated by parsing it: a template slip fails here, not in CloudWatch)."""
+def dashboard_body(*, namer: Namer, region: str, endpoints: dict[str, EndpointConfig], specs: list[AlarmSpec], drift_psi: float,
+                   model_gates: dict[str, dict[str, float]] | None = None) -> str:
+    """The dashboard JSON (validated by parsing it: a template slip fails here, not in CloudWatch).
+    An endpoint whose model has gates gets a chart of the live metrics the quality job publishes for them."""
+    gates = model_gates or {}
     body = templates.render(
         "dashboard.json.j2",
         title=f"MLOps {namer.prefix}",
@@ -39,6 +42,7 @@ def dashboard_body(*, namer: Namer, region: str, endpoints: dict[str, EndpointCo
                 "drift_threshold": drift_psi,
                 # CloudWatch's alarm widget takes 1 to 100 alarms; with none the template leaves it out.
                 "alarm_arns": [alarm_arn(region=region, account_id=namer.account_id, name=s.name) for s in specs if s.endpoint == key][:100],
+                "live_metrics": [metrics.live_metric(g) for g in gates.get(key, {}) if g in metrics.LIVE_METRIC_SUFFIXES],
             }
             for key, endpoint in endpoints.items()
         ],
@@ -111,7 +115,7 @@ class Monitoring(pulumi.ComponentResource):
                 dashboard_name=namer.dashboard(),
                 dashboard_body=dashboard_body(
                     namer=namer, region=args.region, endpoints=args.endpoints, specs=self.specs,
-                    drift_psi=args.config.thresholds.drift_psi,
+                    drift_psi=args.config.thresholds.drift_psi, model_gates=args.model_gates,
                 ),
                 opts=child,
             )

@@ -20,11 +20,12 @@ from mlops_contracts import metrics
 from specs import alarms
 from specs.feature_schema import feature_schema
 from components.drift_monitor import DriftMonitor, DriftMonitorArgs
+from components.quality_monitor import QualityMonitor, QualityMonitorArgs
 from components.retraining import Retraining, RetrainingArgs
 from components.training_cluster import ModelTraining, TrainingCluster, TrainingClusterArgs
 from specs.k8s import cron
 from specs.pipelines import retraining as retraining_pipeline
-from specs.pipelines.sources import retraining_sources
+from specs.pipelines.sources import capture_root, retraining_sources
 
 
 @dataclass
@@ -38,6 +39,8 @@ class Platform:
     endpoints: dict[str, Endpoint]
     retraining: dict[str, Retraining]
     drift_monitors: dict[str, DriftMonitor]
+    quality_monitors: dict[str, QualityMonitor]
+    """A live-quality job per endpoint that captures data and serves a registered model."""
     training_cluster: TrainingCluster | None = None
     """Kind "eks" only."""
 
@@ -83,17 +86,20 @@ def build(config: StackConfig, *, https_endpoint: pulumi.Input[str] | None = Non
     serving_image = stack_image(config, "serving")
     endpoints = _endpoints(config, namer, foundation, monitoring, serving_image)
     drift_monitors = _drift_monitors(config, namer, foundation, endpoints, serving_image)
+    quality_monitors = _quality_monitors(config, namer, foundation, endpoints, serving_image)
     training_image = stack_image(config, "training")
     retraining: dict[str, Retraining] = {}
     if config.training.kind == "eks":
         cluster = _training_cluster(config, namer=namer, foundation=foundation, feature_store=feature_store,
                                     training_image=training_image)
         return Platform(foundation=foundation, feature_store=feature_store, registry=registry, monitoring=monitoring,
-                        endpoints=endpoints, retraining=retraining, drift_monitors=drift_monitors, training_cluster=cluster)
+                        endpoints=endpoints, retraining=retraining, drift_monitors=drift_monitors, quality_monitors=quality_monitors,
+                        training_cluster=cluster)
     retraining = _retraining(config, namer, foundation, feature_store, monitoring,
                              training_image=training_image, serving_image=serving_image)
     return Platform(foundation=foundation, feature_store=feature_store, registry=registry, monitoring=monitoring,
-                    endpoints=endpoints, retraining=retraining, drift_monitors=drift_monitors)
+                    endpoints=endpoints, retraining=retraining, drift_monitors=drift_monitors,
+                    quality_monitors=quality_monitors)
 
 
 def _foundation(config: StackConfig, namer: Namer) -> Foundation:
@@ -188,6 +194,34 @@ def _drift_monitors(config: StackConfig, namer: Namer, foundation: Foundation, e
             tags=config.all_tags(),
         ))
     return drift_monitors
+
+
+def _quality_monitors(config: StackConfig, namer: Namer, foundation: Foundation, endpoints: dict[str, Endpoint],
+                      serving_image: str) -> dict[str, QualityMonitor]:
+    """A live-quality job per endpoint that captures data and serves a registered model: it joins the
+    model's ground truth with the captures and feeds the live-quality alarms."""
+    quality_monitors = {}
+    truth = ground_truth_uris(config)
+    for key, endpoint in config.endpoints.items():
+        if not endpoint.data_capture.enabled or endpoint.model not in config.model_registry.models:
+            continue  # no captures or no labels: nothing to join
+        quality_monitors[key] = QualityMonitor(f"{config.stack_name}-{key}-quality", QualityMonitorArgs(
+            namer=namer,
+            key=key,
+            endpoint_name=endpoints[key].endpoint_name,
+            captures_root=capture_root(namer, key).rsplit("/", 1)[0],
+            ground_truth_uri=truth[endpoint.model],
+            task=config.model_registry.models[endpoint.model].task,
+            image=serving_image,
+            schedule=config.monitoring.quality_schedule,
+            instance_type=config.monitoring.drift_instance_type,
+            role_arn=foundation.execution_role_arn,
+            kms_key_arn=foundation.key_arn,
+            report_bucket=foundation.buckets["capture"].name,
+            network=config.network,
+            tags=config.all_tags(),
+        ))
+    return quality_monitors
 
 
 def _retraining(config: StackConfig, namer: Namer, foundation: Foundation, feature_store: FeatureStore, monitoring: Monitoring,

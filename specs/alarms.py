@@ -147,6 +147,16 @@ ROLLBACK_METRICS = tuple(row.suffix for row in VARIANT_ALARMS if row.rollback)
 """Per production variant, these alarms roll a deployment back."""
 
 
+LIVE_QUALITY_MISSING_DATA = "ignore"
+"""What an hour without a live-quality datapoint means: nothing. The quality job (QualityMonitor,
+hourly) publishes a variant's metric only when enough of its predictions are labelled, and labels
+arrive late and in bursts, so many hours have no datapoint. `notBreaching` would turn a firing alarm
+OK at the first such hour and fire it again at the next labelled hour, starting a retrain each time;
+`missing` would do the same through INSUFFICIENT_DATA. `ignore` keeps the state until labelled data
+says otherwise: one ALARM per degradation, cleared only by a datapoint that meets the gate. Before
+the first datapoint the alarm stays INSUFFICIENT_DATA, which notifies nobody."""
+
+
 def live_quality_rows(gates: Mapping[str, float]) -> list[AlarmRow]:
     """A live-quality alarm per gated metric the quality job publishes (r2 is not published live):
     it fires when the metric on labelled traffic falls on the wrong side of the model's gate."""
@@ -163,7 +173,7 @@ def live_quality_rows(gates: Mapping[str, float]) -> list[AlarmRow]:
             namespace=contract.NAMESPACE, metric=f"{contract.LIVE_METRIC_PREFIX}{suffix}",
             statistic="Maximum" if lower else "Minimum",
             dimension_names=(contract.ENDPOINT_DIMENSION, contract.VARIANT_DIMENSION), period=3600,
-            treat_missing_data="notBreaching",  # no labels yet is not a degradation
+            treat_missing_data=LIVE_QUALITY_MISSING_DATA,
         ))
     return rows
 

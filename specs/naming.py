@@ -156,6 +156,10 @@ class Namer:
     def monitoring_schedule(self, endpoint: str) -> str:
         return f"{self.prefix}-{endpoint}-drift"
 
+    def quality_schedule(self, endpoint: str) -> str:
+        """The endpoint's live-quality MonitoringSchedule (the drift one is `monitoring_schedule`)."""
+        return f"{self.prefix}-{endpoint}-quality"
+
     def role(self, purpose: str) -> str:
         return f"{self.prefix}-{purpose}"
 
@@ -326,11 +330,13 @@ def _endpoint_names(namer: Namer, endpoint: str, spec: EndpointKeys, drift_metri
         DerivedName("SageMaker Endpoint", namer.endpoint(endpoint), source, keys=keys),
         DerivedName("SageMaker EndpointConfig", namer.endpoint_config(endpoint, HASH_PLACEHOLDER), source, HASH_NOTE, keys=keys),
         DerivedName("SageMaker MonitoringSchedule", namer.monitoring_schedule(endpoint), source, keys=keys),
+        DerivedName("SageMaker MonitoringSchedule", namer.quality_schedule(endpoint), source, keys=keys),
         _pulumi(f"{namer.prefix}-{endpoint}", source, keys, STACK_TYPE, component),
     ]
     add = names.append
     if spec.drift_monitor:
         add(_pulumi(f"{namer.prefix}-{endpoint}-drift", source, keys, STACK_TYPE, "mlops:drift_monitor:DriftMonitor"))
+        add(_pulumi(f"{namer.prefix}-{endpoint}-quality", source, keys, STACK_TYPE, "mlops:quality_monitor:QualityMonitor"))
     for metric in drift_metrics:
         add(DerivedName("CloudWatch alarm", namer.alarm(endpoint, "drift", metric), source, keys=keys))
     for variant, section in spec.variants.items():

@@ -742,7 +742,7 @@ class Thresholds(Strict):
 
 
 class MonitoringConfig(Strict):
-    """Alarms, dashboard and the drift-monitoring schedule."""
+    """Alarms, dashboard and the drift- and quality-monitoring schedules."""
 
     alarms: bool = True
     """@default true; prod requires it."""
@@ -752,6 +752,11 @@ class MonitoringConfig(Strict):
     """When the drift job runs (SageMaker MonitoringSchedule cron). @default hourly."""
     drift_instance_type: ProcessingInstanceType = "ml.m5.large"
     """@default "ml.m5.large"."""
+    quality_schedule: Annotated[str, Field(pattern=r"^cron\(.+\)$")] = "cron(30 * ? * * *)"
+    """When the live-quality job runs (SageMaker MonitoringSchedule cron): it joins the model's ground
+    truth (`ModelConfig.ground_truth_uri`) with the endpoint's captures of the last day and publishes
+    the LiveAUC/LiveAccuracy/... metrics the live-quality alarms watch. @default hourly, at half past
+    (labels written on the hour are in, and it does not start with the drift job)."""
 
 
 # --------------------------------------------------------------------------------------------

@@ -95,6 +95,9 @@ def test_live_quality_alarms_follow_the_models_gates_per_production_variant():
     loss = live["t-dev-scoring-b-live-log-loss"]
     assert (loss.metric, loss.statistic, loss.comparison, loss.threshold) == ("LiveLogLoss", "Maximum", "GreaterThanThreshold", 0.45)
     assert auc.dimensions == {"EndpointName": "t-dev-scoring", "VariantName": "a"} and not auc.rollback
+    # fed hourly by the quality job, silent between labelled hours: a gap keeps the state
+    assert {s.treat_missing_data for s in live.values()} == {"ignore"}
+    assert {(s.period, s.evaluation_periods, s.datapoints_to_alarm) for s in live.values()} == {(3600, 1, 1)}
 
 
 def test_alarm_specs_keep_their_names_order_and_rollback_flags():

@@ -235,3 +235,19 @@ def test_dashboard_alarm_widgets_hold_one_to_one_hundred_alarms_when_alarms_are_
     body = json.loads(run.one(DASHBOARD, "t-dev-monitoring-dashboard").inputs["dashboardBody"])
     sizes = [len(w["properties"]["alarms"]) for w in body["widgets"] if w["type"] == "alarm"]
     assert all(1 <= n <= 100 for n in sizes), sizes
+
+
+def test_dashboard_charts_the_live_metrics_of_each_gated_model_per_variant(mock_pulumi, namer):
+    run = build(mock_pulumi, namer, model_gates={"scoring": {"auc": 0.8, "log_loss": 0.5, "r2": 0.3}})
+    body = json.loads(run.one(DASHBOARD, "t-dev-monitoring-dashboard").inputs["dashboardBody"])
+    (live,) = [w for w in body["widgets"] if "live quality" in w["properties"].get("title", "")]
+    assert live["properties"]["title"].startswith("t-dev-scoring: ")
+    assert live["properties"]["metrics"] == [
+        ["MLOps/ModelMonitor", metric, "EndpointName", "t-dev-scoring", "VariantName", variant]
+        for variant in ("champion", "candidate") for metric in ("LiveAUC", "LiveLogLoss")
+    ]
+    cells = set()
+    for widget in body["widgets"]:
+        area = {(x, y) for x in range(widget["x"], widget["x"] + widget["width"]) for y in range(widget["y"], widget["y"] + widget["height"])}
+        assert not area & cells, widget["properties"].get("title")
+        cells |= area

@@ -50,7 +50,9 @@ FRAUD_PROD_COUNTS = {
     "mlops:retraining:Retraining": 1,
     # drift monitoring of the endpoint's captures
     "mlops:drift_monitor:DriftMonitor": 1,
-    "aws:sagemaker/monitoringSchedule:MonitoringSchedule": 1,
+    # live quality: labels joined with the captures, feeding the live-quality alarms
+    "mlops:quality_monitor:QualityMonitor": 1,
+    "aws:sagemaker/monitoringSchedule:MonitoringSchedule": 2,
     "aws:sagemaker/pipeline:Pipeline": 1,
     "aws:s3/bucketObjectv2:BucketObjectv2": 1,
     # the retraining starter the alarm rule invokes (one run per event), its log group and dead-letter queue
@@ -120,6 +122,7 @@ def test_components_sit_under_the_stack_and_every_aws_resource_under_a_component
         ("mlops:foundation:Foundation", "fraud-prod"),
         ("mlops:model_registry:ModelRegistry", "fraud-prod-registry"),
         ("mlops:monitoring:Monitoring", "fraud-prod-monitoring"),
+        ("mlops:quality_monitor:QualityMonitor", "fraud-prod-scoring-quality"),
         ("mlops:retraining:Retraining", "fraud-prod-fraud-detector-retraining"),
     ]
     for r in plan.resources:

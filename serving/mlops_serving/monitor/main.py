@@ -106,7 +106,9 @@ DRIFT_ENV: tuple[tuple[str, str, Parser], ...] = (
     ("MLOPS_MONITOR_NEW_CATEGORY_TOLERANCE", "new_category_tolerance", _float),
 )
 QUALITY_ENV: tuple[tuple[str, str, Parser], ...] = (
-    *_COMMON_ENV,
+    # Not Model Monitor's start_time: that is the hour of captures it copies for a data job, and labels
+    # arrive later; the quality window is window_hours before end_time (or MLOPS_MONITOR_START).
+    *(entry for entry in _COMMON_ENV if entry[0] != "start_time"),
     ("MLOPS_MONITOR_LABELS", "labels", _text),
     ("MLOPS_MONITOR_WINDOW_HOURS", "window_hours", _float),
     ("MLOPS_MONITOR_TASK", "task", _text),
@@ -220,9 +222,12 @@ def drift_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Drif
 
 
 def quality_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> QualitySettings:
-    values = _from_env(QUALITY_ENV, environ)
+    """Environment (Model Monitor's contract, completed from its job config, and MLOPS_MONITOR_*),
+    then the flags given."""
+    env = contract_environment(environ)
+    values = _from_env(QUALITY_ENV, env)
     values.update({k: v for k, v in vars(args).items() if k != "command" and v is not None})
-    return QualitySettings(**values, names=MetricNames.from_env(environ))
+    return QualitySettings(**values, names=MetricNames.from_env(env))
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
