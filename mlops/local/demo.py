@@ -458,7 +458,8 @@ def drift_and_retrain(stack: LocalStack, console: Console, *, endpoint_name: str
     window_start = datetime.now(timezone.utc)
     traffic = drifted_traffic(stack, console, endpoint_name=endpoint_name, model=model, now=window_start)
     flagged = drift_job(stack, console, endpoint_name=endpoint_name, model=model, champion_version=champion_version, since=window_start)
-    transitions = evaluate_all(stack.client("cloudwatch"), prefix=endpoint_name)
+    live = live_quality(stack, console, endpoint_name=endpoint_name, since=window_start)
+    transitions = live["transitions"] + evaluate_all(stack.client("cloudwatch"), prefix=endpoint_name)
     decisions, started = deliver_alarms(stack, console, transitions)
     runs = []
     for rule, alarm, arn in started:
@@ -471,7 +472,23 @@ def drift_and_retrain(stack: LocalStack, console: Console, *, endpoint_name: str
     runs.append({"rule": None, "alarm": None, "parameters": DRILL_PARAMETERS, **_run_evidence(stack, model, drill)})
     _print_run(console, runs[-1])
     return {"drifted_features": flagged, "alarms": [t.__dict__ for t in transitions], "deliveries": decisions, "runs": runs,
-            "window_start": window_start.isoformat(), **traffic}
+            "window_start": window_start.isoformat(), "live_quality": live["variants"], **traffic}
+
+
+def live_quality(stack: LocalStack, console: Console, *, endpoint_name: str, since: datetime) -> dict[str, Any]:
+    """The endpoint's scheduled model-quality job, run once (mlops.local.quality): the drifted traffic's
+    captures joined with its ground truth, live metrics per variant published to CloudWatch, and the
+    live-quality alarms evaluated (a variant below its model's gates fires, and its alarm starts
+    retraining through the same rule as drift)."""
+    from mlops.local.quality import run_quality_job
+
+    job = run_quality_job(stack, endpoint_name, since)
+    variants = {name: {"labeled_rows": v["labeled_rows"], "metrics": v["metrics"], "degraded": [d["description"] for d in v["degraded"]]}
+                for name, v in job["report"]["variants"].items()}
+    for name, v in variants.items():
+        figures = ", ".join(f"{k} {x:.3f}" for k, x in v["metrics"].items() if isinstance(x, float))
+        console.print(f"   live quality of {name}: {v['labeled_rows']} labelled rows; {figures}", markup=False)
+    return {"transitions": job["transitions"], "variants": variants}
 
 
 def drifted_traffic(stack: LocalStack, console: Console, *, endpoint_name: str, model: str, now: datetime) -> dict[str, Any]:

@@ -47,7 +47,8 @@ def _summary() -> dict[str, Any]:
                                      {"check": "latency", "passed": None, "detail": "CloudWatch returned no p99"}]}},
         ]},
         "retrain": {
-            "drifted_features": ["amount", "country"], "ground_truth": "s3://f/ground-truth/fraud-detector/x.jsonl",
+            "drifted_features": ["amount", "country"],
+            "live_quality": {"champion": {"labeled_rows": 2400, "metrics": {"auc": 0.781, "accuracy": 0.8}, "degraded": ["auc 0.7810 is below 0.8"]}}, "ground_truth": "s3://f/ground-truth/fraud-detector/x.jsonl",
             "ingested": {"rows": 3000, "written": 3000}, "traffic": {"sent": 3000, "answered": {"champion": 2400}, "errors": {}},
             "deliveries": [
                 {"alarm": "demo-local-scoring-drift-max-feature-psi", "rule": "r", "function": "f", "decision": "started", "execution": RUN + "r1"},
@@ -80,6 +81,7 @@ def test_the_report_shows_one_started_run_per_drift_event_and_the_refused_drills
     assert "ShuffleLabels=true" in page
     assert "refused</span>: Evaluation refused the candidate: thresholds gate failed: auc 0.512 < 0.8" in page
     assert "scoring/champion 0.761 (-0.249 [-0.279, -0.219])" in page
+    assert 'champion: 2400 labelled rows, auc 0.781, accuracy 0.800 (<span class="ALARM">auc 0.7810 is below 0.8</span>).' in page
 
 
 def test_the_report_shows_each_rollout_step_with_its_checks_and_its_stack_file_change():

@@ -223,6 +223,8 @@ def test_drift_starts_one_run_that_trains_on_the_new_data_and_registers_and_the_
     assert {"amount", "country"} <= set(result["drifted_features"])
     fired = {a["alarm"] for a in result["alarms"] if a["new"] == "ALARM"}
     assert f"{ENDPOINT}-drift-max-feature-psi" in fired
+    # the quality job joined every answered drifted request with its label
+    assert sum(v["labeled_rows"] for v in result["live_quality"].values()) == demo.DRIFT_ROWS
     # every alarm event reached the starter; one started a run, the rest joined it
     assert len(result["deliveries"]) == len(fired) >= 1
     started = [d for d in result["deliveries"] if d["decision"] == "started"]
