@@ -12,13 +12,12 @@ import pulumi
 import pulumi_aws as aws
 from mlops_contracts import artifact, metrics
 
+from components._monitoring_job import job_definition
 from components._validation import Problem, raise_input_problems, required_name
 from specs.config.schema import Network
 from specs.naming import Namer
 
 TOKEN = "mlops:drift_monitor:DriftMonitor"
-INPUT_PATH = "/opt/ml/processing/input/endpoint"
-OUTPUT_PATH = "/opt/ml/processing/resultdata"
 ENTRYPOINT = ["mlops-monitor"]
 """With no command the job runs `drift` from Model Monitor's environment (the image's own entry point serves)."""
 
@@ -72,11 +71,6 @@ class DriftMonitor(pulumi.ComponentResource):
     def __init__(self, name: str, args: DriftMonitorArgs, opts: pulumi.ResourceOptions | None = None):
         raise_input_problems("DriftMonitor", _problems(args))
         super().__init__(TOKEN, name, None, opts)
-        # Not isolated: the job publishes its own CloudWatch metrics (in a VPC, through the subnets' route
-        # or a monitoring VPC endpoint).
-        network = {"enable_network_isolation": False, "enable_inter_container_traffic_encryption": True}
-        if args.network is not None:
-            network["vpc_config"] = {"security_group_ids": list(args.network.security_group_ids), "subnets": list(args.network.subnet_ids)}
         endpoint_name = pulumi.Output.from_input(args.endpoint_name)
         self.schedule = aws.sagemaker.MonitoringSchedule(
             f"{name}-schedule",
@@ -84,27 +78,13 @@ class DriftMonitor(pulumi.ComponentResource):
             monitoring_schedule_config={
                 "monitoring_type": "DataQuality",
                 "schedule_config": {"schedule_expression": args.schedule},
-                "monitoring_job_definition": {
-                    "monitoring_app_specification": {"image_uri": args.image, "container_entrypoints": ENTRYPOINT},
-                    # pulumi-aws takes one input and one output object (the API's lists of one)
-                    "monitoring_inputs": {"endpoint_input": {"endpoint_name": endpoint_name, "local_path": INPUT_PATH}},
-                    "monitoring_output_config": {
-                        "monitoring_outputs": {"s3_output": {
-                            "s3_uri": pulumi.Output.concat("s3://", args.capture_bucket, "/monitoring/", endpoint_name),
-                            "local_path": OUTPUT_PATH,
-                            "s3_upload_mode": "EndOfJob",
-                        }},
-                        "kms_key_id": args.kms_key_arn,
-                    },
-                    "monitoring_resources": {"cluster_config": {
-                        "instance_count": 1, "instance_type": args.instance_type, "volume_size_in_gb": 20, "volume_kms_key_id": args.kms_key_arn,
-                    }},
-                    "baseline": {"statistics_resource": {"s3_uri": baseline_uri(args.baseline_model_data_url)}},
-                    "environment": job_environment(psi_threshold=args.psi_threshold),
-                    "network_config": network,
-                    "role_arn": args.role_arn,
-                    "stopping_conditions": [{"max_runtime_in_seconds": 3600}],
-                },
+                "monitoring_job_definition": job_definition(
+                    image=args.image, entrypoint=ENTRYPOINT, endpoint_name=endpoint_name,
+                    output_uri=pulumi.Output.concat("s3://", args.capture_bucket, "/monitoring/", endpoint_name),
+                    kms_key_arn=args.kms_key_arn, instance_type=args.instance_type,
+                    environment=job_environment(psi_threshold=args.psi_threshold), role_arn=args.role_arn, network=args.network,
+                    baseline={"statistics_resource": {"s3_uri": baseline_uri(args.baseline_model_data_url)}},
+                ),
             },
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self),

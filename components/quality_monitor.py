@@ -24,13 +24,12 @@ import pulumi_aws as aws
 from mlops_contracts import metrics
 from mlops_contracts.feature_schema import TASKS
 
+from components._monitoring_job import job_definition
 from components._validation import Problem, raise_input_problems, required_name
 from specs.config.schema import Network
 from specs.naming import Namer
 
 TOKEN = "mlops:quality_monitor:QualityMonitor"
-INPUT_PATH = "/opt/ml/processing/input/endpoint"
-OUTPUT_PATH = "/opt/ml/processing/resultdata"
 ENTRYPOINT = ["mlops-monitor", "quality"]
 MONITORING_TYPE = "ModelQuality"
 
@@ -89,10 +88,6 @@ class QualityMonitor(pulumi.ComponentResource):
     def __init__(self, name: str, args: QualityMonitorArgs, opts: pulumi.ResourceOptions | None = None):
         raise_input_problems("QualityMonitor", _problems(args))
         super().__init__(TOKEN, name, None, opts)
-        # Not isolated: the job reads S3 and publishes CloudWatch metrics itself.
-        network = {"enable_network_isolation": False, "enable_inter_container_traffic_encryption": True}
-        if args.network is not None:
-            network["vpc_config"] = {"security_group_ids": list(args.network.security_group_ids), "subnets": list(args.network.subnet_ids)}
         endpoint_name = pulumi.Output.from_input(args.endpoint_name)
         environment = pulumi.Output.from_input(args.captures_root).apply(lambda root: job_environment(
             captures_root=root, ground_truth_uri=args.ground_truth_uri, task=args.task, window_hours=args.window_hours))
@@ -102,26 +97,14 @@ class QualityMonitor(pulumi.ComponentResource):
             monitoring_schedule_config={
                 "monitoring_type": MONITORING_TYPE,
                 "schedule_config": {"schedule_expression": args.schedule},
-                "monitoring_job_definition": {
-                    "monitoring_app_specification": {"image_uri": args.image, "container_entrypoints": ENTRYPOINT},
-                    # Required by the API; the job reads the wider window from S3 itself (module docstring).
-                    "monitoring_inputs": {"endpoint_input": {"endpoint_name": endpoint_name, "local_path": INPUT_PATH}},
-                    "monitoring_output_config": {
-                        "monitoring_outputs": {"s3_output": {
-                            "s3_uri": pulumi.Output.concat("s3://", args.report_bucket, "/monitoring-quality/", endpoint_name),
-                            "local_path": OUTPUT_PATH,
-                            "s3_upload_mode": "EndOfJob",
-                        }},
-                        "kms_key_id": args.kms_key_arn,
-                    },
-                    "monitoring_resources": {"cluster_config": {
-                        "instance_count": 1, "instance_type": args.instance_type, "volume_size_in_gb": 20, "volume_kms_key_id": args.kms_key_arn,
-                    }},
-                    "environment": environment,
-                    "network_config": network,
-                    "role_arn": args.role_arn,
-                    "stopping_conditions": [{"max_runtime_in_seconds": 3600}],
-                },
+                # The endpoint input is required by the API; the job reads the wider window from S3
+                # itself (module docstring).
+                "monitoring_job_definition": job_definition(
+                    image=args.image, entrypoint=ENTRYPOINT, endpoint_name=endpoint_name,
+                    output_uri=pulumi.Output.concat("s3://", args.report_bucket, "/monitoring-quality/", endpoint_name),
+                    kms_key_arn=args.kms_key_arn, instance_type=args.instance_type, environment=environment,
+                    role_arn=args.role_arn, network=args.network,
+                ),
             },
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self),
