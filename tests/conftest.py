@@ -1,12 +1,15 @@
 """Fixtures shared by every test package.
 
 `moto_server` is moto's real HTTP emulator of the AWS APIs on 127.0.0.1 (one per test session);
-`aws` gives a test its own clean account state on it and the environment boto3 needs to reach it.
+`aws` gives a test its own clean account state on it and the environment boto3 needs to reach it;
+`stacks` a private copy of stacks/ for tests that change stack files.
 """
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -41,3 +44,14 @@ def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     requests.post(f"{moto_server}/moto-api/reset", timeout=10).raise_for_status()
     yield moto_server
+
+
+@pytest.fixture
+def stacks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the project's stacks/ that the test may change ($MLOPS_STACKS_DIR points at it)."""
+    from specs.config import stack_files
+
+    copy = tmp_path / "stacks"
+    shutil.copytree(stack_files.ROOT / "stacks", copy, ignore=shutil.ignore_patterns("audit", ".locks"))
+    monkeypatch.setenv(stack_files.STACKS_ENV, str(copy))
+    return copy

@@ -1,22 +1,12 @@
 """Fixtures for the promotion tests: a private copy of stacks/ and a three-account registry on moto."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from specs.config import stack_files
 from promotion_support import ACCOUNTS, build_world, role_arn
-
-
-@pytest.fixture
-def stacks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A copy of the project's stacks/ that the test may change ($MLOPS_STACKS_DIR points at it)."""
-    copy = tmp_path / "stacks"
-    shutil.copytree(stack_files.ROOT / "stacks", copy, ignore=shutil.ignore_patterns("audit", ".locks"))
-    monkeypatch.setenv(stack_files.STACKS_ENV, str(copy))
-    return copy
 
 
 @pytest.fixture

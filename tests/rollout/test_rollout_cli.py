@@ -2,14 +2,12 @@
 (moto): the next step decided from the real registry, usage errors, and exit codes."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import boto3
 import pytest
 from typer.testing import CliRunner
 
-from specs.config import stack_files
 from mlops.cli import app
 
 GROUP = "pricing-dev-basket-price"
@@ -18,14 +16,6 @@ URL = "s3://pricing-dev-artifacts-111111111111/models/basket-price/{}/model.tar.
 
 def run(*args: str):
     return CliRunner().invoke(app, list(args))
-
-
-@pytest.fixture
-def stacks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    copy = tmp_path / "stacks"
-    shutil.copytree(stack_files.ROOT / "stacks", copy, ignore=shutil.ignore_patterns("audit", ".locks"))
-    monkeypatch.setenv(stack_files.STACKS_ENV, str(copy))
-    return copy
 
 
 @pytest.fixture

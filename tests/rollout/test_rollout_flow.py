@@ -4,7 +4,6 @@ back), with the stack file back to its declared champion. The backend here is sc
 and apply results a real one would report); the local environment's run is tests/local."""
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,14 +21,11 @@ ARTIFACTS = "s3://demo-local-artifacts-123456789012"
 V5 = Version(5, f"{ARTIFACTS}/training-output/fraud-detector/pipelines-abc-Train/output/model.tar.gz", "arn:v5")
 
 
-@pytest.fixture
-def stacks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    copy = tmp_path / "stacks"
-    shutil.copytree(stack_files.ROOT / "stacks", copy, ignore=shutil.ignore_patterns("audit", ".locks"))
-    monkeypatch.setenv(stack_files.STACKS_ENV, str(copy))
-    # the demo team opts in (its environment is "local", where the default is off)
+@pytest.fixture(autouse=True)
+def opted_in(stacks: Path) -> Path:
+    """The demo team opts in (its environment is "local", where the default is off)."""
     assert stack_files.load(STACK).endpoints[ENDPOINT].rollout.automatic is True
-    return copy
+    return stacks
 
 
 @dataclass
