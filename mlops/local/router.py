@@ -300,6 +300,8 @@ class Router:
         self._mirrors_lock = threading.Lock()
         self.shadow_queue, self.shadow_workers = shadow_queue, shadow_workers
         self.timeout_s = timeout_s
+        self._shifts: dict[str, tuple[Route, float]] = {}
+        """Blue/green updates in progress: endpoint -> (green route, green's share of traffic)."""
 
     def set_route(self, route: Route) -> None:
         """Replace an endpoint's routing (what UpdateEndpoint does once the new fleet is in service)."""
@@ -312,6 +314,7 @@ class Router:
             return _error(400, "ValidationError", f"Endpoint {endpoint} not found.")
         target = headers.get("X-Amzn-SageMaker-Target-Variant")
         with self._rng_lock:
+            route = self._fleet(route)
             try:
                 variant = route.choose(self._rng, target)
             except KeyError:
@@ -336,6 +339,35 @@ class Router:
             if name in reply_headers:
                 out[name] = reply_headers[name]
         return 200, out, reply
+
+    # ---- blue/green (mlops.local.bluegreen drives these) ----------------------------------------
+
+    def shift(self, endpoint: str, green: Route, share: float) -> None:
+        """Send `share` of `endpoint`'s requests to the new fleet `green`, the rest to the current route."""
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"green share {share}: allowed 0 to 1")
+        if endpoint not in self.routes:
+            raise KeyError(f"endpoint {endpoint} has no route to shift from")
+        self._shifts = {**self._shifts, endpoint: (green, share)}
+
+    def finish_shift(self, endpoint: str, *, keep_green: bool) -> None:
+        """End a shift: green becomes the route (success) or all traffic returns to blue (rollback)."""
+        shifts = dict(self._shifts)
+        green, _ = shifts.pop(endpoint, (None, 0.0))
+        if keep_green and green is not None:
+            self.set_route(green)
+        self._shifts = shifts
+
+    def shift_share(self, endpoint: str) -> float:
+        """Green's share of `endpoint` now (0 when no update is shifting it)."""
+        return self._shifts.get(endpoint, (None, 0.0))[1]
+
+    def _fleet(self, route: Route) -> Route:
+        """The fleet one request goes to: green with its share while a shift runs (call under _rng_lock)."""
+        shift = self._shifts.get(route.endpoint)
+        if shift is not None and self._rng.random() < shift[1]:
+            return shift[0]
+        return route
 
     def mirror(self, endpoint: str, variant: str) -> ShadowMirror:
         """The copy queue of `endpoint`'s shadow `variant` (created on first use, kept across route changes)."""
