@@ -154,9 +154,12 @@ class BlueGreenUpdate:
     """Evaluates the named alarms now; returns those in ALARM."""
     evaluation_interval_s: float
     """How often alarms are evaluated during a bake (scaled already: one alarm period locally)."""
-    on_blue_stopped: Callable[[], None] = lambda: None
+    on_succeeded: Callable[[], None] = lambda: None
+    """Called once the final bake has passed, before green becomes the endpoint's route and blue is released."""
     on_rolled_back: Callable[[], None] = lambda: None
     scale: float = 1.0
+    config_name: str = ""
+    """The EndpointConfigName the update deploys."""
     status: str = UPDATING
     failure_reason: str = ""
     events: list[Event] = field(default_factory=list)
@@ -208,9 +211,9 @@ class BlueGreenUpdate:
                 if problem:
                     return self._roll_back(share, problem)
                 self._record("baked", share)
+            self.on_succeeded()
             self.shifter.finish_shift(self.endpoint, keep_green=True)
-            self.on_blue_stopped()
-            self._record("terminated", 1.0, "old fleet stopped")
+            self._record("terminated", 1.0, "old fleet released")
             self._record("succeeded", 1.0, status=IN_SERVICE)
         except Exception as exc:  # noqa: BLE001 - the failure is the update's outcome, reported in FailureReason
             self._roll_back(share, f"update failed: {exc!r}")
@@ -251,7 +254,8 @@ class BlueGreenUpdate:
     def describe(self) -> dict[str, Any]:
         """The update's part of DescribeEndpoint: status, failure reason, the deployment config."""
         with self._changed:
-            out: dict[str, Any] = {"EndpointStatus": self.status, "LastDeploymentConfig": self.deployment}
+            out: dict[str, Any] = {"EndpointName": self.endpoint, "EndpointStatus": self.status, "LastDeploymentConfig": self.deployment,
+                                   "UpdateEndpointConfigName": self.config_name}
             if self.failure_reason:
                 out["FailureReason"] = self.failure_reason
             out["Events"] = [{"kind": e.kind, "share": e.share, "detail": e.detail} for e in self.events]
@@ -282,3 +286,36 @@ def cloudwatch_alarm_check(cloudwatch: Any) -> Callable[[list[str]], list[str]]:
         return firing
 
     return check
+
+
+ALL_AT_ONCE_DEFAULT = {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0},
+                                                 "TerminationWaitInSeconds": 0}}
+"""What an UpdateEndpoint without DeploymentConfig runs (SageMaker: blue/green, all at once)."""
+
+
+def start_update(router: Any, params: dict[str, Any], *, config: dict[str, Any], variant_urls: dict[str, str],
+                 alarms_in_alarm: Callable[[list[str]], list[str]], evaluation_interval_s: float,
+                 on_succeeded: Callable[[], None] = lambda: None) -> BlueGreenUpdate:
+    """Validate one UpdateEndpoint request (`config` is its EndpointConfigName's configuration) and start
+    it on `router` (a mlops.local.router.Router). DeploymentConfigError names what SageMaker would refuse."""
+    from mlops.local.router import route_for
+
+    validate_update_endpoint(params)
+    endpoint = params["EndpointName"]
+    if endpoint not in router.routes:
+        raise DeploymentConfigError(f"Could not find endpoint {endpoint} (known: {', '.join(sorted(router.routes)) or 'none'})")
+    running = router.updates.get(endpoint)
+    if running is not None and running.status == UPDATING:
+        raise DeploymentConfigError(f"Cannot update in-progress endpoint {endpoint}: an update is still Updating")
+    green = route_for(endpoint, config, variant_urls)
+    if green is None:
+        missing = sorted(v["ModelName"] for v in config["ProductionVariants"] if v["ModelName"] not in variant_urls)
+        raise DeploymentConfigError(f"{params['EndpointConfigName']}: no serving process for model(s) {', '.join(missing)}; start them first")
+    update = BlueGreenUpdate(
+        endpoint=endpoint, green=green, deployment=params.get("DeploymentConfig") or ALL_AT_ONCE_DEFAULT,
+        instances=sum(int(v.get("InitialInstanceCount", 1)) for v in config["ProductionVariants"]),
+        shifter=router, alarms_in_alarm=alarms_in_alarm, evaluation_interval_s=evaluation_interval_s,
+        on_succeeded=on_succeeded, scale=time_scale(), config_name=params["EndpointConfigName"],
+    )
+    router.updates[endpoint] = update
+    return update.start()

@@ -158,7 +158,7 @@ def test_canary_share_is_measured_within_four_standard_deviations_and_the_bake_e
     alarms = GatedAlarms(router)
     stopped = threading.Event()
     update = _update(router, fleets["green"], _config("CANARY", wait=1, alarms=("t-5xx",)), alarms, scale=0.01,
-                     on_blue_stopped=stopped.set).start()
+                     on_succeeded=stopped.set).start()
     assert alarms.gated.acquire(timeout=CEILING_S)
     n = 600
     share, _ = _green_share(router, n)
@@ -265,4 +265,49 @@ def test_the_router_s_5xx_metrics_fire_a_real_alarm_that_rolls_the_canary_back(a
     assert update.wait_done(CEILING_S)
     assert update.failure_reason.startswith("Rolled back: alarm(s) t-5xx")
     assert cloudwatch.describe_alarms(AlarmNames=["t-5xx"])["MetricAlarms"][0]["StateValue"] == "ALARM"
+    router.close()
+
+
+# ---- UpdateEndpoint over the router's HTTP interface -----------------------------------------
+
+def _post(url: str, body: dict) -> tuple[int, dict]:
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=CEILING_S) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_update_endpoint_over_http_runs_the_update_and_describes_it_and_refuses_bad_requests(fleets, monkeypatch):
+    from mlops.local.router import make_server, read_status
+
+    monkeypatch.setenv(bluegreen.TIME_SCALE_ENV, "0.001")
+    router = Router({ENDPOINT: _route(fleets["blue"])}, seed=4)
+    config = {"EndpointConfigName": "green-config", "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": "m-green", "InitialInstanceCount": 1}]}
+    router.update_starter = lambda params: bluegreen.start_update(
+        router, params, config=config, variant_urls={"m-green": fleets["green"].url}, alarms_in_alarm=lambda names: [], evaluation_interval_s=0.05)
+    server = make_server(router)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    request = {"EndpointName": ENDPOINT, "EndpointConfigName": "green-config", "DeploymentConfig": _config("CANARY", wait=60, alarms=("t-5xx",))}
+    status, started = _post(f"{url}/endpoints/{ENDPOINT}/update", request)
+    assert (status, started["EndpointStatus"], started["UpdateEndpointConfigName"]) == (200, "Updating", "green-config")
+    assert router.updates[ENDPOINT].wait_done(CEILING_S)
+    import urllib.request
+
+    with urllib.request.urlopen(f"{url}/endpoints/{ENDPOINT}/update", timeout=CEILING_S) as response:
+        described = json.loads(response.read())
+    assert described["EndpointStatus"] == "InService" and "FailureReason" not in described
+    assert described["LastDeploymentConfig"] == request["DeploymentConfig"]
+    assert read_status(url)["endpoints"][ENDPOINT]["route"]["production"] == {"AllTraffic": fleets["green"].url}
+    bad = {**request, "DeploymentConfig": {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {"Type": "SLOW", "WaitIntervalInSeconds": 1}}}}
+    status, refused = _post(f"{url}/endpoints/{ENDPOINT}/update", bad)
+    assert status == 400 and "SLOW" in refused["Message"]
+    status, refused = _post(f"{url}/endpoints/other/update", {**request, "EndpointName": "other"})
+    assert status == 400 and "Could not find endpoint other" in refused["Message"]
+    server.shutdown()
     router.close()
