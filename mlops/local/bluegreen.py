@@ -258,7 +258,8 @@ class BlueGreenUpdate:
                                    "UpdateEndpointConfigName": self.config_name}
             if self.failure_reason:
                 out["FailureReason"] = self.failure_reason
-            out["Events"] = [{"kind": e.kind, "share": e.share, "detail": e.detail} for e in self.events]
+            start = self.events[0].at if self.events else 0.0
+            out["Events"] = [{"kind": e.kind, "share": e.share, "detail": e.detail, "at_s": round(e.at - start, 3)} for e in self.events]
             return out
 
 

@@ -29,6 +29,7 @@ import io
 import json
 import random
 import tarfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -72,6 +73,8 @@ class Phase:
     shadow_copies: dict[str, int] = field(default_factory=dict)
     """What became of this phase's copies (the router's counts): mirrored, sent, dropped, failed."""
     transitions: list[Transition] = field(default_factory=list)
+    rollout: dict[str, Any] = field(default_factory=dict)
+    """A blue/green update's outcome (phase 4): EndpointStatus, FailureReason, LastDeploymentConfig, Events."""
 
 
 INPUTS = ("amount", "n_items", "country", "hour", "account_age_days")
@@ -150,7 +153,7 @@ def faulty_artifact(source: Path, target: Path) -> Path:
     import torch
 
     class RejectsMissing(torch.nn.Module):
-        def __init__(self, inner: torch.nn.Module):
+        def __init__(self, inner):  # no annotation: TorchScript cannot resolve the function-local `torch` in one
             super().__init__()
             self.inner = inner
 
@@ -396,41 +399,71 @@ def candidate_in_shadow(stack: LocalStack, console: Console, target: DemoEndpoin
     return shadow, candidate, versions[champion.model_version]
 
 
+FAULT_ROLLOUT = {"strategy": "canary", "canary_percent": 20, "wait_minutes": 60}
+"""Phase 4's deployment policy: 20 % of traffic to the new fleet, then a bake (60 minutes in SageMaker,
+scaled locally by MLOPS_LOCAL_TIME_SCALE) that the faulty challenger's 5XX alarm cuts short."""
+
+
 def faulty_challenger(stack: LocalStack, console: Console, target: DemoEndpoint, *, data: Features, candidate: Version, champion: Version) -> Phase:
-    """Phase 4: a faulty build of the candidate as a 50% challenger, whose 5XX alarm fires."""
+    """Phase 4: a faulty build of the candidate as a 50% challenger, deployed through UpdateEndpoint with
+    a canary policy while callers send traffic; its 5XX alarm fires during the bake and the endpoint
+    rolls back by itself. Callers see errors only on the canary's share of the new fleet."""
     champion_name = target.champion_name
     faulty = next((v for v in stack.versions(target.model) if v.description == FAULT_NOTE), None)
     if faulty is None:
         source = stack.env.artifact_path(target.model, candidate.version)
         built = faulty_artifact(source, stack.env.dir / "build" / "faulty" / "model.tar.gz")
         faulty = stack.register_artifact(target.model, built, based_on=candidate, description=FAULT_NOTE)
-    fault_overrides = {"endpoints": {target.key: {"traffic": {
+    fault_overrides = {"endpoints": {target.key: {"rollout": FAULT_ROLLOUT, "traffic": {
         "mode": "ab", "production": None, "shadow": None, "shadow_sampling_percent": None,
         "variants": {
             champion_name: _variant(champion, instance_type=target.instance_type, weight=50),
             "challenger": _variant(faulty, instance_type=target.instance_type, weight=50),
         },
     }}}}
-    stack.deploy(fault_overrides)
-    stack.wait_routed(target.name, {champion_name, "challenger"})
-    fault = Phase("4. faulty challenger", weights={champion_name: 50, "challenger": 50})
-    console.print(f"[bold]{fault.title}[/bold]: challenger v{faulty.version} ({FAULT_NOTE})")
+    fault = Phase("4. faulty canary", weights={champion_name: 50, "challenger": 50})
+    console.print(f"[bold]{fault.title}[/bold]: challenger v{faulty.version} ({FAULT_NOTE}), canary {FAULT_ROLLOUT['canary_percent']} %")
     cloudwatch = stack.client("cloudwatch")
     evaluate_all(cloudwatch, prefix=target.name)  # baseline states before the fault's traffic
-    send(stack, target.name, request_rows(data.source, n=300, seed=4, null_share=0.3), fault, console)
-    router.wait_published(stack.router_url())  # the alarms read what the router has published
+    failures: list[BaseException] = []
+    done = threading.Event()
+
+    def deploy() -> None:
+        try:
+            stack.deploy(fault_overrides)
+        except BaseException as exc:  # re-raised on the demo's thread below
+            failures.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=deploy, name="faulty-canary-deploy", daemon=True).start()
+    rows = request_rows(data.source, n=400, seed=4, null_share=0.3)
+    while not done.is_set():  # callers keep sending until the update has ended (the event, not a timer)
+        send(stack, target.name, rows[fault.sent % len(rows):][:20], fault, console)
+    if failures:
+        raise failures[0]
+    fault.rollout = stack.last_updates.get(target.name, {})
     fault.transitions = evaluate_all(cloudwatch, prefix=target.name)
-    for t in fault.transitions:
-        style = "red" if t.new == "ALARM" else "green"
-        console.print(f"   [{style}]{t.alarm}: {t.old} -> {t.new}[/{style}]  {t.reason}" + (f"  ({t.note})" if t.note else ""))
+    _print_rollout(console, fault)
     return fault
 
 
+def _print_rollout(console: Console, fault: Phase) -> None:
+    outcome = fault.rollout
+    for event in outcome.get("Events", []):
+        console.print(f"   {event['at_s']:7.2f} s  {event['kind']:<12} new fleet share {event['share']:.0%}  {event['detail']}")
+    style = "green" if outcome.get("FailureReason") else "red"
+    console.print(f"   [{style}]{outcome.get('EndpointStatus', '?')}: {outcome.get('FailureReason') or 'the faulty canary was NOT rolled back'}[/{style}]"
+                  f"  callers saw {sum(fault.errors.values())} error(s) in {fault.sent} requests")
+
+
 def restore(stack: LocalStack, console: Console, target: DemoEndpoint) -> None:
-    """Phase 5: the endpoint back as the stack declares it."""
-    stack.deploy()
+    """Phase 5: the endpoint back as the stack declares it (from phase 3's shadow shape; the fault was
+    already rolled back by itself). The challenger's 5XX alarm stays in ALARM for its period, so this
+    update runs without auto-rollback alarms (strategy none) rather than being rolled back by it."""
+    stack.deploy({"endpoints": {target.key: {"rollout": {"strategy": "none", "wait_minutes": None}}}})
     stack.wait_routed(target.name, set(target.production))
-    console.print(f"[bold]5. restored[/bold] {target.name} to the stack's declaration")
+    console.print(f"[bold]5. declared state[/bold] {target.name} as the stack declares it")
 
 
 DRIFT_ROWS = 3000
@@ -604,6 +637,7 @@ def _summary(stack: LocalStack, phases: list[Phase], endpoint: str, started: flo
                 "p50_ms": {k: _percentile(v, 50) for k, v in p.latencies_ms.items()},
                 "p99_ms": {k: _percentile(v, 99) for k, v in p.latencies_ms.items()},
                 "transitions": [t.__dict__ for t in p.transitions],
+                "rollout": p.rollout,
             }
             for p in phases
         ],
