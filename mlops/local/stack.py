@@ -109,9 +109,9 @@ def plan_with(stack: str, overrides: dict[str, Any] | None) -> Plan:
                 os.environ[stack_files.STACKS_ENV] = previous
 
 
-LOCAL_TIME_SCALE_DEFAULT = "0.05"
+LOCAL_TIME_SCALE_DEFAULT = "0.01"
 """The router's blue/green wait scale when MLOPS_LOCAL_TIME_SCALE is unset: a one-minute canary bake
-lasts 3 s locally (set MLOPS_LOCAL_TIME_SCALE=1 for SageMaker's real waits)."""
+lasts 0.6 s and a five-minute termination wait 3 s locally (MLOPS_LOCAL_TIME_SCALE=1: SageMaker's waits)."""
 
 
 class LocalStackError(ValueError):
