@@ -430,7 +430,7 @@ def faulty_challenger(stack: LocalStack, console: Console, target: DemoEndpoint,
 
     def deploy() -> None:
         try:
-            stack.deploy(fault_overrides)
+            stack.deploy(fault_overrides, allow_rollback=True)
         except BaseException as exc:  # re-raised on the demo's thread below
             failures.append(exc)
         finally:
@@ -461,7 +461,7 @@ def restore(stack: LocalStack, console: Console, target: DemoEndpoint) -> None:
     """Phase 5: the endpoint back as the stack declares it (from phase 3's shadow shape; the fault was
     already rolled back by itself). The challenger's 5XX alarm stays in ALARM for its period, so this
     update runs without auto-rollback alarms (strategy none) rather than being rolled back by it."""
-    stack.deploy({"endpoints": {target.key: {"rollout": {"strategy": "none", "wait_minutes": None}}}})
+    stack.deploy({"endpoints": {target.key: {"rollout": {"strategy": "none", "canary_percent": None, "wait_minutes": None}}}})
     stack.wait_routed(target.name, set(target.production))
     console.print(f"[bold]5. declared state[/bold] {target.name} as the stack declares it")
 

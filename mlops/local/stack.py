@@ -495,13 +495,15 @@ class LocalStack:
 
     # ---- endpoints ---------------------------------------------------------------------------
 
-    def deploy(self, overrides: dict[str, Any] | None = None) -> Plan:
+    def deploy(self, overrides: dict[str, Any] | None = None, *, allow_rollback: bool = False) -> Plan:
         """Deploy the stack's endpoints as planned (with `overrides` on top): Models and
         EndpointConfigs by their content names, serving processes per variant, then the Endpoint.
         An endpoint that exists on another configuration is updated the way SageMaker does it: an
         UpdateEndpoint with the planned DeploymentConfig, run by the router as a blue/green update
         (mlops.local.bluegreen); its outcome is kept in `last_updates` (DescribeEndpoint's status,
-        FailureReason and LastDeploymentConfig, plus the update's events)."""
+        FailureReason and LastDeploymentConfig, plus the update's events). An update that rolled back
+        raises LocalStackError with its FailureReason unless `allow_rollback` (the endpoint then stays
+        on its old configuration, as in SageMaker)."""
         plan = plan_with(self.name, overrides)
         sagemaker = self.client("sagemaker")
         self.last_updates: dict[str, dict[str, Any]] = {}
@@ -525,6 +527,9 @@ class LocalStack:
                         continue
                 getattr(sagemaker, call.operation)(**call.params)
         self._stop_unused_variants(plan, keep=self._rolled_back_models)
+        failed = {name: u["FailureReason"] for name, u in self.last_updates.items() if u.get("FailureReason")}
+        if failed and not allow_rollback:
+            raise LocalStackError("; ".join(f"UpdateEndpoint {name}: {reason}" for name, reason in failed.items()))
         return plan
 
     def update_endpoint(self, params: dict[str, Any]) -> dict[str, Any]:

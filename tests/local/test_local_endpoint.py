@@ -215,7 +215,7 @@ def test_faulty_canary_rolls_back_by_itself_and_callers_see_errors_only_on_the_c
                 "champion": demo._variant(v1, instance_type=instance, weight=50),
                 "challenger": demo._variant(faulty, instance_type=instance, weight=50),
             }},
-        }}})
+        }}}, allow_rollback=True)
     finally:
         stop.set()
         caller.join(WAIT_CEILING_S)
@@ -232,6 +232,10 @@ def test_faulty_canary_rolls_back_by_itself_and_callers_see_errors_only_on_the_c
     assert read_status(local.router_url())["endpoints"][ENDPOINT]["route"] == route_before
     runtime = local.runtime()
     assert all(_invoke(runtime, row)[0] in {"champion", "challenger"} for row in rows[:40])  # blue again: no errors
+    # Back to the stack's declaration without rollback alarms: the challenger's 5XX alarm stays in
+    # ALARM for its period and would roll a guarded update back (LocalStackError), as in SageMaker.
+    local.deploy({"endpoints": {"scoring": {"rollout": {"strategy": "none", "canary_percent": None, "wait_minutes": None}}}})
+    assert all("FailureReason" not in u for u in local.last_updates.values())
 
 
 def test_drift_starts_one_run_that_trains_on_the_new_data_and_registers_and_the_shuffled_drill_is_refused(local):
