@@ -427,19 +427,23 @@ def faulty_challenger(stack: LocalStack, console: Console, target: DemoEndpoint,
     evaluate_all(cloudwatch, prefix=target.name)  # baseline states before the fault's traffic
     failures: list[BaseException] = []
     done = threading.Event()
+    rows = request_rows(data.source, n=400, seed=4, null_share=0.3)
 
-    def deploy() -> None:
+    def traffic() -> None:  # callers keep sending until the update has ended (the event, not a timer)
         try:
-            stack.deploy(fault_overrides, allow_rollback=True)
+            while not done.is_set():
+                send(stack, target.name, rows[fault.sent % len(rows):][:20], fault, console)
         except BaseException as exc:  # re-raised on the demo's thread below
             failures.append(exc)
-        finally:
-            done.set()
 
-    threading.Thread(target=deploy, name="faulty-canary-deploy", daemon=True).start()
-    rows = request_rows(data.source, n=400, seed=4, null_share=0.3)
-    while not done.is_set():  # callers keep sending until the update has ended (the event, not a timer)
-        send(stack, target.name, rows[fault.sent % len(rows):][:20], fault, console)
+    # The deploy stays on this thread (planning needs its event loop); the callers get their own.
+    caller = threading.Thread(target=traffic, name="faulty-canary-callers", daemon=True)
+    caller.start()
+    try:
+        stack.deploy(fault_overrides, allow_rollback=True)
+    finally:
+        done.set()
+        caller.join()
     if failures:
         raise failures[0]
     fault.rollout = stack.last_updates.get(target.name, {})
