@@ -30,6 +30,7 @@ import json
 import random
 import shutil
 import tarfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -73,6 +74,8 @@ class Phase:
     shadow_copies: dict[str, int] = field(default_factory=dict)
     """What became of this phase's copies (the router's counts): mirrored, sent, dropped, failed."""
     transitions: list[Transition] = field(default_factory=list)
+    rollout: dict[str, Any] = field(default_factory=dict)
+    """A blue/green update's outcome (phase 4): EndpointStatus, FailureReason, LastDeploymentConfig, Events."""
 
 
 INPUTS = ("amount", "n_items", "country", "hour", "account_age_days")
@@ -151,7 +154,7 @@ def faulty_artifact(source: Path, target: Path) -> Path:
     import torch
 
     class RejectsMissing(torch.nn.Module):
-        def __init__(self, inner: torch.nn.Module):
+        def __init__(self, inner):  # no annotation: TorchScript cannot resolve the function-local `torch` in one
             super().__init__()
             self.inner = inner
 
@@ -282,13 +285,17 @@ def run(stack: LocalStack, console: Console) -> dict[str, Any]:
     phases = [ab_as_declared(stack, console, target, data=data)]
     shadow, candidate, champion = candidate_in_shadow(stack, console, target, data=data)
     phases.append(shadow)
-    phases.append(faulty_challenger(stack, console, target, data=data, candidate=candidate, champion=champion))
     restore(stack, console, target)
     retrain = drift_and_retrain(stack, console, endpoint_name=target.name, source=data.source,
                                 champion_version=target.champion.model_version, model=target.model)
     ab = ab_readout(stack, console, target, since=datetime.fromisoformat(retrain["window_start"]))
     registered = next((run["version"] for run in retrain["runs"] if run["version"] is not None), None)
     rollout = automatic_rollout(stack, console, target, candidate=registered)
+    # Last, a faulty canary on top of what the rollout left (its rollback alarm then stays in ALARM for
+    # its period, which would roll back any guarded update that came after it).
+    serving = {v.version: v for v in stack.versions(target.model)}
+    pinned = registered if rollout["steps"] and rollout["steps"][-1]["step"] == "pinned" else champion.version
+    phases.append(faulty_challenger(stack, console, target, data=data, candidate=candidate, champion=serving[pinned]))
     summary = _summary(stack, phases, target.name, started)
     summary["retrain"] = retrain
     summary["rollout"] = rollout
@@ -402,41 +409,74 @@ def candidate_in_shadow(stack: LocalStack, console: Console, target: DemoEndpoin
     return shadow, candidate, versions[champion.model_version]
 
 
+FAULT_ROLLOUT = {"strategy": "canary", "canary_percent": 20, "wait_minutes": 60}
+"""Phase 7's deployment policy: 20 % of traffic to the new fleet, then a bake (60 minutes in SageMaker,
+scaled locally by MLOPS_LOCAL_TIME_SCALE) that the faulty challenger's 5XX alarm cuts short."""
+
+
 def faulty_challenger(stack: LocalStack, console: Console, target: DemoEndpoint, *, data: Features, candidate: Version, champion: Version) -> Phase:
-    """Phase 4: a faulty build of the candidate as a 50% challenger, whose 5XX alarm fires."""
+    """Phase 7: a faulty build of the candidate as a 50% challenger beside `champion`, deployed through UpdateEndpoint with
+    a canary policy while callers send traffic; its 5XX alarm fires during the bake and the endpoint
+    rolls back by itself. Callers see errors only on the canary's share of the new fleet."""
     champion_name = target.champion_name
     faulty = next((v for v in stack.versions(target.model) if v.description == FAULT_NOTE), None)
     if faulty is None:
         source = stack.env.artifact_path(target.model, candidate.version)
         built = faulty_artifact(source, stack.env.dir / "build" / "faulty" / "model.tar.gz")
         faulty = stack.register_artifact(target.model, built, based_on=candidate, description=FAULT_NOTE)
-    fault_overrides = {"endpoints": {target.key: {"traffic": {
+    fault_overrides = {"endpoints": {target.key: {"rollout": FAULT_ROLLOUT, "traffic": {
         "mode": "ab", "production": None, "shadow": None, "shadow_sampling_percent": None,
         "variants": {
             champion_name: _variant(champion, instance_type=target.instance_type, weight=50),
             "challenger": _variant(faulty, instance_type=target.instance_type, weight=50),
         },
     }}}}
-    stack.deploy(fault_overrides)
-    stack.wait_routed(target.name, {champion_name, "challenger"})
-    fault = Phase("4. faulty challenger", weights={champion_name: 50, "challenger": 50})
-    console.print(f"[bold]{fault.title}[/bold]: challenger v{faulty.version} ({FAULT_NOTE})")
+    fault = Phase("7. faulty canary", weights={champion_name: 50, "challenger": 50})
+    console.print(f"[bold]{fault.title}[/bold]: challenger v{faulty.version} ({FAULT_NOTE}), canary {FAULT_ROLLOUT['canary_percent']} %")
     cloudwatch = stack.client("cloudwatch")
     evaluate_all(cloudwatch, prefix=target.name)  # baseline states before the fault's traffic
-    send(stack, target.name, request_rows(data.source, n=300, seed=4, null_share=0.3), fault, console)
-    router.wait_published(stack.router_url())  # the alarms read what the router has published
+    failures: list[BaseException] = []
+    done = threading.Event()
+    rows = request_rows(data.source, n=400, seed=4, null_share=0.3)
+
+    def traffic() -> None:  # callers keep sending until the update has ended (the event, not a timer)
+        try:
+            while not done.is_set():
+                send(stack, target.name, rows[fault.sent % len(rows):][:20], fault, console)
+        except BaseException as exc:  # re-raised on the demo's thread below
+            failures.append(exc)
+
+    # The deploy stays on this thread (planning needs its event loop); the callers get their own.
+    caller = threading.Thread(target=traffic, name="faulty-canary-callers", daemon=True)
+    caller.start()
+    try:
+        stack.deploy(fault_overrides, allow_rollback=True)
+    finally:
+        done.set()
+        caller.join()
+    if failures:
+        raise failures[0]
+    fault.rollout = stack.last_updates.get(target.name, {})
     fault.transitions = evaluate_all(cloudwatch, prefix=target.name)
-    for t in fault.transitions:
-        style = "red" if t.new == "ALARM" else "green"
-        console.print(f"   [{style}]{t.alarm}: {t.old} -> {t.new}[/{style}]  {t.reason}" + (f"  ({t.note})" if t.note else ""))
+    _print_rollout(console, fault)
     return fault
 
 
+def _print_rollout(console: Console, fault: Phase) -> None:
+    outcome = fault.rollout
+    for event in outcome.get("Events", []):
+        console.print(f"   {event['at_s']:7.2f} s  {event['kind']:<12} new fleet share {event['share']:.0%}  {event['detail']}")
+    style = "green" if outcome.get("FailureReason") else "red"
+    console.print(f"   [{style}]{outcome.get('EndpointStatus', '?')}: {outcome.get('FailureReason') or 'the faulty canary was NOT rolled back'}[/{style}]"
+                  f"  callers saw {sum(fault.errors.values())} error(s) in {fault.sent} requests")
+
+
 def restore(stack: LocalStack, console: Console, target: DemoEndpoint) -> None:
-    """Phase 5: the endpoint back as the stack declares it."""
+    """Phase 4: the endpoint back as the stack declares it (from phase 3's shadow shape), through a
+    guarded blue/green update with the endpoint's own policy (no rollback alarm is in ALARM yet)."""
     stack.deploy()
     stack.wait_routed(target.name, set(target.production))
-    console.print(f"[bold]5. restored[/bold] {target.name} to the stack's declaration")
+    console.print(f"[bold]4. declared state[/bold] {target.name} as the stack declares it")
 
 
 DRIFT_ROWS = 3000
@@ -447,13 +487,13 @@ DRILL_PARAMETERS = {"ShuffleLabels": "true"}
 
 
 def drift_and_retrain(stack: LocalStack, console: Console, *, endpoint_name: str, source: Path, champion_version: int, model: str) -> dict[str, Any]:
-    """Phase 6: a drifted batch of transactions is ingested and scored by id (each request named by its
+    """Phase 5: a drifted batch of transactions is ingested and scored by id (each request named by its
     record id, SageMaker's InferenceId), the captures reach S3 and ground truth arrives; the monitoring
     job flags the drift and its alarms fire; each alarm event goes to the retraining starter, which
     starts one run and coalesces the rest; the run (Dataset, Train, Evaluate, Condition, Register |
     Fail) trains on the new data and faces the champion. A second run, trained on shuffled labels, is
     refused by its Condition. `source` (phase 1's feature source) is not read here."""
-    console.print(f"[bold]6. drift and retraining[/bold]: {DRIFT_ROWS} new transactions, amounts x{demo_data.DRIFT_AMOUNT_FACTOR:g} "
+    console.print(f"[bold]5. drift and retraining[/bold]: {DRIFT_ROWS} new transactions, amounts x{demo_data.DRIFT_AMOUNT_FACTOR:g} "
                   f"and {demo_data.DRIFT_COUNTRY_SHARE:.0%} from an unseen country")
     window_start = datetime.now(timezone.utc)
     traffic = drifted_traffic(stack, console, endpoint_name=endpoint_name, model=model, now=window_start)
@@ -504,7 +544,7 @@ def drifted_traffic(stack: LocalStack, console: Console, *, endpoint_name: str, 
     pq.write_table(features, directory / "drifted.parquet")
     ingested = stack.ingest(spec.feature_group, directory / "drifted.parquet", report=directory / "drifted.rejects.jsonl")
     console.print(f"   ingested {ingested.written} of {ingested.rows} drifted rows into {stack.namer.feature_group(spec.feature_group)}")
-    phase = Phase("6. drifted traffic")
+    phase = Phase("5. drifted traffic")
     rows = [{id_field: record_id} for record_id in features.column(id_field).to_pylist()]
     send(stack, endpoint_name, rows, phase, console, by_id_share=1.0, id_field=id_field, inference_id=lambda row: row[id_field])
     wait_captured(stack.env.dir / "captures" / endpoint_name, since=now, count=sum(phase.answered.values()))
@@ -568,14 +608,14 @@ def deliver_alarms(stack: LocalStack, console: Console, transitions: list[Transi
 
 
 def ab_readout(stack: LocalStack, console: Console, target: DemoEndpoint, *, since: datetime) -> dict[str, Any]:
-    """Phase 6b: the A/B test the endpoint declares, read out (`mlops experiment ab`) from the drifted
+    """Phase 5b: the A/B test the endpoint declares, read out (`mlops experiment ab`) from the drifted
     traffic's captures joined with its ground truth: each variant's metrics with intervals, the test of
     the primary metric, the labelled traffic still needed, and the recommendation."""
     from mlops.experiment import readouts, report
 
     readout, _ = readouts.ab_readout(stack.config, endpoint=target.key, since=since, client=stack.client)
     paths = report.write(readout, stack.env.dir / "experiments" / target.key)
-    console.print(f"[bold]6b. A/B readout[/bold] (mlops experiment ab -s {stack.name} --endpoint {target.key}) on the drifted, labelled traffic")
+    console.print(f"[bold]5b. A/B readout[/bold] (mlops experiment ab -s {stack.name} --endpoint {target.key}) on the drifted, labelled traffic")
     for v in readout.variants:
         figures = ", ".join(f"{name} {m['value']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}]" for name, m in v.metrics.items() if m.get("value") is not None)
         console.print(f"   {v.name}: {v.labelled} labelled; {figures}", markup=False)
@@ -590,7 +630,7 @@ ROLLOUT_REQUESTS = 400
 
 
 def automatic_rollout(stack: LocalStack, console: Console, target: DemoEndpoint, *, candidate: int | None) -> dict[str, Any]:
-    """Phase 7: the version the retraining run registered rolls out by itself (`mlops rollout`): into
+    """Phase 6: the version the retraining run registered rolls out by itself (`mlops rollout`): into
     shadow beside the champion, scored on drifted traffic named by InferenceId, the shadow analysis,
     then the blue/green update that pins it in the champion's place. Each step edits a copy of the
     stack files (the demo leaves the checkout's stacks/ as they are) and is recorded in its audit log."""
@@ -599,7 +639,7 @@ def automatic_rollout(stack: LocalStack, console: Console, target: DemoEndpoint,
     from specs.config import stack_files
     from mlops.rollout import backends, flow
 
-    console.print(f"[bold]7. automatic rollout[/bold] of v{candidate} on {target.name} (mlops rollout -s {stack.name} --endpoint {target.key})")
+    console.print(f"[bold]6. automatic rollout[/bold] of v{candidate} on {target.name} (mlops rollout -s {stack.name} --endpoint {target.key})")
     stacks = stack.env.dir / "stacks"
     if stacks.exists():
         shutil.rmtree(stacks)
@@ -618,7 +658,7 @@ def automatic_rollout(stack: LocalStack, console: Console, target: DemoEndpoint,
             rows = [{id_field: rid} for rid in ids.column("transaction_id").to_pylist()]
             stack.ingest(spec.feature_group, _parquet(stack, ids, "rollout.parquet"),
                          report=stack.env.dir / "data" / "rollout.rejects.jsonl")
-            phase = Phase("7. candidate in shadow (rollout)", weights={target.champion_name: 1.0}, shadow="candidate")
+            phase = Phase("6. candidate in shadow (rollout)", weights={target.champion_name: 1.0}, shadow="candidate")
             send(stack, target.name, rows, phase, console, by_id_share=1.0, id_field=id_field, inference_id=lambda row: f"rollout-{row[id_field]}")
             router.wait_shadow_settled(stack.router_url(), target.name, "candidate")
             router.wait_published(stack.router_url())
@@ -718,6 +758,7 @@ def _summary(stack: LocalStack, phases: list[Phase], endpoint: str, started: flo
                 "p50_ms": {k: _percentile(v, 50) for k, v in p.latencies_ms.items()},
                 "p99_ms": {k: _percentile(v, 99) for k, v in p.latencies_ms.items()},
                 "transitions": [t.__dict__ for t in p.transitions],
+                "rollout": p.rollout,
             }
             for p in phases
         ],

@@ -316,6 +316,12 @@ class Router:
         self._mirrors_lock = threading.Lock()
         self.shadow_queue, self.shadow_workers = shadow_queue, shadow_workers
         self.timeout_s = timeout_s
+        self._shifts: dict[str, tuple[Route, float]] = {}
+        """Blue/green updates in progress: endpoint -> (green route, green's share of traffic)."""
+        self.updates: dict[str, Any] = {}
+        """The last blue/green update of each endpoint (mlops.local.bluegreen.BlueGreenUpdate)."""
+        self.update_starter: Callable[[dict[str, Any]], Any] | None = None
+        """Starts an UpdateEndpoint request (set by the router process: it knows the control plane)."""
 
     def set_route(self, route: Route) -> None:
         """Replace an endpoint's routing (what UpdateEndpoint does once the new fleet is in service)."""
@@ -328,6 +334,7 @@ class Router:
             return _error(400, "ValidationError", f"Endpoint {endpoint} not found.")
         target = headers.get("X-Amzn-SageMaker-Target-Variant")
         with self._rng_lock:
+            route = self._fleet(route)
             try:
                 variant = route.choose(self._rng, target)
             except KeyError:
@@ -353,6 +360,35 @@ class Router:
             if name in reply_headers:
                 out[name] = reply_headers[name]
         return 200, out, reply
+
+    # ---- blue/green (mlops.local.bluegreen drives these) ----------------------------------------
+
+    def shift(self, endpoint: str, green: Route, share: float) -> None:
+        """Send `share` of `endpoint`'s requests to the new fleet `green`, the rest to the current route."""
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"green share {share}: allowed 0 to 1")
+        if endpoint not in self.routes:
+            raise KeyError(f"endpoint {endpoint} has no route to shift from")
+        self._shifts = {**self._shifts, endpoint: (green, share)}
+
+    def finish_shift(self, endpoint: str, *, keep_green: bool) -> None:
+        """End a shift: green becomes the route (success) or all traffic returns to blue (rollback)."""
+        shifts = dict(self._shifts)
+        green, _ = shifts.pop(endpoint, (None, 0.0))
+        if keep_green and green is not None:
+            self.set_route(green)
+        self._shifts = shifts
+
+    def shift_share(self, endpoint: str) -> float:
+        """Green's share of `endpoint` now (0 when no update is shifting it)."""
+        return self._shifts.get(endpoint, (None, 0.0))[1]
+
+    def _fleet(self, route: Route) -> Route:
+        """The fleet one request goes to: green with its share while a shift runs (call under _rng_lock)."""
+        shift = self._shifts.get(route.endpoint)
+        if shift is not None and self._rng.random() < shift[1]:
+            return shift[0]
+        return route
 
     def mirror(self, endpoint: str, variant: str) -> ShadowMirror:
         """The copy queue of `endpoint`'s shadow `variant` (created on first use, kept across route changes)."""
@@ -402,6 +438,8 @@ class Router:
 
     def close(self) -> None:
         """Stop the shadow workers (copies still queued are dropped and counted; see ShadowMirror.close)."""
+        for update in list(self.updates.values()):
+            update.cancel()
         with self._mirrors_lock:
             mirrors, self._mirrors = list(self._mirrors.values()), {}
         for mirror in mirrors:
@@ -422,6 +460,23 @@ def _error(status: int, code: str, message: str, **extra: Any) -> tuple[int, dic
     return status, {"Content-Type": "application/json", "x-amzn-ErrorType": f"{code}:"}, body
 
 
+def _update_endpoint(router: Router, endpoint: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
+    """`POST /endpoints/{name}/update`: an UpdateEndpoint request (its JSON parameters) started as a
+    blue/green update; 400 ValidationException with the reason when it cannot start."""
+    from mlops.local.bluegreen import DeploymentConfigError
+
+    if router.update_starter is None:
+        return _error(501, "NotImplemented", "this router serves no UpdateEndpoint (no control plane)")
+    try:
+        params = json.loads(body or b"{}")
+        if not isinstance(params, dict) or params.get("EndpointName") != endpoint:
+            raise DeploymentConfigError(f"the body must be UpdateEndpoint's parameters with EndpointName {endpoint!r}")
+        update = router.update_starter(params)
+    except (ValueError, KeyError) as exc:  # DeploymentConfigError and JSON errors are ValueErrors
+        return _error(400, "ValidationException", str(exc))
+    return 200, {"Content-Type": "application/json"}, json.dumps({"EndpointArn": endpoint, **update.describe()}).encode()
+
+
 def make_server(router: Router, *, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
     """An HTTP server answering InvokeEndpoint for `router` (port 0 picks a free port)."""
 
@@ -437,10 +492,18 @@ def make_server(router: Router, *, host: str = "127.0.0.1", port: int = 0) -> Th
                 return self._send(200, {"Content-Type": "application/json"}, json.dumps({"endpoints": sorted(router.routes)}).encode())
             if path == "/status":
                 return self._send(200, {"Content-Type": "application/json"}, json.dumps(router.status()).encode())
+            parts = path.split("/")
+            if len(parts) == 4 and parts[1] == "endpoints" and parts[3] == "update":
+                update = router.updates.get(unquote(parts[2]))
+                if update is None:
+                    return self._send(*_error(404, "ValidationException", f"no UpdateEndpoint has run on endpoint {unquote(parts[2])}"))
+                return self._send(200, {"Content-Type": "application/json"}, json.dumps(update.describe()).encode())
             self._send(*_error(404, "UnknownOperationException", f"no operation at GET {self.path}"))
 
         def do_POST(self) -> None:  # noqa: N802
             path = urlsplit(self.path).path.split("/")
+            if len(path) == 4 and path[1] == "endpoints" and path[3] == "update":
+                return self._send(*_update_endpoint(router, unquote(path[2]), self.rfile.read(int(self.headers.get("Content-Length") or 0))))
             if len(path) != 4 or path[1] != "endpoints" or path[3] != "invocations":
                 return self._send(*_error(404, "UnknownOperationException", f"no operation at {self.path}"))
             length = int(self.headers.get("Content-Length") or 0)
@@ -469,30 +532,41 @@ def make_server(router: Router, *, host: str = "127.0.0.1", port: int = 0) -> Th
     return server
 
 
-def routes_from(sagemaker: Any, variant_urls: dict[str, str], configs: dict[str, dict[str, Any]] | None = None) -> dict[str, Route]:
+def routes_from(sagemaker: Any, variant_urls: dict[str, str], configs: dict[str, dict[str, Any]] | None = None,
+                config_names: dict[str, str] | None = None) -> dict[str, Route]:
     """Routes for every endpoint in the control plane whose variants have a running server.
     `variant_urls` maps a SageMaker Model name to the URL of the process serving it. `configs` holds
     the full CreateEndpointConfig requests by name, read in preference to DescribeEndpointConfig
-    (moto drops ShadowProductionVariants from what it stores)."""
+    (moto drops ShadowProductionVariants from what it stores). `config_names` names the configuration
+    an endpoint serves where it differs from the control plane's record (a finished blue/green update,
+    until the record catches up: moto has no UpdateEndpoint)."""
     routes = {}
     for page in sagemaker.get_paginator("list_endpoints").paginate():
         for summary in page["Endpoints"]:
             name = summary["EndpointName"]
-            config_name = sagemaker.describe_endpoint(EndpointName=name)["EndpointConfigName"]
+            config_name = (config_names or {}).get(name) or sagemaker.describe_endpoint(EndpointName=name)["EndpointConfigName"]
             config = (configs or {}).get(config_name) or sagemaker.describe_endpoint_config(EndpointConfigName=config_name)
-            production = tuple(
-                VariantTarget(v["VariantName"], variant_urls[v["ModelName"]], float(v.get("InitialVariantWeight", 1.0)))
-                for v in config["ProductionVariants"] if v["ModelName"] in variant_urls
-            )
-            if len(production) != len(config["ProductionVariants"]):
-                continue  # not every variant is serving yet: SageMaker would not be InService either
-            shadow, sampling = None, 0.0
-            for v in config.get("ShadowProductionVariants", []):
-                if v["ModelName"] in variant_urls:
-                    shadow = VariantTarget(v["VariantName"], variant_urls[v["ModelName"]], float(v.get("InitialVariantWeight", 1.0)))
-                    sampling = min(1.0, shadow.weight / production[0].weight)
-            routes[name] = Route(endpoint=name, production=production, shadow=shadow, shadow_sampling=sampling)
+            route = route_for(name, config, variant_urls)
+            if route is not None:
+                routes[name] = route
     return routes
+
+
+def route_for(endpoint: str, config: dict[str, Any], variant_urls: dict[str, str]) -> Route | None:
+    """The route of `endpoint` serving `config` (a CreateEndpointConfig request or DescribeEndpointConfig
+    answer); None while some variant has no running server (SageMaker would not be InService either)."""
+    production = tuple(
+        VariantTarget(v["VariantName"], variant_urls[v["ModelName"]], float(v.get("InitialVariantWeight", 1.0)))
+        for v in config["ProductionVariants"] if v["ModelName"] in variant_urls
+    )
+    if len(production) != len(config["ProductionVariants"]):
+        return None
+    shadow, sampling = None, 0.0
+    for v in config.get("ShadowProductionVariants", []):
+        if v["ModelName"] in variant_urls:
+            shadow = VariantTarget(v["VariantName"], variant_urls[v["ModelName"]], float(v.get("InitialVariantWeight", 1.0)))
+            sampling = min(1.0, shadow.weight / production[0].weight)
+    return Route(endpoint=endpoint, production=production, shadow=shadow, shadow_sampling=sampling)
 
 
 def publish(cloudwatch: Any, metrics: MetricsBuffer) -> int:
@@ -556,6 +630,28 @@ def wait_published(router_url: str, *, timeout_s: float = WAIT_CEILING_S) -> Non
                 what=f"{recorded} recorded events published", timeout_s=timeout_s)
 
 
+def _update_starter(router: Router, *, env: Any, sagemaker: Any, cloudwatch: Any, urls: Callable[[], dict[str, str]],
+                    serving: dict[str, str], interval_s: float) -> Callable[[dict[str, Any]], Any]:
+    """The router process's UpdateEndpoint: the new configuration from the control plane, the rollback
+    alarms evaluated on what the router has published (it publishes right before each evaluation)."""
+    from mlops.local import bluegreen
+
+    check = bluegreen.cloudwatch_alarm_check(cloudwatch)
+
+    def alarms_in_alarm(names: list[str]) -> list[str]:
+        publish(cloudwatch, router.metrics)
+        return check(names)
+
+    def start(params: dict[str, Any]) -> Any:
+        name = params.get("EndpointConfigName")
+        config = env.endpoint_configs().get(name) or sagemaker.describe_endpoint_config(EndpointConfigName=name)
+        endpoint = params.get("EndpointName")
+        return bluegreen.start_update(router, params, config=config, variant_urls=urls(), alarms_in_alarm=alarms_in_alarm,
+                                      evaluation_interval_s=interval_s, on_succeeded=lambda: serving.__setitem__(endpoint, name))
+
+    return start
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m mlops.local.router --stack S --port P`: serve InvokeEndpoint for a local stack."""
     import argparse
@@ -569,6 +665,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--region", required=True)
     parser.add_argument("--publish-interval", type=float, default=5.0, help="seconds between PutMetricData calls")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--evaluation-interval", type=float, default=1.0,
+                        help="seconds between rollback-alarm evaluations during a blue/green bake (metrics are published first)")
     parser.add_argument("--shadow-queue", type=int, default=SHADOW_QUEUE_DEFAULT,
                         help="copies that may wait per shadow variant; more are dropped and counted")
     parser.add_argument("--shadow-workers", type=int, default=SHADOW_WORKERS_DEFAULT, help="copies in flight per shadow variant")
@@ -583,11 +681,19 @@ def main(argv: list[str] | None = None) -> int:
     server = make_server(router, port=args.port)
     stop = threading.Event()
 
+    serving: dict[str, str] = {}
+    """Endpoint -> the configuration it serves after a successful blue/green update."""
+
+    def urls() -> dict[str, str]:
+        return {p.model_name: f"http://127.0.0.1:{p.port}" for p in env.processes() if p.role == "variant"}
+
     def refresh() -> None:
-        urls = {p.model_name: f"http://127.0.0.1:{p.port}" for p in env.processes() if p.role == "variant"}
-        for route in routes_from(sagemaker, urls, env.endpoint_configs()).values():
+        for route in routes_from(sagemaker, urls(), env.endpoint_configs(), serving).values():
             if router.routes.get(route.endpoint) != route:
                 router.set_route(route)
+
+    router.update_starter = _update_starter(router, env=env, sagemaker=sagemaker, cloudwatch=cloudwatch, urls=urls,
+                                            serving=serving, interval_s=args.evaluation_interval)
 
     def background() -> None:
         last_publish = time.monotonic()

@@ -19,6 +19,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,7 +38,7 @@ from components.foundation import image_uri
 from specs.naming import Namer
 from specs.pipelines import steps as pipeline_steps
 from specs.pipelines.sources import capture_root
-from mlops.local import router, training_run
+from mlops.local import bluegreen, router, training_run
 from mlops.local.environment import ACCOUNT_ID, START_CEILING_S, LocalEnvironment, extract, free_port, wait_http
 from mlops.local.realize import Realized, api_calls, realize
 from mlops.plan import Plan, plan_stack
@@ -107,6 +109,11 @@ def plan_with(stack: str, overrides: dict[str, Any] | None) -> Plan:
                 os.environ[stack_files.STACKS_ENV] = previous
 
 
+LOCAL_TIME_SCALE_DEFAULT = "0.01"
+"""The router's blue/green wait scale when MLOPS_LOCAL_TIME_SCALE is unset: a one-minute canary bake
+lasts 0.6 s and a five-minute termination wait 3 s locally (MLOPS_LOCAL_TIME_SCALE=1: SageMaker's waits)."""
+
+
 class LocalStackError(ValueError):
     """The stack cannot be brought up locally as it is declared (the CLI exits 2, a configuration error)."""
 
@@ -140,7 +147,9 @@ class LocalStack:
         self.restore_registry()
         port = free_port()
         self.env.spawn("router", [sys.executable, "-m", "mlops.local.router", "--stack", self.name, "--port", str(port),
-                                  "--region", self.region, "--publish-interval", "2", "--seed", "7"], port=port)
+                                  "--region", self.region, "--publish-interval", "2", "--seed", "7",
+                                  "--evaluation-interval", "1"], port=port,
+                       env={bluegreen.TIME_SCALE_ENV: os.environ.get(bluegreen.TIME_SCALE_ENV, LOCAL_TIME_SCALE_DEFAULT)})
         wait_http(f"http://127.0.0.1:{port}/ping", timeout_s=START_CEILING_S)
         return done
 
@@ -486,12 +495,20 @@ class LocalStack:
 
     # ---- endpoints ---------------------------------------------------------------------------
 
-    def deploy(self, overrides: dict[str, Any] | None = None) -> Plan:
+    def deploy(self, overrides: dict[str, Any] | None = None, *, allow_rollback: bool = False) -> Plan:
         """Deploy the stack's endpoints as planned (with `overrides` on top): Models and
         EndpointConfigs by their content names, serving processes per variant, then the Endpoint.
-        moto has no UpdateEndpoint: an endpoint whose config changed is re-created under its name."""
+        An endpoint that exists on another configuration is updated the way SageMaker does it: an
+        UpdateEndpoint with the planned DeploymentConfig, run by the router as a blue/green update
+        (mlops.local.bluegreen); its outcome is kept in `last_updates` (DescribeEndpoint's status,
+        FailureReason and LastDeploymentConfig, plus the update's events). An update that rolled back
+        raises LocalStackError with its FailureReason unless `allow_rollback` (the endpoint then stays
+        on its old configuration, as in SageMaker)."""
         plan = plan_with(self.name, overrides)
         sagemaker = self.client("sagemaker")
+        self.last_updates: dict[str, dict[str, Any]] = {}
+        self._rolled_back_models: set[str] = set()
+        """Models of configurations that rolled-back updates left in service (their processes stay)."""
         for resource in (r for r in plan.resources if r.type in ENDPOINT_TYPES):
             for call in api_calls(resource, self.region):
                 if call.operation == "create_model" and _exists(sagemaker.describe_model, ModelName=call.params["ModelName"]):
@@ -506,10 +523,61 @@ class LocalStack:
                     if current and current["EndpointConfigName"] == call.params["EndpointConfigName"]:
                         continue
                     if current:
-                        sagemaker.delete_endpoint(EndpointName=call.params["EndpointName"])
+                        self._update_endpoint(call.params, old_config=current["EndpointConfigName"])
+                        continue
                 getattr(sagemaker, call.operation)(**call.params)
-        self._stop_unused_variants(plan)
+        self._stop_unused_variants(plan, keep=self._rolled_back_models)
+        failed = {name: u["FailureReason"] for name, u in self.last_updates.items() if u.get("FailureReason")}
+        if failed and not allow_rollback:
+            raise LocalStackError("; ".join(f"UpdateEndpoint {name}: {reason}" for name, reason in failed.items()))
         return plan
+
+    def update_endpoint(self, params: dict[str, Any]) -> dict[str, Any]:
+        """UpdateEndpoint on the local router (validated against botocore's model there); waits until the
+        update has ended and returns what it reports (EndpointStatus, FailureReason, LastDeploymentConfig, Events)."""
+        bluegreen.validate_update_endpoint(params)
+        url = f"{self.router_url()}/endpoints/{params['EndpointName']}/update"
+        request = urllib.request.Request(url, data=json.dumps(params).encode(), method="POST", headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=router.WAIT_CEILING_S) as response:
+                json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            raise LocalStackError(f"UpdateEndpoint {params['EndpointName']} refused: {error.read().decode(errors='replace')}") from None
+        policy = (params.get("DeploymentConfig") or {}).get("BlueGreenUpdatePolicy") or {}
+        # The router's scale (see `up`) bounds the update; the ceiling is for bugs only.
+        ceiling = policy.get("MaximumExecutionTimeoutInSeconds", bluegreen.DEFAULT_TIMEOUT_S) + router.WAIT_CEILING_S
+        deadline = time.monotonic() + ceiling
+        while True:
+            with urllib.request.urlopen(url, timeout=router.WAIT_CEILING_S) as response:
+                described = json.loads(response.read())
+            if described["EndpointStatus"] != bluegreen.UPDATING:
+                return described
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"UpdateEndpoint {params['EndpointName']} still Updating after {ceiling:.0f} s: {json.dumps(described)}")
+            time.sleep(0.05)  # polls the update's status (an event the router reports), never a fixed wait
+
+    def _update_endpoint(self, params: dict[str, Any], *, old_config: str) -> None:
+        """A blue/green update of an existing endpoint, then the control plane's record brought in line
+        (moto has no UpdateEndpoint: the record is re-created; the router never stopped serving)."""
+        update = {k: params[k] for k in ("EndpointName", "EndpointConfigName", "DeploymentConfig") if k in params}
+        outcome = self.update_endpoint(update)
+        self.last_updates[params["EndpointName"]] = outcome
+        sagemaker = self.client("sagemaker")
+        if outcome["EndpointStatus"] == "InService" and not outcome.get("FailureReason"):
+            sagemaker.delete_endpoint(EndpointName=params["EndpointName"])
+            sagemaker.create_endpoint(**params)
+            return
+        # Rolled back (or the rollback failed): the endpoint stays on its old configuration; the new
+        # fleet's processes that nothing else uses are stopped.
+        keep = self._config_models(old_config)
+        self._rolled_back_models |= keep
+        new_only = self._config_models(params["EndpointConfigName"]) - keep
+        for record in [p for p in self.env.processes() if p.role == "variant" and p.model_name in new_only]:
+            self.env.stop(record)
+
+    def _config_models(self, config_name: str) -> set[str]:
+        config = self.env.endpoint_configs().get(config_name) or self.client("sagemaker").describe_endpoint_config(EndpointConfigName=config_name)
+        return {v["ModelName"] for v in [*config["ProductionVariants"], *config.get("ShadowProductionVariants", [])]}
 
     def _start_variants(self, plan: Plan) -> None:
         running = {p.model_name for p in self.env.processes() if p.role == "variant"}
@@ -548,8 +616,8 @@ class LocalStack:
         for record in (p for p in self.env.processes() if p.role == "variant"):
             wait_http(f"http://127.0.0.1:{record.port}/ping", timeout_s=START_CEILING_S)
 
-    def _stop_unused_variants(self, plan: Plan) -> None:
-        wanted = set()
+    def _stop_unused_variants(self, plan: Plan, *, keep: set[str] | frozenset[str] = frozenset()) -> None:
+        wanted = set(keep)
         for config in (r for r in plan.resources if r.type == "aws:sagemaker/endpointConfiguration:EndpointConfiguration"):
             for variant in [*config.inputs["productionVariants"], *(config.inputs.get("shadowProductionVariants") or [])]:
                 wanted.add(variant["modelName"])

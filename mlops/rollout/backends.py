@@ -49,19 +49,22 @@ class LocalBackend:
         """Nothing to do: the local environment deploys the file as it is (the demo works on a copy of stacks/)."""
 
     def apply(self, stack: str, endpoint: str) -> Applied:
+        """`LocalStack.deploy`: an existing endpoint moves through UpdateEndpoint with its planned
+        DeploymentConfig (mlops.local.bluegreen), rolling back by itself when a rollback alarm fires."""
         from specs.config import stack_files
 
-        plan = self.stack.deploy()
+        plan = self.stack.deploy(allow_rollback=True)
         name = self.stack.namer.endpoint(endpoint)
-        declared = stack_files.load(stack).endpoints[endpoint]
-        self.stack.wait_routed(name, set(declared.production_variants()), set(declared.shadow_variants()))
         planned = next(r.inputs["endpointConfigName"] for r in plan.resources
                        if r.type == "aws:sagemaker/endpoint:Endpoint" and r.inputs["name"] == name)
         described = self.stack.client("sagemaker").describe_endpoint(EndpointName=name)
-        if described["EndpointConfigName"] == planned and described["EndpointStatus"] == "InService":
-            return Applied(True)
-        return Applied(False, described.get("FailureReason") or
-                       f"{name} is {described['EndpointStatus']} on {described['EndpointConfigName']}, not on {planned}")
+        if described["EndpointConfigName"] != planned:
+            update = self.stack.last_updates.get(name) or {}
+            return Applied(False, update.get("FailureReason") or described.get("FailureReason")
+                           or f"{name} is {described['EndpointStatus']} on {described['EndpointConfigName']}, not on {planned}")
+        declared = stack_files.load(stack).endpoints[endpoint]
+        self.stack.wait_routed(name, set(declared.production_variants()), set(declared.shadow_variants()))
+        return Applied(True)
 
     def analyze(self, config: StackConfig, endpoint: str, *, since: str) -> Verdict:
         """Upload the endpoint's completed capture files first (what SageMaker's data capture does), then analyse."""

@@ -95,3 +95,25 @@ def test_the_report_shows_the_ab_readouts_recommendation_and_each_variants_inter
     page = " ".join(html.unescape(render_report(_summary())).split())
     assert "<strong>keep</strong>. not significant yet; 412 more labelled requests per variant" in page
     assert "<td>challenger</td><td>20.0</td><td>600</td><td>0.800 [0.760, 0.840]</td>" in page
+
+
+def test_the_report_shows_the_faulty_canarys_rollback_with_each_step_and_its_time():
+    summary = _summary()
+    summary["phases"] = [{
+        "title": "4. faulty canary", "sent": 240, "answered": {"champion": 233}, "errors": {"ModelError 500": 7},
+        "weights": {"champion": 50, "challenger": 50}, "shadow": None, "shadow_seen": 0, "shadow_copies": {},
+        "expected_share": {"champion": 0.5, "challenger": 0.5}, "observed_share": {"champion": 0.97}, "p50_ms": {}, "p99_ms": {},
+        "transitions": [],
+        "rollout": {
+            "EndpointStatus": "InService", "FailureReason": "Rolled back: alarm(s) demo-local-scoring-challenger-5xx-errors in ALARM during the baking period.",
+            "LastDeploymentConfig": {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {"Type": "CANARY", "WaitIntervalInSeconds": 3600,
+                                                                                                 "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 20}}}},
+            "Events": [{"kind": "started", "share": 0.0, "detail": "", "at_s": 0.0}, {"kind": "shifted", "share": 0.2, "detail": "", "at_s": 0.01},
+                       {"kind": "alarm", "share": 0.2, "detail": "demo-local-scoring-challenger-5xx-errors", "at_s": 2.5},
+                       {"kind": "rolled-back", "share": 0.0, "detail": "", "at_s": 2.51}],
+        },
+    }]
+    page = html.unescape(render_report(summary))
+    assert "Blue/green update: 4. faulty canary" in page
+    assert "InService: Rolled back: alarm(s) demo-local-scoring-challenger-5xx-errors in ALARM during the baking period." in page
+    assert "<td>2.50</td><td>alarm</td><td>20 %</td>" in page and "<td>2.51</td><td>rolled-back</td><td>0 %</td>" in page
