@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import operator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -126,16 +127,19 @@ def decide(alarm: dict[str, Any], values: list[float]) -> tuple[str, str]:
     return "OK", f"{breaching} of the last {periods} datapoint(s) breached the threshold {threshold:g} (needs {needed}) [{shown}]"
 
 
+def evaluate(cloudwatch: Any, alarms: Iterable[dict[str, Any]], *, now: datetime) -> list[Transition]:
+    """Evaluate `alarms` (DescribeAlarms' MetricAlarms) at `now`; set and return the state changes."""
+    transitions = []
+    for alarm in alarms:
+        values, note = datapoints(cloudwatch, alarm, now)
+        state, reason = decide(alarm, values)
+        if state != alarm["StateValue"]:
+            cloudwatch.set_alarm_state(AlarmName=alarm["AlarmName"], StateValue=state, StateReason=reason[:1023])
+            transitions.append(Transition(alarm["AlarmName"], alarm["StateValue"], state, reason, note))
+    return transitions
+
+
 def evaluate_all(cloudwatch: Any, *, now: datetime | None = None, prefix: str = "") -> list[Transition]:
     """Evaluate every alarm whose name starts with `prefix`; set and return the state changes."""
-    now = now or datetime.now(timezone.utc)
-    transitions = []
-    paginator = cloudwatch.get_paginator("describe_alarms")
-    for page in paginator.paginate(AlarmNamePrefix=prefix, AlarmTypes=["MetricAlarm"]):
-        for alarm in page["MetricAlarms"]:
-            values, note = datapoints(cloudwatch, alarm, now)
-            state, reason = decide(alarm, values)
-            if state != alarm["StateValue"]:
-                cloudwatch.set_alarm_state(AlarmName=alarm["AlarmName"], StateValue=state, StateReason=reason[:1023])
-                transitions.append(Transition(alarm["AlarmName"], alarm["StateValue"], state, reason, note))
-    return transitions
+    pages = cloudwatch.get_paginator("describe_alarms").paginate(AlarmNamePrefix=prefix, AlarmTypes=["MetricAlarm"])
+    return evaluate(cloudwatch, [a for page in pages for a in page["MetricAlarms"]], now=now or datetime.now(timezone.utc))

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_contracts import metrics as contract
 
-from mlops.local.alarm_eval import Transition, datapoints, decide
+from mlops.local.alarm_eval import Transition, evaluate
 
 if TYPE_CHECKING:
     from mlops.local.stack import LocalStack
@@ -85,14 +85,7 @@ def live_quality_alarms(cloudwatch: Any, endpoint: str) -> list[dict[str, Any]]:
 
 def evaluate_live_alarms(cloudwatch: Any, endpoint: str, *, now: datetime) -> list[Transition]:
     """Evaluate only the live-quality alarms of `endpoint` (the job's doing), set and return the changes."""
-    transitions = []
-    for alarm in live_quality_alarms(cloudwatch, endpoint):
-        values, note = datapoints(cloudwatch, alarm, now)
-        state, reason = decide(alarm, values)
-        if state != alarm["StateValue"]:
-            cloudwatch.set_alarm_state(AlarmName=alarm["AlarmName"], StateValue=state, StateReason=reason[:1023])
-            transitions.append(Transition(alarm["AlarmName"], alarm["StateValue"], state, reason, note))
-    return transitions
+    return evaluate(cloudwatch, live_quality_alarms(cloudwatch, endpoint), now=now)
 
 
 def run_quality_job(stack: LocalStack, endpoint: str, since: datetime, *, until: datetime | None = None,
