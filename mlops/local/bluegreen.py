@@ -266,7 +266,7 @@ class BlueGreenUpdate:
 def cloudwatch_alarm_check(cloudwatch: Any) -> Callable[[list[str]], list[str]]:
     """An `alarms_in_alarm` for BlueGreenUpdate: evaluates the named alarms against the local CloudWatch
     now (mlops.local.alarm_eval, since moto never evaluates), stores a changed state, returns those in ALARM."""
-    from mlops.local.alarm_eval import datapoints, decide
+    from mlops.local.alarm_eval import evaluate
 
     def check(names: list[str]) -> list[str]:
         from datetime import datetime, timezone
@@ -276,15 +276,8 @@ def cloudwatch_alarm_check(cloudwatch: Any) -> Callable[[list[str]], list[str]]:
         missing = sorted(set(names) - {a["AlarmName"] for a in found})
         if missing:
             raise DeploymentConfigError(f"AutoRollbackConfiguration names alarm(s) that do not exist: {', '.join(missing)}")
-        firing = []
-        for alarm in found:
-            values, _ = datapoints(cloudwatch, alarm, now)
-            state, reason = decide(alarm, values)
-            if state != alarm["StateValue"]:
-                cloudwatch.set_alarm_state(AlarmName=alarm["AlarmName"], StateValue=state, StateReason=reason[:1023])
-            if state == "ALARM":
-                firing.append(alarm["AlarmName"])
-        return firing
+        changed = {t.alarm: t.new for t in evaluate(cloudwatch, found, now=now)}
+        return [a["AlarmName"] for a in found if changed.get(a["AlarmName"], a["StateValue"]) == "ALARM"]
 
     return check
 
