@@ -522,8 +522,8 @@ def drift_and_retrain(stack: LocalStack, console: Console, *, endpoint_name: str
     record id, SageMaker's InferenceId), the captures reach S3 and ground truth arrives; the monitoring
     job flags the drift and its alarms fire; each alarm event goes to the retraining starter, which
     starts one run and coalesces the rest; the run (Dataset, Train, Evaluate, Condition, Register |
-    Fail) trains on the new data and faces the champion. A second run, trained on shuffled labels, is
-    refused by its Condition. `source` (phase 1's feature source) is not read here."""
+    Fail) trains on the new data and faces the champion. A second run beside it, trained on shuffled
+    labels, is refused by its Condition. `source` (phase 1's feature source) is not read here."""
     console.print(f"[bold]5. drift and retraining[/bold]: {DRIFT_ROWS} new transactions, amounts x{demo_data.DRIFT_AMOUNT_FACTOR:g} "
                   f"and {demo_data.DRIFT_COUNTRY_SHARE:.0%} from an unseen country")
     window_start = datetime.now(timezone.utc)
@@ -543,16 +543,17 @@ def drift_and_retrain(stack: LocalStack, console: Console, *, endpoint_name: str
     transitions = live["transitions"] + evaluate_all(stack.client("cloudwatch"), prefix=endpoint_name)
     decisions, started = deliver_alarms(stack, console, transitions)
     lap("alarms and starter")
+    # The drill runs beside the retraining run (the same pipeline, its own execution and files).
+    pipeline_arn = f"arn:aws:sagemaker:{stack.region}:{stack.namer.account_id}:pipeline/{stack.namer.pipeline(model)}"
+    drill = stack.start_pipeline_execution(pipeline_arn, DRILL_PARAMETERS)
     runs = []
     for rule, alarm, arn in started:
         run = stack.follow_pipeline(arn)
         runs.append({"rule": rule, "alarm": alarm, "parameters": {}, **_run_evidence(stack, model, run)})
         _print_run(console, runs[-1])
     lap("retraining run")
-    pipeline_arn = f"arn:aws:sagemaker:{stack.region}:{stack.namer.account_id}:pipeline/{stack.namer.pipeline(model)}"
-    console.print(f"   drill: the same pipeline with {DRILL_PARAMETERS} (a candidate trained on shuffled labels)")
-    drill = stack.start_pipeline(pipeline_arn, DRILL_PARAMETERS)
-    runs.append({"rule": None, "alarm": None, "parameters": DRILL_PARAMETERS, **_run_evidence(stack, model, drill)})
+    console.print(f"   drill: the same pipeline with {DRILL_PARAMETERS} (a candidate trained on shuffled labels), run beside it")
+    runs.append({"rule": None, "alarm": None, "parameters": DRILL_PARAMETERS, **_run_evidence(stack, model, stack.follow_pipeline(drill))})
     _print_run(console, runs[-1])
     lap("drill run")
     console.print("   seconds: " + ", ".join(f"{k} {v:g}" for k, v in seconds.items()))
@@ -627,8 +628,8 @@ def drift_job(stack: LocalStack, console: Console, *, endpoint_name: str, model:
 
 def deliver_alarms(stack: LocalStack, console: Console, transitions: list[Transition]) -> tuple[list[dict[str, Any]], list[tuple[str, str, str]]]:
     """Deliver each alarm's ALARM event to the realized rules and invoke the functions they target (the
-    retraining starters). Every event is delivered before any run is followed: while the first run is
-    Executing the starter coalesces the others into it. Returns (each delivery's decision,
+    retraining starters; their log lines go to logs/lambda-<function>.log). Every event is delivered
+    before any run is followed: while the first run is Executing the starter coalesces the others into it. Returns (each delivery's decision,
     (rule, alarm, execution ARN) of each run started)."""
     from mlops.local.events import alarm_state_change, deliveries, invoke
 
@@ -643,7 +644,9 @@ def deliver_alarms(stack: LocalStack, console: Console, transitions: list[Transi
         for delivery in deliveries(events, event):
             if delivery.function is None:
                 continue
-            decision = invoke(delivery.function, event, client=stack.client)
+            log = stack.env.logs / f"lambda-{delivery.function}.log"  # its CloudWatch Logs group in AWS
+            with log.open("a") as out:
+                decision = invoke(delivery.function, event, client=stack.client, log=lambda line: print(line, file=out))
             run_arn = decision.get("execution") or decision.get("coalesced_into")
             console.print(f"   rule {delivery.rule} -> {delivery.function}: {decision['decision']} {run_arn}")
             decisions.append({"alarm": t.alarm, "rule": delivery.rule, "function": delivery.function,

@@ -270,14 +270,17 @@ class LocalStack:
         return self._journal_version(model, version, archive)
 
     def start_pipeline(self, pipeline_arn: str, parameters: dict[str, str], *, ceiling_s: float = 3600.0) -> PipelineRun:
+        """`start_pipeline_execution`, then `follow_pipeline`."""
+        return self.follow_pipeline(self.start_pipeline_execution(pipeline_arn, parameters), ceiling_s=ceiling_s)
+
+    def start_pipeline_execution(self, pipeline_arn: str, parameters: dict[str, str]) -> str:
         """StartPipelineExecution through boto3 against the local endpoint, which runs the pipeline's
-        stored definition (mlops.local.pipeline_exec); then `follow_pipeline`."""
+        stored definition (mlops.local.pipeline_exec) on its own; returns the execution's ARN."""
         name = pipeline_arn.rsplit("/", 1)[1]
-        arn = self.client("sagemaker").start_pipeline_execution(
+        return self.client("sagemaker").start_pipeline_execution(
             PipelineName=name, ClientRequestToken=uuid.uuid4().hex,
             PipelineParameters=[{"Name": k, "Value": str(v)} for k, v in parameters.items()],
         )["PipelineExecutionArn"]
-        return self.follow_pipeline(arn, ceiling_s=ceiling_s)
 
     def follow_pipeline(self, arn: str, *, ceiling_s: float = 3600.0) -> PipelineRun:
         """DescribePipelineExecution until the run `arn` (started by anyone: `start_pipeline`, the
