@@ -138,3 +138,29 @@ def test_without_a_router_the_update_is_refused_and_the_endpoint_unchanged(world
         assert (after["EndpointStatus"], after["EndpointConfigName"]) == ("InService", before["EndpointConfigName"])
     finally:
         processes.write_text(saved)
+
+
+def test_a_failed_rollback_reports_update_rollback_failed_and_another_update_recovers(world, monkeypatch):
+    monkeypatch.setenv(bluegreen.TIME_SCALE_ENV, "0.001")
+    sagemaker, gate, router = world["sagemaker"], world["gate"], world["router"]
+    finish = router.finish_shift
+
+    def old_fleet_gone(endpoint: str, *, keep_green: bool) -> None:
+        if not keep_green:
+            raise RuntimeError("the old fleet is gone")
+        finish(endpoint, keep_green=keep_green)
+
+    monkeypatch.setattr(router, "finish_shift", old_fleet_gone)
+    gate.open.set()
+    gate.firing = ["t-red-5xx"]
+    sagemaker.update_endpoint(EndpointName=ENDPOINT, EndpointConfigName="red-config", DeploymentConfig=_canary("t-red-5xx"))
+    assert router.updates[ENDPOINT].wait_done(CEILING_S)
+    failed = sagemaker.describe_endpoint(EndpointName=ENDPOINT)
+    assert failed["EndpointStatus"] == "UpdateRollbackFailed" and "the old fleet is gone" in failed["FailureReason"]
+    monkeypatch.setattr(router, "finish_shift", finish)
+    gate.firing = []
+    sagemaker.update_endpoint(EndpointName=ENDPOINT, EndpointConfigName="green-config", DeploymentConfig=_canary())
+    assert router.updates[ENDPOINT].wait_done(CEILING_S)
+    recovered = sagemaker.describe_endpoint(EndpointName=ENDPOINT)
+    assert (recovered["EndpointStatus"], recovered["EndpointConfigName"]) == ("InService", "green-config")
+    assert "FailureReason" not in recovered
