@@ -313,7 +313,7 @@ def test_faulty_canary_rolls_back_by_itself_and_callers_see_errors_only_on_the_c
     assert all(_invoke(runtime, row)[0] in {"champion", "challenger"} for row in rows[:40])  # blue again: no errors
     # Back to the stack's declaration without rollback alarms: the challenger's 5XX alarm stays in
     # ALARM for its period and would roll a guarded update back (LocalStackError), as in SageMaker.
-    local.deploy({"endpoints": {"scoring": {"rollout": {"strategy": "none", "canary_percent": None, "wait_minutes": None, "automatic": None}}}})
+    local.deploy({"endpoints": {"scoring": {"rollout": {"strategy": "none", "canary_percent": None, "wait_minutes": None, "termination_wait_minutes": None, "automatic": None}}}})
     assert all("FailureReason" not in u for u in local.last_updates.values())
 
 
