@@ -15,7 +15,7 @@ down:  ## stop what `make demo` left running
 	$(BIN)/mlops local down --stack $(STACK)
 
 test: bootstrap  ## the whole test suite, as CI runs it
-	$(BIN)/python -m pytest -q -n auto  # pytest-xdist: one worker per core
+	$(BIN)/python -m pytest -q -n auto --dist loadgroup  # pytest-xdist: one worker per core; an xdist_group runs on one worker
 
 plan: bootstrap  ## plan every shipped stack offline
 	$(BIN)/mlops plan --all --quiet
