@@ -1,0 +1,147 @@
+"""Generated CI: actions pinned by commit SHA, the Pulumi CLI pinned, OIDC tokens only where a role is
+assumed (never prod's from a pull request), and the dev deploy that builds, scans, pushes and pins the
+images it applies."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from mlops import ci
+from mlops.cli import app
+
+SHA_PIN = re.compile(r"^(?P<action>[\w.-]+/[\w.-]+)@(?P<sha>[0-9a-f]{40}) # (?P<tag>v\d+\.\d+\.\d+)$")
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+
+
+@pytest.fixture
+def github(tmp_path: Path) -> dict[str, dict]:
+    ci.generate("github", tmp_path)
+    out = {}
+    for path in sorted((tmp_path / ".github" / "workflows").glob("*.yml")):
+        doc = yaml.safe_load(path.read_text())
+        doc["on"] = doc.pop(True)
+        out[path.name] = doc
+    out["_text"] = {p.name: p.read_text() for p in (tmp_path / ".github" / "workflows").glob("*.yml")}
+    return out
+
+
+def _jobs(github: dict) -> list[tuple[str, str, dict]]:
+    return [(f, n, j) for f, doc in github.items() if f != "_text" for n, j in doc["jobs"].items()]
+
+
+def test_every_uses_line_is_pinned_by_a_full_commit_sha_with_its_release_tag(github):
+    lines = [line.strip() for text in github["_text"].values() for line in text.splitlines() if "uses:" in line]
+    assert len(lines) >= 20
+    for line in lines:
+        ref = line.split("uses:", 1)[1].strip()
+        m = SHA_PIN.match(ref)
+        assert m, f"not pinned by SHA with a version comment: {line}"
+        assert ci.ACTIONS[m["action"]] == (m["sha"], m["tag"]), line
+
+
+def test_unknown_action_is_refused():
+    with pytest.raises(ValueError, match="action 'actions/cache' is not pinned; pinned: actions/checkout"):
+        ci.uses("actions/cache")
+
+
+def test_every_pulumi_install_pins_the_cli_version(github):
+    steps = [s for _, _, job in _jobs(github) for s in job["steps"] if str(s.get("uses", "")).startswith("pulumi/actions@")]
+    assert len(steps) == 5  # preview, up-dev, promote-staging, promote-prod, rollout
+    assert all(s["with"] == {"pulumi-version": ci.PULUMI_VERSION} for s in steps)
+    constraints = (Path(ci.__file__).parents[1] / "constraints.txt").read_text()
+    assert f"pulumi=={ci.PULUMI_VERSION}\n" in constraints
+
+
+def test_id_token_write_only_on_jobs_that_assume_a_role(github):
+    for name, doc in github.items():
+        if name != "_text":
+            assert "id-token" not in doc["permissions"], name
+    for file, name, job in _jobs(github):
+        assumes = any(str(s.get("uses", "")).startswith("aws-actions/configure-aws-credentials@") for s in job["steps"])
+        assert (job.get("permissions", {}).get("id-token") == "write") == assumes, (file, name)
+
+
+def test_pull_requests_never_assume_a_prod_role(github):
+    pr = github["pull-request.yml"]
+    assumers = [n for n, j in pr["jobs"].items() if "id-token" in j.get("permissions", {})]
+    assert assumers == ["preview"]
+    preview = pr["jobs"]["preview"]
+    assert preview["strategy"]["matrix"]["include"] == "${{ fromJSON(needs.changed.outputs.preview) }}"
+    assert "--exclude-environment prod" in pr["jobs"]["changed"]["steps"][-1]["run"]
+    [creds] = [s for s in preview["steps"] if "configure-aws-credentials" in str(s.get("uses"))]
+    assert "AWS_PREVIEW_ROLE_ARN_" in creds["with"]["role-to-assume"]
+
+
+def test_changed_stacks_can_leave_out_prod():
+    result = CliRunner().invoke(app, ["ci", "changed-stacks", "--exclude-environment", "prod"])
+    assert result.exit_code == 0, result.output
+    stacks = [e["stack"] for e in json.loads(result.output)]
+    assert stacks == ["fraud-dev", "fraud-staging", "pricing-dev", "pricing-staging"]
+
+
+def test_dev_deploy_builds_scans_pushes_and_pins_the_images_before_pulumi_up(github):
+    job = github["main.yml"]["jobs"]["up-dev"]
+    names = [s.get("name", s.get("uses")) for s in job["steps"]]
+    build = names.index("Build, push and scan the images (tag and CODE_VERSION are the commit SHA)")
+    assert names.index("Log in to ECR") < build < names.index("Pin the image digests into the stack file") < names.index("pulumi up")
+    script = job["steps"][build]["run"]
+    for needed in ('docker buildx build --file "$image/Dockerfile" --build-arg "CODE_VERSION=$GITHUB_SHA"',
+                   '--tag "$REGISTRY/$repo:$GITHUB_SHA"', "aws ecr wait image-scan-complete",
+                   "aws ecr describe-image-scan-findings", "(.CRITICAL // 0) + (.HIGH // 0)", "exit 1"):
+        assert needed in script, needed
+    pin = job["steps"][names.index("Pin the image digests into the stack file")]
+    assert pin["run"] == '.venv/bin/mlops ci pin-images --stack "$STACK" --training "$TRAINING" --serving "$SERVING"'
+
+
+def test_gitlab_installs_no_cli_through_a_pipe_and_pins_the_pulumi_image(tmp_path: Path):
+    [path] = ci.generate("gitlab", tmp_path)
+    text = path.read_text()
+    assert "curl" not in text and "| sh" not in text
+    doc = yaml.safe_load(text)
+    assert doc[".aws"]["image"] == f"pulumi/pulumi-python:{ci.PULUMI_VERSION}"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", ci.PULUMI_VERSION)
+    assert 'if [ "$environment" = prod ]; then' in doc["plan"]["script"][-1]
+    # id tokens only in the jobs that assume a role
+    with_tokens = {n for n, j in doc.items() if isinstance(j, dict) and (j.get("extends") == ".aws" or "id_tokens" in j)}
+    assert with_tokens == {".aws", "plan", "up-dev", "promote-staging", "promote-prod", "rollout-dev"}
+    assert "id_tokens" not in doc["test"] and "id_tokens" not in doc["default"]
+
+
+def test_pin_images_writes_digests_the_stack_then_runs(tmp_path: Path):
+    from components.stack import stack_image
+    from specs.config import stack_files
+
+    text = stack_files.stack_file("fraud-dev").read_text()
+    pinned = ci.pin_images_text(text, {"training": DIGEST, "serving": DIGEST.replace("0", "f")})
+    assert pinned.startswith(text.rstrip("\n").split("\n")[0])  # comments kept
+    assert "# null deletes the base value (RFC 7386)" in pinned
+    source = stack_files.source_from_pulumi_config("fraud-dev", yaml.safe_load(pinned)["config"])
+    config = stack_files.validate(source)
+    assert stack_image(config, "training") == f"111111111111.dkr.ecr.eu-west-1.amazonaws.com/fraud/dev/training@{DIGEST}"
+    assert stack_image(config, "serving").endswith("/fraud/dev/serving@" + DIGEST.replace("0", "f"))
+    unpinned = stack_files.load("fraud-dev")
+    assert stack_image(unpinned, "training").endswith("/fraud/dev/training:" + unpinned.images.training_tag)
+
+
+@pytest.mark.parametrize(("digests", "message"), [
+    ({"training": "sha256:abc"}, "training digest 'sha256:abc' is not allowed; allowed: sha256: and 64 lowercase hex digits"),
+    ({"inference": DIGEST}, "image 'inference' is not allowed; allowed: training, serving"),
+])
+def test_pin_images_refuses_bad_input(digests, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ci.pin_images_text("config:\n  mlops:team: fraud\n", digests)
+
+
+def test_images_schema_refuses_a_digest_that_is_not_sha256():
+    from pydantic import ValidationError
+
+    from specs.config.schema import Images
+
+    assert Images(training_digest=DIGEST).training_digest == DIGEST
+    with pytest.raises(ValidationError, match="training_digest"):
+        Images(training_digest="latest")
