@@ -145,3 +145,27 @@ def test_images_schema_refuses_a_digest_that_is_not_sha256():
     assert Images(training_digest=DIGEST).training_digest == DIGEST
     with pytest.raises(ValidationError, match="training_digest"):
         Images(training_digest="latest")
+
+
+def test_every_aws_stack_file_names_its_kms_secrets_provider():
+    from mlops.scaffold import secrets_provider
+    from specs.config import stack_files
+
+    names = [n for n in stack_files.list_stacks() if stack_files.load(n).environment != "local"]
+    assert len(names) == 6
+    for name in names:
+        doc = yaml.safe_load(stack_files.stack_file(name).read_text())
+        config = stack_files.load(name)
+        assert doc["secretsprovider"] == secrets_provider(config.team, config.environment, config.aws.region), name
+        assert doc["secretsprovider"].startswith(f"awskms://alias/{config.team}-{config.environment}-pulumi-secrets?region=")
+
+
+def test_new_team_writes_the_secrets_provider_into_each_stack_file():
+    from mlops.scaffold import TeamSpec, render
+
+    spec = TeamSpec(name="risk", region="eu-central-1", owner="risk@example.com", cost_center="cc-1",
+                    accounts={"dev": "111111111111", "staging": "222222222222", "prod": "333333333333"})
+    files = render(spec)
+    for env in ("dev", "staging", "prod"):
+        doc = yaml.safe_load(files[Path(f"Pulumi.risk-{env}.yaml")])
+        assert doc["secretsprovider"] == f"awskms://alias/risk-{env}-pulumi-secrets?region=eu-central-1"
