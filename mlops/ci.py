@@ -72,6 +72,9 @@ PULUMI_VERSION = "3.272.0"
 """The Pulumi CLI the workflows install: the version of the `pulumi` SDK in constraints.txt."""
 PULUMI_IMAGE = f"pulumi/pulumi-python:{PULUMI_VERSION}"
 """GitLab's job image for Pulumi: the CLI at PULUMI_VERSION with Python (instead of `curl | sh`)."""
+DOCKER_IMAGE = "docker:27.5.1-dind@sha256:aa3df78ecf320f5fafdce71c659f1629e96e9de0968305fe1de670e0ca9176ce"
+"""GitLab's image build job: Docker 27.5.1 with Buildx, as its image and its Docker-in-Docker service,
+pinned by digest."""
 
 
 def uses(action: str) -> str:
@@ -118,6 +121,7 @@ class Settings:
             "uses": uses,
             "pulumi_version": PULUMI_VERSION,
             "pulumi_image": PULUMI_IMAGE,
+            "docker_image": DOCKER_IMAGE,
         }
 
 

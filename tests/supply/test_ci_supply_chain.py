@@ -103,13 +103,31 @@ def test_gitlab_installs_no_cli_through_a_pipe_and_pins_the_pulumi_image(tmp_pat
     text = path.read_text()
     assert "curl" not in text and "| sh" not in text
     doc = yaml.safe_load(text)
-    assert doc[".aws"]["image"] == f"pulumi/pulumi-python:{ci.PULUMI_VERSION}"
+    assert doc[".aws"]["image"] == {"name": f"pulumi/pulumi-python:{ci.PULUMI_VERSION}", "entrypoint": [""]}
     assert re.fullmatch(r"\d+\.\d+\.\d+", ci.PULUMI_VERSION)
     assert 'if [ "$environment" = prod ]; then' in doc["plan"]["script"][-1]
     # id tokens only in the jobs that assume a role
     with_tokens = {n for n, j in doc.items() if isinstance(j, dict) and (j.get("extends") == ".aws" or "id_tokens" in j)}
-    assert with_tokens == {".aws", "plan", "up-dev", "promote-staging", "promote-prod", "rollout-dev"}
-    assert "id_tokens" not in doc["test"] and "id_tokens" not in doc["default"]
+    assert with_tokens == {".aws", "plan", "images-dev", "up-dev", "promote-staging", "promote-prod", "rollout-dev"}
+    assert "id_tokens" not in doc["test"] and "id_tokens" not in doc["default"] and "id_tokens" not in doc["changed-dev"]
+
+
+def test_gitlab_dev_deploy_builds_scans_pushes_and_pins_the_images_before_pulumi_up(tmp_path: Path):
+    [path] = ci.generate("gitlab", tmp_path)
+    doc = yaml.safe_load(path.read_text())
+    images = doc["images-dev"]
+    assert images["image"] == images["services"][0]["name"] == ci.DOCKER_IMAGE
+    assert re.fullmatch(r"docker:[\d.]+-dind@sha256:[0-9a-f]{64}", ci.DOCKER_IMAGE)
+    assert images["variables"]["AWS_ROLE_ARN"] == "$AWS_DEPLOY_ROLE_ARN_DEV" and images["needs"] == ["changed-dev"]
+    script = "\n".join(images["script"])
+    for needed in ('docker buildx build --file "$image/Dockerfile" --build-arg "CODE_VERSION=$CI_COMMIT_SHA"',
+                   '--tag "$registry/$repo:$CI_COMMIT_SHA"', "aws ecr wait image-scan-complete",
+                   "aws ecr describe-image-scan-findings", "(.CRITICAL // 0) + (.HIGH // 0)", "exit 1"):
+        assert needed in script, needed
+    up = doc["up-dev"]
+    assert up["needs"] == ["changed-dev", "images-dev"]
+    assert 'mlops ci pin-images --stack "$stack" --training "$training" --serving "$serving"' in up["script"][0]
+    assert "pulumi up" in up["script"][1]
 
 
 def test_pin_images_writes_digests_the_stack_then_runs(tmp_path: Path):
