@@ -187,3 +187,31 @@ def test_new_team_writes_the_secrets_provider_into_each_stack_file():
     for env in ("dev", "staging", "prod"):
         doc = yaml.safe_load(files[Path(f"Pulumi.risk-{env}.yaml")])
         assert doc["secretsprovider"] == f"awskms://alias/risk-{env}-pulumi-secrets?region=eu-central-1"
+
+
+def test_the_ecr_requests_of_the_image_jobs_fit_botocore_s_model(tmp_path: Path):
+    """The image jobs call the AWS CLI; each call's operation, parameters and waiter exist in ECR's model."""
+    import botocore.session
+    from botocore.validate import ParamValidator
+
+    session = botocore.session.get_session()
+    model = session.get_service_model("ecr")
+    digest = {"imageDigest": DIGEST}
+    requests = {  # the CLI's kebab-case options, as the scripts pass them, in botocore's names
+        "DescribeImages": {"repositoryName": "fraud/dev/training", "imageIds": [{"imageTag": "0" * 40}]},
+        "DescribeImageScanFindings": {"repositoryName": "fraud/dev/training", "imageId": digest},
+    }
+    for operation, params in requests.items():
+        report = ParamValidator().validate(params, model.operation_model(operation).input_shape)
+        assert not report.has_errors(), (operation, report.generate_report())
+    waiters = session.get_waiter_model("ecr")
+    assert waiters.get_waiter("ImageScanComplete").operation == "DescribeImageScanFindings"
+    # the option names the scripts use are those operations' members, kebab-cased
+    ci.generate("github", tmp_path)
+    ci.generate("gitlab", tmp_path)
+    scripts = (tmp_path / ".github" / "workflows" / "main.yml").read_text() + (tmp_path / ".gitlab-ci.yml").read_text()
+    for option in ("--repository-name", "--image-ids \"imageTag=", "--image-id \"imageDigest="):
+        assert scripts.count(option) >= 2, option
+    assert scripts.count("'imageScanFindings.findingSeverityCounts'") == 2
+    assert "findingSeverityCounts" in model.shape_for("ImageScanFindings").members
+    assert "imageDigest" in model.operation_model("DescribeImages").output_shape.members["imageDetails"].member.members
