@@ -24,7 +24,7 @@ bench: bootstrap  ## benchmarks (not tests): see benchmarks/README.md
 	$(BIN)/python benchmarks/plan_stacks.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .venv-tools .pytest_cache
 
 fuzz: bootstrap  ## seeded mutations of the shipped stacks: counts config errors, valid plans and tracebacks (must be 0)
 	$(BIN)/python tests/foundation/test_fuzz_stacks.py --mutations $(or $(MUTATIONS),3000)

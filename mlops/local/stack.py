@@ -495,7 +495,7 @@ class LocalStack:
 
     def serving_image(self) -> str:
         return image_uri(account_id=ACCOUNT_ID, region=self.region, repository=self.namer.ecr_repository("serving"),
-                         tag=self.config.images.serving_tag)
+                         tag=self.config.images.serving_tag, digest=self.config.images.serving_digest)
 
     # ---- endpoints ---------------------------------------------------------------------------
 
