@@ -14,7 +14,8 @@ demo: bootstrap  ## the main job on the embedded local default (no AWS account, 
 down:  ## stop what `make demo` left running
 	$(BIN)/mlops local down --stack $(STACK)
 
-test: bootstrap  ## the whole test suite, as CI runs it
+test:  ## the whole test suite, as CI runs it (bootstrap also installs the test tools: checkov)
+	@./scripts/bootstrap --test-tools
 	$(BIN)/python -m pytest -q -n auto --dist loadgroup  # pytest-xdist: one worker per core; an xdist_group runs on one worker
 
 plan: bootstrap  ## plan every shipped stack offline

@@ -18,7 +18,7 @@ SKIP = re.compile(r"#\s*checkov:skip=(CKV\w+):\s*(\S.*)$", re.MULTILINE)
 @pytest.fixture(scope="module")
 def checkov() -> str:
     binary = checkov_binary()
-    assert binary, "checkov not found: run scripts/bootstrap (tests/tools/checkov.txt -> .venv-tools/checkov)"
+    assert binary, "checkov not found: run scripts/bootstrap --test-tools (make test does; tests/tools/checkov.txt -> .venv-tools/checkov)"
     return binary
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from checkov_tool import checkov_binary, run_checkov
 
-pytestmark = pytest.mark.skipif(checkov_binary() is None, reason="checkov not installed: run scripts/bootstrap")
+pytestmark = pytest.mark.skipif(checkov_binary() is None, reason="checkov not installed: run scripts/bootstrap --test-tools (make test does)")
 
 
 def test_run_checkov_reports_a_missing_healthcheck_and_a_skip_in_place(tmp_path: Path):
