@@ -31,7 +31,7 @@ secret_key = config.monitoring.notifications.https_endpoint_secret
 webhook = mlops.require_secret(secret_key) if secret_key else None
 platform = stack.build(config, https_endpoint=webhook)
 
-pulumi.export("executionRoleArn", platform.foundation.execution_role_arn)
+pulumi.export("jobRoleArns", platform.foundation.role_arns)
 pulumi.export("buckets", {purpose: b.name for purpose, b in platform.foundation.buckets.items()})
 pulumi.export("repositoryUrls", {image: r.repository_url for image, r in platform.foundation.repositories.items()})
 pulumi.export("groundTruthUris", stack.ground_truth_uris(config))

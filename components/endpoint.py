@@ -154,7 +154,7 @@ class Endpoint(pulumi.ComponentResource):
         return aws.iam.RolePolicy(
             f"{name}-feature-lookup",
             name=f"{namer.endpoint(args.key)}-feature-lookup",
-            role=namer.role("sagemaker-execution"),
+            role=namer.role(iam.role_purpose("hosting")),
             policy=json.dumps(iam.feature_lookup_policy(feature_group_arn=arn)),
             # The role is Foundation's: it comes with the caller's prerequisites.
             opts=pulumi.ResourceOptions(parent=self, depends_on=args.depends_on),

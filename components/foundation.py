@@ -6,15 +6,16 @@ deploy)."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
 
 from mlops_contracts import metrics
-from specs import iam
+from specs import hosting, iam
 from components._validation import Problem, raise_input_problems, required_name
 from components.bucket import SecureBucket, SecureBucketArgs
+from specs.config.schema import Network
 from specs.naming import Namer
 
 TOKEN = "mlops:foundation:Foundation"
@@ -54,9 +55,12 @@ class FoundationArgs:
     namer: Namer
     region: str
     models: list[str]
-    """The team's model keys; the execution role may register into their Model Package Groups."""
-    vpc: bool = False
-    """Whether jobs and endpoints run in the team's VPC (adds the ENI permissions SageMaker needs)."""
+    """The team's model keys; the pipeline role may register into their Model Package Groups."""
+    network: Network | None = None
+    """The team's VPC, where jobs and endpoints run: the job roles may create network interfaces only in
+    its subnets and manage them only in it. @default none (no network-interface permission at all)."""
+    ground_truth_uris: list[str] = field(default_factory=list)
+    """Where the models' ground truth is (s3:// prefixes): the monitoring role reads them. @default none."""
     tags: dict[str, str]
     force_destroy_buckets: bool = False
     """Let `pulumi destroy` remove buckets that still hold data. @default false; true only for local and dev."""
@@ -70,12 +74,14 @@ class Foundation(pulumi.ComponentResource):
     """By purpose: features, artifacts, capture."""
     repositories: dict[str, aws.ecr.Repository]
     """By image: training, serving."""
-    execution_role: aws.iam.Role
-    """Assumed by SageMaker training jobs, endpoints and monitoring jobs."""
+    job_roles: dict[str, aws.iam.Role]
+    """By job kind (specs.iam.JOB_ROLES): training, hosting, monitoring, pipeline; one role each,
+    assumed by SageMaker for that kind of job only."""
     feature_store_role: aws.iam.Role
     """Assumed by SageMaker Feature Store to write the offline store."""
     key_arn: pulumi.Output[str]
-    execution_role_arn: pulumi.Output[str]
+    role_arns: dict[str, pulumi.Output[str]]
+    """By job kind: the ARN of its role."""
 
     def __init__(self, name: str, args: FoundationArgs, opts: pulumi.ResourceOptions | None = None):
         raise_input_problems("Foundation", _problems(args))
@@ -91,11 +97,11 @@ class Foundation(pulumi.ComponentResource):
             for purpose in ("features", "artifacts", "capture")
         }
         self._create_repositories(name, args, child)
-        self._create_execution_role(name, args, child)
+        self._create_job_roles(name, args, child)
         self._create_feature_store_role(name, args, child)
         self.register_outputs({
             "keyArn": self.key.arn,
-            "executionRoleArn": self.execution_role.arn,
+            "jobRoleArns": dict(self.role_arns),
             "featureStoreRoleArn": self.feature_store_role.arn,
             "buckets": {purpose: b.name for purpose, b in self.buckets.items()},
             "repositoryUrls": {image: r.repository_url for image, r in self.repositories.items()},
@@ -132,41 +138,32 @@ class Foundation(pulumi.ComponentResource):
             aws.ecr.LifecyclePolicy(f"{name}-{image}-lifecycle", repository=repo.name, policy=json.dumps(ECR_LIFECYCLE), opts=child)
             self.repositories[image] = repo
 
-    def _create_execution_role(self, name: str, args: FoundationArgs, child: pulumi.ResourceOptions) -> None:
-        """The SageMaker execution role and its least-privilege policy over the stack's buckets, key and images."""
+    def _create_job_roles(self, name: str, args: FoundationArgs, child: pulumi.ResourceOptions) -> None:
+        """One SageMaker role per job kind, each with its own least-privilege policy (specs.iam)."""
         namer, account = args.namer, args.namer.account_id
-        group_arns = [
-            namer.model_package_group_arn(model, region=args.region) for model in args.models
-        ]
-        self.execution_role = aws.iam.Role(
-            f"{name}-execution-role",
-            name=namer.role("sagemaker-execution"),
-            description="SageMaker training, hosting and monitoring for this team and environment",
-            assume_role_policy=json.dumps(iam.service_trust("sagemaker.amazonaws.com", account)),
-            max_session_duration=3600 * 12,
-            tags=args.tags,
-            opts=child,
-        )
-        execution_policy = pulumi.Output.all(
-            features=self.buckets["features"].arn,
-            artifacts=self.buckets["artifacts"].arn,
-            capture=self.buckets["capture"].arn,
-            key=self.key.arn,
-            repos=pulumi.Output.all(*(r.arn for r in self.repositories.values())),
-        ).apply(lambda o: json.dumps(iam.sagemaker_execution_policy(
-            account_id=account,
-            region=args.region,
-            read_buckets=[o["features"]],
-            write_buckets=[o["artifacts"], o["capture"]],
-            key_arn=o["key"],
-            repository_arns=list(o["repos"]),
-            model_package_group_arns=group_arns,
-            metric_namespaces=["/aws/sagemaker/*", metrics.NAMESPACE],
-            vpc=args.vpc,
-            execution_role_arn=f"arn:aws:iam::{account}:role/{namer.role('sagemaker-execution')}",
-        )))
-        aws.iam.RolePolicy(f"{name}-execution-policy", role=self.execution_role.id, policy=execution_policy, opts=child)
-        self.execution_role_arn = self.execution_role.arn
+        self.job_roles, self.role_arns = {}, {}
+        arns = {job: hosting.role_arn(namer, iam.role_purpose(job)) for job in iam.JOB_ROLES}
+        for job in iam.JOB_ROLES:
+            role = aws.iam.Role(
+                f"{name}-{job}-role",
+                name=namer.role(iam.role_purpose(job)),
+                description=f"SageMaker {job} for this team and environment ({job} jobs only)",
+                assume_role_policy=json.dumps(iam.service_trust("sagemaker.amazonaws.com", account)),
+                max_session_duration=3600 * 12,
+                tags=args.tags,
+                opts=child,
+            )
+            policy = pulumi.Output.all(
+                features=self.buckets["features"].arn,
+                artifacts=self.buckets["artifacts"].arn,
+                capture=self.buckets["capture"].arn,
+                key=self.key.arn,
+                training_repo=self.repositories["training"].arn,
+                serving_repo=self.repositories["serving"].arn,
+            ).apply(lambda o, job=job: json.dumps(_job_policy(job, o, args=args, arns=arns)))
+            aws.iam.RolePolicy(f"{name}-{job}-policy", role=role.id, policy=policy, opts=child)
+            self.job_roles[job] = role
+            self.role_arns[job] = role.arn
 
     def _create_feature_store_role(self, name: str, args: FoundationArgs, child: pulumi.ResourceOptions) -> None:
         """The role Feature Store assumes to write the offline store, and its policy."""
@@ -185,6 +182,33 @@ class Foundation(pulumi.ComponentResource):
             ))
         )
         aws.iam.RolePolicy(f"{name}-feature-store-policy", role=self.feature_store_role.id, policy=feature_policy, opts=child)
+
+
+def _job_policy(job: str, o: dict[str, str], *, args: FoundationArgs, arns: dict[str, str]) -> iam.Document:
+    """The policy document of one job kind's role, once the buckets, key and repositories are known."""
+    namer = args.namer
+    network = args.network
+    scope = iam.JobScope(
+        account_id=namer.account_id, region=args.region, key_arn=o["key"],
+        metric_namespaces=("/aws/sagemaker/*", metrics.NAMESPACE),
+        vpc=iam.VpcScope(vpc_id=network.vpc_id, subnet_ids=tuple(network.subnet_ids), security_group_ids=tuple(network.security_group_ids))
+        if network is not None else None,
+    )
+    if job == "training":
+        return iam.training_job_policy(scope=scope, features_bucket_arn=o["features"], artifacts_bucket_arn=o["artifacts"],
+                                       repository_arns=[o["training_repo"]])
+    if job == "hosting":
+        return iam.hosting_policy(scope=scope, artifacts_bucket_arn=o["artifacts"], capture_bucket_arn=o["capture"],
+                                  repository_arns=[o["serving_repo"]])
+    if job == "monitoring":
+        return iam.monitoring_policy(scope=scope, artifacts_bucket_arn=o["artifacts"], capture_bucket_arn=o["capture"],
+                                     ground_truth_uris=list(args.ground_truth_uris), repository_arns=[o["serving_repo"]])
+    return iam.pipeline_policy(
+        scope=scope, features_bucket_arn=o["features"], artifacts_bucket_arn=o["artifacts"], capture_bucket_arn=o["capture"],
+        repository_arns=[o["training_repo"]],
+        model_package_group_arns=[namer.model_package_group_arn(model, region=args.region) for model in args.models],
+        pipeline_role_arn=arns["pipeline"], training_role_arn=arns["training"],
+    )
 
 
 def _problems(args: FoundationArgs) -> list[Problem]:

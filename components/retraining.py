@@ -54,7 +54,10 @@ class RetrainingArgs:
     """The model's feature_schema.json (specs.feature_schema)."""
     training_image: str
     serving_image: str
-    execution_role_arn: pulumi.Input[str]
+    pipeline_role_arn: pulumi.Input[str]
+    """Foundation's pipeline role: the pipeline runs as it, and so do its Dataset and Evaluate jobs."""
+    training_role_arn: pulumi.Input[str]
+    """Foundation's training role: the Train step's job runs as it."""
     kms_key_arn: pulumi.Input[str]
     artifacts_bucket: pulumi.Input[str]
     features_uri: pulumi.Input[str]
@@ -104,11 +107,12 @@ class Retraining(pulumi.ComponentResource):
         )
         # Generated with the SageMaker SDK, offline and deterministically, once the ARNs are known.
         definition = pulumi.Output.all(
-            role=args.execution_role_arn, bucket=args.artifacts_bucket, key=args.kms_key_arn, features=args.features_uri
+            role=args.pipeline_role_arn, training_role=args.training_role_arn, bucket=args.artifacts_bucket, key=args.kms_key_arn,
+            features=args.features_uri,
         ).apply(lambda o: retraining_pipeline.pipeline_definition(
             pipeline_name=namer.pipeline(args.model), region=args.region,
             model=args.model, spec=args.spec, training=args.training, image=args.training_image,
-            role_arn=o["role"], features_uri=o["features"], artifacts_bucket=o["bucket"], kms_key=o["key"],
+            role_arn=o["role"], training_role_arn=o["training_role"], features_uri=o["features"], artifacts_bucket=o["bucket"], kms_key=o["key"],
             model_package_group=namer.model_package_group(args.model), serving_image=args.serving_image,
             network=args.network, sources=args.sources,
         ))
@@ -119,7 +123,7 @@ class Retraining(pulumi.ComponentResource):
             pipeline_description=(f"Retrain {args.model} on a recent point-in-time dataset, evaluate it against the "
                                   "champions and register it only if the evaluation passes"),
             pipeline_definition=definition,
-            role_arn=args.execution_role_arn,
+            role_arn=args.pipeline_role_arn,
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[schema]),
         )

@@ -31,7 +31,7 @@ from specs import iam
 from components._validation import raise_input_problems, required_name
 from specs.config.schema import CreatedCluster, EksTraining, ExistingCluster, Network
 from specs.naming import Namer
-from specs.k8s import cluster_autoscaler, device_plugin, gpu_pool, team_namespace, training_job
+from specs.k8s import cluster_autoscaler, device_plugin, gpu_pool, network_policy, team_namespace, training_job
 from specs.pipelines import retraining as retraining_pipeline
 
 TOKEN = "mlops:training_cluster:TrainingCluster"
@@ -224,6 +224,8 @@ class TrainingCluster(pulumi.ComponentResource):
         for obj in team_namespace.priority_classes(team):
             self._apply(f"{name}-{obj['metadata']['name'].removeprefix(self.namespace + '-')}", obj, k8s_opts)
         self._apply(f"{name}-service-account", team_namespace.service_account(team), in_ns)
+        for obj in network_policy.network_policies(namespace=team.namespace, labels=team.common_labels()):
+            self._apply(f"{name}-{obj['metadata']['name']}", obj, in_ns)
 
         self.job_templates = {}
         for model, spec in args.models.items():
@@ -421,6 +423,7 @@ _KINDS: dict[tuple[str, str], type[pulumi.CustomResource]] = {
     ("scheduling.k8s.io/v1", "PriorityClass"): k8s.scheduling.v1.PriorityClass,
     ("batch/v1", "CronJob"): k8s.batch.v1.CronJob,
     ("apps/v1", "DaemonSet"): k8s.apps.v1.DaemonSet,
+    ("networking.k8s.io/v1", "NetworkPolicy"): k8s.networking.v1.NetworkPolicy,
     ("apps/v1", "Deployment"): k8s.apps.v1.Deployment,
     ("rbac.authorization.k8s.io/v1", "ClusterRole"): k8s.rbac.v1.ClusterRole,
     ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): k8s.rbac.v1.ClusterRoleBinding,

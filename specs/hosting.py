@@ -112,7 +112,7 @@ def model_specs(
                     **lookup_env,
                 },
             },
-            "ExecutionRoleArn": role_arn(namer, "sagemaker-execution"),
+            "ExecutionRoleArn": role_arn(namer, "sagemaker-hosting"),
             # The serving container needs no outbound network (captures go through SageMaker), unless it
             # reads the online feature store: network isolation would also withhold its AWS credentials.
             "EnableNetworkIsolation": not lookup_env,

@@ -11,6 +11,8 @@ specifications, never the reverse).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from typing import Any
 
 Document = dict[str, Any]
@@ -128,67 +130,182 @@ def _register_models_statement(model_package_group_arns: list[str]) -> Document:
     )
 
 
-def sagemaker_execution_policy(
-    *,
-    account_id: str,
-    region: str,
-    read_buckets: list[str],
-    write_buckets: list[str],
-    key_arn: str,
-    repository_arns: list[str],
-    model_package_group_arns: list[str],
-    metric_namespaces: list[str],
-    vpc: bool,
-    execution_role_arn: str,
-) -> Document:
-    """What training jobs, endpoints and monitoring jobs of one team may do, and nothing more."""
-    statements = [
-        *_bucket_statements("ReadData", read_buckets, write=False),
-        *_bucket_statements("WriteArtifacts", write_buckets, write=True),
-        _kms_statement(key_arn),
+@dataclass(frozen=True, kw_only=True)
+class VpcScope:
+    """The stack's VPC (specs.config.schema.Network): network interfaces are allowed only there."""
+
+    vpc_id: str
+    subnet_ids: tuple[str, ...]
+    security_group_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobScope:
+    """What every SageMaker job role of one team shares: its account, region, key and network."""
+
+    account_id: str
+    region: str
+    key_arn: str
+    metric_namespaces: tuple[str, ...]
+    vpc: VpcScope | None = None
+    """None: jobs run outside a VPC, and no role gets a network-interface permission."""
+
+
+JOB_ROLES = ("training", "hosting", "monitoring", "pipeline")
+"""The SageMaker job kinds, each with its own role (Foundation creates them; specs.naming ROLE_PURPOSES)."""
+
+
+def role_purpose(job: str) -> str:
+    """The specs.naming role purpose of a job kind's role: `sagemaker-<job>`."""
+    if job not in JOB_ROLES:
+        raise ValueError(f"job role {job!r}; allowed: {', '.join(JOB_ROLES)}")
+    return f"sagemaker-{job}"
+
+
+def _ec2_arn(scope: JobScope, kind: str, ident: str) -> str:
+    return f"arn:aws:ec2:{scope.region}:{scope.account_id}:{kind}/{ident}"
+
+
+def vpc_statements(scope: JobScope) -> list[Document]:
+    """The network interfaces SageMaker creates for a job in the stack's VPC: created only in its
+    subnets with its security groups, managed only within its VPC (`ec2:Subnet` and `ec2:Vpc` apply to
+    network-interface resources); the Describe calls support no resource scoping and write nothing.
+    No VPC, no statement."""
+    if scope.vpc is None:
+        return []
+    vpc = scope.vpc
+    vpc_arn = _ec2_arn(scope, "vpc", vpc.vpc_id)
+    interfaces = _ec2_arn(scope, "network-interface", "*")
+    return [
+        allow(
+            "CreateInterfacesInStackSubnets", ["ec2:CreateNetworkInterface"], [interfaces],
+            {"ArnEquals": {"ec2:Vpc": vpc_arn, "ec2:Subnet": [_ec2_arn(scope, "subnet", s) for s in vpc.subnet_ids]}},
+        ),
+        allow(
+            "UseStackSubnetsAndGroups", ["ec2:CreateNetworkInterface"],
+            [*(_ec2_arn(scope, "subnet", s) for s in vpc.subnet_ids), *(_ec2_arn(scope, "security-group", g) for g in vpc.security_group_ids)],
+        ),
+        allow(
+            "ManageInterfacesInStackVpc",
+            ["ec2:CreateNetworkInterfacePermission", "ec2:DeleteNetworkInterface", "ec2:DeleteNetworkInterfacePermission"],
+            [interfaces], {"ArnEquals": {"ec2:Vpc": vpc_arn}},
+        ),
+        allow("DescribeNetwork", sorted(a for a in WILDCARD_RESOURCE_ACTIONS if a.startswith("ec2:Describe")), ["*"]),
+    ]
+
+
+def _job_basics(scope: JobScope, repository_arns: list[str]) -> list[Document]:
+    """Every job: the stack key, its image, its logs and its metrics (and its VPC, if any)."""
+    return [
+        _kms_statement(scope.key_arn),
         *_ecr_pull_statements(repository_arns),
         allow(
             "WriteLogs",
             ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-            [f"arn:aws:logs:{region}:{account_id}:log-group:/aws/sagemaker/*"],
+            [f"arn:aws:logs:{scope.region}:{scope.account_id}:log-group:/aws/sagemaker/*"],
         ),
-        allow(
-            "PublishMetrics",
-            ["cloudwatch:PutMetricData"],
-            ["*"],
-            {"StringLike": {"cloudwatch:namespace": metric_namespaces}},
-        ),
-        _register_models_statement(model_package_group_arns),
+        allow("PublishMetrics", ["cloudwatch:PutMetricData"], ["*"], {"StringLike": {"cloudwatch:namespace": list(scope.metric_namespaces)}}),
+        *vpc_statements(scope),
     ]
-    statements += [
+
+
+def _read(sid: str, bucket_arns: list[str], object_arns: list[str]) -> list[Document]:
+    return [
+        allow(f"{sid}List", ["s3:ListBucket", "s3:GetBucketLocation"], sorted(set(bucket_arns))),
+        allow(f"{sid}Objects", ["s3:GetObject"], object_arns),
+    ]
+
+
+def _write(sid: str, object_arns: list[str]) -> Document:
+    return allow(sid, ["s3:PutObject", "s3:AbortMultipartUpload"], object_arns)
+
+
+TRAINING_JOB_WRITE_PREFIXES = ("models", "checkpoints", "training-output")
+"""Where a SageMaker training job writes in the artifacts bucket: its model (and baseline), its spot
+checkpoints and SageMaker's own output."""
+
+
+def training_job_policy(*, scope: JobScope, features_bucket_arn: str, artifacts_bucket_arn: str, repository_arns: list[str]) -> Document:
+    """SageMaker training jobs: read the features and the artifacts bucket (datasets, schemas), write
+    its models, checkpoints and output; no captures, no registry, no other role."""
+    return document(
+        *_read("ReadFeaturesAndDatasets", [features_bucket_arn, artifacts_bucket_arn], [f"{features_bucket_arn}/*", f"{artifacts_bucket_arn}/*"]),
+        _write("WriteOwnModelPrefixes", [f"{artifacts_bucket_arn}/{prefix}/*" for prefix in TRAINING_JOB_WRITE_PREFIXES]),
+        *_job_basics(scope, repository_arns),
+    )
+
+
+CAPTURE_PREFIX = "datacapture"
+"""Where endpoints' data capture writes in the capture bucket (specs.hosting's DestinationS3Uri)."""
+MONITORING_WRITE_PREFIXES = ("monitoring", "monitoring-quality")
+"""Where the drift and live-quality jobs write their reports in the capture bucket."""
+
+
+def hosting_policy(*, scope: JobScope, artifacts_bucket_arn: str, capture_bucket_arn: str, repository_arns: list[str]) -> Document:
+    """SageMaker endpoints: read the models, write the captures; nothing else."""
+    return document(
+        *_read("ReadModels", [artifacts_bucket_arn], [f"{artifacts_bucket_arn}/models/*"]),
+        _write("WriteCaptures", [f"{capture_bucket_arn}/{CAPTURE_PREFIX}/*"]),
+        *_job_basics(scope, repository_arns),
+    )
+
+
+def s3_object_arn(uri: str) -> str:
+    """`s3://bucket[/prefix]` -> `arn:aws:s3:::bucket[/prefix]/*`: every object under it."""
+    path = uri.removeprefix("s3://").strip("/")
+    if not uri.startswith("s3://") or not path:
+        raise ValueError(f"S3 URI {uri!r}; allowed: s3://<bucket>[/<prefix>]")
+    return f"arn:aws:s3:::{path}/*"
+
+
+def monitoring_policy(*, scope: JobScope, artifacts_bucket_arn: str, capture_bucket_arn: str, ground_truth_uris: list[str],
+                      repository_arns: list[str]) -> Document:
+    """Model Monitor jobs: read the captures, the ground truth and the baselines (beside the models),
+    write their reports and metrics only."""
+    truth = sorted({s3_object_arn(uri) for uri in ground_truth_uris})
+    truth_buckets = sorted({arn.split("/", 1)[0] for arn in truth})
+    return document(
+        *_read("ReadCapturesTruthAndBaselines", [capture_bucket_arn, artifacts_bucket_arn, *truth_buckets],
+               [f"{capture_bucket_arn}/*", f"{artifacts_bucket_arn}/models/*", *truth]),
+        _write("WriteReports", [f"{capture_bucket_arn}/{prefix}/*" for prefix in MONITORING_WRITE_PREFIXES]),
+        *_job_basics(scope, repository_arns),
+    )
+
+
+PIPELINE_WRITE_PREFIXES = ("datasets", "evaluations")
+"""Where the pipeline's Dataset and Evaluate processing jobs (which run as the pipeline role) write."""
+
+
+def pipeline_policy(*, scope: JobScope, features_bucket_arn: str, artifacts_bucket_arn: str, capture_bucket_arn: str,
+                    repository_arns: list[str], model_package_group_arns: list[str], pipeline_role_arn: str,
+                    training_role_arn: str) -> Document:
+    """SageMaker Pipelines executions: start, watch and stop the pipeline's jobs, pass the training role
+    (to its Train step) and itself (to its processing steps) to SageMaker only, and register versions.
+    The Dataset and Evaluate steps run as this role: they read features, labels, captures and
+    artifacts and write datasets/ and evaluations/."""
+    jobs = f"arn:aws:sagemaker:{scope.region}:{scope.account_id}"
+    return document(
+        *_read("ReadPipelineInputs", [features_bucket_arn, artifacts_bucket_arn, capture_bucket_arn],
+               [f"{features_bucket_arn}/*", f"{artifacts_bucket_arn}/*", f"{capture_bucket_arn}/{CAPTURE_PREFIX}/*"]),
+        _write("WriteDatasetsAndEvaluations", [f"{artifacts_bucket_arn}/{prefix}/*" for prefix in PIPELINE_WRITE_PREFIXES]),
+        *_job_basics(scope, repository_arns),
+        _register_models_statement(model_package_group_arns),
         # Retraining pipelines name their jobs pipelines-<execution>-<step>-<hash>.
         allow(
             "RunRetrainingJobs",
             ["sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob", "sagemaker:AddTags"],
-            [f"arn:aws:sagemaker:{region}:{account_id}:training-job/pipelines-*"],
+            [f"{jobs}:training-job/pipelines-*"],
         ),
-        # The Dataset and Evaluate steps; they read the offline store, ground truth and label events
-        # (read_buckets), the captures and champions' artifacts and write datasets/ and evaluations/
-        # (write_buckets), and the Register step creates the version (RegisterModels).
         allow(
             "RunRetrainingProcessingJobs",
             ["sagemaker:CreateProcessingJob", "sagemaker:DescribeProcessingJob", "sagemaker:StopProcessingJob", "sagemaker:AddTags"],
-            [f"arn:aws:sagemaker:{region}:{account_id}:processing-job/pipelines-*"],
+            [f"{jobs}:processing-job/pipelines-*"],
         ),
         allow(
-            "PassOwnRoleToSageMaker",
-            ["iam:PassRole"],
-            [execution_role_arn],
+            "PassJobRolesToSageMaker", ["iam:PassRole"], sorted({training_role_arn, pipeline_role_arn}),
             {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
         ),
-    ]
-    if vpc:
-        statements.append(allow(
-            "RunInVpc",
-            sorted(a for a in WILDCARD_RESOURCE_ACTIONS if a.startswith("ec2:")),
-            ["*"],
-        ))
-    return document(*statements)
+    )
 
 
 def feature_store_policy(*, account_id: str, region: str, bucket_arn: str, key_arn: str, database: str) -> Document:
@@ -339,3 +456,44 @@ def retrain_starter_policy(*, pipeline_arn: str, log_group_arn: str, queue_arn: 
 def scheduler_invoke_policy(*, function_arn: str) -> Document:
     """EventBridge Scheduler's role for the retraining schedule: invoke the starter function, nothing else."""
     return document(allow("InvokeRetrainStarter", ["lambda:InvokeFunction"], [function_arn, f"{function_arn}:*"]))
+
+
+READ_VERBS = ("Get", "Describe", "List", "BatchGet", "BatchCheck")
+"""Action names that start with these read and write nothing (s3:GetObject, ec2:DescribeSubnets...)."""
+
+
+def is_write_action(action: str) -> bool:
+    """Whether an IAM action may change something (anything but Get*, Describe*, List*, BatchGet*...)."""
+    name = action.split(":", 1)[-1]
+    return not name.startswith(READ_VERBS)
+
+
+def unconditioned_wildcard_writes(doc: Document) -> list[str]:
+    """`<Sid>:<action>` for each write action an Allow grants on Resource `*` without a Condition."""
+    found = []
+    for statement in _statements(doc):
+        if statement.get("Effect") != "Allow" or statement.get("Condition"):
+            continue
+        resources = statement.get("Resource", [])
+        if "*" not in ([resources] if isinstance(resources, str) else resources):
+            continue
+        actions = statement.get("Action", [])
+        for action in [actions] if isinstance(actions, str) else actions:
+            if is_write_action(action):
+                found.append(f"{statement.get('Sid', '?')}:{action}")
+    return found
+
+
+def allows(doc: Document, action: str, resource: str) -> bool:
+    """Whether an Allow statement of `doc` matches `action` on `resource` (IAM's `*`/`?` wildcards).
+    Conditions are ignored (counted as met), so this over-approximates: a False is a sure denial."""
+    def matches(patterns: Any, value: str, *, case: bool) -> bool:
+        values = [patterns] if isinstance(patterns, str) else list(patterns)
+        return any(fnmatchcase(value if case else value.lower(), p if case else p.lower()) for p in values)
+
+    return any(
+        statement.get("Effect") == "Allow"
+        and matches(statement.get("Action", []), action, case=False)
+        and matches(statement.get("Resource", []), resource, case=True)
+        for statement in _statements(doc)
+    )

@@ -201,7 +201,7 @@ class Namer:
 
 
 BUCKET_PURPOSES = ("features", "artifacts", "capture")
-ROLE_PURPOSES = ("sagemaker-execution", "feature-store", "model-registry-events")
+ROLE_PURPOSES = ("sagemaker-training", "sagemaker-hosting", "sagemaker-monitoring", "sagemaker-pipeline", "feature-store", "model-registry-events")
 ALARM_METRICS = ("p99-latency", "5xx-errors", "4xx-rate", "no-traffic",
                  *(f"live-{m.replace('_', '-')}" for m in metrics.LIVE_METRIC_SUFFIXES))
 """Suffixes of the per-variant alarms (specs.alarms): health alarms, then one live-quality alarm per gate."""

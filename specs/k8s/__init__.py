@@ -4,6 +4,7 @@ one module per object family:
 - `common`: the manifest type, DNS-label names and the validation helpers the specs share;
 - `gpu_pool`: the GPU nodes' taint and label, and the tolerations that match them;
 - `team_namespace`: a team's Namespace, ResourceQuota, LimitRange, PriorityClasses and service account;
+- `network_policy`: a team namespace's default-deny NetworkPolicy and the egress a training run needs;
 - `training_job`: a model's Indexed Job, headless Service, schema ConfigMap and CronJob;
 - `cron`: EventBridge Scheduler expressions converted to Kubernetes cron;
 - `device_plugin`: the NVIDIA device plugin DaemonSet (clusters the stack creates);

@@ -307,6 +307,7 @@ def pipeline_definition(
     training: TrainingConfig,
     image: str,
     role_arn: str,
+    training_role_arn: str,
     features_uri: str,
     artifacts_bucket: str,
     kms_key: str,
@@ -331,7 +332,9 @@ def pipeline_definition(
         schema_uri = f"s3://{artifacts_bucket}/{schema_key(model)}"
         dataset = steps.dataset_step(session, **common, features_uri=features_uri, schema_uri=schema_uri,
                                      artifacts_bucket=artifacts_bucket, sources=sources)
-        trainer = _trainer(session, **{k: v for k, v in common.items() if k != "kms_key"}, kms_key=kms_key,
+        # Per-step roles: the Train step's job runs as the training role, the processing steps as the pipeline's.
+        trainer = _trainer(session, **{k: v for k, v in common.items() if k not in ("kms_key", "role_arn")}, kms_key=kms_key,
+                           role_arn=training_role_arn,
                            artifacts_bucket=artifacts_bucket, model_package_group=model_package_group, serving_image=serving_image)
         train = TrainingStep(name=STEP_NAME, step_args=trainer.train(input_data_config=_channels(dataset=dataset, schema_uri=schema_uri)))
         evaluate, report = steps.evaluate_step(session, **common, schema_uri=schema_uri, artifacts_bucket=artifacts_bucket,

@@ -21,12 +21,16 @@ from specs.policies import (
     feature_groups_encrypted,
     gpu_nodes_scale_to_zero,
     gpu_nodes_tainted,
+    job_roles_not_shared,
     no_public_buckets,
+    no_unconditioned_wildcard_writes,
     no_wildcard_iam_actions,
     prod_data_capture,
     prod_deployment_guardrails,
     prod_min_two_instances,
+    team_namespaces_default_deny,
     topics_encrypted,
+    training_traffic_encrypted,
     variant_alarms,
 )
 from specs.policies.core import (
@@ -52,6 +56,8 @@ RESOURCE_RULES: tuple[ResourceRule, ...] = (
     endpoint_configs_encrypted.RULE,
     topics_encrypted.RULE,
     no_wildcard_iam_actions.RULE,
+    no_unconditioned_wildcard_writes.RULE,
+    training_traffic_encrypted.RULE,
     prod_data_capture.RULE,
     prod_min_two_instances.RULE,
     prod_deployment_guardrails.RULE,
@@ -63,6 +69,8 @@ STACK_RULES: tuple[StackRule, ...] = (
     buckets_encrypted.RULE,
     no_public_buckets.RULE,
     variant_alarms.RULE,
+    job_roles_not_shared.RULE,
+    team_namespaces_default_deny.RULE,
 )
 
 

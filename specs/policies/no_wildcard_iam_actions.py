@@ -25,7 +25,7 @@ def _broad_managed(arn: Any) -> bool:
     return isinstance(arn, str) and arn.endswith(BROAD_MANAGED_POLICY_SUFFIXES)
 
 
-def _parse(doc: Any) -> dict[str, Any] | None:
+def parse_document(doc: Any) -> dict[str, Any] | None:
     if isinstance(doc, dict):
         return doc
     if isinstance(doc, str):
@@ -50,7 +50,7 @@ def check(type_: str, props: dict[str, Any]) -> list[str]:
     elif type_ == "aws:iam/rolePolicyAttachment:RolePolicyAttachment" and _broad_managed(props.get("policyArn")):
         problems.append(f"attaches the managed policy {props['policyArn']}; broad managed policies are not least privilege")
     for doc in docs:
-        parsed = _parse(doc)
+        parsed = parse_document(doc)
         if parsed is None:
             continue
         wild = iam.wildcard_actions(parsed)

@@ -154,7 +154,9 @@ def start_pod(job: dict[str, Any], *, index: int, root: Path, configmaps: Mappin
         else:
             assert set(volume) == {"name", "emptyDir"}, volume
         volumes[volume["name"]] = local
-    mounts = {mount["mountPath"]: volumes[mount["name"]] for mount in container["volumeMounts"]}
+    # The pod's /tmp volume holds scratch files only and no argument names it; this test's own files
+    # (the data the arguments name) live under the host's /tmp, so /tmp is not remapped.
+    mounts = {mount["mountPath"]: volumes[mount["name"]] for mount in container["volumeMounts"] if mount["mountPath"] != "/tmp"}
 
     def mounted(arg: str) -> str:
         # The container sees a volume at its mountPath; a process here sees the local directory.

@@ -10,7 +10,7 @@ import kubernetes_validate
 import pytest
 
 from specs import iam
-from specs.k8s import cluster_autoscaler, common, cron, device_plugin, gpu_pool, team_namespace, training_job
+from specs.k8s import cluster_autoscaler, common, cron, device_plugin, gpu_pool, network_policy, team_namespace, training_job
 
 K8S_VERSION = "1.33"
 """The schemas we validate against: the EKS default of specs.config.schema (CreatedCluster.kubernetes_version)."""
@@ -63,6 +63,7 @@ def everything(*, gpus: int, nodes: int, schedule: str | None) -> list[dict[str,
         training_job.headless_service(spec), training_job.feature_schema_config_map(spec, SCHEMA), training_job.job(spec, name=training_job.job_name(spec.model, now=NOW)),
         device_plugin.nvidia_device_plugin(node_selector=gpu_pool.GPU_POOL_LABEL),
         *cluster_autoscaler.cluster_autoscaler(cluster_name="t-dev-training", region="eu-west-1", role_arn=ROLE_ARN, kubernetes_version=K8S_VERSION),
+        *network_policy.network_policies(namespace=ns.namespace, labels=ns.common_labels(), aws_cidrs=["10.0.0.0/16"]),
     ]
     if schedule is not None:
         objects.append(training_job.cron_job(spec, schedule=schedule))
@@ -81,7 +82,7 @@ def test_every_rendered_object_validates_against_the_kubernetes_schemas_strictly
     objects = everything(gpus=gpus, nodes=nodes, schedule=schedule)
     kinds = {o["kind"] for o in objects}
     assert {"Namespace", "ResourceQuota", "LimitRange", "PriorityClass", "ServiceAccount", "Service", "ConfigMap", "Job",
-            "DaemonSet", "ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding", "Deployment"} <= kinds
+            "DaemonSet", "ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding", "Deployment", "NetworkPolicy"} <= kinds
     assert ("CronJob" in kinds) == (schedule is not None)
     for obj in objects:
         assert kubernetes_validate.validate(obj, K8S_VERSION, strict=True) == K8S_VERSION, obj["kind"]
@@ -153,11 +154,19 @@ def test_the_device_plugin_runs_on_gpu_nodes_through_their_taint():
     assert pod["nodeSelector"] == gpu_pool.GPU_POOL_LABEL
     assert any(tolerates(t, gpu_pool.GPU_TAINT) for t in pod["tolerations"])
     assert pod["priorityClassName"] == "system-node-critical"
-    assert container(ds)["image"] == f"nvcr.io/nvidia/k8s-device-plugin:{device_plugin.NVIDIA_DEVICE_PLUGIN_VERSION}"
+    digest = device_plugin.NVIDIA_DEVICE_PLUGIN_DIGESTS[device_plugin.NVIDIA_DEVICE_PLUGIN_VERSION]
+    assert container(ds)["image"] == f"nvcr.io/nvidia/k8s-device-plugin@{digest}"
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest)
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container(ds)["securityContext"]["privileged"] is False
+    assert container(ds)["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert set(container(ds)["resources"]) == {"requests", "limits"}
     assert pod["volumes"] == [{"name": "device-plugin", "hostPath": {"path": "/var/lib/kubelet/device-plugins", "type": "Directory"}}]
     assert container(ds)["volumeMounts"][0]["mountPath"] == "/var/lib/kubelet/device-plugins"
-    assert container(ds)["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
-    with pytest.raises(ValueError, match="pinned release tag"):
+    assert container(ds)["securityContext"] == {
+        "allowPrivilegeEscalation": False, "privileged": False, "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    with pytest.raises(ValueError, match="a pinned release whose digest is known: v0.18.2"):
         device_plugin.nvidia_device_plugin(node_selector=gpu_pool.GPU_POOL_LABEL, version="latest")
 
 

@@ -37,7 +37,10 @@ def test_the_submitted_job_is_the_stacks_cronjob_template_with_the_resolved_offl
     job = training.render_job(config("pricing-prod"), "basket-price", train_uri=URI, now=NOW)
     [cron] = plan_stack("pricing-prod").of_type("kubernetes:batch/v1:CronJob")
     template = cron.inputs["spec"]["jobTemplate"]["spec"]
-    assert job["metadata"] == {"name": "basket-price-20261122-093000", "namespace": "pricing-prod", "labels": cron.inputs["metadata"]["labels"]}
+    assert job["metadata"] == {
+        "name": "basket-price-20261122-093000", "namespace": "pricing-prod", "labels": cron.inputs["metadata"]["labels"],
+        "annotations": cron.inputs["metadata"]["annotations"],
+    }
 
     def without_train_uri(spec: dict[str, Any]) -> dict[str, Any]:
         spec = json.loads(json.dumps(spec))

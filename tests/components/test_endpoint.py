@@ -14,7 +14,7 @@ from components.endpoint import TOKEN, Endpoint, EndpointArgs
 IMAGE = "111111111111.dkr.ecr.eu-west-1.amazonaws.com/t/dev/serving:0.1.0"
 URL = "s3://t-dev-artifacts-111111111111/models/fraud/{}/model.tar.gz"
 ALIAS_ARN = "arn:aws:kms:eu-west-1:111111111111:alias/t-dev-mlops"
-ROLE_ARN = "arn:aws:iam::111111111111:role/t-dev-sagemaker-execution"
+ROLE_ARN = "arn:aws:iam::111111111111:role/t-dev-sagemaker-hosting"
 MODEL = "aws:sagemaker/model:Model"
 CONFIG = "aws:sagemaker/endpointConfiguration:EndpointConfiguration"
 ENDPOINT = "aws:sagemaker/endpoint:Endpoint"

@@ -92,7 +92,7 @@ def test_execution_role_may_get_records_of_that_feature_group_only(mock_pulumi, 
     run = build(mock_pulumi, namer, endpoint_doc({"feature_group": "transactions"}))
     policy = run.one(ROLE_POLICY, "t-dev-scoring-feature-lookup")
     assert policy.urn == mock_pulumi.urn(TOKEN, ROLE_POLICY, "t-dev-scoring-feature-lookup")
-    assert policy.inputs["role"] == "t-dev-sagemaker-execution"
+    assert policy.inputs["role"] == "t-dev-sagemaker-hosting"
     assert policy.inputs["name"] == "t-dev-scoring-feature-lookup"
     assert json.loads(policy.inputs["policy"]) == {
         "Version": "2012-10-17",
@@ -210,7 +210,7 @@ def test_a_stack_that_opts_in_grants_its_group_and_leaves_the_shared_execution_p
     assert json.loads(policy["policy"])["Statement"][0]["Resource"] == [
         f"arn:aws:sagemaker:{config.aws.region}:{config.aws.account_id}:feature-group/fraud-dev-transactions"
     ]
-    execution = "fraud-dev-execution-policy"
+    execution = "fraud-dev-hosting-policy"
     assert with_lookup.one(ROLE_POLICY, execution).inputs == without.one(ROLE_POLICY, execution).inputs
     env = with_lookup.one(MODEL, "fraud-dev-scoring-champion").inputs["primaryContainer"]["environment"]
     assert env["MLOPS_FEATURE_GROUP"] == "fraud-dev-transactions" and env["MLOPS_RECORD_ID_FIELD"] == "transaction_id"

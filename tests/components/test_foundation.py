@@ -8,6 +8,7 @@ import pytest
 from specs import iam
 from components.bucket import TOKEN as BUCKET_TOKEN
 from components.foundation import TOKEN, Foundation, FoundationArgs
+from specs.config.schema import Network
 
 ACCOUNT = "111111111111"
 KEY_ARN = f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/t-dev-key"  # PlanMocks: the key's ARN ends in its resource name
@@ -27,10 +28,14 @@ SAGEMAKER_TRUST = {
 }
 
 
+VPC = Network(vpc_id="vpc-0123456789abcdef0", subnet_ids=["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],
+              security_group_ids=["sg-0123456789abcdef0"])
+
+
 def build(mock_pulumi, namer, *, vpc: bool = False, force_destroy: bool = False):
     return mock_pulumi.run(lambda: Foundation("t-dev", FoundationArgs(
-        namer=namer, region="eu-west-1", models=["fraud", "churn"], vpc=vpc, tags=mock_pulumi.tags,
-        force_destroy_buckets=force_destroy,
+        namer=namer, region="eu-west-1", models=["fraud", "churn"], network=VPC if vpc else None, tags=mock_pulumi.tags,
+        force_destroy_buckets=force_destroy, ground_truth_uris=[f"s3://t-dev-features-{ACCOUNT}/ground-truth/fraud/"],
     )))
 
 
@@ -64,9 +69,9 @@ def test_foundation_children_are_exactly_key_buckets_repositories_and_roles(buil
         ("aws:ecr/repository:Repository", "t-dev-serving-repo"),
         ("aws:ecr/lifecyclePolicy:LifecyclePolicy", "t-dev-training-lifecycle"),
         ("aws:ecr/lifecyclePolicy:LifecyclePolicy", "t-dev-serving-lifecycle"),
-        ("aws:iam/role:Role", "t-dev-execution-role"),
+        *(("aws:iam/role:Role", f"t-dev-{job}-role") for job in iam.JOB_ROLES),
         ("aws:iam/role:Role", "t-dev-feature-store-role"),
-        ("aws:iam/rolePolicy:RolePolicy", "t-dev-execution-policy"),
+        *(("aws:iam/rolePolicy:RolePolicy", f"t-dev-{job}-policy") for job in iam.JOB_ROLES),
         ("aws:iam/rolePolicy:RolePolicy", "t-dev-feature-store-policy"),
     ])
     for child in children:
@@ -140,87 +145,112 @@ def test_ecr_lifecycle_drops_untagged_layers_after_a_week_and_keeps_fifty_images
         assert {r["action"]["type"] for r in rules} == {"expire"}
 
 
-def test_both_roles_trust_only_sagemaker_acting_for_this_account(built, mock_pulumi):
-    execution = built.one("aws:iam/role:Role", "t-dev-execution-role")
+JOBS = iam.JOB_ROLES
+
+
+def _document(run, job: str) -> dict:
+    return json.loads(run.one("aws:iam/rolePolicy:RolePolicy", f"t-dev-{job}-policy").inputs["policy"])
+
+
+def test_every_role_trusts_only_sagemaker_acting_for_this_account(built, mock_pulumi):
     feature_store = built.one("aws:iam/role:Role", "t-dev-feature-store-role")
-    assert execution.inputs["name"] == "t-dev-sagemaker-execution"
     assert feature_store.inputs["name"] == "t-dev-feature-store"
-    for role in (execution, feature_store):
+    roles = [built.one("aws:iam/role:Role", f"t-dev-{job}-role") for job in JOBS]
+    assert [r.inputs["name"] for r in roles] == [f"t-dev-sagemaker-{job}" for job in JOBS]
+    for role in (*roles, feature_store):
         assert json.loads(role.inputs["assumeRolePolicy"]) == SAGEMAKER_TRUST
         assert role.inputs["tags"] == mock_pulumi.tags
-    assert execution.inputs["maxSessionDuration"] == 43200
+    assert {r.inputs["maxSessionDuration"] for r in roles} == {43200}
 
 
 def test_role_policies_attach_to_their_own_roles(built):
     # RolePolicy.role is the role's id; for IAM roles (and PlanMocks) that is the role name.
-    assert built.one("aws:iam/rolePolicy:RolePolicy", "t-dev-execution-policy").inputs["role"] == "t-dev-sagemaker-execution"
+    for job in JOBS:
+        assert built.one("aws:iam/rolePolicy:RolePolicy", f"t-dev-{job}-policy").inputs["role"] == f"t-dev-sagemaker-{job}"
     assert built.one("aws:iam/rolePolicy:RolePolicy", "t-dev-feature-store-policy").inputs["role"] == "t-dev-feature-store"
 
 
 @pytest.mark.parametrize("vpc", [False, True], ids=["managed-network", "vpc"])
-def test_role_policies_name_every_action(mock_pulumi, namer, vpc):
+def test_role_policies_name_every_action_and_write_nothing_on_star_unconditioned(mock_pulumi, namer, vpc):
     run = build(mock_pulumi, namer, vpc=vpc)
     for policy in run.of_type("aws:iam/rolePolicy:RolePolicy"):
         document = json.loads(policy.inputs["policy"])
         assert iam.wildcard_actions(document) == [], policy.name
+        assert iam.unconditioned_wildcard_writes(document) == [], policy.name
         assert {s["Effect"] for s in document["Statement"]} == {"Allow"}
 
 
-def test_execution_policy_resources_are_the_teams_buckets_key_repositories_groups_and_logs(built):
-    statements = _statements(built.one("aws:iam/rolePolicy:RolePolicy", "t-dev-execution-policy"))
-    scoped = set()
-    for statement in statements:
-        resources = _as_list(statement["Resource"])
-        if resources == ["*"]:
-            # Only actions AWS grants on "*" alone may use it.
-            assert set(_as_list(statement["Action"])) <= iam.WILDCARD_RESOURCE_ACTIONS, statement["Sid"]
-        else:
-            assert "*" not in resources
-            scoped.update(resources)
-    assert scoped == {
-        BUCKET_ARNS["features"], BUCKET_ARNS["features"] + "/*",
-        BUCKET_ARNS["artifacts"], BUCKET_ARNS["artifacts"] + "/*",
-        BUCKET_ARNS["capture"], BUCKET_ARNS["capture"] + "/*",
-        KEY_ARN,
-        *REPO_ARNS,
-        *GROUP_ARNS, *PACKAGE_ARNS,
-        f"arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:/aws/sagemaker/*",
-        # retraining pipelines' jobs, and passing only this role to SageMaker
-        f"arn:aws:sagemaker:eu-west-1:{ACCOUNT}:training-job/pipelines-*",
-        f"arn:aws:sagemaker:eu-west-1:{ACCOUNT}:processing-job/pipelines-*",
-        f"arn:aws:iam::{ACCOUNT}:role/t-dev-sagemaker-execution",
-    }
+def test_job_policies_name_only_the_teams_resources_or_star_for_star_only_actions(built):
+    for job in JOBS:
+        for statement in _document(built, job)["Statement"]:
+            resources = _as_list(statement["Resource"])
+            if resources == ["*"]:
+                assert set(_as_list(statement["Action"])) <= iam.WILDCARD_RESOURCE_ACTIONS, (job, statement["Sid"])
+            else:
+                assert all(r.startswith(("arn:aws:s3:::t-dev-", f"arn:aws:kms:eu-west-1:{ACCOUNT}:", f"arn:aws:ecr:eu-west-1:{ACCOUNT}:repository/t/dev/",
+                                         f"arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:/aws/sagemaker/", f"arn:aws:sagemaker:eu-west-1:{ACCOUNT}:",
+                                         f"arn:aws:iam::{ACCOUNT}:role/t-dev-sagemaker-")) for r in resources), (job, resources)
 
 
-def test_execution_role_passes_only_itself_and_only_to_sagemaker(built):
-    by_sid = {s["Sid"]: s for s in _statements(built.one("aws:iam/rolePolicy:RolePolicy", "t-dev-execution-policy"))}
-    assert by_sid["PassOwnRoleToSageMaker"]["Resource"] == [f"arn:aws:iam::{ACCOUNT}:role/t-dev-sagemaker-execution"]
-    assert by_sid["PassOwnRoleToSageMaker"]["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+MODEL = BUCKET_ARNS["artifacts"] + "/models/fraud/v1/model.tar.gz"
+CAPTURE = BUCKET_ARNS["capture"] + "/datacapture/t-dev-fraud/2026/01/01/00/x.jsonl"
+REPORT = BUCKET_ARNS["capture"] + "/monitoring/t-dev-fraud/report.json"
+FEATURES = BUCKET_ARNS["features"] + "/offline-store/x.parquet"
+TRUTH = BUCKET_ARNS["features"] + "/ground-truth/fraud/labels.jsonl"
+DATASET = BUCKET_ARNS["artifacts"] + "/datasets/fraud/run/train.parquet"
+PACKAGE = f"arn:aws:sagemaker:eu-west-1:{ACCOUNT}:model-package/t-dev-fraud/3"
+# (action, resource) -> the jobs whose role may do it; every other role must not.
+ACCESS = {
+    ("s3:PutObject", MODEL): {"training"},
+    ("s3:GetObject", MODEL): {"training", "hosting", "monitoring", "pipeline"},
+    ("s3:PutObject", CAPTURE): {"hosting"},
+    ("s3:GetObject", CAPTURE): {"monitoring", "pipeline"},
+    ("s3:PutObject", REPORT): {"monitoring"},
+    ("s3:GetObject", FEATURES): {"training", "pipeline"},
+    ("s3:GetObject", TRUTH): {"training", "monitoring", "pipeline"},
+    ("s3:PutObject", TRUTH): set(),
+    ("s3:PutObject", DATASET): {"pipeline"},
+    ("sagemaker:CreateModelPackage", PACKAGE): {"pipeline"},
+    ("sagemaker:CreateTrainingJob", f"arn:aws:sagemaker:eu-west-1:{ACCOUNT}:training-job/pipelines-abc-Train-1"): {"pipeline"},
+    ("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/t-dev-sagemaker-training"): {"pipeline"},
+    ("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/t-dev-sagemaker-hosting"): set(),
+    ("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/t-dev-sagemaker-monitoring"): set(),
+    ("ecr:BatchGetImage", REPO_ARNS[0]): {"training", "pipeline"},
+    ("ecr:BatchGetImage", REPO_ARNS[1]): {"hosting", "monitoring"},
+}
 
 
-def test_execution_role_reads_features_but_writes_only_artifacts_and_captures(built):
-    by_sid = {s["Sid"]: s for s in _statements(built.one("aws:iam/rolePolicy:RolePolicy", "t-dev-execution-policy"))}
-    assert by_sid["ReadDataObjects"]["Action"] == ["s3:GetObject"]
-    assert by_sid["ReadDataObjects"]["Resource"] == [BUCKET_ARNS["features"] + "/*"]
-    assert by_sid["WriteArtifactsObjects"]["Action"] == ["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"]
-    assert by_sid["WriteArtifactsObjects"]["Resource"] == [BUCKET_ARNS["artifacts"] + "/*", BUCKET_ARNS["capture"] + "/*"]
-    writers = [s for s in by_sid.values() if "s3:PutObject" in s["Action"]]
-    assert [s["Sid"] for s in writers] == ["WriteArtifactsObjects"]
+@pytest.mark.parametrize(("action", "resource"), list(ACCESS), ids=[f"{a}-{r.rsplit(':', 1)[-1]}" for a, r in ACCESS])
+def test_each_job_role_has_its_own_access_and_none_of_the_others(built, action, resource):
+    allowed = {job for job in JOBS if iam.allows(_document(built, job), action, resource)}
+    assert allowed == ACCESS[(action, resource)]
 
 
-def test_execution_role_publishes_metrics_only_to_sagemaker_and_monitor_namespaces(built):
-    by_sid = {s["Sid"]: s for s in _statements(built.one("aws:iam/rolePolicy:RolePolicy", "t-dev-execution-policy"))}
-    assert by_sid["PublishMetrics"]["Action"] == ["cloudwatch:PutMetricData"]
-    assert by_sid["PublishMetrics"]["Condition"] == {"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "MLOps/ModelMonitor"]}}
+def test_the_pipeline_passes_roles_only_to_sagemaker(built):
+    (passing,) = [s for s in _document(built, "pipeline")["Statement"] if "iam:PassRole" in s["Action"]]
+    assert passing["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+    assert passing["Resource"] == [f"arn:aws:iam::{ACCOUNT}:role/t-dev-sagemaker-{job}" for job in ("pipeline", "training")]
 
 
-def test_execution_role_gets_network_interface_permissions_only_in_a_vpc(mock_pulumi, namer):
-    def ec2_actions(run):
-        policy = run.one("aws:iam/rolePolicy:RolePolicy", "t-dev-execution-policy")
-        return sorted(a for s in _statements(policy) for a in _as_list(s["Action"]) if a.startswith("ec2:"))
+def test_job_roles_publish_metrics_only_to_sagemaker_and_monitor_namespaces(built):
+    for job in JOBS:
+        by_sid = {s["Sid"]: s for s in _document(built, job)["Statement"]}
+        assert by_sid["PublishMetrics"]["Condition"] == {"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "MLOps/ModelMonitor"]}}
 
-    assert ec2_actions(build(mock_pulumi, namer, vpc=False)) == []
-    assert ec2_actions(build(mock_pulumi, namer, vpc=True)) == sorted(a for a in iam.WILDCARD_RESOURCE_ACTIONS if a.startswith("ec2:"))
+
+def test_network_interfaces_only_in_the_stacks_vpc_subnets_and_groups(mock_pulumi, namer):
+    for job in JOBS:
+        assert not [s for s in _document(build(mock_pulumi, namer, vpc=False), job)["Statement"] if any(a.startswith("ec2:") for a in _as_list(s["Action"]))]
+    by_sid = {s["Sid"]: s for s in _document(build(mock_pulumi, namer, vpc=True), "hosting")["Statement"]}
+    ec2 = f"arn:aws:ec2:eu-west-1:{ACCOUNT}"
+    assert by_sid["CreateInterfacesInStackSubnets"]["Resource"] == [f"{ec2}:network-interface/*"]
+    assert by_sid["CreateInterfacesInStackSubnets"]["Condition"] == {"ArnEquals": {
+        "ec2:Vpc": f"{ec2}:vpc/{VPC.vpc_id}", "ec2:Subnet": [f"{ec2}:subnet/{s}" for s in VPC.subnet_ids]}}
+    assert by_sid["UseStackSubnetsAndGroups"]["Resource"] == [
+        *(f"{ec2}:subnet/{s}" for s in VPC.subnet_ids), *(f"{ec2}:security-group/{g}" for g in VPC.security_group_ids)]
+    assert by_sid["ManageInterfacesInStackVpc"]["Condition"] == {"ArnEquals": {"ec2:Vpc": f"{ec2}:vpc/{VPC.vpc_id}"}}
+    assert by_sid["DescribeNetwork"]["Resource"] == ["*"]
+    assert not [a for a in by_sid["DescribeNetwork"]["Action"] if iam.is_write_action(a)]
 
 
 def test_feature_store_policy_covers_only_the_features_bucket_the_key_and_the_feature_store_database(built):

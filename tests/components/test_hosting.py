@@ -77,7 +77,7 @@ def test_model_request_pins_image_artifact_version_variant_and_isolation():
             "ModelDataUrl": URL.format(1),
             "Environment": {"MLOPS_MODEL_NAME": "m", "MLOPS_MODEL_VERSION": "1", "MLOPS_VARIANT": "main", "MLOPS_ENDPOINT_NAME": "t-dev-e"},
         },
-        "ExecutionRoleArn": "arn:aws:iam::111111111111:role/t-dev-sagemaker-execution",
+        "ExecutionRoleArn": "arn:aws:iam::111111111111:role/t-dev-sagemaker-hosting",
         "EnableNetworkIsolation": True,
     }
     assert spec.name.startswith("t-dev-e-main-") and len(spec.name) == len("t-dev-e-main-") + 8
@@ -143,10 +143,11 @@ def test_fraud_prod_hosting_names_are_pinned(fraud_prod):
     # Names are public surface: a change to what is hashed, or how, replaces every endpoint in every stack.
     models, config = hosted(fraud_prod)
     assert {v: m.name for v, m in models.items()} == {
-        "champion": "fraud-prod-scoring-champion-93e2bd91",
-        "challenger": "fraud-prod-scoring-challenger-c25a80f8",
+        "champion": "fraud-prod-scoring-champion-6bbfe829",
+        "challenger": "fraud-prod-scoring-challenger-4dc9f5ad",
     }
-    assert config.name == "fraud-prod-scoring-5e6d92cc"
+    # The hosting role (was the shared execution role) is in the Models' requests: new names, new Models.
+    assert config.name == "fraud-prod-scoring-6a938572"
 
 
 def test_new_challenger_version_yields_new_config_name_with_same_variant_names(fraud_prod):

@@ -12,13 +12,32 @@ REPOS = [f"arn:aws:ecr:eu-west-1:{ACCOUNT}:repository/t/dev/serving"]
 GROUPS = [f"arn:aws:sagemaker:eu-west-1:{ACCOUNT}:model-package-group/t-dev-fraud"]
 
 
+VPC = iam.VpcScope(vpc_id="vpc-0123456789abcdef0", subnet_ids=("subnet-0123456789abcdef0",), security_group_ids=("sg-0123456789abcdef0",))
+
+
+def scope(*, vpc: bool) -> iam.JobScope:
+    return iam.JobScope(account_id=ACCOUNT, region="eu-west-1", key_arn=KEY, metric_namespaces=("/aws/sagemaker/*", "MLOps/ModelMonitor"),
+                        vpc=VPC if vpc else None)
+
+
+def job_policies(*, vpc: bool) -> dict[str, dict]:
+    """Every job kind's policy document."""
+    sc = scope(vpc=vpc)
+    return {
+        "training": iam.training_job_policy(scope=sc, features_bucket_arn=BUCKETS["features"], artifacts_bucket_arn=BUCKETS["artifacts"], repository_arns=REPOS),
+        "hosting": iam.hosting_policy(scope=sc, artifacts_bucket_arn=BUCKETS["artifacts"], capture_bucket_arn=BUCKETS["capture"], repository_arns=REPOS),
+        "monitoring": iam.monitoring_policy(scope=sc, artifacts_bucket_arn=BUCKETS["artifacts"], capture_bucket_arn=BUCKETS["capture"],
+                                            ground_truth_uris=[f"s3://t-dev-features-{ACCOUNT}/ground-truth/fraud/"], repository_arns=REPOS),
+        "pipeline": iam.pipeline_policy(scope=sc, features_bucket_arn=BUCKETS["features"], artifacts_bucket_arn=BUCKETS["artifacts"],
+                                        capture_bucket_arn=BUCKETS["capture"], repository_arns=REPOS, model_package_group_arns=GROUPS,
+                                        pipeline_role_arn=f"arn:aws:iam::{ACCOUNT}:role/t-dev-sagemaker-pipeline",
+                                        training_role_arn=f"arn:aws:iam::{ACCOUNT}:role/t-dev-sagemaker-training"),
+    }
+
+
 def execution_policy(*, vpc: bool) -> dict:
-    return iam.sagemaker_execution_policy(
-        account_id=ACCOUNT, region="eu-west-1", read_buckets=[BUCKETS["features"]],
-        write_buckets=[BUCKETS["artifacts"], BUCKETS["capture"]], key_arn=KEY, repository_arns=REPOS,
-        model_package_group_arns=GROUPS, metric_namespaces=["/aws/sagemaker/*", "MLOps/ModelMonitor"], vpc=vpc,
-        execution_role_arn=f"arn:aws:iam::{ACCOUNT}:role/t-dev-sagemaker-execution",
-    )
+    """The pipeline role's document: the one that registers models and passes roles."""
+    return job_policies(vpc=vpc)["pipeline"]
 
 
 def test_wildcard_actions_finds_full_service_and_prefix_wildcards_in_allow_statements():
@@ -59,22 +78,51 @@ def test_service_trust_limits_assume_role_to_calls_for_this_account():
 
 
 @pytest.mark.parametrize("vpc", [False, True])
-def test_execution_policy_names_every_action(vpc):
-    assert iam.wildcard_actions(execution_policy(vpc=vpc)) == []
+def test_job_policies_name_every_action(vpc):
+    for job, doc in job_policies(vpc=vpc).items():
+        assert iam.wildcard_actions(doc) == [], job
 
 
 @pytest.mark.parametrize("vpc", [False, True])
-def test_execution_policy_uses_resource_star_only_for_actions_aws_grants_on_star(vpc):
-    for statement in execution_policy(vpc=vpc)["Statement"]:
-        if "*" in statement["Resource"]:
-            assert statement["Resource"] == ["*"]
-            assert set(statement["Action"]) <= iam.WILDCARD_RESOURCE_ACTIONS, statement["Sid"]
+def test_job_policies_use_resource_star_only_for_actions_aws_grants_on_star_and_never_to_write_unconditioned(vpc):
+    for job, doc in job_policies(vpc=vpc).items():
+        assert iam.unconditioned_wildcard_writes(doc) == [], job
+        for statement in doc["Statement"]:
+            if "*" in statement["Resource"]:
+                assert statement["Resource"] == ["*"]
+                assert set(statement["Action"]) <= iam.WILDCARD_RESOURCE_ACTIONS, statement["Sid"]
 
 
-def test_execution_policy_network_interface_statement_exists_only_in_a_vpc():
-    assert "RunInVpc" not in [s["Sid"] for s in execution_policy(vpc=False)["Statement"]]
-    (run_in_vpc,) = [s for s in execution_policy(vpc=True)["Statement"] if s["Sid"] == "RunInVpc"]
-    assert run_in_vpc["Action"] == sorted(a for a in iam.WILDCARD_RESOURCE_ACTIONS if a.startswith("ec2:"))
+def test_network_interface_statements_exist_only_in_a_vpc_and_are_scoped_to_it():
+    for doc in job_policies(vpc=False).values():
+        assert not [s for s in doc["Statement"] if any(a.startswith("ec2:") for a in s["Action"])]
+    statements = {s["Sid"]: s for s in job_policies(vpc=True)["training"]["Statement"]}
+    vpc_arn = f"arn:aws:ec2:eu-west-1:{ACCOUNT}:vpc/{VPC.vpc_id}"
+    assert statements["CreateInterfacesInStackSubnets"]["Condition"]["ArnEquals"]["ec2:Vpc"] == vpc_arn
+    assert statements["ManageInterfacesInStackVpc"]["Condition"] == {"ArnEquals": {"ec2:Vpc": vpc_arn}}
+
+
+def test_unconditioned_wildcard_writes_flags_writes_on_star_without_condition_only():
+    doc = iam.document(
+        iam.allow("Bad", ["ec2:CreateNetworkInterface", "ec2:DescribeSubnets"], ["*"]),
+        iam.allow("Scoped", ["s3:PutObject"], ["arn:aws:s3:::b/*"]),
+        iam.allow("Conditioned", ["cloudwatch:PutMetricData"], ["*"], {"StringLike": {"cloudwatch:namespace": ["x"]}}),
+    )
+    assert iam.unconditioned_wildcard_writes(doc) == ["Bad:ec2:CreateNetworkInterface"]
+
+
+def test_allows_matches_actions_case_insensitively_and_resources_by_wildcard():
+    doc = iam.document(iam.allow("W", ["s3:PutObject"], ["arn:aws:s3:::b/models/*"]))
+    assert iam.allows(doc, "S3:putobject", "arn:aws:s3:::b/models/m/1")
+    assert not iam.allows(doc, "s3:PutObject", "arn:aws:s3:::b/captures/1")
+    assert not iam.allows(doc, "s3:GetObject", "arn:aws:s3:::b/models/m/1")
+
+
+@pytest.mark.parametrize("job", iam.JOB_ROLES)
+def test_role_purpose_names_each_job_and_refuses_others(job):
+    assert iam.role_purpose(job) == f"sagemaker-{job}"
+    with pytest.raises(ValueError, match="allowed: training, hosting, monitoring, pipeline"):
+        iam.role_purpose("execution")
 
 
 def test_execution_policy_registers_only_into_the_teams_groups_and_their_packages():

@@ -25,7 +25,8 @@ INPUTS: dict[str, Any] = {
     "spec": {"feature_group": "transactions", "label": "is_fraud", "task": "binary_classification", "approval": "auto"},
     "training": {"instance_type": "ml.g5.xlarge", "instance_count": 2, "use_spot": True, "max_wait_hours": 48, "hyperparameters": {"epochs": 3, "hidden_units": [64, 32]}},
     "image": "111111111111.dkr.ecr.eu-west-1.amazonaws.com/t/dev/training:0.1.0",
-    "role_arn": "arn:aws:iam::111111111111:role/t-dev-sagemaker-execution",
+    "role_arn": "arn:aws:iam::111111111111:role/t-dev-sagemaker-pipeline",
+    "training_role_arn": "arn:aws:iam::111111111111:role/t-dev-sagemaker-training",
     "features_uri": "s3://t-dev-features-111111111111/offline-store/x", "artifacts_bucket": "t-dev-artifacts-111111111111",
     "kms_key": "arn:aws:kms:eu-west-1:111111111111:alias/t-dev-mlops", "model_package_group": "t-dev-fraud",
     "serving_image": "111111111111.dkr.ecr.eu-west-1.amazonaws.com/t/dev/serving:0.1.0",
@@ -106,7 +107,10 @@ def offline_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def test_generation_makes_no_network_call_even_without_region_or_credentials(offline_run):
     assert offline_run["attempts"] == []
     assert offline_run["canary"], "the network guard did not see the canary call: the test proves nothing"
-    assert pd.training_step_arguments(offline_run["definition"])["RoleArn"] == INPUTS["role_arn"]
+    # Per-step roles: the Train step's job runs as the training role, the processing steps as the pipeline's.
+    assert pd.training_step_arguments(offline_run["definition"])["RoleArn"] == INPUTS["training_role_arn"]
+    steps = {step["Name"]: step for step in json.loads(offline_run["definition"])["Steps"]}
+    assert {steps[name]["Arguments"]["RoleArn"] for name in ("Dataset", "Evaluate")} == {INPUTS["role_arn"]}
 
 
 def test_the_same_inputs_give_byte_identical_definitions_across_calls_and_processes(generated, offline_run):

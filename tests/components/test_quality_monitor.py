@@ -70,7 +70,7 @@ def test_shipped_stack_schedules_quality_on_the_models_ground_truth_and_the_role
     assert env["MLOPS_MONITOR_LABELS"] == "s3://fraud-prod-features-333333333333/ground-truth/fraud-detector/"
     assert env["MLOPS_MONITOR_CAPTURES"] == "s3://fraud-prod-capture-333333333333/datacapture"
     assert schedule.inputs["monitoringScheduleConfig"]["scheduleConfig"] == {"scheduleExpression": "cron(30 * ? * * *)"}
-    execution_role = next(r for r in plan.of_type("aws:iam/role:Role") if r.name == "fraud-prod-execution-role")
+    execution_role = next(r for r in plan.of_type("aws:iam/role:Role") if r.name == "fraud-prod-monitoring-role")
     assert job["roleArn"] == f"arn:aws:iam::333333333333:role/{execution_role.inputs['name']}"
 
 
@@ -89,7 +89,7 @@ def test_the_quality_jobs_role_lists_and_reads_the_ground_truth_and_the_captures
     import json
 
     plan = shipped_plan("fraud-prod")
-    (policy,) = [r for r in plan.of_type("aws:iam/rolePolicy:RolePolicy") if r.name == "fraud-prod-execution-policy"]
+    (policy,) = [r for r in plan.of_type("aws:iam/rolePolicy:RolePolicy") if r.name == "fraud-prod-monitoring-policy"]
     document = json.loads(policy.inputs["policy"])
     for bucket in ("fraud-prod-features-333333333333", "fraud-prod-capture-333333333333"):
         assert _allows(document, "s3:ListBucket", f"arn:aws:s3:::{bucket}")

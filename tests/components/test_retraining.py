@@ -34,7 +34,7 @@ def _generated(training_json: str, network_json: str | None) -> str:
     return pd.pipeline_definition(
         pipeline_name="t-dev-fraud-train", region="eu-west-1",
         model="fraud", spec=MODEL, training=training, image="111111111111.dkr.ecr.eu-west-1.amazonaws.com/t/dev/training:0.1.0",
-        role_arn="arn:aws:iam::111111111111:role/t-dev-sagemaker-execution", features_uri="s3://t-dev-features-111111111111/offline-store/x",
+        role_arn="arn:aws:iam::111111111111:role/t-dev-sagemaker-pipeline", training_role_arn="arn:aws:iam::111111111111:role/t-dev-sagemaker-training", features_uri="s3://t-dev-features-111111111111/offline-store/x",
         artifacts_bucket="t-dev-artifacts-111111111111", kms_key="arn:aws:kms:eu-west-1:111111111111:alias/t-dev-mlops",
         model_package_group="t-dev-fraud", serving_image="111111111111.dkr.ecr.eu-west-1.amazonaws.com/t/dev/serving:0.1.0", network=network,
         sources=SOURCES,
@@ -116,7 +116,7 @@ def _build(mock_pulumi, namer, *, training: TrainingConfig, alarms: list[str], m
     return run(lambda: Retraining("t-dev-fraud-retraining", RetrainingArgs(
         namer=namer, region="eu-west-1", model=model, spec=MODEL, training=training,
         feature_schema={"format_version": 1, "features": []}, training_image="img:train", serving_image="img:serve",
-        execution_role_arn="arn:aws:iam::111111111111:role/t-dev-sagemaker-execution",
+        pipeline_role_arn="arn:aws:iam::111111111111:role/t-dev-sagemaker-pipeline", training_role_arn="arn:aws:iam::111111111111:role/t-dev-sagemaker-training",
         kms_key_arn="arn:aws:kms:eu-west-1:111111111111:key/k", artifacts_bucket="t-dev-artifacts-111111111111",
         features_uri="s3://t-dev-features-111111111111/offline-store/x", sources=SOURCES, trigger_alarms=alarms, tags=mock_pulumi.tags,
     )))
@@ -136,7 +136,7 @@ def test_alarm_triggered_retraining_registers_pipeline_rule_target_and_a_narrow_
     # The SDK-generated definition for the resolved role, bucket, key and offline store.
     expected = pd.pipeline_definition(
         pipeline_name="t-dev-fraud-train", region="eu-west-1", model="fraud", spec=MODEL, training=TrainingConfig(),
-        image="img:train", role_arn="arn:aws:iam::111111111111:role/t-dev-sagemaker-execution",
+        image="img:train", role_arn="arn:aws:iam::111111111111:role/t-dev-sagemaker-pipeline", training_role_arn="arn:aws:iam::111111111111:role/t-dev-sagemaker-training",
         features_uri="s3://t-dev-features-111111111111/offline-store/x", artifacts_bucket="t-dev-artifacts-111111111111",
         kms_key="arn:aws:kms:eu-west-1:111111111111:key/k", model_package_group="t-dev-fraud", serving_image="img:serve", network=None,
         sources=SOURCES,

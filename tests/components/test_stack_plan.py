@@ -30,8 +30,8 @@ FRAUD_PROD_COUNTS = {
     "aws:s3/bucketPolicy:BucketPolicy": 3,
     "aws:ecr/repository:Repository": 2,
     "aws:ecr/lifecyclePolicy:LifecyclePolicy": 2,
-    "aws:iam/role:Role": 3,
-    "aws:iam/rolePolicy:RolePolicy": 3,
+    "aws:iam/role:Role": 6,
+    "aws:iam/rolePolicy:RolePolicy": 6,
     "aws:sagemaker/featureGroup:FeatureGroup": 1,
     "aws:sns/topic:Topic": 1,
     "aws:sns/topicPolicy:TopicPolicy": 1,
@@ -142,7 +142,7 @@ def test_components_are_wired_to_each_others_outputs(shipped_plan):
     assert one("aws:cloudwatch/eventTarget:EventTarget")["arn"] == topic_arn
     assert {a for r in plan.of_type(ALARM) for a in r.inputs["alarmActions"]} == {topic_arn}
     repo = next(r for r in plan.of_type("aws:ecr/repository:Repository") if r.name == "fraud-prod-serving-repo")
-    execution_role = next(r for r in plan.of_type("aws:iam/role:Role") if r.name == "fraud-prod-execution-role")
+    execution_role = next(r for r in plan.of_type("aws:iam/role:Role") if r.name == "fraud-prod-hosting-role")
     for model in plan.of_type("aws:sagemaker/model:Model"):
         assert model.inputs["primaryContainer"]["image"] == f"333333333333.dkr.ecr.eu-west-1.amazonaws.com/{repo.inputs['name']}:0.1.0"
         assert model.inputs["executionRoleArn"] == f"arn:aws:iam::333333333333:role/{execution_role.inputs['name']}"
@@ -173,7 +173,7 @@ def test_endpoint_resources_wait_for_the_foundation_and_their_alarms(mock_pulumi
     config = stack_files.load("fraud-prod")
     run = mock_pulumi.run(lambda: stack.build(config))
     platform = run.component
-    policy = run.one("aws:iam/rolePolicy:RolePolicy", "fraud-prod-execution-policy").urn
+    policy = run.one("aws:iam/rolePolicy:RolePolicy", "fraud-prod-hosting-policy").urn
     alias = run.one("aws:kms/alias:Alias", "fraud-prod-key-alias").urn
     rollback_alarms = {a.urn for a in run.of_type(ALARM) if a.inputs["name"].endswith(("-p99-latency", "-5xx-errors"))}
     assert len(rollback_alarms) == 4

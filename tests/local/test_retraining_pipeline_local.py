@@ -80,7 +80,7 @@ def _create(aws: dict[str, Any], *, champions: tuple[tuple[str, str], ...], gate
     definition = pd.pipeline_definition(
         pipeline_name=name, region=REGION, model="fraud",
         spec=ModelConfig(feature_group="transactions", label="is_fraud", task="binary_classification", approval="auto", gates=gates),
-        training=TrainingConfig(hyperparameters=FAST), image="img:train", role_arn=ROLE,
+        training=TrainingConfig(hyperparameters=FAST), image="img:train", role_arn=ROLE, training_role_arn=ROLE,
         features_uri=f"s3://{FEATURES}/offline-store/transactions", artifacts_bucket=ARTIFACTS, kms_key="alias/local",
         model_package_group=GROUP, serving_image="img:serve", network=None,
         sources=RetrainingSources(feature_group="transactions", label_events_uri=f"s3://{FEATURES}/labels/fraud/label_events.parquet",
