@@ -210,9 +210,10 @@ def plan(
     Exits 2 on configuration errors, 1 on mandatory policy violations, 0 otherwise (64 on a usage error).
     """
     from mlops import plan as planner
-    from specs import policies
+    from specs import cost, policies
 
-    plans, failed = [], []
+    prices = cost.load_prices(stack_files.stacks_dir() / "prices.json")
+    plans, failed, estimates = [], [], {}
     for name in _stacks(stack, all_):
         try:
             result = planner.plan_stack(name)
@@ -228,9 +229,12 @@ def plan(
         for finding in result.findings:
             style = "red" if finding.mandatory else "yellow"
             out.print(f"[{style}]{finding.level}[/{style}] {finding.policy}: {finding.resource}: {finding.message}")
+        estimates[name] = cost.estimate(name, result.config, prices)
+        for line in cost.format_estimate(estimates[name]):
+            out.print(line, markup=False)
         out.print()
     if json_path is not None:
-        doc = {"plans": [p.to_json() for p in plans], "failed": failed}
+        doc = {"plans": [p.to_json() for p in plans], "failed": failed, "cost": [e.to_json() for e in estimates.values()]}
         json_path.write_text(json.dumps(doc, indent=2, sort_keys=False, default=str))
         out.print(f"plan written to {json_path}")
     violations = sum(1 for p in plans for f in p.findings if f.mandatory)
@@ -903,6 +907,35 @@ def ci_pin_images(
 
 # --------------------------------------------------------------------------------------------
 # Online experiments
+
+prices_app = typer.Typer(no_args_is_help=True, help="Prices from AWS's Price List API, for the cost estimates of `mlops plan`.")
+app.add_typer(prices_app, name="prices")
+
+
+@prices_app.command("refresh")
+def prices_refresh(
+    region: Annotated[Optional[list[str]], typer.Option("--region", help="Only this region (repeatable); default: every region the stacks use.")] = None,
+    out_path: Annotated[Optional[Path], typer.Option("--out", help="Where to write it (default stacks/prices.json).")] = None,
+    endpoint_url: Annotated[Optional[str], typer.Option("--endpoint-url", help="Another Price List endpoint (tests).")] = None,
+) -> None:
+    """Query the AWS Price List API (pricing:GetProducts, your credentials) for the on-demand hourly price
+    of every instance type the stacks use, per region, and write stacks/prices.json (commit it: the
+    plans' cost estimates read it; no prices ship with the project)."""
+    from mlops import prices
+
+    want = prices.wanted(stack_files.load(name) for name in stack_files.list_stacks())
+    if region:
+        unknown = sorted(set(region) - set(want))
+        if unknown:
+            err.print(f"no stack uses region(s) {', '.join(unknown)}; the stacks use: {', '.join(sorted(want))}")
+            raise typer.Exit(EXIT_USAGE)
+        want = {r: want[r] for r in region}
+    doc = prices.refresh(prices.pricing_client(endpoint_url=endpoint_url), want)
+    target = out_path or stack_files.stacks_dir() / "prices.json"
+    target.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    priced = sum(len(c) for types in doc["sagemaker"].values() for c in types.values()) + sum(len(t) for t in doc["ec2"].values())
+    out.print(f"{priced} price(s) for {len(want)} region(s) written to {target} (queried {doc['queried_at']})")
+
 
 experiment_app = typer.Typer(no_args_is_help=True, help="Online experiment readouts of a live endpoint: shadow analysis, A/B test.")
 app.add_typer(experiment_app, name="experiment")
