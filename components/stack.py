@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import pulumi
 
 from specs.config.schema import StackConfig
+from components.budget import MonthlyBudget, MonthlyBudgetArgs
 from components.endpoint import Endpoint, EndpointArgs
 from components.feature_store import FeatureStore, FeatureStoreArgs
 from components.foundation import Foundation, FoundationArgs, image_uri
@@ -84,6 +85,7 @@ def build(config: StackConfig, *, https_endpoint: pulumi.Input[str] | None = Non
     foundation = _foundation(config, namer)
     feature_store = _feature_store(config, namer, foundation)
     monitoring = _monitoring(config, namer, foundation, https_endpoint)
+    _budget(config)
     registry = _model_registry(config, namer, monitoring)
     serving_image = stack_image(config, "serving")
     endpoints = _endpoints(config, namer, foundation, monitoring, serving_image)
@@ -102,6 +104,15 @@ def build(config: StackConfig, *, https_endpoint: pulumi.Input[str] | None = Non
     return Platform(foundation=foundation, feature_store=feature_store, registry=registry, monitoring=monitoring,
                     endpoints=endpoints, retraining=retraining, drift_monitors=drift_monitors,
                     quality_monitors=quality_monitors)
+
+
+def _budget(config: StackConfig) -> MonthlyBudget | None:
+    if config.cost.monthly_budget_usd is None:
+        return None
+    return MonthlyBudget(f"{config.stack_name}-cost", MonthlyBudgetArgs(
+        name=f"{config.stack_name}-monthly", account_id=config.aws.account_id, region=config.aws.region, team=config.team,
+        limit_usd=config.cost.monthly_budget_usd, emails=list(config.monitoring.notifications.emails), tags=config.all_tags(),
+    ))
 
 
 def _foundation(config: StackConfig, namer: Namer) -> Foundation:

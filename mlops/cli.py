@@ -229,7 +229,7 @@ def plan(
         for finding in result.findings:
             style = "red" if finding.mandatory else "yellow"
             out.print(f"[{style}]{finding.level}[/{style}] {finding.policy}: {finding.resource}: {finding.message}")
-        estimates[name] = cost.estimate(name, result.config, prices)
+        estimates[name] = cost.estimate(name, result.config.aws.region, result.resources, prices)
         for line in cost.format_estimate(estimates[name]):
             out.print(line, markup=False)
         out.print()
@@ -907,6 +907,36 @@ def ci_pin_images(
 
 # --------------------------------------------------------------------------------------------
 # Online experiments
+
+cost_app = typer.Typer(no_args_is_help=True, help="Cost estimates: what a change to a stack does to its cost.")
+app.add_typer(cost_app, name="cost")
+
+
+@cost_app.command("diff")
+def cost_diff(
+    stack: Annotated[str, typer.Option("--stack", "-s", help="Stack name, <team>-<env>.")],
+    base_ref: Annotated[Optional[str], typer.Option("--base-ref", help="The git revision to compare with (default HEAD).")] = None,
+    base_dir: Annotated[Optional[Path], typer.Option("--base-dir", help="Compare with this stacks directory instead.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """The stack's estimated cost before and after the change in the working tree (its stack files against
+    --base-ref, default HEAD, or --base-dir), line by line, with the price file of the working tree."""
+    from mlops import cost_diff as differ
+    from specs import cost
+
+    if base_ref and base_dir:
+        _usage("give at most one of --base-ref and --base-dir")
+    try:
+        result = differ.diff(stack, base_ref=base_ref, base_dir=base_dir)
+    except (differ.BaseError, stack_files.ConfigError) as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(EXIT_CONFIG) from None
+    if as_json:
+        out.print_json(json.dumps(result))
+        return
+    for line in cost.format_diff(result):
+        out.print(line, markup=False)
+
 
 prices_app = typer.Typer(no_args_is_help=True, help="Prices from AWS's Price List API, for the cost estimates of `mlops plan`.")
 app.add_typer(prices_app, name="prices")

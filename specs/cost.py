@@ -10,10 +10,12 @@ SageMaker's components are the Price List's own (`Hosting`, `Training`, `Process
 never invents a figure: a price the file lacks makes its line "unpriced" (no number, never zero), and
 the totals then cover the priced lines only, which the estimate says.
 
-Lines: each endpoint variant per month (instances x 730 h; with autoscaling, min to max instances),
-the training cost per run (instances x max runtime; spot shown as "up to" 90 % less, since spot prices
-move), the GPU node pool at its maximum size per month, and each monitoring schedule per month
-(runs a month x its instance x its maximum runtime).
+The estimate reads the planned resources, so `mlops plan`, the budget policy and `mlops cost diff`
+share it. Lines: each endpoint variant per month (instances x 730 h; with autoscaling, its minimum to
+its maximum), one run of each retraining pipeline (its training and processing steps, each for at most
+its runtime; spot shown as "up to" 90 % less, since spot prices move), the EKS GPU node pool up to its
+maximum size per month, and each monitoring schedule per month (runs a month x its instance x its
+maximum runtime).
 
 Must not import: `pulumi`, `components`, `mlops` (pure layer).
 """
@@ -25,7 +27,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from specs.config.schema import StackConfig
 
 HOURS_PER_MONTH = 730
 """AWS's own convention for monthly figures (24 x 365 / 12)."""
@@ -35,6 +36,12 @@ MONITORING_MAX_RUNTIME_HOURS = 1.0
 """A monitoring job's stopping condition (components/_monitoring_job.py MAX_RUNTIME_S, 3600 s): its
 billed maximum; tests/cost checks the two agree."""
 COMPONENTS = ("Hosting", "Training", "Processing")
+
+
+def budget_cost_filters(region: str, team: str) -> dict[str, list[str]]:
+    """The cost filters of a stack's AWS Budget: its region, and the team's cost allocation tag. The
+    budget policy reads the region back from them."""
+    return {"Region": [region], "TagKeyValue": [f"user:mlops:team${team}"]}
 
 
 class PriceFileError(ValueError):
@@ -153,45 +160,88 @@ def _line(kind: str, item: str, detail: str, per: str, hourly: tuple[float | Non
     return Line(kind, item, detail, per, round(price * low_hours, 2), round(price * high_hours, 2), note=note)
 
 
-def estimate(name: str, config: StackConfig, prices: dict[str, Any] | None) -> Estimate:
-    """The estimate of stack `name` (its validated `config`) from `prices` (None: no price file)."""
-    region = config.aws.region
+ENDPOINT_CONFIG = "aws:sagemaker/endpointConfiguration:EndpointConfiguration"
+ENDPOINT = "aws:sagemaker/endpoint:Endpoint"
+SCALING_TARGET = "aws:appautoscaling/target:Target"
+PIPELINE = "aws:sagemaker/pipeline:Pipeline"
+NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
+SCHEDULE = "aws:sagemaker/monitoringSchedule:MonitoringSchedule"
+
+
+def estimate(name: str, region: str, resources: list[Any], prices: dict[str, Any] | None) -> Estimate:
+    """The estimate of stack `name` in `region` from its planned `resources` (anything with `type`,
+    `name` and camelCase `inputs`: `mlops plan`'s resources, or what the policy pack sees) and `prices`
+    (None: no price file). The same function serves the plan, the budget policy and `mlops cost diff`."""
     book = _Book(prices, region)
     out = Estimate(name, region, prices_from=None if prices is None else prices.get("queried_at"))
-    for key, endpoint in config.endpoints.items():
-        scaling, production = endpoint.autoscaling, endpoint.production_variants()
-        for variant_name, variant in endpoint.all_variants().items():
-            scaled = scaling is not None and variant_name in production  # autoscaling covers production variants
-            low = scaling.min_capacity if scaled else variant.instance_count
-            high = scaling.max_capacity if scaled else variant.instance_count
-            count = f"{low}-{high}" if low != high else f"{low}"
-            out.lines.append(_line("endpoint", f"{key}/{variant_name}", f"{count} x {variant.instance_type}", "month",
-                                   book.sagemaker(variant.instance_type, "Hosting"), low * HOURS_PER_MONTH, high * HOURS_PER_MONTH))
-    training = config.training
-    hours = training.instance_count * training.max_runtime_hours
-    note = f"spot: up to {SPOT_SAVING_UP_TO:.0%} less (spot prices move)" if training.use_spot else ""
-    for model in config.model_registry.models if training.kind == "sagemaker" else ():
-        out.lines.append(_line("training", model, f"{training.instance_count} x {training.instance_type}, at most "
-                               f"{training.max_runtime_hours} h", "run", book.sagemaker(training.instance_type, "Training"), hours, hours, note))
-    cluster = training.eks.cluster if training.kind == "eks" and training.eks is not None else None
-    pool = getattr(cluster, "gpu_nodes", None)  # a cluster the stack creates (an existing one is priced elsewhere)
-    if pool is not None:
-        instance = pool.instance_types[0]
-        out.lines.append(_line("gpu-pool", "eks", f"{pool.min_size}-{pool.max_size} x {instance} ({pool.capacity_type})", "month",
-                               book.ec2(instance), pool.min_size * HOURS_PER_MONTH, pool.max_size * HOURS_PER_MONTH,
-                               "at its maximum size; spot capacity costs less" if pool.capacity_type == "SPOT" else "at its maximum size"))
-    for key in config.endpoints:
-        for job, cron in (("drift", config.monitoring.drift_schedule), ("quality", config.monitoring.quality_schedule)):
-            runs = runs_per_month(cron)
-            instance = config.monitoring.drift_instance_type
-            if runs is None:
-                out.lines.append(Line("monitoring", f"{key}/{job}", f"{cron} on {instance}", "month",
-                                      unpriced=f"schedule {cron} is neither hourly nor daily: not estimated"))
-                continue
-            hours = runs * MONITORING_MAX_RUNTIME_HOURS
-            out.lines.append(_line("monitoring", f"{key}/{job}", f"{runs} runs x {instance}, at most {MONITORING_MAX_RUNTIME_HOURS:g} h each",
-                                   "month", book.sagemaker(instance, "Processing"), 0.0, hours, "from nothing (jobs end early) to every run at its limit"))
+    out.lines += _endpoint_lines(resources, book)
+    out.lines += [_pipeline_line(r, book) for r in resources if r.type == PIPELINE]
+    for group in (r for r in resources if r.type == NODE_GROUP and r.inputs.get("amiType", "").find("NVIDIA") >= 0):
+        scaling, instance = group.inputs.get("scalingConfig") or {}, (group.inputs.get("instanceTypes") or ["?"])[0]
+        low, high = int(scaling.get("minSize", 0)), int(scaling.get("maxSize", 0))
+        out.lines.append(_line("gpu-pool", group.name, f"{low}-{high} x {instance} ({group.inputs.get('capacityType', 'ON_DEMAND')})", "month",
+                               book.ec2(instance), low * HOURS_PER_MONTH, high * HOURS_PER_MONTH, "up to its maximum size"))
+    out.lines += [_schedule_line(r, book) for r in resources if r.type == SCHEDULE]
     return out
+
+
+def _endpoint_lines(resources: list[Any], book: _Book) -> list[Line]:
+    served = {r.inputs.get("endpointConfigName"): r.inputs.get("name") for r in resources if r.type == ENDPOINT}
+    targets = {r.inputs.get("resourceId"): r.inputs for r in resources if r.type == SCALING_TARGET}
+    lines = []
+    for config in (r for r in resources if r.type == ENDPOINT_CONFIG):
+        endpoint = served.get(config.inputs.get("name"), config.name)
+        for variant in [*(config.inputs.get("productionVariants") or []), *(config.inputs.get("shadowProductionVariants") or [])]:
+            count = int(variant.get("initialInstanceCount") or 1)
+            target = targets.get(f"endpoint/{endpoint}/variant/{variant['variantName']}") or {}
+            low, high = int(target.get("minCapacity", count)), int(target.get("maxCapacity", count))
+            instance = variant.get("instanceType", "?")
+            lines.append(_line("endpoint", f"{endpoint}/{variant['variantName']}", f"{low if low == high else f'{low}-{high}'} x {instance}",
+                               "month", book.sagemaker(instance, "Hosting"), low * HOURS_PER_MONTH, high * HOURS_PER_MONTH))
+    return lines
+
+
+def _pipeline_line(pipeline: Any, book: _Book) -> Line:
+    """One run of a retraining pipeline: each training and processing step for at most its runtime."""
+    definition = json.loads(pipeline.inputs.get("pipelineDefinition") or "{}")
+    usd, parts, missing, spot = 0.0, [], [], False
+    for step in definition.get("Steps", []):
+        args = step.get("Arguments") or {}
+        if step.get("Type") == "Training":
+            resources, component, spot = args.get("ResourceConfig") or {}, "Training", spot or bool(args.get("EnableManagedSpotTraining"))
+        elif step.get("Type") == "Processing":
+            resources, component = (args.get("ProcessingResources") or {}).get("ClusterConfig") or {}, "Processing"
+        else:
+            continue
+        hours = int((args.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds", 86400)) / 3600
+        instance, count = resources.get("InstanceType"), int(resources.get("InstanceCount", 1))
+        if not isinstance(instance, str):  # a pipeline parameter: priced only when the definition names the type
+            missing.append(f"step {step['Name']} takes its instance type from a parameter")
+            continue
+        price, why = book.sagemaker(instance, component)
+        parts.append(f"{step['Name']} {count} x {instance} <= {hours:g} h")
+        if price is None:
+            missing.append(why or "")
+        else:
+            usd += price * count * hours
+    note = f"spot training: up to {SPOT_SAVING_UP_TO:.0%} less on its step (spot prices move)" if spot else ""
+    if missing:
+        return Line("training", pipeline.inputs.get("pipelineName", pipeline.name), "; ".join(parts), "run", unpriced="; ".join(missing), note=note)
+    return Line("training", pipeline.inputs.get("pipelineName", pipeline.name), "; ".join(parts), "run", round(usd, 2), round(usd, 2), note=note)
+
+
+def _schedule_line(schedule: Any, book: _Book) -> Line:
+    config = schedule.inputs.get("monitoringScheduleConfig") or {}
+    cron = (config.get("scheduleConfig") or {}).get("scheduleExpression", "")
+    cluster = ((config.get("monitoringJobDefinition") or {}).get("monitoringResources") or {}).get("clusterConfig") or {}
+    instance, count = cluster.get("instanceType", "?"), int(cluster.get("instanceCount", 1))
+    item = schedule.inputs.get("name", schedule.name)
+    runs = runs_per_month(cron)
+    if runs is None:
+        return Line("monitoring", item, f"{cron} on {instance}", "month", unpriced=f"schedule {cron} is neither hourly nor daily: not estimated")
+    hours = runs * count * MONITORING_MAX_RUNTIME_HOURS
+    return _line("monitoring", item, f"{runs} runs x {count} x {instance}, <= {MONITORING_MAX_RUNTIME_HOURS:g} h each", "month",
+                 book.sagemaker(instance, "Processing"), 0.0, hours, "from nothing to every run at its limit")
 
 
 def format_estimate(est: Estimate) -> list[str]:
@@ -209,4 +259,42 @@ def format_estimate(est: Estimate) -> list[str]:
     else:
         total = f"${est.monthly_low:,.2f} - ${est.monthly_high:,.2f} per month"
         lines.append(f"  total      {total}" + (f" for the priced lines only; {len(est.unpriced)} unpriced" if est.unpriced else ""))
+    return lines
+
+
+def diff_estimates(base: Estimate, new: Estimate) -> dict[str, Any]:
+    """What changes between two estimates of a stack: per line (kind, item) the base and new monthly (or
+    per-run) maximum, and the monthly range of each; a line unpriced on either side has no delta."""
+    def key(ln: Line) -> tuple[str, str]:
+        return ln.kind, ln.item
+
+    old, now = {key(ln): ln for ln in base.lines}, {key(ln): ln for ln in new.lines}
+    rows = []
+    for k in sorted(set(old) | set(now)):
+        a, b = old.get(k), now.get(k)
+        if a is not None and b is not None and (a.detail, a.low_usd, a.high_usd, a.unpriced) == (b.detail, b.low_usd, b.high_usd, b.unpriced):
+            continue
+        priced = all(x is None or x.unpriced is None for x in (a, b))
+        delta = round((b.high_usd if b else 0.0) - (a.high_usd if a else 0.0), 2) if priced else None
+        rows.append({"kind": k[0], "item": k[1], "per": (b or a).per, "base": a and {"detail": a.detail, "high_usd": a.high_usd, "unpriced": a.unpriced},
+                     "new": b and {"detail": b.detail, "high_usd": b.high_usd, "unpriced": b.unpriced}, "delta_high_usd": delta})
+    return {"stack": new.stack, "monthly_usd": {"base": [base.monthly_low, base.monthly_high], "new": [new.monthly_low, new.monthly_high],
+                                                  "delta_high": round(new.monthly_high - base.monthly_high, 2)},
+            "unpriced": bool(base.unpriced or new.unpriced), "changes": rows}
+
+
+def format_diff(diff: dict[str, Any]) -> list[str]:
+    """`mlops cost diff` as text."""
+    m = diff["monthly_usd"]
+    lines = [f"cost diff of {diff['stack']}: ${m['base'][0]:,.2f} - ${m['base'][1]:,.2f} -> ${m['new'][0]:,.2f} - ${m['new'][1]:,.2f} "
+             f"per month (maximum {m['delta_high']:+,.2f})" + (" for the priced lines only" if diff["unpriced"] else "")]
+    for row in diff["changes"]:
+        def side(x: dict[str, Any] | None) -> str:
+            if x is None:
+                return "(none)"
+            return f"{x['detail']}: " + (f"unpriced ({x['unpriced']})" if x["unpriced"] else f"${x['high_usd']:,.2f}")
+        delta = "unpriced" if row["delta_high_usd"] is None else f"{row['delta_high_usd']:+,.2f}"
+        lines.append(f"  {row['kind']:<10} {row['item']}: {side(row['base'])} -> {side(row['new'])} per {row['per']} ({delta})")
+    if not diff["changes"]:
+        lines.append("  no change")
     return lines

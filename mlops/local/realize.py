@@ -334,6 +334,21 @@ def _feature_group(r: PlannedResource, region: str) -> list[ApiCall]:
     return [ApiCall("sagemaker", "create_feature_group", _drop_none(params), returns={"arn": "FeatureGroupArn"})]
 
 
+def _budget(r: PlannedResource, region: str) -> list[ApiCall]:
+    i = r.inputs
+    notifications = [{"Notification": {"NotificationType": n["notificationType"], "ComparisonOperator": n["comparisonOperator"],
+                                       "Threshold": float(n["threshold"]), "ThresholdType": n["thresholdType"]},
+                      "Subscribers": [{"SubscriptionType": "EMAIL", "Address": a} for a in n.get("subscriberEmailAddresses") or []]}
+                     for n in i.get("notifications") or []]
+    return [ApiCall("budgets", "create_budget", _drop_none({
+        "AccountId": i["accountId"],
+        "Budget": {"BudgetName": i["name"], "BudgetLimit": {"Amount": i["limitAmount"], "Unit": i["limitUnit"]},
+                   "CostFilters": {f["name"]: f["values"] for f in i.get("costFilters") or []},
+                   "TimeUnit": i["timeUnit"], "BudgetType": i["budgetType"]},
+        "NotificationsWithSubscribers": notifications or None,
+    }))]
+
+
 def _monitoring_schedule(r: PlannedResource, region: str) -> list[ApiCall]:
     config = r.inputs["monitoringScheduleConfig"]
     job = config["monitoringJobDefinition"]
@@ -445,6 +460,7 @@ CONVERTERS: dict[str, Callable[[PlannedResource, str], list[ApiCall]]] = {
         "Target": _pascal(r.inputs["target"]),
     }))],
     "aws:sagemaker/monitoringSchedule:MonitoringSchedule": _monitoring_schedule,
+    "aws:budgets/budget:Budget": _budget,
     "aws:eks/cluster:Cluster": _eks_cluster,
     "aws:eks/nodeGroup:NodeGroup": _eks_node_group,
     "aws:iam/openIdConnectProvider:OpenIdConnectProvider": lambda r, _: [ApiCall("iam", "create_open_id_connect_provider", _drop_none({

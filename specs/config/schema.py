@@ -768,6 +768,16 @@ class MonitoringConfig(Strict):
 # The stack
 
 
+class CostConfig(Strict):
+    """What the stack may cost a month (the plan's estimate is checked against it)."""
+
+    monthly_budget_usd: Annotated[float, Field(gt=0, le=10_000_000)] | None = None
+    """Monthly budget in USD. When set, the stack creates an AWS Budget of this amount (cost of the
+    team's tagged resources in the stack's region; mails at 80 % of actual and 100 % of forecast spend
+    to `monitoring.notifications.emails`), and the mandatory `monthly-budget` policy refuses a plan
+    whose estimated maximum exceeds it (`mlops prices refresh` provides the prices). @default none."""
+
+
 class StackConfig(Strict):
     """One team's ML platform in one environment: what `pulumi up -s <team>-<env>` builds."""
 
@@ -783,6 +793,7 @@ class StackConfig(Strict):
     model_registry: ModelRegistryConfig = ModelRegistryConfig()
     endpoints: dict[Slug, EndpointConfig] = {}
     monitoring: MonitoringConfig = MonitoringConfig()
+    cost: CostConfig = CostConfig()
 
     @property
     def stack_name(self) -> str:

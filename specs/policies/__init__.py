@@ -22,6 +22,7 @@ from specs.policies import (
     gpu_nodes_scale_to_zero,
     gpu_nodes_tainted,
     job_roles_not_shared,
+    monthly_budget,
     no_public_buckets,
     no_unconditioned_wildcard_writes,
     no_wildcard_iam_actions,
@@ -71,6 +72,7 @@ STACK_RULES: tuple[StackRule, ...] = (
     variant_alarms.RULE,
     job_roles_not_shared.RULE,
     team_namespaces_default_deny.RULE,
+    monthly_budget.RULE,
 )
 
 

@@ -213,6 +213,34 @@ NS = "kubernetes:core/v1:Namespace"
 NP = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 
 
+BUDGET_PRICES = {"source": "test", "queried_at": "2026-12-01T00:00:00+00:00", "currency": "USD", "ec2": {}, "sagemaker": {"eu-west-1": {
+    "ml.c6i.large": {"Hosting": {"usd_per_hour": 0.1, "usage_type": "EU-Host:ml.c6i.large", "publication_date": "2026-11-20T18:43:40Z"}}}}}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def priced_stacks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The shipped stacks beside a price file (the monthly-budget rule reads stacks/prices.json)."""
+    import os
+    import shutil
+
+    copy = tmp_path_factory.mktemp("priced") / "stacks"
+    shutil.copytree(stack_files.ROOT / "stacks", copy, ignore=shutil.ignore_patterns("audit", ".locks"))
+    (copy / "prices.json").write_text(json.dumps(BUDGET_PRICES))
+    previous = os.environ.get(stack_files.STACKS_ENV)
+    os.environ[stack_files.STACKS_ENV] = str(copy)
+    yield
+    if previous is None:
+        os.environ.pop(stack_files.STACKS_ENV, None)
+    else:
+        os.environ[stack_files.STACKS_ENV] = previous
+
+
+def budget_stack(usd: float) -> list[Res]:
+    # Two production variants of 2 x ml.c6i.large and a shadow of 1, at $0.10 an hour: 5 x 730 x 0.1 = $365.00 a month.
+    return [*endpoint_stack(alarms={}), Res("aws:budgets/budget:Budget", "b", {
+        "name": "t-prod-monthly", "limitAmount": f"{usd:.2f}", "costFilters": [{"name": "Region", "values": ["eu-west-1"]}]})]
+
+
 def namespace_stack(*, deny: dict | None) -> list[Res]:
     resources = [Res(NS, "ns", {"metadata": {"name": "t-dev", "labels": {"mlops.dev/team": "t"}}}),
                  Res(NS, "other", {"metadata": {"name": "tools"}})]  # not a team's: no policy needed
@@ -257,6 +285,12 @@ STACK_CASES: dict[str, tuple[list[Res], list[tuple[list[Res], list[tuple[str, st
             (namespace_stack(deny={"podSelector": {}, "policyTypes": ["Ingress"]}),
              [("ns", "team namespace t-dev has no default-deny NetworkPolicy (podSelector {}, Ingress and Egress, no rules)")]),
         ],
+    ),
+    "monthly-budget": (
+        budget_stack(400),
+        [(budget_stack(250), [("b", "estimated maximum $365.00 a month exceeds the budget $250.00 (prices queried 2026-12-01T00:00:00+00:00); "
+                                   "mostly t-prod-e/a (2 x ml.c6i.large) up to $146.00, t-prod-e/b (2 x ml.c6i.large) up to $146.00, "
+                                   "t-prod-e/s (1 x ml.c6i.large) up to $73.00")])],
     ),
     "variant-alarms": (
         endpoint_stack(alarms={"a": BOTH, "b": BOTH}),  # the shadow variant s needs none

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from mlops.cli import app
 from mlops.prices import on_demand, refresh
 from specs import cost
-from specs.config import stack_files
+from mlops.plan import plan_stack
 
 MODEL = botocore.session.get_session().get_service_model("pricing").operation_model("GetProducts")
 
@@ -123,27 +123,33 @@ def test_a_product_without_a_positive_hourly_price_gives_no_price():
     assert on_demand(sagemaker("us-east-1", "ml.m5.large", "Hosting", "0.1150000000"))["usd_per_hour"] == 0.115
 
 
-def test_the_estimate_of_a_shipped_stack_is_the_hand_computation_from_the_price_file(tmp_path: Path):
+def test_the_estimate_of_a_shipped_stack_is_the_hand_computation_from_the_price_file():
+    entry = {c: {"usd_per_hour": 0.115, "usage_type": f"USE1-{c}", "publication_date": "x"} for c in ("Hosting", "Training", "Processing")}
     prices = {"source": "test", "queried_at": "2026-12-01T00:00:00+00:00", "currency": "USD", "ec2": {},
-              "sagemaker": {"us-east-1": {"ml.m5.large": {c: {"usd_per_hour": 0.115, "usage_type": f"USE1-{c}:ml.m5.large",
-                                                                "publication_date": "x"} for c in ("Hosting", "Training", "Processing")}}}}
-    est = cost.estimate("demo-local", stack_files.load("demo-local"), prices)
+              "sagemaker": {"us-east-1": {"ml.m5.large": entry, "ml.m5.xlarge": entry}}}
+    plan = plan_stack("demo-local")
+    est = cost.estimate("demo-local", "us-east-1", plan.resources, prices)
     by = {(ln.kind, ln.item): ln for ln in est.lines}
-    # demo-local: two variants of 1 x ml.m5.large, 730 h each; training 1 x ml.m5.large for at most 24 h a run;
-    # two monitoring schedules, hourly, at most 1 h each on ml.m5.large.
-    assert (by["endpoint", "scoring/champion"].low_usd, by["endpoint", "scoring/champion"].high_usd) == (83.95, 83.95)  # 0.115 x 730
-    assert by["training", "fraud-detector"].low_usd == 2.76 and by["training", "fraud-detector"].per == "run"  # 0.115 x 24
-    assert (by["monitoring", "scoring/drift"].low_usd, by["monitoring", "scoring/drift"].high_usd) == (0.0, 83.95)
+    # demo-local: two variants of 1 x ml.m5.large for 730 h; a pipeline run of Dataset (1 x ml.m5.xlarge),
+    # Train (1 x ml.m5.large) and Evaluate (1 x ml.m5.xlarge), each at most 24 h; two hourly monitoring
+    # schedules on 1 x ml.m5.large, at most 1 h a run.
+    champion = by["endpoint", "demo-local-scoring/champion"]
+    assert (champion.low_usd, champion.high_usd) == (83.95, 83.95)  # 0.115 x 730
+    run = by["training", "demo-local-fraud-detector-train"]
+    assert (run.low_usd, run.per) == (8.28, "run")  # 0.115 x 24 x 3
+    drift = by["monitoring", "demo-local-scoring-drift"]
+    assert (drift.low_usd, drift.high_usd) == (0.0, 83.95)
     assert (est.monthly_low, est.monthly_high) == (167.9, 335.8)
     assert not est.unpriced
 
 
 def test_a_missing_price_is_an_unpriced_line_never_zero():
-    est = cost.estimate("pricing-dev", stack_files.load("pricing-dev"), {"source": "t", "queried_at": "t", "sagemaker": {}, "ec2": {}})
+    plan = plan_stack("pricing-dev")
+    est = cost.estimate("pricing-dev", "us-east-1", plan.resources, {"source": "t", "queried_at": "t", "sagemaker": {}, "ec2": {}})
     pool = next(ln for ln in est.lines if ln.kind == "gpu-pool")
     assert pool.low_usd is None and pool.high_usd is None and "no EC2 price for g5.xlarge in us-east-1" in pool.unpriced
     assert cost.format_estimate(est)[-1] == "  total      no figure: every monthly line is unpriced"
-    none = cost.estimate("pricing-dev", stack_files.load("pricing-dev"), None)
+    none = cost.estimate("pricing-dev", "us-east-1", plan.resources, None)
     assert all(ln.unpriced == "no price file: run `mlops prices refresh`" for ln in none.lines)
 
 

@@ -339,6 +339,19 @@ CASES: dict[str, tuple[PlannedResource, list[ApiCall]]] = {
         "TargetTrackingScalingPolicyConfiguration": {"TargetValue": 2000, "ScaleInCooldown": 300, "ScaleOutCooldown": 60,
                                                      "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"}},
     })]),
+    "budget": (planned("aws:budgets/budget:Budget", {
+        "name": "t-dev-monthly", "accountId": "123456789012", "budgetType": "COST", "timeUnit": "MONTHLY", "limitAmount": "500.00",
+        "limitUnit": "USD", "costFilters": [{"name": "Region", "values": [REGION]}, {"name": "TagKeyValue", "values": ["user:mlops:team$t"]}],
+        "notifications": [{"comparisonOperator": "GREATER_THAN", "notificationType": "ACTUAL", "threshold": 80.0, "thresholdType": "PERCENTAGE",
+                           "subscriberEmailAddresses": ["team@example.com"]}], "tags": TAGS,
+    }), [ApiCall("budgets", "create_budget", {
+        "AccountId": "123456789012",
+        "Budget": {"BudgetName": "t-dev-monthly", "BudgetLimit": {"Amount": "500.00", "Unit": "USD"}, "TimeUnit": "MONTHLY", "BudgetType": "COST",
+                   "CostFilters": {"Region": [REGION], "TagKeyValue": ["user:mlops:team$t"]}},
+        "NotificationsWithSubscribers": [{"Notification": {"NotificationType": "ACTUAL", "ComparisonOperator": "GREATER_THAN", "Threshold": 80.0,
+                                                           "ThresholdType": "PERCENTAGE"},
+                                          "Subscribers": [{"SubscriptionType": "EMAIL", "Address": "team@example.com"}]}],
+    })]),
     "pipeline": (planned("aws:sagemaker/pipeline:Pipeline", {
         "pipelineName": "t-dev-fraud-detector-train", "pipelineDisplayName": "t-dev-fraud-detector-train", "pipelineDescription": "retrain",
         "pipelineDefinition": '{"Version": "2020-12-01", "Steps": []}', "roleArn": ROLE_ARN, "tags": TAGS,

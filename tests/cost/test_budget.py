@@ -1,0 +1,90 @@
+"""Budgets: `cost.monthly_budget_usd` declares an AWS Budget (its request valid for botocore's model)
+and the mandatory `monthly-budget` policy refuses a plan whose estimated maximum exceeds it, naming the
+dominant lines; `mlops cost diff` shows what a stack-file change does to the estimate."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import botocore.session
+from botocore.validate import ParamValidator
+from typer.testing import CliRunner
+
+from mlops.cli import app
+from mlops.local.realize import api_calls
+from mlops.plan import plan_stack
+from specs import cost
+from specs.policies import evaluate, monthly_budget
+
+PRICE = 0.115  # USD an hour for every SageMaker component of the two types demo-local uses
+
+
+def _prices(stacks: Path) -> None:
+    entry = {c: {"usd_per_hour": PRICE, "usage_type": f"USE1-{c}", "publication_date": "2026-11-20T18:43:40Z"} for c in cost.COMPONENTS}
+    (stacks / "prices.json").write_text(json.dumps({"source": "test", "queried_at": "2026-12-01T00:00:00+00:00", "currency": "USD", "ec2": {},
+                                                    "sagemaker": {"us-east-1": {"ml.m5.large": entry, "ml.m5.xlarge": entry}}}))
+
+
+def _budget(stacks: Path, usd: float) -> None:
+    path = stacks / "teams" / "demo.yaml"
+    path.write_text(path.read_text() + f"\ncost:\n  monthly_budget_usd: {usd}\n")
+
+
+def test_a_budget_is_an_aws_budget_whose_request_is_valid(stacks: Path):
+    _budget(stacks, 500)
+    budget = next(r for r in plan_stack("demo-local").resources if r.type == monthly_budget.BUDGET)
+    assert (budget.inputs["limitAmount"], budget.inputs["timeUnit"], budget.inputs["budgetType"]) == ("500.00", "MONTHLY", "COST")
+    [call] = api_calls(budget, "us-east-1")
+    model = botocore.session.get_session().get_service_model("budgets").operation_model("CreateBudget")
+    report = ParamValidator().validate(call.params, model.input_shape)
+    assert not report.has_errors(), report.generate_report()
+    assert call.params["Budget"]["CostFilters"] == {"Region": ["us-east-1"], "TagKeyValue": ["user:mlops:team$demo"]}
+
+
+def test_the_budget_policy_passes_within_the_budget_and_refuses_above_it_naming_what_dominates(stacks: Path):
+    _prices(stacks)
+    # demo-local's maximum: 2 variants x 730 h + 2 hourly monitoring schedules x 730 h, all at 0.115 = 335.80 a month.
+    _budget(stacks, 400)
+    within = plan_stack("demo-local")
+    assert [f for f in evaluate(within.resources) if f.policy == "monthly-budget"] == []
+    _budget(stacks, 300)
+    above = plan_stack("demo-local")
+    [finding] = [f for f in evaluate(above.resources) if f.policy == "monthly-budget"]
+    assert finding.mandatory and finding.resource == "demo-local-cost-budget"
+    assert finding.message.startswith("estimated maximum $335.80 a month exceeds the budget $300.00")
+    assert "demo-local-scoring/champion (1 x ml.m5.large) up to $83.95" in finding.message
+
+
+def test_without_prices_the_budget_policy_refuses_nothing_it_cannot_price(stacks: Path):
+    _budget(stacks, 1)
+    assert [f for f in evaluate(plan_stack("demo-local").resources) if f.policy == "monthly-budget"] == []
+
+
+def _git(*args: str, cwd: Path) -> None:
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def test_cost_diff_shows_each_changed_line_and_the_monthly_delta(stacks: Path, tmp_path: Path):
+    _prices(stacks)
+    base = tmp_path / "base"
+    shutil.copytree(stacks, base)
+    _git("init", "-q", cwd=tmp_path)
+    _git("add", "stacks", cwd=tmp_path)
+    _git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "base", cwd=tmp_path)
+    path = stacks / "teams" / "demo.yaml"
+    path.write_text(path.read_text().replace("scoring:\n", "scoring:\n    autoscaling: {min_capacity: 1, max_capacity: 3}\n", 1))
+    result = CliRunner().invoke(app, ["cost", "diff", "-s", "demo-local", "--base-dir", str(base), "--json"])
+    assert result.exit_code == 0, result.output
+    diff = json.loads(result.output)
+    # Autoscaling covers the two production variants: each goes from 1 to 1-3 instances, up to +2 x 83.95.
+    assert diff["monthly_usd"]["delta_high"] == round(4 * PRICE * 730, 2)
+    assert {row["item"] for row in diff["changes"]} == {"demo-local-scoring/champion", "demo-local-scoring/challenger"}
+    text = CliRunner().invoke(app, ["cost", "diff", "-s", "demo-local", "--base-dir", str(base)])
+    assert "1 x ml.m5.large: $83.95 -> 1-3 x ml.m5.large: $251.85 per month (+167.90)" in text.output
+    from_git = CliRunner().invoke(app, ["cost", "diff", "-s", "demo-local", "--base-ref", "HEAD", "--json"])
+    assert from_git.exit_code == 0, from_git.output
+    assert json.loads(from_git.output)["monthly_usd"] == diff["monthly_usd"]
+    unknown = CliRunner().invoke(app, ["cost", "diff", "-s", "demo-local", "--base-ref", "no-such-ref"])
+    assert unknown.exit_code == 2 and "git cannot read revision 'no-such-ref'" in unknown.output
