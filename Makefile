@@ -14,8 +14,9 @@ demo: bootstrap  ## the main job on the embedded local default (no AWS account, 
 down:  ## stop what `make demo` left running
 	$(BIN)/mlops local down --stack $(STACK)
 
-test: bootstrap  ## the whole test suite, as CI runs it
-	$(BIN)/python -m pytest -q -n auto  # pytest-xdist: one worker per core
+test:  ## the whole test suite, as CI runs it (bootstrap also installs the test tools: checkov)
+	@./scripts/bootstrap --test-tools
+	$(BIN)/python -m pytest -q -n auto --dist loadgroup  # pytest-xdist: one worker per core; an xdist_group runs on one worker
 
 plan: bootstrap  ## plan every shipped stack offline
 	$(BIN)/mlops plan --all --quiet
@@ -24,7 +25,7 @@ bench: bootstrap  ## benchmarks (not tests): see benchmarks/README.md
 	$(BIN)/python benchmarks/plan_stacks.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .venv-tools .pytest_cache
 
 fuzz: bootstrap  ## seeded mutations of the shipped stacks: counts config errors, valid plans and tracebacks (must be 0)
 	$(BIN)/python tests/foundation/test_fuzz_stacks.py --mutations $(or $(MUTATIONS),3000)

@@ -41,9 +41,11 @@ ECR_LIFECYCLE = {
 }
 
 
-def image_uri(*, account_id: str, region: str, repository: str, tag: str) -> str:
-    """The ECR image URI for a tag; computed, not read from the repository, so content hashes are stable."""
-    return f"{account_id}.dkr.ecr.{region}.amazonaws.com/{repository}:{tag}"
+def image_uri(*, account_id: str, region: str, repository: str, tag: str, digest: str | None = None) -> str:
+    """The ECR image URI: `<repository>@<digest>` when a digest is given, else `<repository>:<tag>`;
+    computed, not read from the repository, so content hashes are stable."""
+    base = f"{account_id}.dkr.ecr.{region}.amazonaws.com/{repository}"
+    return f"{base}@{digest}" if digest else f"{base}:{tag}"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -50,12 +50,14 @@ def namer_for(config: StackConfig) -> Namer:
 
 
 def stack_image(config: StackConfig, image: str) -> str:
-    """The URI of the team's `image` ("training" or "serving") at the tag the stack pins."""
+    """The URI of the team's `image` ("training" or "serving") at the digest, else the tag, the stack pins."""
     tags = {"training": config.images.training_tag, "serving": config.images.serving_tag}
+    digests = {"training": config.images.training_digest, "serving": config.images.serving_digest}
     if image not in tags:
         raise ValueError(f"image {image!r}; allowed: {', '.join(tags)}")
     namer = namer_for(config)
-    return image_uri(account_id=namer.account_id, region=config.aws.region, repository=namer.ecr_repository(image), tag=tags[image])
+    return image_uri(account_id=namer.account_id, region=config.aws.region, repository=namer.ecr_repository(image),
+                     tag=tags[image], digest=digests[image])
 
 
 def ground_truth_uris(config: StackConfig) -> dict[str, str]:

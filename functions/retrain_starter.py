@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Callable
 from typing import Any
 
 TRIGGER_PARAMETER = "Trigger"
@@ -111,16 +112,17 @@ def _pipeline_name(environ: Any) -> str:
     return name
 
 
-def run(event: dict[str, Any], *, environ: Any, sagemaker: Any) -> dict[str, Any]:
+def run(event: dict[str, Any], *, environ: Any, sagemaker: Any, log: Callable[[str], Any] = print) -> dict[str, Any]:
     """The handler's work with its environment and SageMaker client given: decide, log the decision as
-    one JSON line, return it. `mlops local` calls this with the function's configured environment
-    and a client of the local AWS endpoint."""
+    one JSON line (`log`: stdout, which Lambda sends to CloudWatch Logs), return it. `mlops local` calls
+    this with the function's configured environment, a client of the local AWS endpoint and the
+    function's local log file."""
     try:
         result = start_or_coalesce(event, pipeline=_pipeline_name(environ), sagemaker=sagemaker)
     except EventError as exc:
-        print(json.dumps({"level": "ERROR", "message": "unusable retraining trigger", "error": str(exc)}, sort_keys=True))
+        log(json.dumps({"level": "ERROR", "message": "unusable retraining trigger", "error": str(exc)}, sort_keys=True))
         raise
-    print(json.dumps({"level": "INFO", "message": "retraining trigger", **result}, sort_keys=True))
+    log(json.dumps({"level": "INFO", "message": "retraining trigger", **result}, sort_keys=True))
     return result
 
 

@@ -10,12 +10,19 @@ What the workflows do:
 - automatic rollout (scheduled every 15 minutes, dev): `mlops rollout --environment dev --commit`, one
   step per opted-in endpoint, each committed and pushed before `pulumi up` applies it.
 AWS access is OIDC web identity only: every job assumes a role; no access key exists anywhere.
+Only the jobs that assume a role get `id-token: write`; pull requests assume a read-only preview role
+and never one of prod. The dev deploy job builds both images with Buildx (tag: the commit SHA,
+CODE_VERSION: the commit SHA), pushes them, waits for ECR's scan on push and fails on CRITICAL or HIGH
+findings, then writes their digests into the stack file it applies (`mlops ci pin-images`).
+Supply chain: every action is pinned by the full commit SHA of a release tag (ACTIONS), the Pulumi
+CLI by version (PULUMI_VERSION, the SDK version of constraints.txt), GitLab's Pulumi image by tag.
 
 Must not import: `mlops_training`, `mlops_serving` or `torch` (the operator CLI runs the containers as
 processes, through their entry points).
 """
 from __future__ import annotations
 
+import io
 import json
 import re
 import subprocess
@@ -47,6 +54,35 @@ TEMPLATES = COMPONENT_TEMPLATES.overlay(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+
+
+ACTIONS: dict[str, tuple[str, str]] = {
+    # action: (commit of the release tag, the tag). Read from each action's own repository
+    # (`git for-each-ref refs/tags`, annotated tags peeled); bump both together.
+    "actions/checkout": ("34e114876b0b11c390a56381ad16ebd13914f8d5", "v4.3.1"),
+    "actions/setup-python": ("a26af69be951a213d495a4c3e4e4022e16d87065", "v5.6.0"),
+    "aws-actions/configure-aws-credentials": ("7474bc4690e29a8392af63c5b98e7449536d5c3a", "v4.3.1"),
+    "aws-actions/amazon-ecr-login": ("03f1aad4c6c7ffd436567f42f9384779290529bd", "v2.1.7"),
+    "docker/setup-buildx-action": ("8d2750c68a42422c14e847fe6c8ac0403b4cbd6f", "v3.12.0"),
+    "pulumi/actions": ("8582a9e8cc630786854029b4e09281acd6794b58", "v6.6.1"),
+}
+"""GitHub actions the workflows use, each pinned by the full SHA of a release (a tag can be moved)."""
+
+PULUMI_VERSION = "3.272.0"
+"""The Pulumi CLI the workflows install: the version of the `pulumi` SDK in constraints.txt."""
+PULUMI_IMAGE = f"pulumi/pulumi-python:{PULUMI_VERSION}"
+"""GitLab's job image for Pulumi: the CLI at PULUMI_VERSION with Python (instead of `curl | sh`)."""
+DOCKER_IMAGE = "docker:27.5.1-dind@sha256:aa3df78ecf320f5fafdce71c659f1629e96e9de0968305fe1de670e0ca9176ce"
+"""GitLab's image build job: Docker 27.5.1 with Buildx, as its image and its Docker-in-Docker service,
+pinned by digest."""
+
+
+def uses(action: str) -> str:
+    """`owner/name@<sha> # <tag>` for a `uses:` line; an action not in ACTIONS is an error."""
+    if action not in ACTIONS:
+        raise ValueError(f"action {action!r} is not pinned; pinned: {', '.join(ACTIONS)}")
+    sha, tag = ACTIONS[action]
+    return f"{action}@{sha} # {tag}"
 
 
 def render(name: str, **context: object) -> str:
@@ -82,6 +118,10 @@ class Settings:
             "promotions": [{"source": s, "target": t} for s, t in self.promotions],
             "stacks_dir": self.stacks_dir,
             "environments": ["dev", "staging", "prod"],
+            "uses": uses,
+            "pulumi_version": PULUMI_VERSION,
+            "pulumi_image": PULUMI_IMAGE,
+            "docker_image": DOCKER_IMAGE,
         }
 
 
@@ -173,3 +213,44 @@ def format_matrix(entries: list[dict[str, str]], fmt: str) -> str:
     if fmt == "tsv":
         return "".join(f"{e['stack']}\t{e['environment']}\t{e['region']}\n" for e in entries)
     raise ValueError(f"--format {fmt!r} is not allowed; allowed: json, tsv")
+
+
+# --------------------------------------------------------------------------------------------
+# Image digests
+
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+def pin_images_text(text: str, digests: dict[str, str]) -> str:
+    """The stack file `text` with `images.<image>_digest` set under `mlops:overrides` for each
+    `digests` entry ("training" or "serving" -> `sha256:<64 hex>`).
+
+    A ruamel round trip: comments, key order and quoting stay as they were. CI runs it on the stack
+    file it is about to apply, so `pulumi up` runs exactly the images it built, scanned and pushed.
+    """
+    from ruamel.yaml import YAML
+    from ruamel.yaml.comments import CommentedMap
+
+    for image, digest in digests.items():
+        if image not in ("training", "serving"):
+            raise ValueError(f"image {image!r} is not allowed; allowed: training, serving")
+        if not _DIGEST.match(digest):
+            raise ValueError(f"{image} digest {digest!r} is not allowed; allowed: sha256: and 64 lowercase hex digits")
+    y = YAML(typ="rt")
+    y.preserve_quotes = True
+    y.width = 4096
+    y.indent(mapping=2, sequence=4, offset=2)
+    doc = y.load(text)
+    if not isinstance(doc, dict) or not isinstance(doc.get("config"), dict):
+        raise ValueError("the stack file has no `config:` mapping")
+    key = f"{stack_files.PROJECT}:overrides"
+    if not isinstance(doc["config"].get(key), dict):
+        doc["config"][key] = CommentedMap()
+    overrides = doc["config"][key]
+    if not isinstance(overrides.get("images"), dict):
+        overrides["images"] = CommentedMap()
+    for image, digest in digests.items():
+        overrides["images"][f"{image}_digest"] = digest
+    out = io.StringIO()
+    y.dump(doc, out)
+    return out.getvalue()

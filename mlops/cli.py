@@ -858,6 +858,7 @@ def ci_generate(
 def ci_changed_stacks(
     base: Annotated[Optional[str], typer.Option("--base", help="Commit to diff HEAD against; none or unknown: every stack.")] = None,
     environment: Annotated[Optional[str], typer.Option("--environment", help="Only stacks of this environment.")] = None,
+    exclude_environment: Annotated[Optional[str], typer.Option("--exclude-environment", help="Leave out the stacks of this environment (pull requests: prod).")] = None,
     fmt: Annotated[str, typer.Option("--format", help="json (a GitHub matrix include list) or tsv (stack, environment, region).")] = "json",
 ) -> None:
     """Print the stacks a change touches: its stack files, its teams' base files, or (program,
@@ -869,8 +870,35 @@ def ci_changed_stacks(
     stacks = stack_files.list_stacks()
     paths = ci.diff_paths(base)
     names = stacks if paths is None else ci.changed_stacks(paths, stacks)
-    entries = [e for e in ci.stack_matrix(names) if environment is None or e["environment"] == environment]
+    entries = [e for e in ci.stack_matrix(names)
+               if (environment is None or e["environment"] == environment) and e["environment"] != exclude_environment]
     sys.stdout.write(ci.format_matrix(entries, fmt) + ("\n" if fmt == "json" else ""))
+
+
+@ci_app.command("pin-images")
+def ci_pin_images(
+    stack: Annotated[str, typer.Option("--stack", "-s", help="Stack whose file gets the digests.")],
+    training: Annotated[Optional[str], typer.Option("--training", help="Digest of the training image: sha256:<64 hex>.")] = None,
+    serving: Annotated[Optional[str], typer.Option("--serving", help="Digest of the serving image: sha256:<64 hex>.")] = None,
+) -> None:
+    """Write image digests into stacks/Pulumi.<stack>.yaml (`images.<image>_digest` under
+    `mlops:overrides`), so that the stack runs `<repository>@<digest>`; the file must still validate."""
+    from mlops import ci
+
+    digests = {k: v for k, v in (("training", training), ("serving", serving)) if v is not None}
+    if not digests:
+        _usage("give --training and/or --serving")
+    path = stack_files.stack_file(stack)
+    if not path.exists():
+        _usage(f"no stack file {path}; stacks: {', '.join(stack_files.list_stacks())}")
+    before = path.read_text(encoding="utf-8")
+    try:
+        path.write_text(ci.pin_images_text(before, digests), encoding="utf-8")
+        stack_files.load(stack)
+    except (ValueError, stack_files.ConfigError) as exc:
+        path.write_text(before, encoding="utf-8")
+        _usage(str(exc))
+    out.print(f"{stack}: " + ", ".join(f"{k} @ {v}" for k, v in digests.items()), markup=False)
 
 
 # --------------------------------------------------------------------------------------------

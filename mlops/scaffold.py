@@ -80,12 +80,22 @@ def check(spec: TeamSpec) -> None:
         raise ScaffoldError(f"--cost-center {spec.cost_center!r}: {_first_error(exc)}") from None
 
 
+def secrets_provider(team: str, environment: str, region: str) -> str:
+    """The stack's Pulumi secrets provider: the KMS key `alias/<team>-<environment>-pulumi-secrets` in
+    the stack's account and region (created before `pulumi stack init`, see README "Secrets"; not the
+    stack's own `<prefix>-mlops` key, which the stack creates and so cannot encrypt its config first)."""
+    return f"awskms://alias/{team}-{environment}-pulumi-secrets?region={region}"
+
+
 def render(spec: TeamSpec) -> dict[Path, str]:
     """The files of the scaffold, relative to the stacks directory, and their content."""
     common = {"team": spec.name, "region": spec.region, "owner": spec.owner, "cost_center": spec.cost_center, "accounts": spec.accounts}
     files = {Path("teams") / f"{spec.name}.yaml": ci.render("team.yaml.j2", **common)}
     for env in ENVIRONMENTS:
-        files[Path(f"Pulumi.{spec.name}-{env}.yaml")] = ci.render("stack.yaml.j2", **common, environment=env, account=spec.accounts[env])
+        files[Path(f"Pulumi.{spec.name}-{env}.yaml")] = ci.render(
+            "stack.yaml.j2", **common, environment=env, account=spec.accounts[env],
+            secrets_provider=secrets_provider(spec.name, env, spec.region),
+        )
     return files
 
 

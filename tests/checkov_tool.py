@@ -3,6 +3,8 @@
 checkov lives in its own virtual environment (`.venv-tools/checkov`, made by scripts/bootstrap from
 tests/tools/checkov.txt) because its boto3 pin conflicts with the project's. Tests call it as a
 process, once per framework over a directory of every file to check (it takes seconds to start).
+Import it as `from checkov_tool import run_checkov` from a test package (a tests/<dir>/ with an
+`__init__.py`: pytest then puts tests/ on sys.path).
 
 Must not import: `pulumi`, `components`, `mlops`, `mlops_training`, `mlops_serving` (a test tool).
 """
@@ -61,7 +63,7 @@ def run_checkov(directory: Path, framework: str, *, timeout: float = 300) -> Res
     if binary is None:
         raise RuntimeError("checkov not found: run scripts/bootstrap (it installs tests/tools/checkov.txt into .venv-tools/checkov)")
     proc = subprocess.run(
-        [binary, "--quiet", "--compact", "--output", "json", "--framework", framework,
+        [binary, "--compact", "--output", "json", "--framework", framework,
          "--directory", str(directory), "--skip-download"],
         capture_output=True, text=True, check=False, timeout=timeout,
         env={**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"},

@@ -2,14 +2,17 @@
 
 `moto_server` is moto's real HTTP emulator of the AWS APIs on 127.0.0.1 (one per test session);
 `aws` gives a test its own clean account state on it and the environment boto3 needs to reach it;
-`stacks` a private copy of stacks/ for tests that change stack files.
+`stacks` a private copy of stacks/ for tests that change stack files; `aws_request_checks` the
+botocore constraint checker of tests/components/test_aws_requests.py for any test folder.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -55,3 +58,16 @@ def stacks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copytree(stack_files.ROOT / "stacks", copy, ignore=shutil.ignore_patterns("audit", ".locks"))
     monkeypatch.setenv(stack_files.STACKS_ENV, str(copy))
     return copy
+
+
+@pytest.fixture(scope="session")
+def aws_request_checks() -> ModuleType:
+    """tests/components/test_aws_requests.py as a module (its `constraint_problems`: patterns, lengths,
+    ranges, enums), loaded from its file: test folders are not packages, and an installed distribution
+    ships a top-level `tests` package that would shadow an import."""
+    path = Path(__file__).parent / "components" / "test_aws_requests.py"
+    spec = importlib.util.spec_from_file_location("_aws_request_checks", path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

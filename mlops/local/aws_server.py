@@ -19,6 +19,11 @@ ListPipelineExecutions report the run's status and failure reason, and ListPipel
 (which moto lacks) its steps. Runs keep their files under `--state-dir` (the local environment passes
 its stack's state directory; default a fresh temporary directory).
 
+UpdateEndpoint, which moto lacks, is validated here and run by the stack's router as a blue/green
+update (mlops.local.endpoint_updates); DescribeEndpoint and ListEndpoints then report `Updating`, and
+afterwards `InService` on the new configuration, or on the old one with the rollback's FailureReason,
+or `UpdateRollbackFailed`, as SageMaker does (needs `--state-dir`, where the router is found).
+
 Two moto requests are watched on their way through: CreateFeatureGroup, because moto keeps no
 OnlineStoreConfig (whether the group has an online store and its default TtlDuration), and
 `/moto-api/reset`, which empties the online store too.
@@ -55,12 +60,15 @@ from mlops.local.featurestore import (
     GroupSpec,
     ValidationError,
 )
+from mlops.local.endpoint_updates import EndpointUpdates, ValidationException, router_from_process_file
 from mlops.local.pipeline_runs import PipelineRuns
 
 SERVICE = "sagemaker-featurestore-runtime"
 OPERATIONS = ("PutRecord", "GetRecord", "BatchGetRecord", "DeleteRecord")
 PIPELINE_OPERATIONS = ("StartPipelineExecution", "DescribePipelineExecution", "ListPipelineExecutions", "ListPipelineExecutionSteps")
 """SageMaker control-plane operations this endpoint answers itself or completes moto's answer to."""
+ENDPOINT_OPERATIONS = ("UpdateEndpoint", "DescribeEndpoint", "ListEndpoints")
+"""UpdateEndpoint (moto lacks it) and the reads that report its progress (mlops.local.endpoint_updates)."""
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -164,10 +172,12 @@ def error_body(error: FeatureStoreError) -> tuple[bytes, int, list[tuple[str, st
 class LocalAwsApp:
     """WSGI app: the Feature Store runtime in front of moto's server application."""
 
-    def __init__(self, moto_app: WsgiApp, *, runtime: FeatureStoreRuntime | None = None, pipelines: PipelineRuns | None = None):
+    def __init__(self, moto_app: WsgiApp, *, runtime: FeatureStoreRuntime | None = None, pipelines: PipelineRuns | None = None,
+                 updates: EndpointUpdates | None = None):
         self.moto_app = moto_app
         self.runtime = runtime or FeatureStoreRuntime()
         self.pipelines = pipelines
+        self.updates = updates
         self._sagemaker = botocore.session.get_session().get_service_model("sagemaker")
         self.routes = build_routes()
         self._lock = threading.Lock()
@@ -186,6 +196,8 @@ class LocalAwsApp:
             operation = target.removeprefix("SageMaker.")
             if self.pipelines is not None and operation in PIPELINE_OPERATIONS:
                 return self._pipeline_operation(operation, environ=environ, scope=scope, start_response=start_response)
+            if self.updates is not None and operation in ENDPOINT_OPERATIONS:
+                return self._endpoint_operation(operation, environ=environ, scope=scope, start_response=start_response)
         if environ.get("PATH_INFO") == "/moto-api/reset" and environ.get("REQUEST_METHOD") == "POST":
             status, headers, body = _call(self.moto_app, environ)
             if status.startswith("200"):
@@ -201,6 +213,8 @@ class LocalAwsApp:
         self.runtime.online.clear()
         if self.pipelines is not None:
             self.pipelines.reset()
+        if self.updates is not None:
+            self.updates.reset()
 
     def _match(self, environ: dict[str, Any]) -> tuple[Route, dict[str, str]] | None:
         raw_path = urlsplit(environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", "")).path
@@ -303,6 +317,30 @@ class LocalAwsApp:
             body = self._with_failure_reasons(operation, body)
         return _answer(start_response, status, headers, body)
 
+    def _endpoint_operation(self, operation: str, *, environ: dict[str, Any], scope: tuple[str, str, str],
+                            start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """UpdateEndpoint, served here; DescribeEndpoint and ListEndpoints, moto's answer once the
+        updating records are in line with the router (mlops.local.endpoint_updates)."""
+        assert self.updates is not None
+        access_key, region, _ = scope
+        account = _account(environ, access_key)
+        try:
+            if operation == "UpdateEndpoint":
+                params = json.loads(_read_body(environ) or b"{}")
+                if not isinstance(params, dict):
+                    raise ValidationException("the request body must be a JSON object")
+                try:
+                    validate(self._sagemaker.operation_model(operation), params)
+                except ValidationError as exc:  # the SageMaker control plane's name for it
+                    raise ValidationException(exc.message) from None
+                answer = self.updates.update(params, account=account, region=region)
+                return _answer(start_response, "200 OK", [("Content-Type", "application/x-amz-json-1.1")], json.dumps(answer).encode())
+            self.updates.sync_all(account=account, region=region)
+        except FeatureStoreError as exc:
+            body, status, headers = error_body(exc)
+            return _answer(start_response, f"{status} {_REASONS.get(status, 'Error')}", headers, body)
+        return self.moto_app(environ, start_response)
+
     def _start_pipeline_execution(self, params: dict[str, Any], *, environ: dict[str, Any], account: str, region: str,
                                   access_key: str, start_response: Callable[..., Any]) -> Iterable[bytes]:
         assert self.pipelines is not None
@@ -344,7 +382,7 @@ def _answer(start_response: Callable[..., Any], status: str, headers: list[tuple
     return [body]
 
 
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 500: "Internal Server Error"}
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 500: "Internal Server Error", 503: "Service Unavailable"}
 
 
 def _credential_scope(environ: dict[str, Any]) -> tuple[str, str, str] | None:
@@ -417,7 +455,8 @@ def create_app(*, state_dir: Path | None = None, endpoint_url: str | None = None
     pipelines = None
     if endpoint_url is not None:
         pipelines = PipelineRuns(state_dir=state_dir or Path(tempfile.mkdtemp(prefix="mlops-pipelines-")), endpoint_url=endpoint_url)
-    return LocalAwsApp(DomainDispatcherApplication(create_backend_app), pipelines=pipelines)
+    updates = None if state_dir is None else EndpointUpdates(router_from_process_file(state_dir))
+    return LocalAwsApp(DomainDispatcherApplication(create_backend_app), pipelines=pipelines, updates=updates)
 
 
 def main(argv: list[str] | None = None) -> None:

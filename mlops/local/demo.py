@@ -33,6 +33,7 @@ import tarfile
 import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -101,31 +102,48 @@ def request_rows(data: Path, *, n: int, seed: int, null_share: float | None = No
 
 def send(stack: LocalStack, endpoint: str, rows: list[dict[str, Any]], phase: Phase, console: Console, *,
          by_id_share: float = 0.0, id_field: str = "transaction_id", seed: int = 0,
-         inference_id: Callable[[dict[str, Any]], str] | None = None) -> None:
+         inference_id: Callable[[dict[str, Any]], str] | None = None, callers: int = 1) -> None:
     """Send each row as one request: inline (its features), or, for a `by_id_share` of them, only its
     record id (the endpoint's feature lookup fetches the features). `inference_id` names each request
-    (SageMaker's InferenceId, which the capture records and ground truth joins on)."""
+    (SageMaker's InferenceId, which the capture records and ground truth joins on). `callers` requests
+    are in flight at once (latencies then include the wait behind the others)."""
     runtime = stack.runtime()
     choose = random.Random(seed)
-    with Progress(console=console, transient=True) as progress:
-        task = progress.add_task(f"{phase.title}: {len(rows)} requests", total=len(rows))
-        for row in rows:
-            by_id = choose.random() < by_id_share
-            record = {id_field: row[id_field]} if by_id else {k: v for k, v in row.items() if k != id_field}
-            started = time.perf_counter()
-            try:
-                named = {"InferenceId": inference_id(row)} if inference_id else {}
-                response = runtime.invoke_endpoint(EndpointName=endpoint, Body=json.dumps({"instances": [record]}),
-                                                   ContentType="application/json", **named)
-                variant = response["InvokedProductionVariant"]
-                response["Body"].read()
-                phase.answered[variant] += 1
-                phase.latencies_ms.setdefault(variant, []).append((time.perf_counter() - started) * 1000)
-            except runtime.exceptions.ModelError as exc:
-                phase.errors[f"ModelError {exc.response.get('OriginalStatusCode', '?')}"] += 1
+    requests = [(row, choose.random() < by_id_share) for row in rows]  # drawn up front: the same whatever `callers`
+    lock = threading.Lock()
+
+    def one(row: dict[str, Any], by_id: bool) -> None:
+        record = {id_field: row[id_field]} if by_id else {k: v for k, v in row.items() if k != id_field}
+        started = time.perf_counter()
+        answered, error = None, None
+        try:
+            named = {"InferenceId": inference_id(row)} if inference_id else {}
+            response = runtime.invoke_endpoint(EndpointName=endpoint, Body=json.dumps({"instances": [record]}),
+                                               ContentType="application/json", **named)
+            response["Body"].read()
+            answered = response["InvokedProductionVariant"]
+        except runtime.exceptions.ModelError as exc:
+            error = f"ModelError {exc.response.get('OriginalStatusCode', '?')}"
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        with lock:
+            if answered is not None:
+                phase.answered[answered] += 1
+                phase.latencies_ms.setdefault(answered, []).append(elapsed_ms)
+            else:
+                phase.errors[error] += 1
             phase.sent += 1
             phase.by_id += by_id
             progress.advance(task)
+
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task(f"{phase.title}: {len(rows)} requests", total=len(rows))
+        if callers == 1:
+            for row, by_id in requests:
+                one(row, by_id)
+            return
+        with ThreadPoolExecutor(max_workers=callers) as pool:
+            for done in [pool.submit(one, row, by_id) for row, by_id in requests]:
+                done.result()
 
 
 def lookup_check(stack: LocalStack, endpoint: str, variant: str, rows: list[dict[str, Any]], *,
@@ -281,26 +299,37 @@ def run(stack: LocalStack, console: Console) -> dict[str, Any]:
         production=endpoint.production_variants(),
         pinned=sorted({v.model_version for v in endpoint.all_variants().values()}),
     )
-    data = data_and_training(stack, console, target)
-    phases = [ab_as_declared(stack, console, target, data=data)]
-    shadow, candidate, champion = candidate_in_shadow(stack, console, target, data=data)
+    timings: dict[str, float] = {}
+
+    def timed(label: str, step: Callable[[], Any]) -> Any:
+        began = time.perf_counter()
+        try:
+            return step()
+        finally:
+            timings[label] = round(time.perf_counter() - began, 1)
+
+    data = timed("1 features and training", lambda: data_and_training(stack, console, target))
+    phases = [timed("2 A/B as declared", lambda: ab_as_declared(stack, console, target, data=data))]
+    shadow, candidate, champion = timed("3 candidate in shadow", lambda: candidate_in_shadow(stack, console, target, data=data))
     phases.append(shadow)
-    restore(stack, console, target)
-    retrain = drift_and_retrain(stack, console, endpoint_name=target.name, source=data.source,
-                                champion_version=target.champion.model_version, model=target.model)
-    ab = ab_readout(stack, console, target, since=datetime.fromisoformat(retrain["window_start"]))
+    timed("4 declared state", lambda: restore(stack, console, target))
+    retrain = timed("5 drift and retraining", lambda: drift_and_retrain(
+        stack, console, endpoint_name=target.name, source=data.source, champion_version=target.champion.model_version, model=target.model))
+    ab = timed("5b A/B readout", lambda: ab_readout(stack, console, target, since=datetime.fromisoformat(retrain["window_start"])))
     registered = next((run["version"] for run in retrain["runs"] if run["version"] is not None), None)
-    rollout = automatic_rollout(stack, console, target, candidate=registered)
+    rollout = timed("6 automatic rollout", lambda: automatic_rollout(stack, console, target, candidate=registered))
     # Last, a faulty canary on top of what the rollout left (its rollback alarm then stays in ALARM for
     # its period, which would roll back any guarded update that came after it).
     serving = {v.version: v for v in stack.versions(target.model)}
     pinned = registered if rollout["steps"] and rollout["steps"][-1]["step"] == "pinned" else champion.version
-    phases.append(faulty_challenger(stack, console, target, data=data, candidate=candidate, champion=serving[pinned]))
+    phases.append(timed("7 faulty canary", lambda: faulty_challenger(stack, console, target, data=data, candidate=candidate,
+                                                                     champion=serving[pinned])))
     summary = _summary(stack, phases, target.name, started)
     summary["retrain"] = retrain
     summary["rollout"] = rollout
     summary["ab"] = ab
     summary["features"] = _features_summary(stack, data, phases, model=target.model)
+    summary["timings_s"] = timings
     _print_summary(console, summary)
     report = stack.env.dir / "report.html"
     report.write_text(render_report(summary))
@@ -480,6 +509,8 @@ def restore(stack: LocalStack, console: Console, target: DemoEndpoint) -> None:
 
 
 DRIFT_ROWS = 3000
+DRIFT_CALLERS = 4
+"""Callers scoring the drifted batch at once (a batch of scoring requests, not a latency measurement)."""
 """New transactions after the drift: ingested, scored by id, labelled. The retraining run's training set
 is these labelled captures (the endpoint's earlier traffic carries no ground truth)."""
 DRILL_PARAMETERS = {"ShuffleLabels": "true"}
@@ -491,28 +522,43 @@ def drift_and_retrain(stack: LocalStack, console: Console, *, endpoint_name: str
     record id, SageMaker's InferenceId), the captures reach S3 and ground truth arrives; the monitoring
     job flags the drift and its alarms fire; each alarm event goes to the retraining starter, which
     starts one run and coalesces the rest; the run (Dataset, Train, Evaluate, Condition, Register |
-    Fail) trains on the new data and faces the champion. A second run, trained on shuffled labels, is
-    refused by its Condition. `source` (phase 1's feature source) is not read here."""
+    Fail) trains on the new data and faces the champion. A second run beside it, trained on shuffled
+    labels, is refused by its Condition. `source` (phase 1's feature source) is not read here."""
     console.print(f"[bold]5. drift and retraining[/bold]: {DRIFT_ROWS} new transactions, amounts x{demo_data.DRIFT_AMOUNT_FACTOR:g} "
                   f"and {demo_data.DRIFT_COUNTRY_SHARE:.0%} from an unseen country")
     window_start = datetime.now(timezone.utc)
+    seconds: dict[str, float] = {}
+    clock = [time.perf_counter()]
+
+    def lap(label: str) -> None:
+        now = time.perf_counter()
+        seconds[label], clock[0] = round(now - clock[0], 1), now
+
     traffic = drifted_traffic(stack, console, endpoint_name=endpoint_name, model=model, now=window_start)
+    lap("ingest, score and upload")
     flagged = drift_job(stack, console, endpoint_name=endpoint_name, model=model, champion_version=champion_version, since=window_start)
+    lap("drift job")
     live = live_quality(stack, console, endpoint_name=endpoint_name, since=window_start)
+    lap("quality job")
     transitions = live["transitions"] + evaluate_all(stack.client("cloudwatch"), prefix=endpoint_name)
     decisions, started = deliver_alarms(stack, console, transitions)
+    lap("alarms and starter")
+    # The drill runs beside the retraining run (the same pipeline, its own execution and files).
+    pipeline_arn = f"arn:aws:sagemaker:{stack.region}:{stack.namer.account_id}:pipeline/{stack.namer.pipeline(model)}"
+    drill = stack.start_pipeline_execution(pipeline_arn, DRILL_PARAMETERS)
     runs = []
     for rule, alarm, arn in started:
         run = stack.follow_pipeline(arn)
         runs.append({"rule": rule, "alarm": alarm, "parameters": {}, **_run_evidence(stack, model, run)})
         _print_run(console, runs[-1])
-    pipeline_arn = f"arn:aws:sagemaker:{stack.region}:{stack.namer.account_id}:pipeline/{stack.namer.pipeline(model)}"
-    console.print(f"   drill: the same pipeline with {DRILL_PARAMETERS} (a candidate trained on shuffled labels)")
-    drill = stack.start_pipeline(pipeline_arn, DRILL_PARAMETERS)
-    runs.append({"rule": None, "alarm": None, "parameters": DRILL_PARAMETERS, **_run_evidence(stack, model, drill)})
+    lap("retraining run")
+    console.print(f"   drill: the same pipeline with {DRILL_PARAMETERS} (a candidate trained on shuffled labels), run beside it")
+    runs.append({"rule": None, "alarm": None, "parameters": DRILL_PARAMETERS, **_run_evidence(stack, model, stack.follow_pipeline(drill))})
     _print_run(console, runs[-1])
+    lap("drill run")
+    console.print("   seconds: " + ", ".join(f"{k} {v:g}" for k, v in seconds.items()))
     return {"drifted_features": flagged, "alarms": [t.__dict__ for t in transitions], "deliveries": decisions, "runs": runs,
-            "window_start": window_start.isoformat(), "live_quality": live["variants"], **traffic}
+            "window_start": window_start.isoformat(), "live_quality": live["variants"], "seconds": seconds, **traffic}
 
 
 def live_quality(stack: LocalStack, console: Console, *, endpoint_name: str, since: datetime) -> dict[str, Any]:
@@ -546,7 +592,8 @@ def drifted_traffic(stack: LocalStack, console: Console, *, endpoint_name: str, 
     console.print(f"   ingested {ingested.written} of {ingested.rows} drifted rows into {stack.namer.feature_group(spec.feature_group)}")
     phase = Phase("5. drifted traffic")
     rows = [{id_field: record_id} for record_id in features.column(id_field).to_pylist()]
-    send(stack, endpoint_name, rows, phase, console, by_id_share=1.0, id_field=id_field, inference_id=lambda row: row[id_field])
+    send(stack, endpoint_name, rows, phase, console, by_id_share=1.0, id_field=id_field, inference_id=lambda row: row[id_field],
+         callers=DRIFT_CALLERS)
     wait_captured(stack.env.dir / "captures" / endpoint_name, since=now, count=sum(phase.answered.values()))
     uploaded = stack.upload_captures(endpoint_name)
     truth = stack.put_ground_truth(model, {rid: [int(y)] for rid, y in zip(labels.column("record_id").to_pylist(), labels.column("label").to_pylist())},
@@ -581,8 +628,8 @@ def drift_job(stack: LocalStack, console: Console, *, endpoint_name: str, model:
 
 def deliver_alarms(stack: LocalStack, console: Console, transitions: list[Transition]) -> tuple[list[dict[str, Any]], list[tuple[str, str, str]]]:
     """Deliver each alarm's ALARM event to the realized rules and invoke the functions they target (the
-    retraining starters). Every event is delivered before any run is followed: while the first run is
-    Executing the starter coalesces the others into it. Returns (each delivery's decision,
+    retraining starters; their log lines go to logs/lambda-<function>.log). Every event is delivered
+    before any run is followed: while the first run is Executing the starter coalesces the others into it. Returns (each delivery's decision,
     (rule, alarm, execution ARN) of each run started)."""
     from mlops.local.events import alarm_state_change, deliveries, invoke
 
@@ -597,7 +644,9 @@ def deliver_alarms(stack: LocalStack, console: Console, transitions: list[Transi
         for delivery in deliveries(events, event):
             if delivery.function is None:
                 continue
-            decision = invoke(delivery.function, event, client=stack.client)
+            log = stack.env.logs / f"lambda-{delivery.function}.log"  # its CloudWatch Logs group in AWS
+            with log.open("a") as out:
+                decision = invoke(delivery.function, event, client=stack.client, log=lambda line: print(line, file=out))
             run_arn = decision.get("execution") or decision.get("coalesced_into")
             console.print(f"   rule {delivery.rule} -> {delivery.function}: {decision['decision']} {run_arn}")
             decisions.append({"alarm": t.alarm, "rule": delivery.rule, "function": delivery.function,
@@ -834,6 +883,8 @@ def _print_summary(console: Console, summary: dict[str, Any]) -> None:
     console.print(table)
     firing = [a for a in summary["alarms"] if a["state"] == "ALARM"]
     console.print(f"alarms in ALARM: {', '.join(a['name'] for a in firing) or 'none'}")
+    if summary.get("timings_s"):
+        console.print("seconds per phase: " + ", ".join(f"{label} {s:g}" for label, s in summary["timings_s"].items()))
 
 
 def render_report(summary: dict[str, Any]) -> str:

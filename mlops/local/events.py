@@ -92,10 +92,10 @@ def _function_lock(name: str) -> threading.Lock:
         return _locks.setdefault(name, threading.Lock())
 
 
-def invoke(function: str, event: dict[str, Any], *, client: Callable[[str], Any]) -> dict[str, Any]:
+def invoke(function: str, event: dict[str, Any], *, client: Callable[[str], Any], log: Callable[[str], Any] = print) -> dict[str, Any]:
     """Invoke the Lambda function `function` (name) on `event` as Lambda would, returning what its
     handler returned: its configuration (handler, environment) is read from the local endpoint and its
-    code runs in this process with `client(service)`'s boto3 clients. Invocations of one function run
+    code runs in this process with `client(service)`'s boto3 clients, writing its log lines to `log`. Invocations of one function run
     one at a time (the starter's reserved concurrency of 1; Lambda queues the others). ValueError
     for a handler that cannot run locally, naming those that can."""
     config = client("lambda").get_function_configuration(FunctionName=function)
@@ -105,7 +105,7 @@ def invoke(function: str, event: dict[str, Any], *, client: Callable[[str], Any]
     module = importlib.import_module(RUNNABLE[handler])
     environ = (config.get("Environment") or {}).get("Variables", {})
     with _function_lock(function):
-        return module.run(event, environ=environ, sagemaker=client("sagemaker"))
+        return module.run(event, environ=environ, sagemaker=client("sagemaker"), log=log)
 
 
 def scheduled_input(scheduler: Any, name: str, *, scheduled_time: datetime, attempt: int = 1) -> tuple[str, dict[str, Any]]:

@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
+from botocore.exceptions import ClientError
 from mlops_contracts import capture, evaluation
 
 from specs import feature_schema
@@ -269,14 +270,17 @@ class LocalStack:
         return self._journal_version(model, version, archive)
 
     def start_pipeline(self, pipeline_arn: str, parameters: dict[str, str], *, ceiling_s: float = 3600.0) -> PipelineRun:
+        """`start_pipeline_execution`, then `follow_pipeline`."""
+        return self.follow_pipeline(self.start_pipeline_execution(pipeline_arn, parameters), ceiling_s=ceiling_s)
+
+    def start_pipeline_execution(self, pipeline_arn: str, parameters: dict[str, str]) -> str:
         """StartPipelineExecution through boto3 against the local endpoint, which runs the pipeline's
-        stored definition (mlops.local.pipeline_exec); then `follow_pipeline`."""
+        stored definition (mlops.local.pipeline_exec) on its own; returns the execution's ARN."""
         name = pipeline_arn.rsplit("/", 1)[1]
-        arn = self.client("sagemaker").start_pipeline_execution(
+        return self.client("sagemaker").start_pipeline_execution(
             PipelineName=name, ClientRequestToken=uuid.uuid4().hex,
             PipelineParameters=[{"Name": k, "Value": str(v)} for k, v in parameters.items()],
         )["PipelineExecutionArn"]
-        return self.follow_pipeline(arn, ceiling_s=ceiling_s)
 
     def follow_pipeline(self, arn: str, *, ceiling_s: float = 3600.0) -> PipelineRun:
         """DescribePipelineExecution until the run `arn` (started by anyone: `start_pipeline`, the
@@ -491,7 +495,7 @@ class LocalStack:
 
     def serving_image(self) -> str:
         return image_uri(account_id=ACCOUNT_ID, region=self.region, repository=self.namer.ecr_repository("serving"),
-                         tag=self.config.images.serving_tag)
+                         tag=self.config.images.serving_tag, digest=self.config.images.serving_digest)
 
     # ---- endpoints ---------------------------------------------------------------------------
 
@@ -533,39 +537,40 @@ class LocalStack:
         return plan
 
     def update_endpoint(self, params: dict[str, Any]) -> dict[str, Any]:
-        """UpdateEndpoint on the local router (validated against botocore's model there); waits until the
-        update has ended and returns what it reports (EndpointStatus, FailureReason, LastDeploymentConfig, Events)."""
-        bluegreen.validate_update_endpoint(params)
-        url = f"{self.router_url()}/endpoints/{params['EndpointName']}/update"
-        request = urllib.request.Request(url, data=json.dumps(params).encode(), method="POST", headers={"Content-Type": "application/json"})
+        """UpdateEndpoint through the local AWS endpoint, as in the cloud: validated there against
+        botocore's model and run by the router as a blue/green update (mlops.local.endpoint_updates).
+        Waits, reading DescribeEndpoint, until the endpoint is no longer Updating; returns what
+        DescribeEndpoint then reports (EndpointStatus, EndpointConfigName, FailureReason,
+        LastDeploymentConfig) with the update's steps (`Events`, which only the router records)."""
+        name = params["EndpointName"]
+        sagemaker = self.client("sagemaker")
         try:
-            with urllib.request.urlopen(request, timeout=router.WAIT_CEILING_S) as response:
-                json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            raise LocalStackError(f"UpdateEndpoint {params['EndpointName']} refused: {error.read().decode(errors='replace')}") from None
+            sagemaker.update_endpoint(**params)
+        except ClientError as error:
+            raise LocalStackError(f"UpdateEndpoint {name} refused: {error.response['Error'].get('Message', error)}") from None
         policy = (params.get("DeploymentConfig") or {}).get("BlueGreenUpdatePolicy") or {}
         # The router's scale (see `up`) bounds the update; the ceiling is for bugs only.
         ceiling = policy.get("MaximumExecutionTimeoutInSeconds", bluegreen.DEFAULT_TIMEOUT_S) + router.WAIT_CEILING_S
         deadline = time.monotonic() + ceiling
         while True:
-            with urllib.request.urlopen(url, timeout=router.WAIT_CEILING_S) as response:
-                described = json.loads(response.read())
+            described = sagemaker.describe_endpoint(EndpointName=name)
             if described["EndpointStatus"] != bluegreen.UPDATING:
-                return described
+                break
             if time.monotonic() > deadline:
-                raise TimeoutError(f"UpdateEndpoint {params['EndpointName']} still Updating after {ceiling:.0f} s: {json.dumps(described)}")
-            time.sleep(0.05)  # polls the update's status (an event the router reports), never a fixed wait
+                raise TimeoutError(f"UpdateEndpoint {name} still Updating after {ceiling:.0f} s")
+            time.sleep(0.05)  # polls the status DescribeEndpoint reports (an event), never a fixed wait
+        with urllib.request.urlopen(f"{self.router_url()}/endpoints/{name}/update", timeout=router.WAIT_CEILING_S) as response:
+            events = json.loads(response.read())["Events"]
+        keys = ("EndpointStatus", "EndpointConfigName", "FailureReason", "LastDeploymentConfig")
+        return {**{k: described[k] for k in keys if k in described}, "Events": events}
 
     def _update_endpoint(self, params: dict[str, Any], *, old_config: str) -> None:
-        """A blue/green update of an existing endpoint, then the control plane's record brought in line
-        (moto has no UpdateEndpoint: the record is re-created; the router never stopped serving)."""
+        """A blue/green update of an existing endpoint; on a rollback, the new fleet's processes that
+        nothing else uses are stopped."""
         update = {k: params[k] for k in ("EndpointName", "EndpointConfigName", "DeploymentConfig") if k in params}
         outcome = self.update_endpoint(update)
         self.last_updates[params["EndpointName"]] = outcome
-        sagemaker = self.client("sagemaker")
         if outcome["EndpointStatus"] == "InService" and not outcome.get("FailureReason"):
-            sagemaker.delete_endpoint(EndpointName=params["EndpointName"])
-            sagemaker.create_endpoint(**params)
             return
         # Rolled back (or the rollback failed): the endpoint stays on its old configuration; the new
         # fleet's processes that nothing else uses are stopped.

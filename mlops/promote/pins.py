@@ -82,7 +82,8 @@ def current_pin(config: StackConfig, target: PinTarget) -> Pin:
     return Pin(version=v.model_version, model_data_url=v.model_data_url)
 
 
-def _yaml() -> Any:
+def round_trip_yaml() -> Any:
+    """ruamel.yaml set up to edit a stack file keeping its comments, quotes and key order (promotion and rollout)."""
     from ruamel.yaml import YAML
 
     y = YAML(typ="rt")
@@ -103,7 +104,7 @@ def pin_text(text: str, targets: list[PinTarget], *, pin: Pin) -> str:
     """
     from ruamel.yaml.comments import CommentedMap
 
-    y = _yaml()
+    y = round_trip_yaml()
     doc = y.load(text)
     assert isinstance(doc, Mapping) and isinstance(doc.get("config"), Mapping), "the stack file validated before pinning"
     config = doc["config"]

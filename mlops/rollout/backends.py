@@ -3,8 +3,12 @@
 - `LocalBackend`: the running local environment of a local stack (`mlops local up`): the journaled
   registry, and `LocalStack.deploy`, which updates an endpoint the way UpdateEndpoint does.
 - `CloudBackend`: the environment's AWS account: its Model Package Group (mlops.promote.aws), and
-  `pulumi up` through the Automation API with the policy pack (mlops.promote.policy), which fails when
-  the endpoint's blue/green update rolls back.
+  `pulumi up` through the Automation API with the policy pack (mlops.promote.policy).
+
+Both then read DescribeEndpoint (`served`): a step is applied only when the endpoint is InService on the
+configuration the plan names. `pulumi up` alone cannot tell: when SageMaker rolls a blue/green update
+back, the endpoint returns to InService on its old configuration and the AWS provider's waiter accepts
+that as success (hashicorp/terraform-provider-aws#46663 and #48997, which pulumi-aws bridges).
 
 The shadow analysis is passed in (`analyze`): both read the captures of the champion and the shadow.
 
@@ -55,13 +59,9 @@ class LocalBackend:
 
         plan = self.stack.deploy(allow_rollback=True)
         name = self.stack.namer.endpoint(endpoint)
-        planned = next(r.inputs["endpointConfigName"] for r in plan.resources
-                       if r.type == "aws:sagemaker/endpoint:Endpoint" and r.inputs["name"] == name)
-        described = self.stack.client("sagemaker").describe_endpoint(EndpointName=name)
-        if described["EndpointConfigName"] != planned:
-            update = self.stack.last_updates.get(name) or {}
-            return Applied(False, update.get("FailureReason") or described.get("FailureReason")
-                           or f"{name} is {described['EndpointStatus']} on {described['EndpointConfigName']}, not on {planned}")
+        applied = served(self.stack.client("sagemaker").describe_endpoint(EndpointName=name), planned_config(plan, name))
+        if not applied.ok:
+            return applied
         declared = stack_files.load(stack).endpoints[endpoint]
         self.stack.wait_routed(name, set(declared.production_variants()), set(declared.shadow_variants()))
         return Applied(True)
@@ -106,15 +106,43 @@ class CloudBackend:
     def apply(self, stack: str, endpoint: str) -> Applied:
         from mlops.promote.policy import check_apply_possible, pulumi_up
 
+        from specs.config import stack_files
+        from mlops.plan import plan_stack
+        from mlops.promote.aws import session_for
+
         check_apply_possible()
+        config = stack_files.load(stack)
+        name = Namer(team=config.team, environment=config.environment, account_id=config.aws.account_id).endpoint(endpoint)
+        planned = planned_config(plan_stack(stack), name)
         try:
             pulumi_up(stack, on_output=self.on_output)
         except Exception as exc:  # the Automation API raises CommandError (and others) with Pulumi's output
             return Applied(False, f"pulumi up failed: {str(exc)[-2000:]}")
-        return Applied(True)
+        sagemaker = session_for(config.environment, config.aws.region).client("sagemaker")
+        return served(sagemaker.describe_endpoint(EndpointName=name), planned)
 
     def analyze(self, config: StackConfig, endpoint: str, *, since: str) -> Verdict:
         return self.analyzer(config, endpoint, since)
+
+
+def planned_config(plan: Any, endpoint_name: str) -> str:
+    """The EndpointConfigName the plan (mlops.plan.Plan) gives endpoint `endpoint_name`."""
+    found = [r.inputs["endpointConfigName"] for r in plan.resources
+             if r.type == "aws:sagemaker/endpoint:Endpoint" and r.inputs.get("name") == endpoint_name]
+    if not found:
+        raise ValueError(f"the plan has no endpoint named {endpoint_name}")
+    return found[0]
+
+
+def served(described: dict[str, Any], planned: str) -> Applied:
+    """Applied when DescribeEndpoint shows the endpoint InService on `planned`; otherwise not, with the
+    reason SageMaker gives (the rollback's FailureReason) or what it shows instead."""
+    name, status, current = described["EndpointName"], described["EndpointStatus"], described["EndpointConfigName"]
+    if status == "InService" and current == planned:
+        return Applied(True)
+    reason = described.get("FailureReason")
+    shown = f"{name} is {status} on {current}, not InService on {planned}"
+    return Applied(False, f"{shown}: {reason}" if reason else shown)
 
 
 def _git(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:

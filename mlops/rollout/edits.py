@@ -17,7 +17,7 @@ from typing import Any
 
 from specs.config import stack_files
 from specs.config.schema import EndpointConfig
-from mlops.promote.pins import _yaml
+from mlops.promote.pins import round_trip_yaml
 from mlops.rollout.state import CANDIDATE_VARIANT, Version
 
 OVERRIDES = f"{stack_files.PROJECT}:overrides"
@@ -34,7 +34,7 @@ def _plain(node: Any) -> Any:
 
 def traffic_override(text: str, endpoint: str) -> Any:
     """`mlops:overrides.endpoints.<endpoint>.traffic` of the stack file `text`, as plain data (None: absent)."""
-    doc = _yaml().load(text)
+    doc = round_trip_yaml().load(text)
     node: Any = (doc or {}).get("config") or {}
     for key in (OVERRIDES, "endpoints", endpoint, "traffic"):
         if not isinstance(node, Mapping) or key not in node:
@@ -48,7 +48,7 @@ def with_traffic_override(text: str, endpoint: str, value: Any) -> str:
     removed (with parents left empty by that) when `value` is None."""
     from ruamel.yaml.comments import CommentedMap
 
-    y = _yaml()
+    y = round_trip_yaml()
     doc = y.load(text)
     config = doc["config"]
     if value is None:

@@ -139,6 +139,11 @@ class Images(Strict):
     """Tag of the team's training image in its ECR repository. @default "0.1.0"."""
     serving_tag: Annotated[str, Field(pattern=r"^[\w][\w.-]{0,127}$")] = "0.1.0"
     """Tag of the team's serving image in its ECR repository. @default "0.1.0"."""
+    training_digest: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")] | None = None
+    """Digest (`sha256:<64 hex>`) of the training image; when set the stack runs `<repository>@<digest>`
+    instead of the tag (CI writes the digest it built, scanned and pushed). @default none: the tag."""
+    serving_digest: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")] | None = None
+    """Digest of the serving image, like `training_digest`. @default none: the tag."""
 
 
 class Network(Strict):

@@ -3,14 +3,12 @@ patterns, ranges, enums); and a local stack is read from its running local envir
 uploaded by `LocalStack.upload_captures` and labels by `LocalStack.put_ground_truth`."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import boto3
@@ -25,15 +23,6 @@ from mlops.local.environment import STATE_ROOT_ENV
 from mlops_contracts import capture as wire
 from mlops_contracts import experiment as contract
 from mlops_serving.capture import CaptureWriter
-
-
-def _aws_request_checks() -> ModuleType:
-    path = Path(__file__).parents[1] / "components" / "test_aws_requests.py"
-    spec = importlib.util.spec_from_file_location("_aws_request_checks_experiment", path)
-    assert spec is not None and spec.loader is not None, path
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 class Recorder:
@@ -54,8 +43,8 @@ class Recorder:
         self.calls.append((model, dict(params)))
 
 
-def test_every_request_of_both_readouts_is_valid_for_the_service_model(stacks, world):
-    checks = _aws_request_checks()
+def test_every_request_of_both_readouts_is_valid_for_the_service_model(stacks, world, aws_request_checks):
+    checks = aws_request_checks
     recorder = Recorder()
     world.capture("champion", {"r1": [0.2]}, when=time.time())
     world.ground_truth({"r1": [0]}, at=datetime.now(UTC))

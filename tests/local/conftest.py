@@ -2,13 +2,11 @@
 
 `request_problems` checks one `ApiCall` the way tests/components/test_aws_requests.py checks the
 component requests: botocore's ParamValidator (types, required members, unknown members) plus that
-module's `constraint_problems` (patterns, lengths, ranges, enums). The module is loaded from its
-file rather than imported: `tests` is not a package here (see tests/components/conftest.py), and an
-installed distribution ships a top-level `tests` package that would shadow it anyway.
+module's `constraint_problems` (patterns, lengths, ranges, enums), from tests/conftest.py's
+`aws_request_checks`.
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -30,19 +28,10 @@ ROOT = Path(__file__).resolve().parents[2]
 _NO_PATTERN_CHECK = {"application-autoscaling"}
 
 
-def _aws_request_checks() -> ModuleType:
-    path = Path(__file__).parents[1] / "components" / "test_aws_requests.py"
-    spec = importlib.util.spec_from_file_location("_aws_request_checks", path)
-    assert spec is not None and spec.loader is not None, path
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="session")
-def request_problems() -> Callable[[ApiCall], list[str]]:
+def request_problems(aws_request_checks: ModuleType) -> Callable[[ApiCall], list[str]]:
     """A function: ApiCall -> what botocore's service model finds wrong with it ([] when valid)."""
-    checks = _aws_request_checks()
+    checks = aws_request_checks
     session = botocore.session.get_session()
     clients = {}
 

@@ -23,6 +23,9 @@ from mlops.local.environment import STATE_ROOT_ENV, _alive
 from mlops.local.router import SHADOW_QUEUE_DEFAULT, WAIT_CEILING_S, read_status, wait_published, wait_shadow_settled
 from mlops.local.stack import LocalStack
 
+# Its tests share one module-scoped environment and build on each other: one worker runs them all, in order.
+pytestmark = pytest.mark.xdist_group("local-endpoint")
+
 STACK = "demo-local"
 ENDPOINT = "demo-local-scoring"
 ID = "transaction_id"
@@ -313,7 +316,7 @@ def test_faulty_canary_rolls_back_by_itself_and_callers_see_errors_only_on_the_c
     assert all(_invoke(runtime, row)[0] in {"champion", "challenger"} for row in rows[:40])  # blue again: no errors
     # Back to the stack's declaration without rollback alarms: the challenger's 5XX alarm stays in
     # ALARM for its period and would roll a guarded update back (LocalStackError), as in SageMaker.
-    local.deploy({"endpoints": {"scoring": {"rollout": {"strategy": "none", "canary_percent": None, "wait_minutes": None, "automatic": None}}}})
+    local.deploy({"endpoints": {"scoring": {"rollout": {"strategy": "none", "canary_percent": None, "wait_minutes": None, "termination_wait_minutes": None, "automatic": None}}}})
     assert all("FailureReason" not in u for u in local.last_updates.values())
 
 

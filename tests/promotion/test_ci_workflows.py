@@ -48,22 +48,23 @@ def test_github_workflows_reach_aws_only_through_oidc_roles(github: Path):
         text = path.read_text()
         assert "aws-access-key-id" not in text and "AWS_SECRET_ACCESS_KEY" not in text, path.name
         doc = _load(path)
-        assert doc["permissions"] == {"contents": "read", "id-token": "write"}, path.name
+        assert doc["permissions"] == {"contents": "read"}, path.name  # id-token only on role-assuming jobs
         for name, job in doc["jobs"].items():
             for step in job["steps"]:
-                if str(step.get("uses", "")).startswith("aws-actions/configure-aws-credentials"):
+                if str(step.get("uses", "")).startswith("aws-actions/configure-aws-credentials@"):
                     assert set(step["with"]) == {"role-to-assume", "role-session-name", "aws-region"}, (path.name, name)
 
 
 def test_pull_requests_run_tests_plan_and_preview_for_each_changed_stack(github: Path):
     doc = _load(github / "pull-request.yml")
     assert list(doc["on"]) == ["pull_request"]
-    assert set(doc["jobs"]) == {"test", "changed", "plan"}
-    plan = doc["jobs"]["plan"]
+    assert set(doc["jobs"]) == {"test", "changed", "plan", "preview"}
+    plan, preview = doc["jobs"]["plan"], doc["jobs"]["preview"]
     assert plan["strategy"]["matrix"]["include"] == "${{ fromJSON(needs.changed.outputs.stacks) }}"
-    runs = [s.get("run", "") for s in plan["steps"]]
-    assert '.venv/bin/mlops plan --stack "$STACK"' in runs
-    assert 'pulumi preview --stack "$STACK" --policy-pack policypack --diff' in runs
+    # the preview assumes a role: never prod's (tests/supply/test_ci_supply_chain.py)
+    assert preview["strategy"]["matrix"]["include"] == "${{ fromJSON(needs.changed.outputs.preview) }}"
+    assert '.venv/bin/mlops plan --stack "$STACK"' in [s.get("run", "") for s in plan["steps"]]
+    assert 'pulumi preview --stack "$STACK" --policy-pack policypack --diff' in [s.get("run", "") for s in preview["steps"]]
     assert "mlops ci changed-stacks --base" in doc["jobs"]["changed"]["steps"][-1]["run"]
 
 

@@ -154,3 +154,29 @@ def test_automatic_rollout_defaults_on_in_dev_only_and_never_without_guardrails(
     assert guarded.automatic_rollout(environment) is expected
     unguarded = endpoint.model_copy(update={"rollout": NoRollout(strategy="none")})
     assert unguarded.automatic_rollout(environment) is False
+
+
+# ---- what counts as applied: DescribeEndpoint on the planned configuration ---------------------
+
+def test_a_step_is_applied_only_when_describe_endpoint_shows_the_planned_configuration_in_service():
+    from mlops.rollout.backends import served
+
+    on = {"EndpointName": "e", "EndpointStatus": "InService", "EndpointConfigName": "e-new"}
+    assert served(on, "e-new").ok
+    rolled_back = {**on, "EndpointConfigName": "e-old", "FailureReason": "Rolled back: alarm(s) e-5xx in ALARM"}
+    outcome = served(rolled_back, "e-new")
+    # What pulumi up reports as success when SageMaker rolled the update back (terraform-provider-aws#46663).
+    assert not outcome.ok and outcome.reason == "e is InService on e-old, not InService on e-new: Rolled back: alarm(s) e-5xx in ALARM"
+    assert served({**on, "EndpointStatus": "UpdateRollbackFailed"}, "e-new").reason == "e is UpdateRollbackFailed on e-new, not InService on e-new"
+
+
+def test_the_planned_configuration_is_read_from_the_offline_plan():
+    from mlops.plan import plan_stack
+    from mlops.rollout.backends import planned_config
+
+    plan = plan_stack("demo-local")
+    endpoint = next(r for r in plan.resources if r.type == "aws:sagemaker/endpoint:Endpoint")
+    config = planned_config(plan, endpoint.inputs["name"])
+    assert config in {r.inputs["name"] for r in plan.resources if r.type == "aws:sagemaker/endpointConfiguration:EndpointConfiguration"}
+    with pytest.raises(ValueError, match="no endpoint named nope"):
+        planned_config(plan, "nope")

@@ -119,6 +119,7 @@ def test_a_model_error_is_a_logged_500_with_a_json_body(tmp_path: Path, caplog: 
     tar = build_artifact(tmp_path, module=torch.jit.script(Explodes(make_module())))
     server = start_server(settings_for(tar))
     try:
+        caplog.clear()  # what start-up logged (at whatever level an earlier test left the logger) is not this test's
         with caplog.at_level(logging.ERROR, logger="mlops_serving"):
             resp = server.invoke({"instances": [[13.0, 1, "de"]]})
         assert resp.status == 500
@@ -175,6 +176,7 @@ def test_idle_keep_alive_connections_are_closed_after_the_timeout(model_tar: Pat
 def test_access_log_writes_one_line_per_request_when_enabled(model_tar: Path, caplog: pytest.LogCaptureFixture) -> None:
     server = start_server(settings_for(model_tar, access_log=True))
     try:
+        caplog.clear()  # the readiness pings of start_server are logged too when the logger is already at INFO
         with caplog.at_level(logging.INFO, logger="mlops_serving.access"):
             server.invoke({"instances": [[1.0, 1, "de"]]})
             server.request("GET", "/nope")
