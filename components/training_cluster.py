@@ -371,6 +371,18 @@ class TrainingCluster(pulumi.ComponentResource):
         namer = args.namer
         system_opts = pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=self._node_groups)
         self._apply(f"{name}-nvidia-device-plugin", device_plugin.nvidia_device_plugin(node_selector=dict(gpu_pool.GPU_POOL_LABEL)), system_opts)
+        # The team namespace's NetworkPolicies are enforced only when the VPC CNI runs its network
+        # policy agent: the managed add-on with enableNetworkPolicy (it replaces the self-managed CNI).
+        aws.eks.Addon(
+            f"{name}-vpc-cni",
+            cluster_name=self.cluster_name,
+            addon_name="vpc-cni",
+            configuration_values=json.dumps(VPC_CNI_CONFIGURATION, sort_keys=True),
+            resolve_conflicts_on_create="OVERWRITE",
+            resolve_conflicts_on_update="OVERWRITE",
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         autoscaler_role = aws.iam.Role(
             f"{name}-autoscaler-role",
             name=namer.role("cluster-autoscaler"),
@@ -412,6 +424,9 @@ class TrainingCluster(pulumi.ComponentResource):
         kwargs = {_snake(k): v for k, v in obj.items() if k not in ("apiVersion", "kind")}
         return cls(name, **kwargs, opts=opts)
 
+
+VPC_CNI_CONFIGURATION = {"enableNetworkPolicy": "true"}
+"""The vpc-cni add-on's configuration: enforce Kubernetes NetworkPolicies (specs.k8s.network_policy)."""
 
 _KINDS: dict[tuple[str, str], type[pulumi.CustomResource]] = {
     ("v1", "Namespace"): k8s.core.v1.Namespace,

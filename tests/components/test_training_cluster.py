@@ -98,6 +98,16 @@ def test_device_plugin_runs_on_the_tainted_gpu_nodes(created):
     assert plugin.inputs["metadata"]["namespace"] == "kube-system"
 
 
+def test_created_cluster_enforces_network_policies_and_the_team_namespace_denies_by_default(created):
+    addon = created.one("aws:eks/addon:Addon", f"{NAME}-vpc-cni")
+    assert addon.inputs["addonName"] == "vpc-cni"
+    assert json.loads(addon.inputs["configurationValues"]) == {"enableNetworkPolicy": "true"}
+    policies = {p.inputs["metadata"]["name"]: p for p in created.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")}
+    assert set(policies) == {"default-deny", "allow-training-egress"}
+    assert {p.inputs["metadata"]["namespace"] for p in policies.values()} == {"t-dev"}
+    assert policies["default-deny"].inputs["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+
+
 def test_team_namespace_has_a_gpu_quota_limits_and_priority_classes(created):
     [ns] = created.of_type("kubernetes:core/v1:Namespace")
     assert ns.inputs["metadata"]["name"] == "t-dev"
