@@ -219,7 +219,7 @@ def _run(*, paths: Paths, hp: Hyperparameters, schema: FeatureSchema, dist: Dist
                  paths.train, manifest.doc["cutoff"], len(time_split[0]), len(time_split[1]))
     prepared = _prepare(data.table, schema=schema, hp=hp, split=time_split)
     model = build_model(
-        schema=schema, categories=prepared.categories, hidden_units=hp.hidden_units, seed=hp.seed
+        schema=schema, categories=prepared.categories, hidden_units=hp.layers(), seed=hp.seed
     )
     model.fit_statistics(
         features=prepared.x_train, target=prepared.y_train, standardize_target=schema.task == "regression"
