@@ -414,7 +414,7 @@ def _lineage_table(doc: dict[str, Any]) -> Table:
     row("variant", f"{v['model']} version {v['model_version']} at {v['model_data_url']}")
     row("model package", f"{p['group']} v{p['version']} {p['approval']}, created {p['created']} (matched by {p['matched_by']}) {p['arn']}")
     row("registered by", doc["registered_by"])
-    for link in ("pipeline_execution", "training_job", "image", "code_version", "data_fingerprint"):
+    for link in ("pipeline_execution", "training_job", "mlflow_run", "image", "code_version", "data_fingerprint"):
         row(link.replace("_", " "), doc[link])
     ev = doc["evaluation"]
     if isinstance(ev, dict) and "decision" in ev:

@@ -64,3 +64,24 @@ def test_without_a_tracking_uri_nothing_is_logged_and_no_run_id_is_written(tmp_p
     assert child.returncode == 0, child.stderr
     assert "mlflow_run_id" not in json.loads((tmp_path / "model" / "metadata.json").read_text())
     assert not (tmp_path / "output" / "mlflow_run.json").exists()
+
+
+def test_the_evaluation_records_the_candidates_run_id_in_its_lineage(tmp_path: Path, server) -> None:
+    from mlops_contracts.tracking import LINEAGE_KEY
+    from mlops_training.evaluation.cli import _with_run_id
+    from mlops_training.evaluation.models import load_model
+    from mlops_training.schema import load_schema
+    from specs.lineage import MLFLOW_RUN
+
+    assert MLFLOW_RUN == LINEAGE_KEY
+    write_dataset(tmp_path / "data", n_rows=600, task="binary_classification", seed=5, n_files=1)
+    argv = ["train", "--train", str(tmp_path / "data"), "--schema", str(tmp_path / "data" / "feature_schema.json"),
+            "--model-dir", str(tmp_path / "model"), "--output-dir", str(tmp_path / "output"), "--archive", str(tmp_path / "model.tar.gz"),
+            "--checkpoint-dir", str(tmp_path / "ckpt"), "--hyperparameters", json.dumps(TINY | {"epochs": "1"})]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SM_")} | {"MLFLOW_TRACKING_URI": server.url}
+    child = subprocess.run([sys.executable, "-m", "mlops_training.main", *argv], env=env, capture_output=True, text=True, timeout=300)
+    assert child.returncode == 0, child.stderr
+    run_id = json.loads((tmp_path / "output" / "mlflow_run.json").read_text())["run_id"]
+    schema = load_schema(tmp_path / "data" / "feature_schema.json")
+    candidate = load_model("candidate", str(tmp_path / "model.tar.gz"), schema=schema, workdir=tmp_path / "w", what="--candidate")
+    assert _with_run_id({"training_job": "j"}, candidate) == {"training_job": "j", LINEAGE_KEY: run_id}

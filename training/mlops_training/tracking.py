@@ -22,13 +22,14 @@ import re
 from pathlib import Path
 from typing import Any
 
+from mlops_contracts.tracking import RUN_ID_METADATA_KEY
 from mlops_contracts.tuning import METRIC_DEFINITIONS
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 EXPERIMENT_ENV = "MLFLOW_EXPERIMENT_NAME"
 RUN_FILE = "mlflow_run.json"
 """Written to the output data directory: {"run_id", "experiment_id", "tracking_uri"}."""
-RUN_ID_KEY = "mlflow_run_id"
+RUN_ID_KEY = RUN_ID_METADATA_KEY
 """The key of the run id in metadata.json and in the model package's properties."""
 
 
