@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlops.local.environment import free_port, wait_http
+from mlops.local.environment import LocalEnvironment, free_port, wait_http
 
 READY_TIMEOUT_S = 120
 """A ceiling only a broken install reaches (the server imports mlflow and migrates SQLite first)."""
@@ -42,16 +42,34 @@ class MlflowServer:
             return
 
 
+def _command(root: Path, port: int) -> list[str]:
+    return [
+        str(Path(sys.executable).with_name("mlflow")), "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+        "--default-artifact-root", (root / "artifacts").as_uri(), "--host", "127.0.0.1", "--port", str(port),
+        "--workers", "1",
+    ]
+
+
+def ensure(env: LocalEnvironment) -> str:
+    """The URL of the stack's MLflow server, started (role "mlflow", stopped by `mlops local down`) unless
+    one already runs. Its data persists in <state>/<stack>/mlflow/ across restarts."""
+    running = env.find("mlflow")
+    if running is not None:
+        return f"http://127.0.0.1:{running.port}"
+    root = env.dir / "mlflow"
+    root.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env.spawn("mlflow", _command(root, port), port=port)
+    url = f"http://127.0.0.1:{port}"
+    wait_http(f"{url}/health", timeout_s=READY_TIMEOUT_S)
+    return url
+
+
 def start(root: Path, *, port: int | None = None) -> tuple[MlflowServer, subprocess.Popen[bytes]]:
     """Start `mlflow server` storing under `root` (mlflow.db, artifacts/) and wait until it is healthy."""
     root.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
-    mlflow = Path(sys.executable).with_name("mlflow")
-    command = [
-        str(mlflow), "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-        "--default-artifact-root", (root / "artifacts").as_uri(), "--host", "127.0.0.1", "--port", str(port),
-        "--workers", "1",
-    ]
+    command = _command(root, port)
     log = open(root / "server.log", "ab")  # noqa: SIM115 (the child keeps it)
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     server = MlflowServer(pid=process.pid, port=port, root=root)

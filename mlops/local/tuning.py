@@ -121,3 +121,70 @@ def run_tuning(root: Path, request: dict[str, Any], *, job_name: str, channels: 
                    for t in trials],
     }, indent=2, sort_keys=True))
     return TuningResult(trials=sorted(trials, key=lambda t: t.name), best=best, direction=direction)
+
+
+def default_space(task: str) -> dict[str, Any]:
+    """The search `mlops local tune` uses for a model that declares no `tuning`: learning rate and
+    epochs, objective the task's primary metric (ModelConfig.tuning's shape, as a plain dict)."""
+    objective = "validation:auc" if task == "binary_classification" else "validation:rmse"
+    return {"objective": objective, "search_space": {
+        "learning_rate": {"min": 0.0005, "max": 0.02, "scaling": "Logarithmic"}, "epochs": {"min": 2, "max": 8}}}
+
+
+def request_for(tuning: Any, *, static: dict[str, Any], max_jobs: int | None = None) -> dict[str, Any]:
+    """The CreateHyperParameterTuningJob fields the local run reads, from a `TuningConfig`, as the
+    pipeline's Tune step spells them (tests/tracking check both agree)."""
+    from mlops_contracts.tuning import TUNABLE
+
+    ranges: dict[str, list[dict[str, str]]] = {"ContinuousParameterRanges": [], "IntegerParameterRanges": []}
+    for name, rng in sorted(tuning.search_space.items()):
+        integer = TUNABLE[name].kind == "Integer"
+        ranges["IntegerParameterRanges" if integer else "ContinuousParameterRanges"].append({
+            "Name": name, "MinValue": str(int(rng.min)) if integer else str(rng.min),
+            "MaxValue": str(int(rng.max)) if integer else str(rng.max), "ScalingType": rng.scaling})
+    jobs = max_jobs or tuning.max_jobs
+    return {
+        "HyperParameterTuningJobConfig": {
+            "Strategy": tuning.strategy,
+            "HyperParameterTuningJobObjective": {"MetricName": tuning.objective, "Type": tuning.direction()},
+            "ResourceLimits": {"MaxNumberOfTrainingJobs": jobs, "MaxParallelTrainingJobs": min(tuning.max_parallel_jobs, jobs)},
+            "ParameterRanges": {k: v for k, v in ranges.items() if v},
+            "TrainingJobEarlyStoppingType": "Auto" if tuning.early_stopping else "Off",
+        },
+        "TrainingJobDefinition": {"StaticHyperParameters": {
+            k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in static.items() if k not in tuning.search_space}},
+    }
+
+
+def tune_stack_model(local: Any, model: str, *, trials: int, rows: int, report: Callable[[str], None]) -> tuple[TuningResult, str]:
+    """`mlops local tune`: the model's search (its `tuning`, else `default_space`) over `trials` trials on
+    the stack's synthetic offline store, each trial logged to the stack's MLflow server (started if
+    needed). Returns the result and the MLflow URL."""
+    import shutil
+
+    from mlops.local import mlflow_server
+    from specs import feature_schema
+    from specs.config.schema import TuningConfig
+
+    if trials < 1:
+        raise ValueError(f"--trials {trials}: allowed: an integer >= 1")
+    models = local.config.model_registry.models
+    if model not in models:
+        raise ValueError(f"model {model!r} is not in stack {local.name}; allowed: {', '.join(sorted(models)) or 'none declared'}")
+    spec = models[model]
+    tuning = spec.tuning or TuningConfig.model_validate({**default_space(spec.task), "max_jobs": trials, "max_parallel_jobs": 1})
+    root = local.env.dir / "tuning" / model
+    if root.exists():
+        shutil.rmtree(root)
+    (root / "config").mkdir(parents=True)
+    (root / "config" / "feature_schema.json").write_text(json.dumps(feature_schema.feature_schema(local.config, model), indent=2))
+    data = local.offline_store(model, rows=rows)
+    url = mlflow_server.ensure(local.env)
+    report(f"MLflow: {url} (experiment {model}-tuning)")
+    static = {**local.config.training.hyperparameters, "model_name": model, "num_threads": 1, "checkpoint_every_steps": 0}
+    request = request_for(tuning, static=static, max_jobs=trials)
+    result = run_tuning(root, request, job_name=f"{model}-tune", channels={"train": data, "config": root / "config"},
+                        aws_env={"MLFLOW_TRACKING_URI": url, "MLFLOW_EXPERIMENT_NAME": f"{model}-tuning"},
+                        on_trial=lambda t: report(f"  {t.name}: {tuning.objective}={t.objective if t.objective is not None else 'failed'} "
+                                                  + " ".join(f"{k}={t.hyperparameters[k]}" for k in sorted(tuning.search_space))))
+    return result, url
