@@ -96,13 +96,13 @@ def run_tuning(root: Path, request: dict[str, Any], *, job_name: str, channels: 
             trial.metrics = parse_metrics((trial.run_dir / "train.log").read_text(errors="replace"))
             if objective["MetricName"] not in trial.metrics:
                 raise RuntimeError(f"trial {trial.name} emitted no {objective['MetricName']} (see {trial.run_dir / 'train.log'})")
+            trial.objective = trial.metrics[objective["MetricName"]]
         except RuntimeError as exc:
             trial.failure = str(exc)
             raise optuna.TrialPruned(trial.failure) from None
         finally:
             if on_trial is not None:
                 on_trial(trial)
-        trial.objective = trial.metrics[objective["MetricName"]]
         return trial.objective
 
     sampler = (optuna.samplers.TPESampler(seed=SAMPLER_SEED) if config.get("Strategy", "Bayesian") == "Bayesian"

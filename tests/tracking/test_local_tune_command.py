@@ -24,7 +24,8 @@ def test_local_tune_logs_every_trial_to_mlflow_and_down_stops_the_server(tmp_pat
         result = runner.invoke(app, ["local", "tune", "-s", "demo-local", "--model", "fraud-detector", "--trials", "2", "--rows", "600"],
                                catch_exceptions=False)
         assert result.exit_code == 0, result.output
-        assert "fraud-detector-tune-001: validation:auc=" in result.stdout and "fraud-detector-tune-002" in result.stdout
+        assert "fraud-detector-tune-001: validation:auc=0." in result.stdout
+        assert "fraud-detector-tune-002: validation:auc=0." in result.stdout and "=failed" not in result.stdout
         url = result.stdout.split("runs: ", 1)[1].split()[0]
         client = mlflow.MlflowClient(tracking_uri=url)
         experiment = client.get_experiment_by_name("fraud-detector-tuning")

@@ -31,12 +31,14 @@ def test_local_tuning_runs_the_trials_and_picks_the_best_objective(tmp_path: Pat
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "feature_schema.json").write_text((tmp_path / "data" / "feature_schema.json").read_text())
     (tmp_path / "data" / "feature_schema.json").unlink()
-    seen: list[str] = []
+    seen: list[tuple[str, float | None]] = []
     result = run_tuning(tmp_path / "tune", REQUEST, job_name="fraud-tune", aws_env={},
                         channels={"train": tmp_path / "data", "config": tmp_path / "config"},
-                        on_trial=lambda t: seen.append(t.name))
+                        on_trial=lambda t: seen.append((t.name, t.objective)))
 
-    assert [t.name for t in result.trials] == ["fraud-tune-001", "fraud-tune-002", "fraud-tune-003"] == sorted(seen)
+    assert [t.name for t in result.trials] == ["fraud-tune-001", "fraud-tune-002", "fraud-tune-003"]
+    # The callback sees each finished trial with its objective.
+    assert sorted(seen) == [(t.name, t.objective) for t in result.trials] and all(o is not None for _, o in seen)
     for trial in result.trials:
         assert trial.failure is None, trial.failure
         written = json.loads((trial.run_dir / "output" / "metrics.json").read_text())
