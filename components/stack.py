@@ -15,6 +15,7 @@ from components.endpoint import Endpoint, EndpointArgs
 from components.feature_store import FeatureStore, FeatureStoreArgs
 from components.foundation import Foundation, FoundationArgs, image_uri
 from components.model_registry import ModelRegistry, ModelRegistryArgs
+from components.tracking import MlflowTracking, MlflowTrackingArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from specs.naming import Namer
 from mlops_contracts import metrics
@@ -44,6 +45,8 @@ class Platform:
     """A live-quality job per endpoint that captures data and serves a registered model."""
     training_cluster: TrainingCluster | None = None
     """Kind "eks" only."""
+    tracking: MlflowTracking | None = None
+    """The stack's own MLflow tracking server (`tracking.enabled` without `shared_stack`)."""
 
 
 def namer_for(config: StackConfig) -> Namer:
@@ -103,7 +106,23 @@ def build(config: StackConfig, *, https_endpoint: pulumi.Input[str] | None = Non
                              training_image=training_image, serving_image=serving_image)
     return Platform(foundation=foundation, feature_store=feature_store, registry=registry, monitoring=monitoring,
                     endpoints=endpoints, retraining=retraining, drift_monitors=drift_monitors,
-                    quality_monitors=quality_monitors)
+                    quality_monitors=quality_monitors, tracking=_tracking(config, namer, foundation))
+
+
+# Experiment tracking (issue #20): a separate block; the EKS branch above does not build it yet.
+def _tracking(config: StackConfig, namer: Namer, foundation: Foundation) -> MlflowTracking | None:
+    """The stack's MLflow tracking server when it opts in and does not share another stack's. The
+    training role (training jobs and tuning trials) logs to it."""
+    if not config.tracking.enabled or config.tracking.shared_stack is not None:
+        return None
+    return MlflowTracking(f"{config.stack_name}-tracking", MlflowTrackingArgs(
+        namer=namer, config=config.tracking,
+        artifacts_bucket_name=foundation.buckets["artifacts"].name, artifacts_bucket_arn=foundation.buckets["artifacts"].arn,
+        kms_key_arn=foundation.key_arn,
+        model_package_group_arns=[namer.model_package_group_arn(m, region=config.aws.region) for m in config.model_registry.models],
+        client_role_names={"training": foundation.job_roles["training"].name},
+        tags=config.all_tags(),
+    ))
 
 
 def _budget(config: StackConfig) -> MonthlyBudget | None:

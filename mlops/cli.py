@@ -366,6 +366,32 @@ def _local_up(local, *, demo: bool) -> None:
     local.deploy()
 
 
+@local_app.command("tune")
+def local_tune(
+    model: Annotated[str, typer.Option("--model", "-m", help="A model of the stack.")],
+    stack: Annotated[str, typer.Option("--stack", "-s")] = "demo-local",
+    trials: Annotated[int, typer.Option("--trials", help="Trials in all (one at a time).")] = 4,
+    rows: Annotated[int, typer.Option("--rows", help="Rows of the synthetic offline store the trials train on.")] = 2000,
+) -> None:
+    """Tune a model locally: Optuna over its `tuning` search space (or learning rate and epochs), each trial
+    a real `mlops-train` run logged to the stack's MLflow server, which keeps running (`mlops local down`
+    stops it). Prints every trial and the best one."""
+    from mlops.local.stack import LocalStack
+    from mlops.local.tuning import tune_stack_model
+
+    try:
+        result, url = tune_stack_model(LocalStack(stack), model, trials=trials, rows=rows,
+                                       report=lambda line: out.print(line, markup=False))
+    except stack_files.ConfigError as exc:
+        _fail(exc)
+    except (ValueError, RuntimeError) as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(EXIT_CONFIG)
+    best = result.best
+    out.print(f"best: {best.name} objective={best.objective} ({result.direction}); model {best.archive}", markup=False)
+    out.print(f"runs: {url}", markup=False)
+
+
 @local_app.command("down")
 def local_down(stack: Annotated[str, typer.Option("--stack", "-s")] = "demo-local") -> None:
     """Stop every process `mlops local up` started for the stack. Registry, artifacts and captures stay."""
@@ -418,7 +444,7 @@ def _lineage_table(doc: dict[str, Any]) -> Table:
     row("variant", f"{v['model']} version {v['model_version']} at {v['model_data_url']}")
     row("model package", f"{p['group']} v{p['version']} {p['approval']}, created {p['created']} (matched by {p['matched_by']}) {p['arn']}")
     row("registered by", doc["registered_by"])
-    for link in ("pipeline_execution", "training_job", "image", "code_version", "data_fingerprint"):
+    for link in ("pipeline_execution", "training_job", "mlflow_run", "image", "code_version", "data_fingerprint"):
         row(link.replace("_", " "), doc[link])
     ev = doc["evaluation"]
     if isinstance(ev, dict) and "decision" in ev:

@@ -131,6 +131,15 @@ def dataset_link(s3: Any, uri: str | None) -> dict[str, Any] | str:
     }
 
 
+def _evaluation_lineage(s3: Any, uri: str | None, key: str) -> str:
+    """A key of the evaluation's lineage (where `mlops-train evaluate` recorded it), else NOT_RECORDED."""
+    if not uri:
+        return NOT_RECORDED
+    doc, problem = _read_json(s3, uri)
+    recorded = doc.get("lineage") if not problem and isinstance(doc, dict) else None
+    return (recorded if isinstance(recorded, dict) else {}).get(key, NOT_RECORDED)
+
+
 def _package_link(package: dict[str, Any], matched_by: str) -> dict[str, Any]:
     created = package.get("CreationTime")
     return {
@@ -167,6 +176,7 @@ def lineage(config: StackConfig, *, endpoint: str, variant: str | None, client: 
         "image": meta.get(keys.IMAGE) or (containers[0].get("Image") if containers else NOT_RECORDED),
         "code_version": meta.get(keys.CODE_VERSION) or meta.get("code_version", NOT_RECORDED),
         "data_fingerprint": meta.get("data_fingerprint", NOT_RECORDED),
+        "mlflow_run": meta.get(keys.MLFLOW_RUN) or meta.get("mlflow_run_id") or _evaluation_lineage(s3, meta.get(keys.EVALUATION), keys.MLFLOW_RUN),
         "evaluation": evaluation,
         "dataset": dataset_link(s3, manifest_uri),
         "config": {"recorded": recorded or NOT_RECORDED, "current": current,

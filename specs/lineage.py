@@ -33,6 +33,10 @@ IMAGE = "mlops:image"
 CODE_VERSION = "mlops:code_version"
 """The training code's version, as the container reports it."""
 
+MLFLOW_RUN = "mlops:mlflow_run"
+"""The MLflow run id of the training run (mlops_contracts.tracking.LINEAGE_KEY): recorded in the
+evaluation's lineage by `mlops-train evaluate` from the candidate's metadata.json, when tracked."""
+
 KEYS = (EVALUATION, PIPELINE_EXECUTION, TRAINING_JOB, DATASET_MANIFEST, CONFIG_HASH, IMAGE, CODE_VERSION)
 
 

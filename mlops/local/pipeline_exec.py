@@ -13,6 +13,8 @@ just before each step:
 - Training: the training container through `mlops.local.training_run.run_training` (SageMaker's
   channel, hyperparameter and model-directory contract); the channels are downloaded from S3 and the
   archive is uploaded where SageMaker puts it, `<S3OutputPath>/<job name>/output/model.tar.gz`.
+- Tuning: the tuning job with Optuna over the same ranges and objective (mlops.local.tuning), each trial
+  the training container; the best trial's archive is uploaded where SageMaker puts it.
 - Condition: the conditions evaluated; the IfSteps or ElseSteps run next.
 - RegisterModel: CreateModelPackage with the resolved request, validated against botocore's model first.
 - Fail: the execution fails with the resolved ErrorMessage as its FailureReason.
@@ -40,7 +42,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from specs.pipelines import expressions
-from mlops.local import training_run
+from mlops.local import training_run, tuning
 
 PROCESSING_ROOT = "/opt/ml/processing"
 EXECUTING, SUCCEEDED, FAILED = "Executing", "Succeeded", "Failed"
@@ -190,11 +192,14 @@ class PipelineExecutor:
         elif kind == "Training":
             self.context.steps[name] = self._training(name, request)
             record.metadata = {"TrainingJob": {"Arn": self.context.steps[name]["TrainingJobArn"]}}
+        elif kind == "Tuning":
+            self.context.steps[name] = self._tuning(name, request)
+            record.metadata = {"TuningJob": {"Arn": self.context.steps[name]["HyperParameterTuningJobArn"]}}
         elif kind == "RegisterModel":
             self.context.steps[name] = self._register(request)
             record.metadata = {"RegisterModel": {"Arn": self.context.steps[name]["ModelPackageArn"]}}
         else:
-            raise StepFailure(f"step type {kind!r} is not run locally; supported: Processing, Training, Condition, RegisterModel, Fail")
+            raise StepFailure(f"step type {kind!r} is not run locally; supported: Processing, Training, Tuning, Condition, RegisterModel, Fail")
         return []
 
     # ---- step kinds --------------------------------------------------------------------------
@@ -263,6 +268,33 @@ class PipelineExecutor:
         self.s3.upload_file(str(archive), bucket, key)
         return {**request, "TrainingJobName": name, "TrainingJobArn": self._job_arn("training-job", name),
                 "TrainingJobStatus": "Completed", "ModelArtifacts": {"S3ModelArtifacts": model_uri}}
+
+    def _tuning(self, step: str, request: dict[str, Any]) -> dict[str, Any]:
+        """The tuning job with Optuna (mlops.local.tuning); the best trial's archive is uploaded where
+        SageMaker puts a trial's model, `<S3OutputPath>/<trial job name>/output/model.tar.gz`."""
+        name = self._job_name(step)
+        run = self.run_dir / step
+        definition = request["TrainingJobDefinition"]
+        channels: dict[str, Path] = {}
+        for channel in definition.get("InputDataConfig", []):
+            target = run / "input" / "data" / channel["ChannelName"]
+            self._download(channel["DataSource"]["S3DataSource"]["S3Uri"], target)
+            channels[channel["ChannelName"]] = target
+        try:
+            result = tuning.run_tuning(run, request, job_name=name[:32], channels=channels, aws_env=self.aws_env)
+        except RuntimeError as exc:
+            raise StepFailure(str(exc)) from None
+        best = result.best
+        bucket, key = _split_s3(f"{definition['OutputDataConfig']['S3OutputPath'].rstrip('/')}/{best.name}/output/model.tar.gz")
+        self.s3.upload_file(str(best.archive), bucket, key)
+        summaries = [{"TrainingJobName": t.name, "TrainingJobArn": self._job_arn("training-job", t.name),
+                      "TrainingJobStatus": "Failed" if t.failure else "Completed", "TunedHyperParameters": t.hyperparameters,
+                      **({"FinalHyperParameterTuningJobObjectiveMetric": {"MetricName": request["HyperParameterTuningJobConfig"][
+                          "HyperParameterTuningJobObjective"]["MetricName"], "Value": t.objective}} if t.objective is not None else {})}
+                     for t in result.trials]
+        return {**request, "HyperParameterTuningJobName": name, "HyperParameterTuningJobArn": self._job_arn("hyper-parameter-tuning-job", name),
+                "HyperParameterTuningJobStatus": "Completed", "TrainingJobSummaries": summaries,
+                "BestTrainingJob": next(s for s in summaries if s["TrainingJobName"] == best.name)}
 
     def _register(self, request: dict[str, Any]) -> dict[str, Any]:
         from botocore.exceptions import ClientError, ParamValidationError

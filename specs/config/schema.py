@@ -427,6 +427,79 @@ TASK_METRICS: dict[str, frozenset[str]] = {
 }
 
 
+# --------------------------------------------------------------------------------------------
+# Hyperparameter tuning (issue #20)
+
+TunableName = Literal["learning_rate", "weight_decay", "epochs", "hidden_width", "hidden_layers"]
+"""The names `mlops_contracts.tuning.TUNABLE` lists (a test keeps them equal)."""
+Objective = Literal[
+    "validation:auc", "validation:accuracy", "validation:log_loss", "validation:rmse", "validation:mae", "validation:r2"
+]
+"""The names `mlops_contracts.tuning.OBJECTIVES` lists (a test keeps them equal)."""
+
+
+class ParameterRange(Strict):
+    """One hyperparameter's search range: `min`..`max` (both inclusive) and how to sample between them."""
+
+    min: float
+    max: float
+    scaling: Literal["Auto", "Linear", "Logarithmic", "ReverseLogarithmic"] = "Auto"
+    """SageMaker's ScalingType; Logarithmic needs min > 0. @default "Auto"."""
+
+
+class TuningConfig(Strict):
+    """Hyperparameter tuning for a model's retraining: a SageMaker tuning job (Bayesian) in the cloud,
+    Optuna over the same space and objective locally; the best trial goes on to evaluation."""
+
+    objective: Objective
+    """The metric the tuner optimises, one the training container emits for the model's task
+    (binary_classification: validation:auc/accuracy/log_loss; regression: validation:rmse/mae/r2).
+    Its direction follows the metric (log_loss, rmse and mae are minimised)."""
+    search_space: Annotated[dict[TunableName, ParameterRange], Field(min_length=1)]
+    """Ranges by hyperparameter: learning_rate (> 0), weight_decay (>= 0), epochs, hidden_width and
+    hidden_layers (integers >= 1; hidden_width and hidden_layers go together)."""
+    strategy: Literal["Bayesian"] = "Bayesian"
+    """@default "Bayesian"."""
+    early_stopping: bool = True
+    """SageMaker stops trials that are unlikely to beat the best so far (TrainingJobEarlyStoppingType
+    Auto); locally, Optuna's median pruner on the per-epoch loss. @default true."""
+    max_jobs: Annotated[int, Field(ge=1, le=500)] = 8
+    """Trials in all. 1..500. @default 8."""
+    max_parallel_jobs: Annotated[int, Field(ge=1, le=100)] = 2
+    """Trials running at once; at most max_jobs. 1..100. @default 2."""
+
+    @model_validator(mode="after")
+    def _ranges(self) -> TuningConfig:
+        from mlops_contracts.tuning import TUNABLE
+
+        problems: list[str] = []
+        for name, rng in self.search_space.items():
+            tunable = TUNABLE[name]
+            where = f"search_space.{name}"
+            if tunable.kind == "Integer" and not (rng.min.is_integer() and rng.max.is_integer()):
+                problems.append(f"{where}: {name} is an integer; got min={rng.min:g}, max={rng.max:g}")
+            low_ok = rng.min >= tunable.minimum if tunable.minimum_inclusive else rng.min > tunable.minimum
+            if not low_ok:
+                bound = ">=" if tunable.minimum_inclusive else ">"
+                problems.append(f"{where}.min={rng.min:g}: allowed {bound} {tunable.minimum:g} ({tunable.doc})")
+            if rng.min >= rng.max:
+                problems.append(f"{where}: min ({rng.min:g}) must be below max ({rng.max:g})")
+            if rng.scaling in ("Logarithmic", "ReverseLogarithmic") and rng.min <= 0:
+                problems.append(f"{where}: scaling {rng.scaling} needs min > 0, got {rng.min:g}")
+        if ("hidden_width" in self.search_space) != ("hidden_layers" in self.search_space):
+            problems.append("search_space: hidden_width and hidden_layers go together (give both or neither)")
+        if self.max_parallel_jobs > self.max_jobs:
+            problems.append(f"max_parallel_jobs ({self.max_parallel_jobs}) must be at most max_jobs ({self.max_jobs})")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def direction(self) -> Literal["Maximize", "Minimize"]:
+        from mlops_contracts.tuning import OBJECTIVES
+
+        return OBJECTIVES[self.objective][1]
+
+
 class ModelConfig(Strict):
     """A model the team trains, registers and serves: one SageMaker Model Package Group."""
 
@@ -454,6 +527,22 @@ class ModelConfig(Strict):
     """How far back the retraining pipeline's Dataset step reaches: label events with a label time in
     (run start - N days, run start] (`mlops-train dataset --window-days N --as-of <run start>`), so each
     run trains on recent data. 1..3650. @default 30."""
+    tuning: TuningConfig | None = None
+    """Opt-in: the retraining pipeline tunes hyperparameters (a tuning step instead of the single
+    training step) and evaluates the best trial. @default none."""
+
+    @model_validator(mode="after")
+    def _tuning_objective(self) -> ModelConfig:
+        if self.tuning is not None:
+            from mlops_contracts.tuning import OBJECTIVES
+
+            emitted = sorted(name for name, (task, _) in OBJECTIVES.items() if task == self.task)
+            if self.tuning.objective not in emitted:
+                raise ValueError(
+                    f"tuning.objective {self.tuning.objective!r} is not emitted for task {self.task!r}; "
+                    f"allowed: {', '.join(emitted)}"
+                )
+        return self
 
 
 class ModelRegistryConfig(Strict):
@@ -765,6 +854,38 @@ class MonitoringConfig(Strict):
 
 
 # --------------------------------------------------------------------------------------------
+# Experiment tracking (issue #20)
+
+MlflowServerSize = Literal["Small", "Medium", "Large"]
+
+
+class TrackingConfig(Strict):
+    """Experiment tracking: a SageMaker managed MLflow tracking server that training runs log to
+    (parameters, per-epoch metrics, dataset manifest, evaluation, model artifact). Opt-in."""
+
+    enabled: bool = False
+    """@default false. With true and no `shared_stack`, the stack creates its own tracking server."""
+    server_size: MlflowServerSize = "Small"
+    """SageMaker's TrackingServerSize. @default "Small"."""
+    mlflow_version: Annotated[str, Field(pattern=r"^\d+\.\d+(\.\d+)?$")] = "3.0"
+    """The managed server's MLflow version. @default "3.0"."""
+    shared_stack: Annotated[str, Field(pattern=r"^[\w.-]+/[\w.-]+/[\w.-]+$")] | None = None
+    """Use another stack's server (org/project/stack; its `mlflow_tracking_server_arn` output) instead
+    of creating one. @default none."""
+    weekly_maintenance_window: Annotated[str, Field(pattern=r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun):\d{2}:\d{2}$")] = "Sun:03:00"
+    """@default "Sun:03:00" (UTC)."""
+
+    @model_validator(mode="after")
+    def _shared(self) -> TrackingConfig:
+        if self.shared_stack is not None and not self.enabled:
+            raise ValueError("tracking.shared_stack needs tracking.enabled: true (or remove shared_stack)")
+        if self.shared_stack is not None and self.model_fields_set & {"server_size", "mlflow_version", "weekly_maintenance_window"}:
+            raise ValueError("server_size, mlflow_version and weekly_maintenance_window apply to a server this stack "
+                             "creates; with shared_stack the other stack's server is used (remove them)")
+        return self
+
+
+# --------------------------------------------------------------------------------------------
 # The stack
 
 
@@ -794,6 +915,8 @@ class StackConfig(Strict):
     endpoints: dict[Slug, EndpointConfig] = {}
     monitoring: MonitoringConfig = MonitoringConfig()
     cost: CostConfig = CostConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    """Experiment tracking (managed MLflow). @default off."""
 
     @property
     def stack_name(self) -> str:

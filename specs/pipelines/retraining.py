@@ -336,11 +336,19 @@ def pipeline_definition(
         trainer = _trainer(session, **{k: v for k, v in common.items() if k not in ("kms_key", "role_arn")}, kms_key=kms_key,
                            role_arn=training_role_arn,
                            artifacts_bucket=artifacts_bucket, model_package_group=model_package_group, serving_image=serving_image)
-        train = TrainingStep(name=STEP_NAME, step_args=trainer.train(input_data_config=_channels(dataset=dataset, schema_uri=schema_uri)))
+        channels = _channels(dataset=dataset, schema_uri=schema_uri)
+        if spec.tuning is None:
+            train = TrainingStep(name=STEP_NAME, step_args=trainer.train(input_data_config=channels))
+            candidate = train
+        else:  # issue #20: a tuning job instead, its best trial evaluated
+            from specs.pipelines import tuning
+
+            train = tuning.tuning_step(trainer, tuning=spec.tuning, model=model, channels=channels)
+            candidate = tuning.BestTrial(step=train, artifacts_bucket=artifacts_bucket, model=model)
         evaluate, report = steps.evaluate_step(session, **common, schema_uri=schema_uri, artifacts_bucket=artifacts_bucket,
-                                               sources=sources, dataset=dataset, train=train)
+                                               sources=sources, dataset=dataset, train=candidate)
         register = steps.register_step(session, model=model, spec=spec, serving_image=serving_image, image=image, role_arn=role_arn,
-                                       model_package_group=model_package_group, sources=sources, dataset=dataset, train=train,
+                                       model_package_group=model_package_group, sources=sources, dataset=dataset, train=candidate,
                                        evaluate=evaluate)
         condition = steps.decision_steps(evaluate=evaluate, report=report, register=register)
         pipeline = Pipeline(

@@ -45,6 +45,13 @@ class Hyperparameters:
     hidden_units: tuple[int, ...] = _hp(
         (64, 32), "Hidden layer widths, '64,32' or '[64, 32]'; empty ('') is a linear model.", trains=True
     )
+    hidden_width: int = _hp(
+        0, "Tuning: units of every hidden layer; with hidden_layers (both >= 1) it replaces hidden_units. "
+        "0 = use hidden_units.", trains=True,
+    )
+    hidden_layers: int = _hp(
+        0, "Tuning: number of hidden layers of hidden_width units; 0 = use hidden_units.", trains=True
+    )
     seed: int = _hp(0, "Seed for initialisation, the validation split and shuffling.", trains=True)
     validation_fraction: float = _hp(0.2, "Share of rows held out for evaluation, in (0, 1).", trains=True)
     max_categories: int = _hp(
@@ -89,6 +96,12 @@ class Hyperparameters:
         trains=False,
     )
     image_uri: str = _hp("", "Serving image for the model package's inference specification.", trains=False)
+
+    def layers(self) -> tuple[int, ...]:
+        """The hidden layer widths: hidden_layers x hidden_width when a tuner set them, else hidden_units."""
+        if self.hidden_width and self.hidden_layers:
+            return (self.hidden_width,) * self.hidden_layers
+        return self.hidden_units
 
     def training_dict(self) -> dict[str, Any]:
         """The values that determine the trained weights (a resumed run must match them)."""
@@ -208,6 +221,12 @@ def _check(hp: Hyperparameters) -> list[str]:
     need(hp.learning_rate > 0, "learning_rate", allowed="a number > 0")
     need(hp.weight_decay >= 0, "weight_decay", allowed="a number >= 0")
     need(all(u >= 1 for u in hp.hidden_units), "hidden_units", allowed="layer widths >= 1")
+    need(hp.hidden_width >= 0, "hidden_width", allowed="an integer >= 0 (0 = use hidden_units)")
+    need(hp.hidden_layers >= 0, "hidden_layers", allowed="an integer >= 0 (0 = use hidden_units)")
+    if (hp.hidden_width == 0) != (hp.hidden_layers == 0):
+        problems.append(
+            f"hidden_width={hp.hidden_width!r}, hidden_layers={hp.hidden_layers!r}: set both (>= 1) or neither"
+        )
     need(hp.seed >= 0, "seed", allowed="an integer >= 0")
     need(0 < hp.validation_fraction < 1, "validation_fraction", allowed="a number in (0, 1)")
     need(hp.max_categories >= 1, "max_categories", allowed="an integer >= 1")

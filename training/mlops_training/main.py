@@ -31,6 +31,7 @@ import torch.distributed as torch_dist
 from mlops_contracts.artifact import ARCHIVE, BASELINE_FILE, METRICS_FILE
 
 from mlops_training import artifact, s3
+from mlops_training.tracking import RUN_ID_KEY, Tracking
 from mlops_training.baseline import compute_baseline
 from mlops_training.checkpoint import open_store
 from mlops_training.data import read_parquet_source, split_rows
@@ -199,6 +200,8 @@ def _run(*, paths: Paths, hp: Hyperparameters, schema: FeatureSchema, dist: Dist
         _init_distributed(dist, device=device)
     log.info("device=%s threads=%d world_size=%d (%s)", device, threads, dist.world_size, dist.source)
 
+    tracking = Tracking()
+    tracking.start(hyperparameters=hp.to_dict(), model_name=hp.model_name, is_main=dist.is_main)
     started = time.perf_counter()
     raw = read_parquet_source(paths.train)
     manifest = dataset_manifest.find(paths.train)
@@ -219,7 +222,7 @@ def _run(*, paths: Paths, hp: Hyperparameters, schema: FeatureSchema, dist: Dist
                  paths.train, manifest.doc["cutoff"], len(time_split[0]), len(time_split[1]))
     prepared = _prepare(data.table, schema=schema, hp=hp, split=time_split)
     model = build_model(
-        schema=schema, categories=prepared.categories, hidden_units=hp.hidden_units, seed=hp.seed
+        schema=schema, categories=prepared.categories, hidden_units=hp.layers(), seed=hp.seed
     )
     model.fit_statistics(
         features=prepared.x_train, target=prepared.y_train, standardize_target=schema.task == "regression"
@@ -249,7 +252,7 @@ def _run(*, paths: Paths, hp: Hyperparameters, schema: FeatureSchema, dist: Dist
     if dist.is_main:
         _finish(paths=paths, hp=hp, schema=schema, prepared=prepared, model=model,
                 fingerprint=data.fingerprint, validation_report=data.report.to_dict(), archive=archive,
-                dataset=manifest.doc if manifest is not None else None)
+                dataset=manifest.doc if manifest is not None else None, tracking=tracking)
     if dist.is_distributed:
         torch_dist.barrier()
     return 0
@@ -292,6 +295,7 @@ def _finish(
     validation_report: dict[str, Any],
     archive: Path | None,
     dataset: dict[str, Any] | None,
+    tracking: Tracking,
 ) -> None:
     predictor = Predictor(model, binary=schema.task == "binary_classification")
     metrics = compute_metrics(task=schema.task, y_true=prepared.y_val, predictions=predict(predictor, prepared.x_val))
@@ -303,6 +307,8 @@ def _finish(
         model_name=hp.model_name, model_version=hp.model_version, task=schema.task, data_fingerprint=fingerprint,
         hyperparameters=hp.to_dict(), metrics=metrics, dataset=dataset,
     )
+    if tracking.enabled:
+        metadata[RUN_ID_KEY] = tracking.run_id
     artifact.write_model_dir(
         paths.model_dir, predictor=predictor, schema=schema, categories=prepared.categories,
         metadata=metadata, baseline=baseline,
@@ -311,6 +317,8 @@ def _finish(
     _write_json(out / METRICS_FILE, metrics)
     _write_json(out / BASELINE_FILE, baseline)
     _write_json(out / "validation_report.json", validation_report)
+    tracking.finish(out_dir=out, model_dir=paths.model_dir, dataset=dataset,
+                    files=[METRICS_FILE, "validation_report.json"])
     if archive is not None:
         artifact.pack(paths.model_dir, archive)
         log.info("wrote %s", archive)
@@ -335,6 +343,7 @@ def _finish(
         properties={
             "model_name": hp.model_name, "model_version": hp.model_version, "task": schema.task,
             "data_fingerprint": fingerprint, "code_version": metadata["code_version"],
+            **({RUN_ID_KEY: tracking.run_id} if tracking.enabled else {}),
         },
         approve=hp.auto_approve,
         description=f"{hp.model_name} {hp.model_version}, {schema.task}, data {fingerprint}",

@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from mlops_contracts import tracking as tracking_contract
 from mlops_contracts import evaluation as contract
 
 from mlops_training import s3
@@ -142,8 +143,15 @@ def evaluate(*, schema: FeatureSchema, shared: SharedSlice, models: list[Model],
                              hash=shared.hash, dataset_manifest=shared.manifest_uri,
                              dataset_hash=shared.dataset_hash),
         candidate=contract.Scored(uri=models[0].uri, metrics=candidate_metrics), champions=tuple(champions),
-        gates=tuple(verdicts), decision=contract.decide(verdicts), lineage=lineage, generated=now_iso(),
+        gates=tuple(verdicts), decision=contract.decide(verdicts), lineage=_with_run_id(lineage, models[0]),
+        generated=now_iso(),
     )
+
+
+def _with_run_id(lineage: dict[str, str], candidate: Model) -> dict[str, str]:
+    """The lineage plus the candidate's MLflow run id, when its training run was tracked."""
+    run_id = candidate.artifact.metadata.get(tracking_contract.RUN_ID_METADATA_KEY)
+    return {**lineage, tracking_contract.LINEAGE_KEY: str(run_id)} if run_id else dict(lineage)
 
 
 def write_outputs(evaluation: contract.Evaluation, out: str) -> list[str]:
