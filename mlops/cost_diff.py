@@ -68,9 +68,10 @@ def diff(stack: str, *, base_ref: str | None = None, base_dir: Path | None = Non
     new = plan_stack(stack)
     with tempfile.TemporaryDirectory(prefix="mlops-cost-") as tmp:
         base_stacks = base_dir if base_dir is not None else base_from_git(base_ref or "HEAD", Path(tmp))
-        if not stack_files.stack_file(stack, base_stacks).exists():
-            raise BaseError(f"the base has no stack {stack} (a new stack: its whole estimate is the change)")
-        with stacks_at(base_stacks):
-            old = plan_stack(stack)
-    return cost.diff_estimates(cost.estimate(stack, old.config.aws.region, old.resources, prices),
-                               cost.estimate(stack, new.config.aws.region, new.resources, prices))
+        if stack_files.stack_file(stack, base_stacks).exists():
+            with stacks_at(base_stacks):
+                old = plan_stack(stack)
+            before = cost.estimate(stack, old.config.aws.region, old.resources, prices)
+        else:  # a new stack: its whole estimate is the change
+            before = cost.estimate(stack, new.config.aws.region, [], prices)
+    return cost.diff_estimates(before, cost.estimate(stack, new.config.aws.region, new.resources, prices))

@@ -88,3 +88,26 @@ def test_cost_diff_shows_each_changed_line_and_the_monthly_delta(stacks: Path, t
     assert json.loads(from_git.output)["monthly_usd"] == diff["monthly_usd"]
     unknown = CliRunner().invoke(app, ["cost", "diff", "-s", "demo-local", "--base-ref", "no-such-ref"])
     assert unknown.exit_code == 2 and "git cannot read revision 'no-such-ref'" in unknown.output
+
+
+def test_a_new_stack_is_all_change_and_the_pull_request_jobs_print_the_diff(stacks: Path, tmp_path: Path):
+    from mlops import ci
+
+    _prices(stacks)
+    empty = tmp_path / "empty"
+    (empty / "teams").mkdir(parents=True)
+    result = CliRunner().invoke(app, ["cost", "diff", "-s", "demo-local", "--base-dir", str(empty), "--json"])
+    assert result.exit_code == 0, result.output
+    diff = json.loads(result.output)
+    assert diff["monthly_usd"]["base"] == [0.0, 0.0] and diff["monthly_usd"]["new"] == [167.9, 335.8]
+    assert all(row["base"] is None for row in diff["changes"])
+    out = tmp_path / "ci"
+    for provider in ("github", "gitlab"):
+        ci.generate(provider, out / provider)
+    github = (out / "github" / ".github" / "workflows" / "pull-request.yml").read_text()
+    assert '.venv/bin/mlops cost diff --stack "$STACK" --base-ref "$BASE_SHA"' in github
+    gitlab = (out / "gitlab" / ".gitlab-ci.yml").read_text()
+    assert '.venv/bin/mlops cost diff --stack "$stack" --base-ref "$CI_MERGE_REQUEST_DIFF_BASE_SHA"' in gitlab
+    # Promotion prints what the pin changes before it commits it.
+    assert '.venv/bin/mlops cost diff --stack "$TEAM-prod" --base-ref HEAD' in gitlab
+    assert '.venv/bin/mlops cost diff --stack "$TEAM-prod" --base-ref HEAD' in (out / "github" / ".github" / "workflows" / "promote.yml").read_text()
