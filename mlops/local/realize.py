@@ -461,6 +461,11 @@ CONVERTERS: dict[str, Callable[[PlannedResource, str], list[ApiCall]]] = {
     }))],
     "aws:sagemaker/monitoringSchedule:MonitoringSchedule": _monitoring_schedule,
     "aws:budgets/budget:Budget": _budget,
+    "aws:eks/addon:Addon": lambda r, _: [ApiCall("eks", "create_addon", _drop_none({
+        "clusterName": r.inputs["clusterName"], "addonName": r.inputs["addonName"], "addonVersion": r.inputs.get("addonVersion"),
+        "configurationValues": r.inputs.get("configurationValues"), "resolveConflicts": r.inputs.get("resolveConflictsOnCreate"),
+        "tags": r.inputs.get("tags"),
+    }))],
     "aws:eks/cluster:Cluster": _eks_cluster,
     "aws:eks/nodeGroup:NodeGroup": _eks_node_group,
     "aws:iam/openIdConnectProvider:OpenIdConnectProvider": lambda r, _: [ApiCall("iam", "create_open_id_connect_provider", _drop_none({
@@ -478,6 +483,10 @@ LOCAL_LIMITATIONS: dict[str, str] = {
     "aws:s3/bucketPolicy:BucketPolicy": (
         "moto evaluates bucket-policy conditions without request context, so the TLS-only Deny "
         "(aws:SecureTransport) would deny every request; the policy is checked by the policy pack instead"
+    ),
+    "aws:eks/addon:Addon": (
+        "moto does not implement CreateAddon; locally no Kubernetes cluster runs the add-on (the NetworkPolicies "
+        "are checked against Kubernetes' schemas and by checkov instead)"
     ),
     "aws:sagemaker/monitoringSchedule:MonitoringSchedule": (
         "moto does not implement CreateMonitoringSchedule; locally the monitoring job runs directly "

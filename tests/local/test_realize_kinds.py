@@ -339,6 +339,13 @@ CASES: dict[str, tuple[PlannedResource, list[ApiCall]]] = {
         "TargetTrackingScalingPolicyConfiguration": {"TargetValue": 2000, "ScaleInCooldown": 300, "ScaleOutCooldown": 60,
                                                      "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"}},
     })]),
+    "eks add-on": (planned("aws:eks/addon:Addon", {
+        "clusterName": "t-dev-training", "addonName": "vpc-cni", "configurationValues": '{"enableNetworkPolicy": "true"}',
+        "resolveConflictsOnCreate": "OVERWRITE", "resolveConflictsOnUpdate": "OVERWRITE", "tags": TAGS,
+    }), [ApiCall("eks", "create_addon", {
+        "clusterName": "t-dev-training", "addonName": "vpc-cni", "configurationValues": '{"enableNetworkPolicy": "true"}',
+        "resolveConflicts": "OVERWRITE", "tags": TAGS,
+    })]),
     "budget": (planned("aws:budgets/budget:Budget", {
         "name": "t-dev-monthly", "accountId": "123456789012", "budgetType": "COST", "timeUnit": "MONTHLY", "limitAmount": "500.00",
         "limitUnit": "USD", "costFilters": [{"name": "Region", "values": [REGION]}, {"name": "TagKeyValue", "values": ["user:mlops:team$t"]}],

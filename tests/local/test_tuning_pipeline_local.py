@@ -30,7 +30,7 @@ def _create_tuned(aws: dict[str, Any]) -> str:
         pipeline_name=name, region=REGION, model="fraud",
         spec=ModelConfig(feature_group="transactions", label="is_fraud", task="binary_classification", approval="auto",
                          gates={"auc": 0.6}, tuning=TUNING),
-        training=TrainingConfig(hyperparameters={"batch_size": 64, "num_threads": 1}), image="img:train", role_arn=ROLE,
+        training=TrainingConfig(hyperparameters={"batch_size": 64, "num_threads": 1}), image="img:train", role_arn=ROLE, training_role_arn=ROLE,
         features_uri=f"s3://{FEATURES}/offline-store/transactions", artifacts_bucket=ARTIFACTS, kms_key="alias/local",
         model_package_group=GROUP, serving_image="img:serve", network=None,
         sources=RetrainingSources(feature_group="transactions", label_events_uri=f"s3://{FEATURES}/labels/fraud/label_events.parquet",
