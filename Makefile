@@ -16,7 +16,7 @@ down:  ## stop what `make demo` left running
 
 test:  ## the whole test suite, as CI runs it (bootstrap also installs the test tools: checkov)
 	@./scripts/bootstrap --test-tools
-	$(BIN)/python -m pytest -q -n auto --dist loadgroup  # pytest-xdist: one worker per core; an xdist_group runs on one worker
+	$(BIN)/python -m pytest -q -n auto --dist loadfile  # pytest-xdist: one worker per core; a file's tests on one worker, in order (several share one environment)
 
 plan: bootstrap  ## plan every shipped stack offline
 	$(BIN)/mlops plan --all --quiet

@@ -18,9 +18,6 @@ from router_stubs import Stub
 from mlops.local import bluegreen
 from mlops.local.router import Route, Router, VariantTarget, make_server
 
-# Its tests share one module-scoped environment and build on each other: one worker runs them all, in order.
-pytestmark = pytest.mark.xdist_group("endpoint-updates")
-
 ENDPOINT = "t-dev-updates"
 CEILING_S = 60.0
 ROLE = "arn:aws:iam::123456789012:role/hosting"

@@ -23,9 +23,6 @@ from mlops.local.environment import STATE_ROOT_ENV, _alive
 from mlops.local.router import SHADOW_QUEUE_DEFAULT, WAIT_CEILING_S, read_status, wait_published, wait_shadow_settled
 from mlops.local.stack import LocalStack
 
-# Its tests share one module-scoped environment and build on each other: one worker runs them all, in order.
-pytestmark = pytest.mark.xdist_group("local-endpoint")
-
 STACK = "demo-local"
 ENDPOINT = "demo-local-scoring"
 ID = "transaction_id"

@@ -23,8 +23,7 @@ from specs.config.schema import ModelConfig, TrainingConfig
 from specs.pipelines import retraining as pd
 from specs.pipelines.sources import RetrainingSources
 
-# Its tests share one module-scoped environment and build on each other: one worker runs them all, in order.
-pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"), pytest.mark.xdist_group("retraining-pipeline-local")]
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
