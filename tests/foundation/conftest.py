@@ -49,3 +49,19 @@ def cli() -> Callable[..., Any]:
         return runner.invoke(app, list(args), catch_exceptions=False)
 
     return run
+
+
+@pytest.fixture
+def invalid(cli: Callable[..., Any]) -> Callable[..., str]:
+    """invalid(stack, *expected): `mlops config validate` refuses the stack with exit 2 and no
+    traceback, and its report names each `expected` text; returns the report."""
+
+    def check(stack: str, *expected: str) -> str:
+        result = cli("config", "validate", "--stack", stack)
+        assert result.exit_code == 2, result.stdout
+        assert "Traceback" not in result.stderr + result.stdout
+        for text in expected:
+            assert text in result.stderr, f"{text!r} not in:\n{result.stderr}"
+        return result.stderr
+
+    return check
