@@ -46,3 +46,6 @@ if platform.training_cluster is not None:
     pulumi.export("kubeconfig", cluster.kubeconfig)
     pulumi.export("oidcProviderArn", cluster.oidc_provider_arn)
     pulumi.export("oidcIssuer", cluster.oidc_issuer)
+if platform.tracking is not None:
+    # The server training runs log to (the stack's own, or `shared_stack`'s); a sharing stack reads this output.
+    pulumi.export("mlflowTrackingServerArn", platform.tracking.tracking_server_arn)

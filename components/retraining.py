@@ -68,6 +68,9 @@ class RetrainingArgs:
     trigger_alarms: list[str] = field(default_factory=list)
     """Alarm names whose ALARM state starts a run (drift and live-quality alarms of endpoints serving the model)."""
     network: Network | None = None
+    tracking_server_arn: pulumi.Input[str] | None = None
+    """The MLflow tracking server the Train step's job (or each tuning trial) logs to (issue #20): its
+    environment gets MLFLOW_TRACKING_URI. @default none: no tracking."""
     tags: dict[str, str]
 
 
@@ -108,13 +111,13 @@ class Retraining(pulumi.ComponentResource):
         # Generated with the SageMaker SDK, offline and deterministically, once the ARNs are known.
         definition = pulumi.Output.all(
             role=args.pipeline_role_arn, training_role=args.training_role_arn, bucket=args.artifacts_bucket, key=args.kms_key_arn,
-            features=args.features_uri,
+            features=args.features_uri, tracking=args.tracking_server_arn,
         ).apply(lambda o: retraining_pipeline.pipeline_definition(
             pipeline_name=namer.pipeline(args.model), region=args.region,
             model=args.model, spec=args.spec, training=args.training, image=args.training_image,
             role_arn=o["role"], training_role_arn=o["training_role"], features_uri=o["features"], artifacts_bucket=o["bucket"], kms_key=o["key"],
             model_package_group=namer.model_package_group(args.model), serving_image=args.serving_image,
-            network=args.network, sources=args.sources,
+            network=args.network, sources=args.sources, tracking_uri=o["tracking"],
         ))
         self.pipeline = aws.sagemaker.Pipeline(
             f"{name}-pipeline",

@@ -15,7 +15,7 @@ from components.endpoint import Endpoint, EndpointArgs
 from components.feature_store import FeatureStore, FeatureStoreArgs
 from components.foundation import Foundation, FoundationArgs, image_uri
 from components.model_registry import ModelRegistry, ModelRegistryArgs
-from components.tracking import MlflowTracking, MlflowTrackingArgs
+from components.tracking import MlflowTracking, MlflowTrackingArgs, SharedMlflowTracking, SharedMlflowTrackingArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from specs.naming import Namer
 from mlops_contracts import metrics
@@ -45,8 +45,9 @@ class Platform:
     """A live-quality job per endpoint that captures data and serves a registered model."""
     training_cluster: TrainingCluster | None = None
     """Kind "eks" only."""
-    tracking: MlflowTracking | None = None
-    """The stack's own MLflow tracking server (`tracking.enabled` without `shared_stack`)."""
+    tracking: MlflowTracking | SharedMlflowTracking | None = None
+    """With `tracking.enabled`: the stack's own MLflow tracking server, or its access to another stack's
+    (`shared_stack`). Training runs log to it (the pipelines' training jobs and tuning trials, the EKS Jobs)."""
 
 
 def namer_for(config: StackConfig) -> Namer:
@@ -95,32 +96,38 @@ def build(config: StackConfig, *, https_endpoint: pulumi.Input[str] | None = Non
     drift_monitors = _drift_monitors(config, namer, foundation, endpoints, serving_image)
     quality_monitors = _quality_monitors(config, namer, foundation, endpoints, serving_image)
     training_image = stack_image(config, "training")
+    tracking = _tracking(config, namer, foundation)
+    tracking_arn = tracking.tracking_server_arn if tracking is not None else None
     retraining: dict[str, Retraining] = {}
     if config.training.kind == "eks":
         cluster = _training_cluster(config, namer=namer, foundation=foundation, feature_store=feature_store,
-                                    training_image=training_image)
+                                    training_image=training_image, tracking_server_arn=tracking_arn)
         return Platform(foundation=foundation, feature_store=feature_store, registry=registry, monitoring=monitoring,
                         endpoints=endpoints, retraining=retraining, drift_monitors=drift_monitors, quality_monitors=quality_monitors,
-                        training_cluster=cluster)
+                        training_cluster=cluster, tracking=tracking)
     retraining = _retraining(config, namer, foundation, feature_store, monitoring,
-                             training_image=training_image, serving_image=serving_image)
+                             training_image=training_image, serving_image=serving_image, tracking_server_arn=tracking_arn)
     return Platform(foundation=foundation, feature_store=feature_store, registry=registry, monitoring=monitoring,
                     endpoints=endpoints, retraining=retraining, drift_monitors=drift_monitors,
-                    quality_monitors=quality_monitors, tracking=_tracking(config, namer, foundation))
+                    quality_monitors=quality_monitors, tracking=tracking)
 
 
-# Experiment tracking (issue #20): a separate block; the EKS branch above does not build it yet.
-def _tracking(config: StackConfig, namer: Namer, foundation: Foundation) -> MlflowTracking | None:
-    """The stack's MLflow tracking server when it opts in and does not share another stack's. The
-    training role (training jobs and tuning trials) logs to it."""
-    if not config.tracking.enabled or config.tracking.shared_stack is not None:
+def _tracking(config: StackConfig, namer: Namer, foundation: Foundation) -> MlflowTracking | SharedMlflowTracking | None:
+    """Experiment tracking (issue #20), when the stack opts in: its own MLflow tracking server, or the
+    server of `shared_stack`. The training role (training jobs and tuning trials) may log to it; an
+    EKS cluster's pod role is given the same access by the TrainingCluster."""
+    if not config.tracking.enabled:
         return None
+    clients = {"training": foundation.job_roles["training"].name}
+    if config.tracking.shared_stack is not None:
+        return SharedMlflowTracking(f"{config.stack_name}-tracking", SharedMlflowTrackingArgs(
+            stack=config.tracking.shared_stack, client_role_names=clients))
     return MlflowTracking(f"{config.stack_name}-tracking", MlflowTrackingArgs(
         namer=namer, config=config.tracking,
         artifacts_bucket_name=foundation.buckets["artifacts"].name, artifacts_bucket_arn=foundation.buckets["artifacts"].arn,
         kms_key_arn=foundation.key_arn,
         model_package_group_arns=[namer.model_package_group_arn(m, region=config.aws.region) for m in config.model_registry.models],
-        client_role_names={"training": foundation.job_roles["training"].name},
+        client_role_names=clients,
         tags=config.all_tags(),
     ))
 
@@ -258,7 +265,8 @@ def _quality_monitors(config: StackConfig, namer: Namer, foundation: Foundation,
 
 
 def _retraining(config: StackConfig, namer: Namer, foundation: Foundation, feature_store: FeatureStore, monitoring: Monitoring,
-                *, training_image: str, serving_image: str) -> dict[str, Retraining]:
+                *, training_image: str, serving_image: str,
+                tracking_server_arn: pulumi.Output[str] | None = None) -> dict[str, Retraining]:
     """Kind "sagemaker": a retraining pipeline per trainable model that has a trigger."""
     retraining: dict[str, Retraining] = {}
     for model in _trainable(config):  # training reads the offline store; without one there is nothing to retrain on
@@ -288,6 +296,7 @@ def _retraining(config: StackConfig, namer: Namer, foundation: Foundation, featu
             sources=retraining_sources(config, namer, model),
             trigger_alarms=triggers,
             network=config.network,
+            tracking_server_arn=tracking_server_arn,
             tags=config.all_tags(),
         ), opts=pulumi.ResourceOptions(depends_on=list(monitoring.alarms.values())))
     return retraining
@@ -303,7 +312,7 @@ def _trainable(config: StackConfig) -> list[str]:
 
 
 def _training_cluster(config: StackConfig, *, namer: Namer, foundation: Foundation, feature_store: FeatureStore,
-                      training_image: str) -> TrainingCluster:
+                      training_image: str, tracking_server_arn: pulumi.Output[str] | None = None) -> TrainingCluster:
     """Kind "eks": the GPU cluster (or the team's slice of a shared one) and a job template per model.
     A schedule becomes a CronJob per model; drift and quality alarms notify (they start SageMaker
     Pipelines only with kind "sagemaker")."""
@@ -334,6 +343,7 @@ def _training_cluster(config: StackConfig, *, namer: Namer, foundation: Foundati
         model_package_group_arns=[namer.model_package_group_arn(m, region=config.aws.region) for m in config.model_registry.models],
         max_runtime_seconds=config.training.max_runtime_hours * 3600,
         models=models,
+        tracking_server_arn=tracking_server_arn,
         tags=config.all_tags(),
     ))
 

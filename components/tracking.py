@@ -6,6 +6,10 @@ which the server's role may use); its role is trusted by SageMaker for this acco
 models into the team's Model Package Groups (automatic model registration). Each role in
 `client_role_names` gets an inline policy allowing `sagemaker-mlflow:*` on this server only.
 
+SharedMlflowTracking: a stack with `tracking.shared_stack` uses the server another stack created: it reads
+that stack's `mlflowTrackingServerArn` output through a StackReference and gives its own client roles the
+same access, to that server only.
+
 Must not import: `mlops`, `mlops_training` or `mlops_serving` (a component builds resources from
 specifications; the operator CLI drives the components, and the containers run inside the images they
 deploy)."""
@@ -23,6 +27,9 @@ from specs.config.schema import TrackingConfig
 from specs.naming import Namer
 
 TOKEN = "mlops:tracking:MlflowTracking"
+SHARED_TOKEN = "mlops:tracking:SharedMlflowTracking"
+ARN_OUTPUT = "mlflowTrackingServerArn"
+"""The stack output naming a stack's tracking server (the program exports it; a sharing stack reads it)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,16 +90,51 @@ class MlflowTracking(pulumi.ComponentResource):
             tags=args.tags,
             opts=child,
         )
-        for key, role_name in sorted(args.client_role_names.items()):
-            aws.iam.RolePolicy(
-                f"{name}-{key}-access",
-                role=role_name,
-                policy=self.server.arn.apply(lambda arn: json.dumps(tracking.client_policy(arn))),
-                opts=child,
-            )
+        _grant(name, args.client_role_names, self.server.arn, child)
         self.tracking_server_arn = self.server.arn
         self.tracking_server_url = self.server.tracking_server_url
         self.register_outputs({"trackingServerArn": self.server.arn, "trackingServerUrl": self.server.tracking_server_url})
+
+
+def _grant(name: str, roles: dict[str, pulumi.Input[str]], server_arn: pulumi.Output[str], opts: pulumi.ResourceOptions) -> None:
+    """Each role's inline policy allowing the MLflow data plane on this one server."""
+    for key, role_name in sorted(roles.items()):
+        aws.iam.RolePolicy(
+            f"{name}-{key}-access",
+            role=role_name,
+            policy=server_arn.apply(lambda arn: json.dumps(tracking.client_policy(arn))),
+            opts=opts,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class SharedMlflowTrackingArgs:
+    """Inputs of SharedMlflowTracking."""
+
+    stack: str
+    """The stack that owns the server (`tracking.shared_stack`, org/project/stack)."""
+    client_role_names: dict[str, pulumi.Input[str]] = field(default_factory=dict)
+    """This stack's roles that log to the server, by a short key used in child names."""
+
+
+class SharedMlflowTracking(pulumi.ComponentResource):
+    """Another stack's tracking server, read by StackReference, and this stack's client roles' access to it."""
+
+    tracking_server_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: SharedMlflowTrackingArgs, opts: pulumi.ResourceOptions | None = None):
+        raise_input_problems("SharedMlflowTracking", _role_key_problems(args.client_role_names))
+        super().__init__(SHARED_TOKEN, name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        ref = pulumi.StackReference(f"{name}-owner", stack_name=args.stack, opts=child)
+        self.tracking_server_arn = pulumi.Output.from_input(ref.require_output(ARN_OUTPUT)).apply(str)
+        _grant(name, args.client_role_names, self.tracking_server_arn, child)
+        self.register_outputs({"trackingServerArn": self.tracking_server_arn})
+
+
+def _role_key_problems(roles: dict[str, pulumi.Input[str]]) -> list[Problem]:
+    return [(f"client_role_names[{key!r}]", "keys name child resources; allowed: letters, digits, hyphens")
+            for key in roles if not key or not key.replace("-", "").isalnum()]
 
 
 def _problems(args: MlflowTrackingArgs) -> list[Problem]:
@@ -101,8 +143,6 @@ def _problems(args: MlflowTrackingArgs) -> list[Problem]:
         problems.append(("config.enabled", "is false; build MlflowTracking only for a stack with tracking.enabled: true"))
     if args.config.shared_stack is not None:
         problems.append(("config.shared_stack", f"is {args.config.shared_stack!r}: that stack's server is used; "
-                                                "build no MlflowTracking here (read its mlflow_tracking_server_arn output)"))
-    for key in args.client_role_names:
-        if not key or not key.replace("-", "").isalnum():
-            problems.append((f"client_role_names[{key!r}]", "keys name child resources; allowed: letters, digits, hyphens"))
-    return problems
+                                                "build SharedMlflowTracking instead (it reads the owner's "
+                                                f"{ARN_OUTPUT} output)"))
+    return problems + _role_key_problems(args.client_role_names)

@@ -27,7 +27,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from specs import iam
+from specs import iam, tracking
 from components._validation import raise_input_problems, required_name
 from specs.config.schema import CreatedCluster, EksTraining, ExistingCluster, Network
 from specs.naming import Namer
@@ -98,6 +98,7 @@ def job_spec(
     hyperparameters: dict[str, pulumi.Input[str]],
     artifacts_bucket: str,
     max_runtime_seconds: int,
+    tracking_uri: pulumi.Input[str] | None = None,
 ) -> training_job.TrainingJobSpec:
     """One model's run template. The stack declares its CronJob from it with Outputs for the values AWS
     assigns; `mlops train` renders a Job from it with those values read back as strings."""
@@ -118,6 +119,7 @@ def job_spec(
         checkpoint_uri=retraining_pipeline.checkpoints_uri(artifacts_bucket, model),
         max_runtime_seconds=max_runtime_seconds,
         node_selector=gpu_node_labels(eks) if eks.gpus_per_node > 0 else {},
+        tracking_uri=tracking_uri,
     )
 
 
@@ -155,6 +157,9 @@ class TrainingClusterArgs:
     model_package_group_arns: list[str]
     max_runtime_seconds: int
     models: dict[str, ModelTraining] = field(default_factory=dict)
+    tracking_server_arn: pulumi.Input[str] | None = None
+    """The MLflow tracking server the runs log to (issue #20): the pods get MLFLOW_TRACKING_URI and their
+    role the MLflow data plane on that server. @default none."""
     tags: dict[str, str]
 
 
@@ -215,6 +220,13 @@ class TrainingCluster(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        if args.tracking_server_arn is not None:
+            aws.iam.RolePolicy(
+                f"{name}-pod-tracking-access",
+                role=self.pod_role.id,
+                policy=pulumi.Output.from_input(args.tracking_server_arn).apply(lambda arn: json.dumps(tracking.client_policy(arn))),
+                opts=child,
+            )
 
         team = team_namespace_spec(namer=namer, eks=args.config, role_arn=self.pod_role.arn)
         ns = self._apply(f"{name}-namespace", team_namespace.namespace(team), k8s_opts)
@@ -232,7 +244,7 @@ class TrainingCluster(pulumi.ComponentResource):
             job = job_spec(
                 namer=namer, region=args.region, eks=args.config, model=model, training_image=args.training_image,
                 train_uri=spec.train_uri, hyperparameters=spec.hyperparameters, artifacts_bucket=args.artifacts_bucket,
-                max_runtime_seconds=args.max_runtime_seconds,
+                max_runtime_seconds=args.max_runtime_seconds, tracking_uri=args.tracking_server_arn,
             )
             self.job_templates[model] = job
             self._apply(f"{name}-{model}-schema", training_job.feature_schema_config_map(job, spec.feature_schema), in_ns)

@@ -158,10 +158,12 @@ class PlanMocks(pulumi.runtime.Mocks):
 
     def _stack_outputs(self, stack: str) -> dict[str, Any]:
         """Another stack's outputs cannot be read offline: stand-ins of the right shape for the outputs a
-        shared EKS cluster's stack exports (components.training_cluster.EXISTING_CLUSTER_OUTPUTS)."""
+        shared EKS cluster's stack exports (components.training_cluster.EXISTING_CLUSTER_OUTPUTS) and a
+        shared MLflow tracking server's (components.tracking.ARN_OUTPUT)."""
         issuer = f"oidc.eks.{self.region}.amazonaws.com/id/OFFLINE-PLAN"
         cluster = stack.rsplit("/", 1)[-1]
         return {
+            "mlflowTrackingServerArn": f"arn:aws:sagemaker:{self.region}:{self.account_id}:mlflow-tracking-server/{cluster}-mlflow",
             "clusterName": cluster,
             "kubeconfig": SECRET_PLACEHOLDER,
             "oidcProviderArn": f"arn:aws:iam::{self.account_id}:oidc-provider/{issuer}",
@@ -184,7 +186,8 @@ class PlanMocks(pulumi.runtime.Mocks):
         if service == "sns":
             return f"arn:aws:sns:{self.region}:{self.account_id}:{name}"
         if service == "sagemaker":
-            kind = {"modelPackageGroup": "model-package-group", "featureGroup": "feature-group", "endpointConfiguration": "endpoint-config"}.get(kind, kind)
+            kind = {"modelPackageGroup": "model-package-group", "featureGroup": "feature-group", "endpointConfiguration": "endpoint-config",
+                    "mlflowTrackingServer": "mlflow-tracking-server"}.get(kind, kind)
         if service == "sqs":
             return f"arn:aws:sqs:{self.region}:{self.account_id}:{name}"
         if service == "lambda" and kind == "function":
@@ -198,7 +201,7 @@ class PlanMocks(pulumi.runtime.Mocks):
         return f"arn:aws:{service}:{self.region}:{self.account_id}:{kind.lower()}/{name}"
 
 
-_NAME_INPUTS = ("bucket", "name", "featureGroupName", "modelPackageGroupName", "endpointConfigName", "dashboardName")
+_NAME_INPUTS = ("bucket", "name", "featureGroupName", "modelPackageGroupName", "endpointConfigName", "dashboardName", "trackingServerName")
 
 
 def _physical_name(typ: str, inputs: dict[str, Any]) -> str | None:

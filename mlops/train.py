@@ -11,10 +11,13 @@ processes, through their entry points).
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from typing import Any
 
 from components import training_cluster
+from components.tracking import ARN_OUTPUT
+from specs import tracking
 from specs.config.schema import StackConfig
 from components.stack import namer_for, stack_image, training_hyperparameters
 from specs.k8s import training_job
@@ -82,8 +85,9 @@ def offline_store_uri(config: StackConfig, model: str, *, sagemaker: Any) -> str
     return uri
 
 
-def job_spec(config: StackConfig, model: str, *, train_uri: str) -> training_job.TrainingJobSpec:
-    """The model's Job template with every value resolved: the one the stack's CronJob uses."""
+def job_spec(config: StackConfig, model: str, *, train_uri: str, tracking_uri: str | None = None) -> training_job.TrainingJobSpec:
+    """The model's Job template with every value resolved: the one the stack's CronJob uses
+    (`tracking_uri`: see `tracking_server_arn`)."""
     eks = config.training.eks
     if config.training.kind != "eks" or eks is None:
         raise TrainError(f"stack {config.stack_name} trains with kind {config.training.kind!r}, not on EKS")
@@ -95,12 +99,34 @@ def job_spec(config: StackConfig, model: str, *, train_uri: str) -> training_job
         hyperparameters=training_hyperparameters(config, model),
         artifacts_bucket=namer.bucket("artifacts"),
         max_runtime_seconds=config.training.max_runtime_hours * 3600,
+        tracking_uri=tracking_uri,
     )
+
+
+def tracking_server_arn(config: StackConfig) -> str | None:
+    """The MLflow tracking server the stack's runs log to: None without `tracking.enabled`; the ARN of the
+    stack's own server (known from its name); with `shared_stack`, that stack's `mlflowTrackingServerArn`
+    output, read with `pulumi stack output` (the Pulumi CLI and the state backend's credentials)."""
+    if not config.tracking.enabled:
+        return None
+    if config.tracking.shared_stack is None:
+        return tracking.server_arn(prefix=namer_for(config).prefix, region=config.aws.region, account_id=config.aws.account_id)
+    import subprocess
+
+    owner = config.tracking.shared_stack
+    try:
+        out = subprocess.run(["pulumi", "stack", "output", "--stack", owner, "--json", ARN_OUTPUT],
+                             capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        raise TrainError(f"tracking.shared_stack is {owner!r}: reading its {ARN_OUTPUT} output needs the Pulumi CLI on PATH") from None
+    if out.returncode != 0:
+        raise TrainError(f"could not read {ARN_OUTPUT} of stack {owner} (tracking.shared_stack): {out.stderr.strip()[-500:]}")
+    return json.loads(out.stdout)
 
 
 def render_job(config: StackConfig, model: str, *, train_uri: str, now: dt.datetime | None = None) -> dict[str, Any]:
     """The Job one run submits."""
-    spec = job_spec(config, model, train_uri=train_uri)
+    spec = job_spec(config, model, train_uri=train_uri, tracking_uri=tracking_server_arn(config))
     return training_job.job(spec, name=training_job.job_name(model, now=now or dt.datetime.now(dt.timezone.utc)))
 
 

@@ -30,6 +30,11 @@ def server_name(prefix: str) -> str:
     return f"{prefix}-mlflow"
 
 
+def server_arn(*, prefix: str, region: str, account_id: str) -> str:
+    """The ARN SageMaker gives the stack's own server (`arn:aws:sagemaker:<region>:<account>:mlflow-tracking-server/<name>`)."""
+    return f"arn:aws:sagemaker:{region}:{account_id}:mlflow-tracking-server/{server_name(prefix)}"
+
+
 def artifact_store_uri(artifacts_bucket: str) -> str:
     return f"s3://{artifacts_bucket}/{ARTIFACT_PREFIX}"
 

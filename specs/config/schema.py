@@ -870,7 +870,7 @@ class TrackingConfig(Strict):
     mlflow_version: Annotated[str, Field(pattern=r"^\d+\.\d+(\.\d+)?$")] = "3.0"
     """The managed server's MLflow version. @default "3.0"."""
     shared_stack: Annotated[str, Field(pattern=r"^[\w.-]+/[\w.-]+/[\w.-]+$")] | None = None
-    """Use another stack's server (org/project/stack; its `mlflow_tracking_server_arn` output) instead
+    """Use another stack's server (org/project/stack; its `mlflowTrackingServerArn` output) instead
     of creating one. @default none."""
     weekly_maintenance_window: Annotated[str, Field(pattern=r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun):\d{2}:\d{2}$")] = "Sun:03:00"
     """@default "Sun:03:00" (UTC)."""

@@ -1,7 +1,7 @@
 """A team namespace's NetworkPolicies: deny every ingress and egress by default, then allow only what a
 training run needs: DNS to kube-dns, any port between the namespace's own pods (torchrun's rendezvous
 through the model's headless Service, and NCCL, which picks its ports at run time), and HTTPS (443) to
-the AWS endpoints (S3, STS for IRSA, SageMaker's Model Registry, ECR).
+the AWS endpoints (S3, STS for IRSA, SageMaker's Model Registry and MLflow tracking server, ECR).
 
 AWS endpoints: `aws_cidrs` says where they are. With interface VPC endpoints for every service the
 runs use, pass the VPC's CIDR; the default `0.0.0.0/0` is still limited to port 443 and excludes the

@@ -155,6 +155,9 @@ class TrainingJobSpec:
     """Rank 0's rendezvous port. @default 29500."""
     labels: Mapping[str, str] = field(default_factory=dict)
     """Extra labels on every object and pod. @default none."""
+    tracking_uri: Any = None
+    """Opaque: the MLflow tracking server the runs log to (a SageMaker tracking server's ARN; the image's
+    `sagemaker-mlflow` plugin signs with the pods' IRSA role), as MLFLOW_TRACKING_URI. @default none."""
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -282,6 +285,8 @@ def _env(spec: TrainingJobSpec, hyperparameters: Mapping[str, Any]) -> list[dict
         {"name": "MLOPS_TRAIN_URI", "value": spec.train_uri},
         {"name": "MLOPS_CHECKPOINT_URI", "value": spec.checkpoint_uri},
     ]
+    if spec.tracking_uri is not None:
+        env.append({"name": "MLFLOW_TRACKING_URI", "value": spec.tracking_uri})
     env.extend({"name": _hp_env_name(k), "value": v} for k, v in sorted(hyperparameters.items()))
     return env
 

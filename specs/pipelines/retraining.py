@@ -76,6 +76,8 @@ _OFFLINE_CREDENTIALS = {"aws_access_key_id": "offline", "aws_secret_access_key":
 """Static credentials, so that no provider in boto3's chain (IMDS, SSO, credential_process) runs.
 Nothing is ever signed with them: generation sends no request."""
 _VALIDATE_ROLE_ENV = "SAGEMAKER_VALIDATE_ROLE"
+TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+"""The training job's environment variable naming the MLflow tracking server (issue #20)."""
 _REGION_ENV = "AWS_DEFAULT_REGION"
 
 
@@ -229,11 +231,15 @@ def _trainer(
     model_package_group: str,
     serving_image: str,
     network: Network | None,
+    tracking_uri: str | None = None,
 ) -> Any:
     """The ModelTrainer whose `train` request is the Training step: the team's image and role, the
     run's hyperparameters without the registration ones (`model_version` = the execution id,
     `shuffle_labels` = the ShuffleLabels parameter), KMS-encrypted volume and output, spot with
-    checkpoints when configured, and the stack's network. Call inside `_offline_sdk`."""
+    checkpoints when configured, and the stack's network. With `tracking_uri` (a SageMaker MLflow
+    tracking server's ARN) the job's environment has MLFLOW_TRACKING_URI, so the container logs the run
+    there (the `sagemaker-mlflow` plugin in the training image signs the requests with the job's role);
+    the tuning step's trials inherit it. Call inside `_offline_sdk`."""
     from sagemaker.core.training.configs import CheckpointConfig, Compute, Networking, OutputDataConfig, StoppingCondition
     from sagemaker.core.workflow.execution_variables import ExecutionVariables
     from sagemaker.core.workflow.parameters import ParameterString
@@ -244,6 +250,8 @@ def _trainer(
         sagemaker_session=session,
         role=role_arn,
         base_job_name=model,
+        # None, not {}: without tracking the request carries no Environment (the document is unchanged).
+        environment={TRACKING_URI_ENV: tracking_uri} if tracking_uri else None,
         training_image=image,
         training_input_mode="File",
         hyperparameters={
@@ -315,6 +323,7 @@ def pipeline_definition(
     serving_image: str,
     network: Network | None,
     sources: RetrainingSources,
+    tracking_uri: str | None = None,
 ) -> str:
     """The pipeline definition document (JSON, keys sorted: the same inputs give the same bytes).
 
@@ -334,7 +343,7 @@ def pipeline_definition(
                                      artifacts_bucket=artifacts_bucket, sources=sources)
         # Per-step roles: the Train step's job runs as the training role, the processing steps as the pipeline's.
         trainer = _trainer(session, **{k: v for k, v in common.items() if k not in ("kms_key", "role_arn")}, kms_key=kms_key,
-                           role_arn=training_role_arn,
+                           role_arn=training_role_arn, tracking_uri=tracking_uri,
                            artifacts_bucket=artifacts_bucket, model_package_group=model_package_group, serving_image=serving_image)
         channels = _channels(dataset=dataset, schema_uri=schema_uri)
         if spec.tuning is None:

@@ -126,3 +126,14 @@ def test_the_tuning_pipeline_generates_with_no_network_call_and_no_credentials(t
     run = json.loads(result.stdout.strip().splitlines()[-1])
     assert run["attempts"] == [] and run["canary"], run
     assert json.loads(run["definition"]) == _generate()
+
+
+def test_with_a_tracking_server_every_trial_gets_its_uri():
+    pd.clear_generated()
+    arn = "arn:aws:sagemaker:eu-west-1:111111111111:mlflow-tracking-server/t-dev-mlflow"
+    raw = {**INPUTS, "spec": {**INPUTS["spec"], "tuning": TUNING}}
+    document = json.loads(pd.pipeline_definition(**{
+        **raw, "spec": ModelConfig.model_validate(raw["spec"]), "training": TrainingConfig.model_validate(raw["training"]),
+        "network": Network.model_validate(raw["network"]), "sources": RetrainingSources.model_validate(raw["sources"]),
+        "tracking_uri": arn}))
+    assert pd.step_arguments(document, "Tune")["TrainingJobDefinition"]["Environment"] == {"MLFLOW_TRACKING_URI": arn}
