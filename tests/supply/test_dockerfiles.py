@@ -59,3 +59,14 @@ def test_both_images_install_the_same_torch_version():
 
     # the version the handoff test (test_model_handoff.py) runs both packages with
     assert torch.__version__.split("+")[0] == serving_torch
+
+
+def test_the_training_image_installs_the_tracking_extra_the_pipelines_tracking_uri_needs():
+    """With tracking on, the training job's MLFLOW_TRACKING_URI is a server ARN, which only the
+    `sagemaker-mlflow` plugin of the `tracking` extra resolves and signs."""
+    import tomllib
+
+    [install] = [i for i in _instructions(_dockerfile("training")) if "pip install" in i]
+    assert '"/opt/mlops-training[tracking]"' in install.split()
+    extras = tomllib.loads((ROOT / "training" / "pyproject.toml").read_text())["project"]["optional-dependencies"]["tracking"]
+    assert any(req.startswith("sagemaker-mlflow") for req in extras)
