@@ -4,7 +4,7 @@ access to it for the roles named as input.
 The server stores artifacts under `s3://<artifacts bucket>/mlflow` (KMS-encrypted by the bucket's key,
 which the server's role may use); its role is trusted by SageMaker for this account only and may register
 models into the team's Model Package Groups (automatic model registration). Each role in
-`client_role_names` gets an inline policy allowing `sagemaker-mlflow:*` on this server only.
+`client_role_names` gets an inline policy allowing what a training run does on this server only.
 
 SharedMlflowTracking: a stack with `tracking.shared_stack` uses the server another stack created: it reads
 that stack's `mlflowTrackingServerArn` output through a StackReference and gives its own client roles the
@@ -90,19 +90,21 @@ class MlflowTracking(pulumi.ComponentResource):
             tags=args.tags,
             opts=child,
         )
-        _grant(name, args.client_role_names, self.server.arn, child)
+        _grant(name, args.client_role_names, self.server.arn, child, artifacts_bucket_arn=args.artifacts_bucket_arn)
         self.tracking_server_arn = self.server.arn
         self.tracking_server_url = self.server.tracking_server_url
         self.register_outputs({"trackingServerArn": self.server.arn, "trackingServerUrl": self.server.tracking_server_url})
 
 
-def _grant(name: str, roles: dict[str, pulumi.Input[str]], server_arn: pulumi.Output[str], opts: pulumi.ResourceOptions) -> None:
-    """Each role's inline policy allowing the MLflow data plane on this one server."""
+def _grant(name: str, roles: dict[str, pulumi.Input[str]], server_arn: pulumi.Output[str], opts: pulumi.ResourceOptions,
+           *, artifacts_bucket_arn: pulumi.Input[str] | None = None) -> None:
+    """Each role's inline policy: what a training run does on this one server (specs.tracking.client_policy)."""
     for key, role_name in sorted(roles.items()):
         aws.iam.RolePolicy(
             f"{name}-{key}-access",
             role=role_name,
-            policy=server_arn.apply(lambda arn: json.dumps(tracking.client_policy(arn))),
+            policy=pulumi.Output.all(server_arn, artifacts_bucket_arn).apply(
+                lambda v: json.dumps(tracking.client_policy(v[0], artifacts_bucket_arn=v[1]))),
             opts=opts,
         )
 

@@ -159,7 +159,9 @@ class TrainingClusterArgs:
     models: dict[str, ModelTraining] = field(default_factory=dict)
     tracking_server_arn: pulumi.Input[str] | None = None
     """The MLflow tracking server the runs log to (issue #20): the pods get MLFLOW_TRACKING_URI and their
-    role the MLflow data plane on that server. @default none."""
+    role what a run does on that server (specs.tracking.client_policy). @default none."""
+    tracking_artifacts_bucket_arn: pulumi.Input[str] | None = None
+    """The server's artifact store bucket when this stack owns the server (the pods may upload there). @default none."""
     tags: dict[str, str]
 
 
@@ -224,7 +226,8 @@ class TrainingCluster(pulumi.ComponentResource):
             aws.iam.RolePolicy(
                 f"{name}-pod-tracking-access",
                 role=self.pod_role.id,
-                policy=pulumi.Output.from_input(args.tracking_server_arn).apply(lambda arn: json.dumps(tracking.client_policy(arn))),
+                policy=pulumi.Output.all(args.tracking_server_arn, args.tracking_artifacts_bucket_arn).apply(
+                    lambda v: json.dumps(tracking.client_policy(v[0], artifacts_bucket_arn=v[1]))),
                 opts=child,
             )
 

@@ -346,6 +346,9 @@ def local_up(
         raise typer.Exit(EXIT_CONFIG)
     running = ", ".join(f"{p.role} {p.variant}:{p.port}" if p.variant else f"{p.role}:{p.port}" for p in local.env.processes())
     out.print(f"running: {running}")
+    tracking_url = local.tracking_environment().get("MLFLOW_TRACKING_URI")
+    if tracking_url:
+        out.print(f"MLflow: {tracking_url} (tracking server {local.tracking_server_name()}; every training run of the stack)")
     out.print(f"try: aws sagemaker-runtime invoke-endpoint --endpoint-url {local.router_url()} ...   stop: mlops local down -s {stack}")
 
 

@@ -4,8 +4,8 @@ tracking server, pure.
 - the server's own role (trusted by sagemaker.amazonaws.com): read and write its artifact prefix in the
   team's artifacts bucket, use the stack's KMS key for it, and register models into the team's Model
   Package Groups when automatic model registration is on;
-- the clients' policy (training roles, operators): `sagemaker-mlflow:*` on that one server, plus the
-  presigned-URL call the MLflow UI needs.
+- the clients' policy (the training roles): the MLflow actions a training run takes, on that one server,
+  and its artifact prefix when the stack owns the server.
 Kept apart from specs.iam (one role per job, rewritten separately): these roles exist only with
 `tracking.enabled`.
 
@@ -68,11 +68,33 @@ def server_policy(*, bucket_arn: str, key_arn: str, model_package_group_arns: li
     return {"Version": "2012-10-17", "Statement": statements}
 
 
-def client_policy(server_arn: str) -> Document:
-    """What a role that logs to (or browses) the server needs: the MLflow data plane on this server only."""
-    return {"Version": "2012-10-17", "Statement": [{
-        "Sid": "UseTrackingServer", "Effect": "Allow",
-        "Action": ["sagemaker-mlflow:*", "sagemaker:DescribeMlflowTrackingServer",
-                   "sagemaker:CreatePresignedMlflowTrackingServerUrl"],
-        "Resource": [server_arn],
-    }]}
+CLIENT_ACTIONS = (
+    "sagemaker-mlflow:CreateExperiment", "sagemaker-mlflow:GetExperiment", "sagemaker-mlflow:GetExperimentByName",
+    "sagemaker-mlflow:SearchExperiments", "sagemaker-mlflow:CreateRun", "sagemaker-mlflow:UpdateRun", "sagemaker-mlflow:GetRun",
+    "sagemaker-mlflow:LogParam", "sagemaker-mlflow:LogMetric", "sagemaker-mlflow:LogBatch", "sagemaker-mlflow:LogInputs",
+    "sagemaker-mlflow:LogOutputs", "sagemaker-mlflow:LogModel", "sagemaker-mlflow:SetTag", "sagemaker-mlflow:GetMetricHistory",
+    "sagemaker-mlflow:ListArtifacts", "sagemaker-mlflow:GetLoggedModel", "sagemaker-mlflow:FinalizeLoggedModel",
+    "sagemaker-mlflow:SetLoggedModelTags",
+)
+"""What a training run does on the server (mlops_training.tracking: an experiment per model, a run with its
+parameters, per-epoch metrics, the dataset manifest as an input, the evaluation and the model as
+artifacts), named action by action (the mandatory no-wildcard-iam-actions policy refuses
+`sagemaker-mlflow:*`). Names: AWS Service Authorization Reference, "Actions, resources, and condition keys for
+Amazon SageMaker with MLflow" (https://docs.aws.amazon.com/service-authorization/latest/reference/list_sagemaker-mlflow.html).
+No deletes, no model registry writes, no UI access: those belong to people, not jobs."""
+
+
+def client_policy(server_arn: str, *, artifacts_bucket_arn: str | None = None) -> Document:
+    """A training role's access to the server: CLIENT_ACTIONS on this server only, and DescribeMlflowTrackingServer
+    (the `sagemaker-mlflow` plugin resolves the ARN with it). With `artifacts_bucket_arn` (the server's own
+    artifact store, when this stack owns it) also PutObject/GetObject under its `mlflow/` prefix: MLflow
+    clients upload large artifacts straight to the artifact store. A stack sharing another's server gets no
+    grant on the owner's bucket from here."""
+    statements: list[Document] = [
+        {"Sid": "UseTrackingServer", "Effect": "Allow", "Action": list(CLIENT_ACTIONS), "Resource": [server_arn]},
+        {"Sid": "ResolveTrackingServer", "Effect": "Allow", "Action": ["sagemaker:DescribeMlflowTrackingServer"], "Resource": [server_arn]},
+    ]
+    if artifacts_bucket_arn is not None:
+        statements.append({"Sid": "TrackingArtifacts", "Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject"],
+                           "Resource": [f"{artifacts_bucket_arn}/{ARTIFACT_PREFIX}/*"]})
+    return {"Version": "2012-10-17", "Statement": statements}

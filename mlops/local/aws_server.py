@@ -24,6 +24,10 @@ update (mlops.local.endpoint_updates); DescribeEndpoint and ListEndpoints then r
 afterwards `InService` on the new configuration, or on the old one with the rollback's FailureReason,
 or `UpdateRollbackFailed`, as SageMaker does (needs `--state-dir`, where the router is found).
 
+SageMaker's MLflow tracking server operations (CreateMlflowTrackingServer, DescribeMlflowTrackingServer,
+ListMlflowTrackingServers, DeleteMlflowTrackingServer), which moto lacks, are validated here and served by
+mlops.local.tracking_servers: each server a real `mlflow server` process in this endpoint's process group.
+
 Two moto requests are watched on their way through: CreateFeatureGroup, because moto keeps no
 OnlineStoreConfig (whether the group has an online store and its default TtlDuration), and
 `/moto-api/reset`, which empties the online store too.
@@ -62,6 +66,8 @@ from mlops.local.featurestore import (
 )
 from mlops.local.endpoint_updates import EndpointUpdates, ValidationException, router_from_process_file
 from mlops.local.pipeline_runs import PipelineRuns
+from mlops.local.tracking_servers import TrackingServers
+from mlops.local import tracking_servers
 
 SERVICE = "sagemaker-featurestore-runtime"
 OPERATIONS = ("PutRecord", "GetRecord", "BatchGetRecord", "DeleteRecord")
@@ -173,11 +179,12 @@ class LocalAwsApp:
     """WSGI app: the Feature Store runtime in front of moto's server application."""
 
     def __init__(self, moto_app: WsgiApp, *, runtime: FeatureStoreRuntime | None = None, pipelines: PipelineRuns | None = None,
-                 updates: EndpointUpdates | None = None):
+                 updates: EndpointUpdates | None = None, tracking: TrackingServers | None = None):
         self.moto_app = moto_app
         self.runtime = runtime or FeatureStoreRuntime()
         self.pipelines = pipelines
         self.updates = updates
+        self.tracking = tracking
         self._sagemaker = botocore.session.get_session().get_service_model("sagemaker")
         self.routes = build_routes()
         self._lock = threading.Lock()
@@ -198,6 +205,8 @@ class LocalAwsApp:
                 return self._pipeline_operation(operation, environ=environ, scope=scope, start_response=start_response)
             if self.updates is not None and operation in ENDPOINT_OPERATIONS:
                 return self._endpoint_operation(operation, environ=environ, scope=scope, start_response=start_response)
+            if self.tracking is not None and operation in tracking_servers.OPERATIONS:
+                return self._tracking_operation(operation, environ=environ, scope=scope, start_response=start_response)
         if environ.get("PATH_INFO") == "/moto-api/reset" and environ.get("REQUEST_METHOD") == "POST":
             status, headers, body = _call(self.moto_app, environ)
             if status.startswith("200"):
@@ -215,6 +224,8 @@ class LocalAwsApp:
             self.pipelines.reset()
         if self.updates is not None:
             self.updates.reset()
+        if self.tracking is not None:
+            self.tracking.reset()
 
     def _match(self, environ: dict[str, Any]) -> tuple[Route, dict[str, str]] | None:
         raw_path = urlsplit(environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", "")).path
@@ -316,6 +327,25 @@ class LocalAwsApp:
         if status.startswith("200"):
             body = self._with_failure_reasons(operation, body)
         return _answer(start_response, status, headers, body)
+
+    def _tracking_operation(self, operation: str, *, environ: dict[str, Any], scope: tuple[str, str, str],
+                            start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """The MLflow tracking server operations, validated and served here (mlops.local.tracking_servers)."""
+        assert self.tracking is not None
+        access_key, region, _ = scope
+        try:
+            params = json.loads(_read_body(environ) or b"{}")
+            if not isinstance(params, dict):
+                raise tracking_servers.ValidationException("the request body must be a JSON object")
+            try:
+                validate(self._sagemaker.operation_model(operation), params)
+            except ValidationError as exc:  # the SageMaker control plane's name for it
+                raise tracking_servers.ValidationException(exc.message) from None
+            answer = self.tracking.handle(operation, params, account=_account(environ, access_key), region=region)
+        except FeatureStoreError as exc:
+            body, status, headers = error_body(exc)
+            return _answer(start_response, f"{status} {_REASONS.get(status, 'Error')}", headers, body)
+        return _answer(start_response, "200 OK", [("Content-Type", "application/x-amz-json-1.1")], json.dumps(answer).encode())
 
     def _endpoint_operation(self, operation: str, *, environ: dict[str, Any], scope: tuple[str, str, str],
                             start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -456,7 +486,8 @@ def create_app(*, state_dir: Path | None = None, endpoint_url: str | None = None
     if endpoint_url is not None:
         pipelines = PipelineRuns(state_dir=state_dir or Path(tempfile.mkdtemp(prefix="mlops-pipelines-")), endpoint_url=endpoint_url)
     updates = None if state_dir is None else EndpointUpdates(router_from_process_file(state_dir))
-    return LocalAwsApp(DomainDispatcherApplication(create_backend_app), pipelines=pipelines, updates=updates)
+    tracking = None if state_dir is None else TrackingServers(state_dir)
+    return LocalAwsApp(DomainDispatcherApplication(create_backend_app), pipelines=pipelines, updates=updates, tracking=tracking)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -471,9 +502,17 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     # moto builds some URLs (presigned ones, SQS queue URLs) from MOTO_PORT
     os.environ.setdefault("MOTO_PORT", str(args.port))
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda signum, frame: sys.exit(0))
     app = create_app(state_dir=args.state_dir, endpoint_url=f"http://{args.host}:{args.port}")
+
+    def stop(signum: int, frame: Any) -> None:
+        # The tracking servers' processes are this process's children: stop them even when only this
+        # process is signalled (LocalEnvironment signals the whole process group).
+        if app.tracking is not None:
+            app.tracking.reset()
+        sys.exit(0)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
     run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
 
 

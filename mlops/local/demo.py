@@ -390,6 +390,10 @@ def data_and_training(stack: LocalStack, console: Console, target: DemoEndpoint)
     # versions get a wider network, so champion and challenger differ.
     stack.train_pinned(target.model, data=out, report=console.print,
                        hyperparameters_for=lambda number: {"hidden_units": [64, 32]} if number % 2 == 0 else {})
+    tracking_url = stack.tracking_environment().get("MLFLOW_TRACKING_URI")
+    if tracking_url:
+        console.print(f"   MLflow tracking server {stack.tracking_server_name()}: {tracking_url} (experiment {target.model}: "
+                      "every training run, these and the retraining pipeline's)", markup=False)
     return Features(source=data.source, ingestion=ingestion, dataset=out, manifest=manifest, point_in_time=point_in_time)
 
 
@@ -755,6 +759,8 @@ def _run_evidence(stack: LocalStack, model: str, run: Any) -> dict[str, Any]:
         "failure_reason": run.failure_reason,
         "version": run.version.version if run.version else None, "approval": run.version.approval if run.version else None,
         "evaluation": None,
+        # The registered candidate's training run, found on the tracking server by the run id the version carries.
+        "mlflow": stack.mlflow_run(model, run.version.version) if run.version else None,
     }
     if evaluation is not None:
         primary = evaluation.primary_metric
@@ -786,6 +792,8 @@ def _print_run(console: Console, run: dict[str, Any]) -> None:
                       markup=False)
     if run["version"] is not None:
         console.print(f"     [green]registered v{run['version']} ({run['approval']})[/green]")
+        if run.get("mlflow"):
+            console.print(f"     its MLflow run {run['mlflow']['run_name']} ({run['mlflow']['status']}): {run['mlflow']['url']}", markup=False)
     else:
         console.print(f"     [red]refused[/red]: {escape(str(run['failure_reason']))}")
 
@@ -798,6 +806,7 @@ def _summary(stack: LocalStack, phases: list[Phase], endpoint: str, started: flo
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "seconds": round(time.perf_counter() - started, 1),
         "versions": _versions(stack, next(iter(stack.config.endpoints.values())).model),
+        "mlflow_url": stack.tracking_environment().get("MLFLOW_TRACKING_URI"),
         "phases": [
             {
                 "title": p.title, "sent": p.sent, "answered": dict(p.answered), "errors": dict(p.errors),
@@ -821,13 +830,15 @@ def _versions(stack: LocalStack, model: str) -> list[dict[str, Any]]:
     decision that registered it."""
     rows = []
     for v in stack.versions(model):
-        dataset = stack.version_metadata(model, v.version).get("dataset") or {}
+        metadata = stack.version_metadata(model, v.version)
+        dataset = metadata.get("dataset") or {}
         properties = stack.version_properties(model, v.version)
         uri = properties.get(lineage.EVALUATION)
         found = stack.read_evaluation(uri) if uri else None
         rows.append({
             "version": v.version, "approval": v.approval, "url": v.model_data_url, "auc": v.metrics.get("metric_auc"),
             "data": dataset.get("content_hash"), "pipeline_execution": properties.get(lineage.PIPELINE_EXECUTION),
+            "mlflow_run": properties.get(lineage.MLFLOW_RUN) or metadata.get("mlflow_run_id"),
             "evaluation": None if found is None else {
                 "uri": uri, "metric": found.primary_metric, "rows": found.slice.rows,
                 "candidate": _estimate(found.candidate.metrics.get(found.primary_metric)),

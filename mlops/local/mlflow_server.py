@@ -1,8 +1,9 @@
 """The local MLflow tracking server (issue #20): a real `mlflow server` process with a SQLite backend
 and a local artifact root under the environment's state directory, ready when `/health` answers.
 
-`mlops local` starts it for a stack with `tracking.enabled` (or `mlops local tune`), exports its URL as
-MLFLOW_TRACKING_URI to the training processes it runs, and `mlops local down` stops it with the others.
+A stack with `tracking.enabled` gets its server the way AWS gives it one: `mlops local up` realizes the
+MlflowTrackingServer resource through the local endpoint (mlops.local.tracking_servers runs `command`).
+`ensure` starts one for `mlops local tune` on a stack without tracking; `mlops local down` stops either.
 
 Must not import: `pulumi`, `pulumi_aws`, `components`, `mlops_training` or `mlops_serving` (the local
 environment drives the containers as processes).
@@ -42,7 +43,8 @@ class MlflowServer:
             return
 
 
-def _command(root: Path, port: int) -> list[str]:
+def command(root: Path, port: int) -> list[str]:
+    """The `mlflow server` command line: SQLite store and artifacts under `root`, on 127.0.0.1:`port`."""
     return [
         str(Path(sys.executable).with_name("mlflow")), "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
         "--default-artifact-root", (root / "artifacts").as_uri(), "--host", "127.0.0.1", "--port", str(port),
@@ -59,7 +61,7 @@ def ensure(env: LocalEnvironment) -> str:
     root = env.dir / "mlflow"
     root.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    env.spawn("mlflow", _command(root, port), port=port)
+    env.spawn("mlflow", command(root, port), port=port)
     url = f"http://127.0.0.1:{port}"
     wait_http(f"{url}/health", timeout_s=READY_TIMEOUT_S)
     return url
@@ -69,9 +71,8 @@ def start(root: Path, *, port: int | None = None) -> tuple[MlflowServer, subproc
     """Start `mlflow server` storing under `root` (mlflow.db, artifacts/) and wait until it is healthy."""
     root.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
-    command = _command(root, port)
     log = open(root / "server.log", "ab")  # noqa: SIM115 (the child keeps it)
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(command(root, port), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     server = MlflowServer(pid=process.pid, port=port, root=root)
     try:
         wait_http(f"{server.url}/health", timeout_s=READY_TIMEOUT_S)

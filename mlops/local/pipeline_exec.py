@@ -260,7 +260,8 @@ class PipelineExecutor:
         archive = run / "model.tar.gz"
         try:
             training_run.run_training(run, hyperparameters=request.get("HyperParameters", {}), channels=channels, archive=archive,
-                                      label=f"training job {name}", aws_env=self.aws_env, log=run / "train.log")
+                                      label=f"training job {name}", aws_env={**self._job_env(request.get("Environment")), "TRAINING_JOB_NAME": name},
+                                      log=run / "train.log")
         except RuntimeError as exc:
             raise StepFailure(str(exc)) from None
         model_uri = f"{request['OutputDataConfig']['S3OutputPath'].rstrip('/')}/{name}/output/model.tar.gz"
@@ -281,7 +282,8 @@ class PipelineExecutor:
             self._download(channel["DataSource"]["S3DataSource"]["S3Uri"], target)
             channels[channel["ChannelName"]] = target
         try:
-            result = tuning.run_tuning(run, request, job_name=name[:32], channels=channels, aws_env=self.aws_env)
+            result = tuning.run_tuning(run, request, job_name=name[:32], channels=channels,
+                                       aws_env=self._job_env(definition.get("Environment")))
         except RuntimeError as exc:
             raise StepFailure(str(exc)) from None
         best = result.best
@@ -295,6 +297,17 @@ class PipelineExecutor:
         return {**request, "HyperParameterTuningJobName": name, "HyperParameterTuningJobArn": self._job_arn("hyper-parameter-tuning-job", name),
                 "HyperParameterTuningJobStatus": "Completed", "TrainingJobSummaries": summaries,
                 "BestTrainingJob": next(s for s in summaries if s["TrainingJobName"] == best.name)}
+
+    def _job_env(self, environment: dict[str, str] | None) -> dict[str, str]:
+        """A training job's process environment: the job's Environment (as SageMaker sets it in the
+        container), its MLflow tracking server ARN resolved to the local server's URL
+        (mlops.local.tracking_servers), then the local endpoint's credentials and URL."""
+        from mlops.local.tracking_servers import resolve_environment
+
+        try:
+            return {**resolve_environment(environment or {}, self.sagemaker), **self.aws_env}
+        except RuntimeError as exc:
+            raise StepFailure(str(exc)) from None
 
     def _register(self, request: dict[str, Any]) -> dict[str, Any]:
         from botocore.exceptions import ClientError, ParamValidationError

@@ -461,6 +461,12 @@ CONVERTERS: dict[str, Callable[[PlannedResource, str], list[ApiCall]]] = {
     }))],
     "aws:sagemaker/monitoringSchedule:MonitoringSchedule": _monitoring_schedule,
     "aws:budgets/budget:Budget": _budget,
+    "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer": lambda r, _: [ApiCall("sagemaker", "create_mlflow_tracking_server", _drop_none({
+        "TrackingServerName": r.inputs["trackingServerName"], "ArtifactStoreUri": r.inputs["artifactStoreUri"], "RoleArn": r.inputs["roleArn"],
+        "TrackingServerSize": r.inputs.get("trackingServerSize"), "MlflowVersion": r.inputs.get("mlflowVersion"),
+        "AutomaticModelRegistration": r.inputs.get("automaticModelRegistration"),
+        "WeeklyMaintenanceWindowStart": r.inputs.get("weeklyMaintenanceWindowStart"), "Tags": _tags_list(r.inputs.get("tags")) or None,
+    }), returns={"arn": "TrackingServerArn"})],
     "aws:eks/addon:Addon": lambda r, _: [ApiCall("eks", "create_addon", _drop_none({
         "clusterName": r.inputs["clusterName"], "addonName": r.inputs["addonName"], "addonVersion": r.inputs.get("addonVersion"),
         "configurationValues": r.inputs.get("configurationValues"), "resolveConflicts": r.inputs.get("resolveConflictsOnCreate"),

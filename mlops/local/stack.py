@@ -31,15 +31,16 @@ from urllib.parse import urlsplit
 import yaml
 from botocore.exceptions import ClientError
 from mlops_contracts import capture, evaluation
+from mlops_contracts import tracking as tracking_contract
 
-from specs import feature_schema
+from specs import feature_schema, tracking
 from specs.config import stack_files
 from specs.config.schema import StackConfig
 from components.foundation import image_uri
 from specs.naming import Namer
 from specs.pipelines import steps as pipeline_steps
 from specs.pipelines.sources import capture_root
-from mlops.local import bluegreen, router, training_run
+from mlops.local import bluegreen, router, tracking_servers, training_run
 from mlops.local.environment import ACCOUNT_ID, START_CEILING_S, LocalEnvironment, extract, free_port, wait_http
 from mlops.local.realize import Realized, api_calls, realize
 from mlops.plan import Plan, plan_stack
@@ -336,9 +337,43 @@ class LocalStack:
         return dict(entry["request"].get("CustomerMetadataProperties", {}))
 
     def _run_training(self, run: Path, *, hyperparameters: dict[str, str], channels: dict[str, Path], archive: Path, label: str) -> None:
-        """The training container's entry point with SageMaker's directory and environment contract."""
+        """The training container's entry point with SageMaker's directory and environment contract, logging
+        to the stack's MLflow tracking server when it has one."""
+        env = {**self.tracking_environment(), **self.env.aws_env(self.region), "TRAINING_JOB_NAME": f"{self.name}-{run.name}"}
         training_run.run_training(run, hyperparameters=hyperparameters, channels=channels, archive=archive, label=label,
-                                  aws_env=self.env.aws_env(self.region), log=self.env.logs / f"train-{run.name}.log")
+                                  aws_env=env, log=self.env.logs / f"train-{run.name}.log")
+
+    def tracking_server_name(self) -> str | None:
+        """The stack's own MLflow tracking server (`tracking.enabled` without `shared_stack`), else None."""
+        tracking_config = self.config.tracking
+        return tracking.server_name(self.namer.prefix) if tracking_config.enabled and tracking_config.shared_stack is None else None
+
+    def tracking_environment(self) -> dict[str, str]:
+        """MLFLOW_TRACKING_URI for a training process: the local URL of the stack's tracking server (once
+        it is Created), or nothing without one."""
+        name = self.tracking_server_name()
+        if name is None:
+            return {}
+        arn = tracking.server_arn(prefix=self.namer.prefix, region=self.region, account_id=ACCOUNT_ID)
+        return tracking_servers.resolve_environment({tracking_servers.TRACKING_URI_ENV: arn}, self.client("sagemaker"))
+
+    def mlflow_run(self, model: str, version: int) -> dict[str, str] | None:
+        """The MLflow run that trained a registered version, looked up on the stack's tracking server by the
+        run id the version carries (its lineage property, else its artifact's metadata.json): id, experiment,
+        status and its page in the MLflow UI. None when the version names no run. LocalStackError when the
+        server does not know the run."""
+        run_id = (self.version_properties(model, version).get(tracking_contract.LINEAGE_KEY)
+                  or self.version_metadata(model, version).get(tracking_contract.RUN_ID_METADATA_KEY))
+        url = self.tracking_environment().get(tracking_servers.TRACKING_URI_ENV)
+        if not run_id or not url:
+            return None
+        try:
+            with urllib.request.urlopen(f"{url}/api/2.0/mlflow/runs/get?run_id={run_id}", timeout=30) as answer:
+                info = json.loads(answer.read())["run"]["info"]
+        except urllib.error.HTTPError as exc:
+            raise LocalStackError(f"v{version} of {model} names MLflow run {run_id}, which {url} does not know ({exc.code})") from None
+        return {"run_id": run_id, "experiment_id": info["experiment_id"], "run_name": info.get("run_name", ""), "status": info["status"],
+                "url": f"{url}/#/experiments/{info['experiment_id']}/runs/{run_id}"}
 
     def pinned(self) -> dict[str, dict[int, str]]:
         """What the stack's endpoints serve: model -> pinned version -> model_data_url."""

@@ -91,7 +91,7 @@ def run_tuning(root: Path, request: dict[str, Any], *, job_name: str, channels: 
             trials.append(trial)
         try:
             training_run.run_training(trial.run_dir, hyperparameters=trial.hyperparameters, channels=channels,
-                                      archive=trial.archive, label=f"trial {trial.name}", aws_env=aws_env,
+                                      archive=trial.archive, label=f"trial {trial.name}", aws_env={**aws_env, "TRAINING_JOB_NAME": trial.name},
                                       log=trial.run_dir / "train.log")
             trial.metrics = parse_metrics((trial.run_dir / "train.log").read_text(errors="replace"))
             if objective["MetricName"] not in trial.metrics:
@@ -158,8 +158,8 @@ def request_for(tuning: Any, *, static: dict[str, Any], max_jobs: int | None = N
 
 def tune_stack_model(local: Any, model: str, *, trials: int, rows: int, report: Callable[[str], None]) -> tuple[TuningResult, str]:
     """`mlops local tune`: the model's search (its `tuning`, else `default_space`) over `trials` trials on
-    the stack's synthetic offline store, each trial logged to the stack's MLflow server (started if
-    needed). Returns the result and the MLflow URL."""
+    the stack's synthetic offline store, each trial logged to the stack's MLflow tracking server while the
+    stack's environment runs (otherwise, or for a stack without one, a server started for tuning). Returns the result and the MLflow URL."""
     import shutil
 
     from mlops.local import mlflow_server
@@ -179,7 +179,10 @@ def tune_stack_model(local: Any, model: str, *, trials: int, rows: int, report: 
     (root / "config").mkdir(parents=True)
     (root / "config" / "feature_schema.json").write_text(json.dumps(feature_schema.feature_schema(local.config, model), indent=2))
     data = local.offline_store(model, rows=rows)
-    url = mlflow_server.ensure(local.env)
+    # The stack's own tracking server while its environment runs (`mlops local up` realized it), else one
+    # started for tuning.
+    running = local.env.find("moto") is not None
+    url = (running and local.tracking_environment().get("MLFLOW_TRACKING_URI")) or mlflow_server.ensure(local.env)
     report(f"MLflow: {url} (experiment {model}-tuning)")
     static = {**local.config.training.hyperparameters, "model_name": model, "num_threads": 1, "checkpoint_every_steps": 0}
     request = request_for(tuning, static=static, max_jobs=trials)

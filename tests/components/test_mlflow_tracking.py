@@ -71,10 +71,15 @@ def test_each_client_role_may_use_this_server_only(mock_pulumi, namer):
     assert run.names(POLICY) == ["t-dev-tracking-operators-access", "t-dev-tracking-role-policy", "t-dev-tracking-training-access"]
     access = run.one(POLICY, "t-dev-tracking-training-access").inputs
     assert access["role"] == "t-dev-train"
-    statement = json.loads(access["policy"])["Statement"][0]
-    assert "sagemaker-mlflow:*" in statement["Action"]
-    # The mocks' ARN of this server (named after the resource): one server, never "*".
-    assert statement["Resource"] == ["arn:aws:sagemaker:eu-west-1:111111111111:mlflowtrackingserver/t-dev-tracking-server"]
+    use, resolve, artifacts = json.loads(access["policy"])["Statement"]
+    # Named actions (the mandatory no-wildcard-iam-actions policy refuses sagemaker-mlflow:*), what a run does.
+    assert {"sagemaker-mlflow:CreateRun", "sagemaker-mlflow:LogBatch", "sagemaker-mlflow:LogModel"} <= set(use["Action"])
+    assert not [a for a in use["Action"] if "*" in a or "Delete" in a]
+    # The mocks' ARN of this server: one server, never "*".
+    server = "arn:aws:sagemaker:eu-west-1:111111111111:mlflow-tracking-server/t-dev-mlflow"
+    assert use["Resource"] == resolve["Resource"] == [server]
+    assert resolve["Action"] == ["sagemaker:DescribeMlflowTrackingServer"]
+    assert artifacts["Action"] == ["s3:PutObject", "s3:GetObject"] and artifacts["Resource"][0].endswith("/mlflow/*")
 
 
 @pytest.mark.parametrize(("config", "field"), [

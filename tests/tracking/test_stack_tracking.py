@@ -47,7 +47,7 @@ def test_the_pipelines_training_job_logs_to_the_stacks_own_server(edit):
     [server] = plan.of_type(SERVER)
     arn = server.outputs["arn"]
     assert _train_environment(plan) == {"MLFLOW_TRACKING_URI": arn}
-    assert _access(plan, "fraud-dev-tracking-training-access") == [[arn]]
+    assert _access(plan, "fraud-dev-tracking-training-access") == [[arn], [arn], ["arn:aws:s3:::fraud-dev-artifacts-111111111111/mlflow/*"]]
 
 
 def test_a_sharing_stack_reads_the_owners_server_and_gives_its_training_role_access_to_it(edit):
@@ -57,7 +57,7 @@ def test_a_sharing_stack_reads_the_owners_server_and_gives_its_training_role_acc
     # mlflowTrackingServerArn output flows in.
     shared = "arn:aws:sagemaker:eu-west-1:111111111111:mlflow-tracking-server/platform-prod-mlflow"
     assert _train_environment(plan) == {"MLFLOW_TRACKING_URI": shared}
-    assert _access(plan, "fraud-dev-tracking-training-access") == [[shared]]
+    assert _access(plan, "fraud-dev-tracking-training-access") == [[shared], [shared]]  # not the owner's bucket
     assert [r.type for r in plan.resources if r.name == "fraud-dev-tracking"] == ["mlops:tracking:SharedMlflowTracking"]
 
 
@@ -71,6 +71,6 @@ def test_eks_runs_log_to_the_server_with_the_pods_role(edit):
     [cron] = plan.of_type("kubernetes:batch/v1:CronJob")
     [container] = cron.inputs["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
     assert {"name": "MLFLOW_TRACKING_URI", "value": arn} in container["env"]
-    assert _access(plan, "pricing-prod-training-pod-tracking-access") == [[arn]]
+    assert _access(plan, "pricing-prod-training-pod-tracking-access")[:2] == [[arn], [arn]]
     # `mlops train` renders the same Job: it knows the stack's own server's ARN from its name
     assert train.tracking_server_arn(plan.config) == arn
