@@ -459,22 +459,26 @@ def _diff_side(ln: Line) -> dict[str, Any]:
     return {"detail": ln.detail, "high_usd": ln.high_usd, "unpriced": ln.unpriced, "rate": ln.rate}
 
 
+def _diff_text(x: dict[str, Any] | None) -> str:
+    if x is None:
+        return "(none)"
+    if x["unpriced"]:
+        return f"{x['detail']}: unpriced ({x['unpriced']})"
+    return f"{x['detail']}: " + (x["rate"] if x.get("rate") else f"${x['high_usd']:,.2f}")
+
+
 def format_diff(diff: dict[str, Any]) -> list[str]:
     """`mlops cost diff` as text."""
     m = diff["monthly_usd"]
     lines = [f"cost diff of {diff['stack']}: ${m['base'][0]:,.2f} - ${m['base'][1]:,.2f} -> ${m['new'][0]:,.2f} - ${m['new'][1]:,.2f} "
              f"per month (maximum {m['delta_high']:+,.2f})" + (" for the priced lines only" if diff["unpriced"] else "")]
     for row in diff["changes"]:
-        def side(x: dict[str, Any] | None) -> str:
-            if x is None:
-                return "(none)"
-            if x["unpriced"]:
-                return f"{x['detail']}: unpriced ({x['unpriced']})"
-            return f"{x['detail']}: " + (f"{x['rate']}, usage not declared" if x.get("rate") else f"${x['high_usd']:,.2f}")
         sides = [x for x in (row["base"], row["new"]) if x]
+        rated = any(x.get("rate") for x in sides)
         delta = f"{row['delta_high_usd']:+,.2f}" if row["delta_high_usd"] is not None else (
             "unpriced" if any(x["unpriced"] for x in sides) else "usage not declared")
-        lines.append(f"  {row['kind']:<10} {row['item']}: {side(row['base'])} -> {side(row['new'])} per {row['per']} ({delta})")
+        per = "" if rated else f" per {row['per']}"  # a unit price names its own unit
+        lines.append(f"  {row['kind']:<10} {row['item']}: {_diff_text(row['base'])} -> {_diff_text(row['new'])}{per} ({delta})")
     if not diff["changes"]:
         lines.append("  no change")
     return lines
