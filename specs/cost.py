@@ -241,7 +241,7 @@ def estimate(name: str, region: str, resources: list[Any], prices: dict[str, Any
         out.lines.append(_line("gpu-pool", group.name, f"{low}-{high} x {instance} ({group.inputs.get('capacityType', 'ON_DEMAND')})", "month",
                                book.ec2(instance), low * HOURS_PER_MONTH, high * HOURS_PER_MONTH, "up to its maximum size"))
     out.lines += [_schedule_line(r, book) for r in resources if r.type == SCHEDULE]
-    out.lines += [_schedule_volume_line(r, book) for r in resources if r.type == SCHEDULE]
+    out.lines += [line for r in resources if r.type == SCHEDULE for line in _schedule_volume_line(r, book)]
     out.lines += [line for r in resources if r.type == PIPELINE for line in _pipeline_volume_lines(r, book)]
     out.lines += _bucket_lines(resources, book) + _capture_lines(resources, book) + _feature_store_lines(resources, book)
     return out
@@ -316,18 +316,20 @@ def _schedule_line(schedule: Any, book: _Book) -> Line:
                  book.sagemaker(instance, "Processing"), 0.0, hours, "from nothing to every run at its limit")
 
 
-def _schedule_volume_line(schedule: Any, book: _Book) -> Line:
-    """A monitoring schedule's ML storage: each run's volume for at most the run's limit."""
+def _schedule_volume_line(schedule: Any, book: _Book) -> list[Line]:
+    """A monitoring schedule's ML storage: each run's volume for at most the run's limit (none if it declares no volume)."""
     config = schedule.inputs.get("monitoringScheduleConfig") or {}
     cron = (config.get("scheduleConfig") or {}).get("scheduleExpression", "")
     cluster = ((config.get("monitoringJobDefinition") or {}).get("monitoringResources") or {}).get("clusterConfig") or {}
-    gb, count, item = float(cluster.get("volumeSizeInGb", 0)), int(cluster.get("instanceCount", 1)), schedule.inputs.get("name", schedule.name)
+    gb, count, item = float(cluster.get("volumeSizeInGb") or 0), int(cluster.get("instanceCount", 1)), schedule.inputs.get("name", schedule.name)
     runs = runs_per_month(cron)
+    if not gb:
+        return []
     if runs is None:
-        return Line("volume", item, f"{cron}, {count} x {gb:g} GB", "month", unpriced=f"schedule {cron} is neither hourly nor daily: not estimated")
+        return [Line("volume", item, f"{cron}, {count} x {gb:g} GB", "month", unpriced=f"schedule {cron} is neither hourly nor daily: not estimated")]
     gb_months = runs * count * gb * MONITORING_MAX_RUNTIME_HOURS / HOURS_PER_MONTH
-    return _line("volume", item, f"{runs} runs x {count} x {gb:g} GB ML storage, <= {MONITORING_MAX_RUNTIME_HOURS:g} h each", "month",
-                 book.unit("sagemaker-processing-volume"), 0.0, gb_months, "from nothing to every run at its limit")
+    return [_line("volume", item, f"{runs} runs x {count} x {gb:g} GB ML storage, <= {MONITORING_MAX_RUNTIME_HOURS:g} h each", "month",
+                  book.unit("sagemaker-processing-volume"), 0.0, gb_months, "from nothing to every run at its limit")]
 
 
 def _pipeline_volume_lines(pipeline: Any, book: _Book) -> list[Line]:
@@ -339,14 +341,14 @@ def _pipeline_volume_lines(pipeline: Any, book: _Book) -> list[Line]:
     for step in definition.get("Steps", []):
         args = step.get("Arguments") or {}
         hours = int((args.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds", 86400)) / 3600
-        if step.get("Type") == "Processing":
-            cluster = (args.get("ProcessingResources") or {}).get("ClusterConfig") or {}
-            gb, count = float(cluster.get("VolumeSizeInGB", 0)), int(cluster.get("InstanceCount", 1))
+        cluster = (args.get("ProcessingResources") or {}).get("ClusterConfig") or {} if step.get("Type") == "Processing" else {}
+        if cluster.get("VolumeSizeInGB"):
+            gb, count = float(cluster["VolumeSizeInGB"]), int(cluster.get("InstanceCount", 1))
             processing += count * gb * hours / HOURS_PER_MONTH
             parts.append(f"{step['Name']} {count} x {gb:g} GB <= {hours:g} h")
-        elif step.get("Type") == "Training":
-            config = args.get("ResourceConfig") or {}
-            training.append(f"{step['Name']} {int(config.get('InstanceCount', 1))} x {float(config.get('VolumeSizeInGB', 0)):g} GB <= {hours:g} h")
+        config = args.get("ResourceConfig") or {} if step.get("Type") == "Training" else {}
+        if config.get("VolumeSizeInGB"):
+            training.append(f"{step['Name']} {int(config.get('InstanceCount', 1))} x {float(config['VolumeSizeInGB']):g} GB <= {hours:g} h")
     lines = []
     if parts:
         lines.append(_line("volume", f"{name}/processing", "; ".join(parts), "run", book.unit("sagemaker-processing-volume"), processing, processing))
