@@ -421,7 +421,8 @@ def format_estimate(est: Estimate) -> list[str]:
         lines.append(f"  {ln.kind:<13} {ln.item:<33} {ln.detail:<44} {_figure(ln)}{'  (' + ln.note + ')' if ln.note and not ln.unpriced else ''}")
     monthly = [ln for ln in est.lines if ln.per == "month"]
     if all(ln.unpriced or ln.rate for ln in monthly):
-        lines.append("  total         no figure: every monthly line is unpriced or its usage is not declared")
+        why = "unpriced" if all(ln.unpriced for ln in monthly) else "unpriced or its usage is not declared"
+        lines.append(f"  total         no figure: every monthly line is {why}")
     else:
         left = [f"{len(est.unpriced)} unpriced"] * bool(est.unpriced) + [f"{len(est.undeclared)} with usage not declared"] * bool(est.undeclared)
         total = f"${est.monthly_low:,.2f} - ${est.monthly_high:,.2f} per month"

@@ -281,7 +281,11 @@ def test_a_missing_price_is_an_unpriced_line_never_zero():
     for line in (ln for ln in est.lines if ln.kind in ("storage", "capture", "volume")):
         assert line.low_usd is None and line.rate is None and "run `mlops prices refresh`" in line.unpriced, line
     assert any("has no S3 Standard storage, first tier price in us-east-1" in (ln.unpriced or "") for ln in est.lines)
-    assert cost.format_estimate(est)[-1] == "  total         no figure: every monthly line is unpriced or its usage is not declared"
+    assert cost.format_estimate(est)[-1] == "  total         no figure: every monthly line is unpriced"
+    storage_only = {"source": "t", "queried_at": "t", "sagemaker": {}, "ec2": {}, "unit_prices": {"us-east-1": {
+        "s3-standard-storage": _unit(0.023, "GB-Mo", "TimedStorage-ByteHrs")}}}
+    mixed = cost.estimate("pricing-dev", "us-east-1", plan.resources, storage_only)
+    assert cost.format_estimate(mixed)[-1] == "  total         no figure: every monthly line is unpriced or its usage is not declared"
     none = cost.estimate("pricing-dev", "us-east-1", plan.resources, None)
     assert all(ln.unpriced == "no price file: run `mlops prices refresh`" for ln in none.lines)
     partial = {**PRICES, "unit_prices": {"us-east-1": {k: v for k, v in PRICES["unit_prices"]["us-east-1"].items() if k != "s3-put-requests"}}}
