@@ -10,19 +10,17 @@ by botocore (standard mode, 8 attempts). Nothing is invented: a type the API doe
 out, and the plan then calls it unpriced.
 
 Per region it also asks for the unit prices of `UNIT_QUERIES` (storage per GB-month, requests),
-filtered and checked only on Price List attributes seen in real sources:
+filtered and recognised only by Price List attributes seen in real sources:
 
 - S3 Standard storage: AmazonS3, `volumeType` `Standard`, usage type `[<region>-]TimedStorage-ByteHrs`,
   unit `GB-Mo`, tiered (the first tier, `beginRange` 0, is kept). infracost/infracost
   internal/resources/aws/s3_standard_storage_class.go (usagetype `TimedStorage-ByteHrs`, volumeType
   `Standard`); a real response: https://github.com/aws/aws-sdk-java/issues/2190 (S3 attributes,
   region-prefixed usage types, `GB-Mo`).
-- S3 PUT, COPY, POST, LIST requests (what data capture and the offline store write): AmazonS3,
-  `group` `S3-API-Tier1`, usage type `[<region>-]Requests-Tier1`, unit `Requests` (a price per
-  request). The usage type and what it covers: the same infracost file; the `group` value: the
-  Price List's own `S3-API-Tier1`/`S3-API-Tier2` groups of the request products, as AWS Cost and
-  Usage Reports show them (`product/group`). A wrong filter returns no product: the line is then
-  unpriced, never mispriced, because every product is checked against the usage type and unit.
+- S3 PUT, COPY, POST, LIST requests (what data capture and the offline store write): AmazonS3, usage
+  type `[<region>-]Requests-Tier1`, unit `Requests` (a price per request): the same infracost file.
+  S3 is asked for by region alone (one paginated query serves both S3 prices) and each product is
+  recognised by those attributes, so no filter rests on an unconfirmed attribute value.
 - SageMaker ML storage of processing (and monitoring) jobs: AmazonSageMaker, `platoclassificationtype`
   `Processing:VolumeUsage` (a sample value of that attribute in AWS's Cost and Usage Report data
   dictionary, https://docs.aws.amazon.com/cur/latest/userguide/product-columns.html), unit `GB-Mo`
@@ -105,17 +103,19 @@ class UnitQuery:
     name: str
     service: str
     filters: dict[str, str]
-    """TERM_MATCH filters besides the region; each product is checked against them again."""
+    """TERM_MATCH filters sent besides the region."""
+    checks: dict[str, str]
+    """Attributes the product must have (the filters are checked again with them)."""
     usage_type: str | None
     """A pattern the product's usage type must match in full (region prefixes vary: `EUC1-`, none in us-east-1)."""
 
 
 UNIT_QUERIES = (
-    UnitQuery("s3-standard-storage", "AmazonS3", {"volumeType": "Standard"}, r"([A-Z0-9]+-)?TimedStorage-ByteHrs"),
-    UnitQuery("s3-put-requests", "AmazonS3", {"group": "S3-API-Tier1"}, r"([A-Z0-9]+-)?Requests-Tier1"),
-    UnitQuery("sagemaker-processing-volume", "AmazonSageMaker", {"platoclassificationtype": "Processing:VolumeUsage"}, None),
+    UnitQuery("s3-standard-storage", "AmazonS3", {}, {"volumeType": "Standard"}, r"([A-Z0-9]+-)?TimedStorage-ByteHrs"),
+    UnitQuery("s3-put-requests", "AmazonS3", {}, {}, r"([A-Z0-9]+-)?Requests-Tier1"),
+    UnitQuery("sagemaker-processing-volume", "AmazonSageMaker", {"platoclassificationtype": "Processing:VolumeUsage"}, {}, None),
     UnitQuery("sagemaker-hosting-volume", "AmazonSageMaker",
-              {"productFamily": "Storage", "volumeType": "General Purpose-Hosting", "platoclassificationtype": "Host:VolumeUsage"},
+              {"productFamily": "Storage", "volumeType": "General Purpose-Hosting", "platoclassificationtype": "Host:VolumeUsage"}, {},
               r"([A-Z0-9]+-)?Host:VolumeUsage\.gp2"),
 )
 assert {q.name for q in UNIT_QUERIES} == set(cost.UNIT_PRICES)
@@ -130,7 +130,7 @@ def unit_price(product: dict[str, Any], query: UnitQuery) -> dict[str, Any] | No
     attributes = described.get("attributes") or {}
     usage_type = attributes.get("usagetype", "")
     # productFamily sits beside the attributes in a price item, yet GetProducts filters on it like one.
-    if any(attributes.get(k, described.get(k)) != v for k, v in query.filters.items()) or not usage_type:
+    if any(attributes.get(k, described.get(k)) != v for k, v in {**query.filters, **query.checks}.items()) or not usage_type:
         return None
     if query.usage_type is not None and not re.fullmatch(query.usage_type, usage_type):
         return None
@@ -149,9 +149,13 @@ def unit_prices(client: Any, region: str) -> dict[str, dict[str, Any]]:
     several different prices (which one applies would be a guess), is left out: the plan calls it
     unpriced."""
     found: dict[str, dict[str, Any]] = {}
+    answers: dict[tuple[str, str], list[dict[str, Any]]] = {}  # queries that send the same filters share one answer
     for query in UNIT_QUERIES:
-        candidates = [p for p in (unit_price(item, query) for item in _products(client, query.service, _filters(regionCode=region, **query.filters)))
-                      if p is not None]
+        filters = _filters(regionCode=region, **query.filters)
+        key = (query.service, json.dumps(filters, sort_keys=True))
+        if key not in answers:
+            answers[key] = list(_products(client, query.service, filters))
+        candidates = [p for p in (unit_price(item, query) for item in answers[key]) if p is not None]
         if candidates and len({c["usd"] for c in candidates}) == 1:
             found[query.name] = candidates[0]
     return found
