@@ -18,7 +18,10 @@ filtered and recognised only by Price List attributes seen in real sources:
   `Standard`); a real response: https://github.com/aws/aws-sdk-java/issues/2190 (S3 attributes,
   region-prefixed usage types, `GB-Mo`).
 - S3 PUT, COPY, POST, LIST requests (what data capture and the offline store write): AmazonS3, usage
-  type `[<region>-]Requests-Tier1`, unit `Requests` (a price per request): the same infracost file.
+  type `[<region>-]Requests-Tier1`: the same infracost file, which prices it per request (its unit
+  `1k requests` multiplies the price by 1,000). The unit string `Requests` is what Cost and Usage
+  Reports show for these products (`pricing/unit`); were the Price List's another, the product would
+  be refused (unit mismatch) and the line unpriced, never mispriced.
   S3 is asked for by region alone (one paginated query serves both S3 prices) and each product is
   recognised by those attributes, so no filter rests on an unconfirmed attribute value.
 - SageMaker ML storage of processing (and monitoring) jobs: AmazonSageMaker, `platoclassificationtype`
@@ -28,7 +31,8 @@ filtered and recognised only by Price List attributes seen in real sources:
 - SageMaker ML storage of endpoint instances: AmazonSageMaker, `productFamily` `Storage`,
   `volumeType` `General Purpose-Hosting`, `platoclassificationtype` `Host:VolumeUsage`, usage type
   `[<region>-]Host:VolumeUsage.gp2` (infracost/infracost
-  internal/resources/aws/sagemaker_endpoint_configuration.go).
+  internal/resources/aws/sagemaker_endpoint_configuration.go), unit `GB-Mo` (the same Sample_Costs.md:
+  "per GB-Mo of Endpoint ML storage").
 
 Not queried, because no real source confirmed their Price List attributes: SageMaker Feature Store's
 online store (write and read request units, storage) and SageMaker training jobs' ML storage. The
