@@ -209,12 +209,14 @@ class _Book:
         return "no price file: run `mlops prices refresh`" if self.prices is None else f"{what}: {UNCONFIRMED}"
 
 
-def _line(kind: str, item: str, detail: str, per: str, hourly: tuple[float | None, str | None],
-          low_hours: float, high_hours: float, note: str = "") -> Line:
-    price, missing = hourly
-    if price is None:
+def _line(kind: str, item: str, detail: str, per: str, price: tuple[float | None, str | None],
+          low: float, high: float, note: str = "") -> Line:
+    """A line of `low` to `high` units (hours of an hourly price, GB-months of a GB-month one) at `price`
+    (USD per unit, or None and why not)."""
+    usd, missing = price
+    if usd is None:
         return Line(kind, item, detail, per, unpriced=missing, note=note)
-    return Line(kind, item, detail, per, round(price * low_hours, 2), round(price * high_hours, 2), note=note)
+    return Line(kind, item, detail, per, round(usd * low, 2), round(usd * high, 2), note=note)
 
 
 ENDPOINT_CONFIG = "aws:sagemaker/endpointConfiguration:EndpointConfiguration"
