@@ -978,7 +978,8 @@ def prices_refresh(
     endpoint_url: Annotated[Optional[str], typer.Option("--endpoint-url", help="Another Price List endpoint (tests).")] = None,
 ) -> None:
     """Query the AWS Price List API (pricing:GetProducts, your credentials) for the on-demand hourly price
-    of every instance type the stacks use, per region, and write stacks/prices.json (commit it: the
+    of every instance type the stacks use and the storage and request unit prices their estimates use,
+    per region, and write stacks/prices.json (commit it: the
     plans' cost estimates read it; no prices ship with the project)."""
     from mlops import prices
 
@@ -992,7 +993,7 @@ def prices_refresh(
     doc = prices.refresh(prices.pricing_client(endpoint_url=endpoint_url), want)
     target = out_path or stack_files.stacks_dir() / "prices.json"
     target.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
-    priced = sum(len(c) for types in doc["sagemaker"].values() for c in types.values()) + sum(len(t) for t in doc["ec2"].values())
+    priced = prices.count(doc)
     out.print(f"{priced} price(s) for {len(want)} region(s) written to {target} (queried {doc['queried_at']})")
 
 

@@ -111,3 +111,50 @@ def test_a_new_stack_is_all_change_and_the_pull_request_jobs_print_the_diff(stac
     # Promotion prints what the pin changes before it commits it.
     assert '.venv/bin/mlops cost diff --stack "$TEAM-prod" --base-ref HEAD' in gitlab
     assert '.venv/bin/mlops cost diff --stack "$TEAM-prod" --base-ref HEAD' in (out / "github" / ".github" / "workflows" / "promote.yml").read_text()
+
+
+def _unit_prices(stacks: Path) -> None:
+    """demo-local's instance prices (as `_prices`) plus the storage and request unit prices."""
+    _prices(stacks)
+    doc = json.loads((stacks / "prices.json").read_text())
+    doc["unit_prices"] = {"us-east-1": {
+        "s3-standard-storage": {"usd": 0.023, "unit": "GB-Mo", "usage_type": "TimedStorage-ByteHrs", "publication_date": "x"},
+        "s3-put-requests": {"usd": 0.000005, "unit": "Requests", "usage_type": "Requests-Tier1", "publication_date": "x"},
+        "sagemaker-processing-volume": {"usd": 0.14, "unit": "GB-Mo", "usage_type": "USE1-Processing:VolumeUsage.gp2", "publication_date": "x"}}}
+    (stacks / "prices.json").write_text(json.dumps(doc))
+
+
+def test_plan_text_and_json_show_volumes_unit_prices_and_what_is_unpriced(stacks: Path, tmp_path: Path):
+    _unit_prices(stacks)
+    result = CliRunner().invoke(app, ["plan", "-s", "demo-local", "--quiet", "--json", str(tmp_path / "plan.json")])
+    assert result.exit_code == 0, result.output
+    text = result.output.splitlines()
+    assert any(line.split() == ["storage", "demo-local-artifacts-123456789012", "S3", "Standard", "$0.023", "per", "GB-month", "(usage", "not",
+                                "declared)"] for line in text), result.output
+    assert any("capture" in line and "$0.005 per 1,000 PUT requests (usage not declared)" in line for line in text)
+    assert any("feature-store" in line and "unpriced: SageMaker Feature Store's online store" in line for line in text)
+    assert "total         $167.90 - $341.40 per month for the priced lines only; 2 unpriced; 4 with usage not declared" in result.output
+    [estimate] = json.loads((tmp_path / "plan.json").read_text())["cost"]
+    assert estimate["monthly_usd"]["high"] == 341.4 and estimate["monthly_usd"]["usage_not_declared_lines"] == 4
+    volume = next(ln for ln in estimate["lines"] if (ln["kind"], ln["item"]) == ("volume", "demo-local-scoring-quality"))
+    assert (volume["low_usd"], volume["high_usd"], volume["rate"]) == (0.0, 2.8, None)
+    capture = next(ln for ln in estimate["lines"] if ln["kind"] == "capture")
+    assert (capture["rate"], capture["low_usd"], capture["unpriced"]) == ("$0.005 per 1,000 PUT requests", None, None)
+
+
+def test_cost_diff_shows_a_new_stacks_unit_priced_lines_without_a_delta(stacks: Path, tmp_path: Path):
+    _unit_prices(stacks)
+    empty = tmp_path / "empty"
+    (empty / "teams").mkdir(parents=True)
+    result = CliRunner().invoke(app, ["cost", "diff", "-s", "demo-local", "--base-dir", str(empty), "--json"])
+    assert result.exit_code == 0, result.output
+    diff = json.loads(result.output)
+    assert diff["monthly_usd"]["new"] == [167.9, 341.4] and diff["unpriced"]
+    rows = {(row["kind"], row["item"]): row for row in diff["changes"]}
+    bucket = rows["storage", "demo-local-artifacts-123456789012"]
+    assert bucket["delta_high_usd"] is None and bucket["new"]["rate"] == "$0.023 per GB-month"
+    assert rows["volume", "demo-local-scoring-drift"]["delta_high_usd"] == 2.8
+    text = CliRunner().invoke(app, ["cost", "diff", "-s", "demo-local", "--base-dir", str(empty)]).output
+    assert "storage    demo-local-artifacts-123456789012: (none) -> S3 Standard: $0.023 per GB-month (usage not declared)" in text
+    assert "volume     demo-local-scoring-drift: (none) -> 730 runs x 1 x 20 GB ML storage, <= 1 h each: $2.80 per month (+2.80)" in text
+    assert "feature-store demo-local-transactions: (none) -> online store (Standard, OnDemand): writes, reads, storage: unpriced" in text
