@@ -62,3 +62,25 @@ def test_schedule_runs_the_serving_images_monitor_entrypoint_isolated_and_encryp
     assert job["environment"] == job_environment(psi_threshold=0.2)
     assert job["monitoringOutputConfig"]["kmsKeyId"] == job["monitoringResources"]["clusterConfig"]["volumeKmsKeyId"] == "arn:aws:kms:eu-west-1:111111111111:key/k"
     assert job["monitoringOutputConfig"]["monitoringOutputs"]["s3Output"]["s3Uri"] == "s3://t-dev-capture-111111111111/monitoring/t-dev-scoring"
+
+
+def test_the_drift_schedules_create_request_is_isolated_and_valid_by_botocores_model(shipped_plan, aws_request_checks):
+    """The request `pulumi up` sends for the isolated drift schedule, as the local realizer translates it
+    from the plan, checked against botocore's SageMaker model (types, required members, patterns, enums)."""
+    import botocore.session
+    from botocore.validate import ParamValidator
+
+    from mlops.local.realize import api_calls
+
+    plan = shipped_plan("fraud-prod")
+    (schedule,) = [r for r in plan.of_type("aws:sagemaker/monitoringSchedule:MonitoringSchedule") if r.name.endswith("-drift-schedule")]
+    (call,) = api_calls(schedule, "eu-west-1")
+    definition = call.params["MonitoringScheduleConfig"]["MonitoringJobDefinition"]
+    assert definition["NetworkConfig"]["EnableNetworkIsolation"] is True
+    assert definition["Environment"]["publish_cloudwatch_metrics"] == "Enabled"
+    assert "MLOPS_MONITOR_PUBLISH" not in definition["Environment"]
+    client = botocore.session.get_session().create_client("sagemaker", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
+    shape = client.meta.service_model.operation_model("CreateMonitoringSchedule").input_shape
+    report = ParamValidator().validate(call.params, shape)
+    assert not report.has_errors(), report.generate_report()
+    assert aws_request_checks.constraint_problems(call.params, shape, "CreateMonitoringSchedule") == []
