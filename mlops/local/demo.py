@@ -621,20 +621,24 @@ def drift_job(stack: LocalStack, console: Console, *, endpoint_name: str, model:
 
     key = next(k for k in stack.config.endpoints if stack.namer.endpoint(k) == endpoint_name)
     out = stack.env.dir / "monitoring" / since.strftime("%Y%m%dT%H%M%S")
-    isolated = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    # Stand-ins for isolation: the process's only AWS endpoint refuses connections, with credentials
+    # that reach nothing (so a call fails at once instead of looking for credentials elsewhere).
+    isolated = {**{k: v for k, v in os.environ.items() if not k.startswith("AWS_")}, "AWS_ENDPOINT_URL": ISOLATED_ENDPOINT,
+                "AWS_ACCESS_KEY_ID": "isolated", "AWS_SECRET_ACCESS_KEY": "isolated", "AWS_DEFAULT_REGION": stack.region,
+                "AWS_EC2_METADATA_DISABLED": "true"}
     job = subprocess.run(
         [str(Path(sys.executable).parent / "mlops-monitor"), "drift", "--captures", str(stack.env.dir / "captures"),
          "--baseline", str(stack.env.artifact_path(model, champion_version)), "--out", str(out), "--endpoint", endpoint_name,
          "--monitoring-schedule", stack.namer.monitoring_schedule(key), "--start", since.isoformat(),
          "--publish", "file", "--metrics-dir", str(out / "metrics")],
-        env={**isolated, "AWS_ENDPOINT_URL": ISOLATED_ENDPOINT}, capture_output=True, text=True,
+        env=isolated, capture_output=True, text=True,
     )
     if job.returncode != 0:
         raise RuntimeError(f"the monitoring job failed (exit {job.returncode}):\n{job.stderr[-2000:]}")
     published = publish_metric_files(stack.client("cloudwatch"), out / "metrics")
     report = json.loads((out / "drift_report.json").read_text())
     flagged = sorted(name for name, f in report.get("features", {}).items() if f.get("drifted"))
-    console.print(f"   drift job (no network): {report.get('rows', '?')} rows, drifted features: {', '.join(flagged) or 'none'}; "
+    console.print(f"   drift job (no AWS endpoint, as isolated): {report.get('rows', '?')} rows, drifted features: {', '.join(flagged) or 'none'}; "
                   f"report {out / 'drift_report.html'}; {published} metric records published as SageMaker would")
     return flagged
 
