@@ -607,6 +607,15 @@ def drifted_traffic(stack: LocalStack, console: Console, *, endpoint_name: str, 
             "ingested": {"rows": ingested.rows, "written": ingested.written}, "ground_truth": truth}
 
 
+def isolated_job_environment(environ: dict[str, str], *, region: str) -> dict[str, str]:
+    """`environ` without its AWS settings, standing in for network isolation: the only AWS endpoint
+    refuses connections (`ISOLATED_ENDPOINT`) and the credentials reach nothing, so an AWS call fails at
+    once instead of looking for credentials elsewhere (instance metadata lookups are off)."""
+    return {**{k: v for k, v in environ.items() if not k.startswith("AWS_")}, "AWS_ENDPOINT_URL": ISOLATED_ENDPOINT,
+            "AWS_ACCESS_KEY_ID": "isolated", "AWS_SECRET_ACCESS_KEY": "isolated", "AWS_DEFAULT_REGION": region,
+            "AWS_EC2_METADATA_DISABLED": "true"}
+
+
 def drift_job(stack: LocalStack, console: Console, *, endpoint_name: str, model: str, champion_version: int, since: datetime) -> list[str]:
     """`mlops-monitor drift` over the endpoint's captures since `since` against the champion's baseline,
     run as its network-isolated schedule runs it: Model Monitor's file target, its schedule's name as a
@@ -621,17 +630,12 @@ def drift_job(stack: LocalStack, console: Console, *, endpoint_name: str, model:
 
     key = next(k for k in stack.config.endpoints if stack.namer.endpoint(k) == endpoint_name)
     out = stack.env.dir / "monitoring" / since.strftime("%Y%m%dT%H%M%S")
-    # Stand-ins for isolation: the process's only AWS endpoint refuses connections, with credentials
-    # that reach nothing (so a call fails at once instead of looking for credentials elsewhere).
-    isolated = {**{k: v for k, v in os.environ.items() if not k.startswith("AWS_")}, "AWS_ENDPOINT_URL": ISOLATED_ENDPOINT,
-                "AWS_ACCESS_KEY_ID": "isolated", "AWS_SECRET_ACCESS_KEY": "isolated", "AWS_DEFAULT_REGION": stack.region,
-                "AWS_EC2_METADATA_DISABLED": "true"}
     job = subprocess.run(
         [str(Path(sys.executable).parent / "mlops-monitor"), "drift", "--captures", str(stack.env.dir / "captures"),
          "--baseline", str(stack.env.artifact_path(model, champion_version)), "--out", str(out), "--endpoint", endpoint_name,
          "--monitoring-schedule", stack.namer.monitoring_schedule(key), "--start", since.isoformat(),
          "--publish", "file", "--metrics-dir", str(out / "metrics")],
-        env=isolated, capture_output=True, text=True,
+        env=isolated_job_environment(dict(os.environ), region=stack.region), capture_output=True, text=True,
     )
     if job.returncode != 0:
         raise RuntimeError(f"the monitoring job failed (exit {job.returncode}):\n{job.stderr[-2000:]}")

@@ -104,3 +104,25 @@ def test_a_run_without_its_schedules_name_writes_metrics_no_drift_alarm_watches(
     assert records and not [r for r in records if metrics.SCHEDULE_DIMENSION in {d["Name"] for d in r["Dimensions"]}]
     fired = _alarms_after_publishing(boto3.client("cloudwatch"), tmp_path / "metrics", end)
     assert [alarm for alarm, state in fired if state == "ALARM"] == []
+
+
+def test_the_local_stand_in_for_isolation_refuses_aws_and_the_drift_job_does_not_need_it(aws, channel, baseline_path, tmp_path):
+    """mlops.local.demo runs the drift job with `isolated_job_environment`: reading captures from S3
+    fails there (so the stand-in refuses AWS), the job on its local channels succeeds."""
+    import os
+    import subprocess
+    import sys
+
+    from mlops.local.demo import isolated_job_environment
+
+    env = isolated_job_environment(dict(os.environ), region="eu-west-1")
+    boto3.client("s3").create_bucket(Bucket="caps", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    command = [str(Path(sys.executable).parent / "mlops-monitor"), "drift", "--baseline", str(baseline_path),
+               "--endpoint", ENDPOINT, "--monitoring-schedule", SCHEDULE, "--publish", "file"]
+    refused = subprocess.run([*command, "--captures", "s3://caps/datacapture", "--out", str(tmp_path / "a"),
+                              "--metrics-dir", str(tmp_path / "a-metrics")], env=env, capture_output=True, text=True, timeout=300)
+    assert refused.returncode != 0 and "Could not connect to the endpoint URL" in refused.stderr, refused.stderr[-1000:]
+    done = subprocess.run([*command, "--captures", str(channel), "--out", str(tmp_path / "b"),
+                           "--metrics-dir", str(tmp_path / "b-metrics")], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-1000:]
+    assert read_records(tmp_path / "b-metrics")
