@@ -428,6 +428,12 @@ def test_allow_with_not_action_is_reported_as_a_wildcard():
 
 
 def test_only_the_live_quality_entry_point_may_run_a_model_quality_schedule_unisolated():
+    from components import quality_monitor
+    from specs.policies import monitoring_jobs_isolated
+
+    # the rule cannot import the component (pure layer): the exception it names is the component's
+    assert monitoring_jobs_isolated.QUALITY_ENTRYPOINT == quality_monitor.ENTRYPOINT
+    assert monitoring_jobs_isolated.MODEL_QUALITY == quality_monitor.MONITORING_TYPE
     rule = RESOURCE_RULES["monitoring-jobs-isolated"]
     assert rule.check(*schedule("t-dev-scoring-quality", "ModelQuality", isolated=False, entrypoint=["mlops-monitor", "quality"])) == []
     # the same entry point under another monitoring type is no exception
