@@ -1,6 +1,20 @@
 """DriftMonitor: a SageMaker MonitoringSchedule running the serving image's monitoring job over an
 endpoint's captured requests (Model Monitor's bring-your-own-container contract).
 
+The job runs network-isolated. It needs no network: Model Monitor copies the hour's captures into the
+endpoint input channel (`dataset_source`) and the baseline named by the definition's baseline
+(`baseline_statistics`) (https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-byoc-contract-inputs.html);
+with `publish_cloudwatch_metrics` `Enabled` the job writes its metric records under
+`/opt/ml/output/metrics/cloudwatch` and SageMaker publishes them, after the job, into
+`/aws/sagemaker/Endpoint/data-metrics` (https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-byoc-cloudwatch.html),
+where the drift alarms watch (`mlops_contracts.metrics.MODEL_MONITOR_NAMESPACE`, dimensions
+`DRIFT_DIMENSIONS`: the endpoint and this schedule).
+
+Those pages also say: "Amazon SageMaker Model Monitor is no longer open to new customers" (existing
+customers continue to use it). So an AWS account new to Model Monitor cannot create this schedule (nor
+the QualityMonitor's): the job itself is plain `mlops-monitor drift` and runs wherever the captures
+are, but this project ships no other scheduler for it.
+
 Must not import: `mlops`, `mlops_training` or `mlops_serving` (a component builds resources from
 specifications; the operator CLI drives the components, and the containers run inside the images they
 deploy)."""
@@ -27,17 +41,22 @@ def baseline_uri(model_data_url: str) -> str:
     return artifact.beside_archive(model_data_url, artifact.BASELINE_FILE)
 
 
+PUBLISH_SWITCH = "publish_cloudwatch_metrics"
+"""Model Monitor's switch for the metric files; `Enabled` selects the job's `file` target (and only it)."""
+
+
 def job_environment(*, psi_threshold: float) -> dict[str, str]:
     """What the monitoring job needs beyond Model Monitor's own variables (sagemaker_endpoint_name,
-    baseline_statistics, dataset_source, output_path, publish_cloudwatch_metrics): its threshold and
-    the metric names the drift alarms watch (`mlops_contracts.metrics`, which the job's own defaults
-    also come from: the environment makes the schedule's names explicit in the plan)."""
+    sagemaker_monitoring_schedule_name, baseline_statistics, dataset_source, output_path): its
+    threshold, `publish_cloudwatch_metrics` `Enabled` (metric files, which SageMaker publishes: the
+    job calls no AWS API), and the metric and dimension names the drift alarms watch
+    (`mlops_contracts.metrics`, which the job's own defaults also come from: the environment makes the
+    schedule's names explicit in the plan). No namespace and no `MLOPS_MONITOR_PUBLISH`: SageMaker
+    chooses the namespace, and `MLOPS_MONITOR_PUBLISH` would override the switch."""
     return {
         "MLOPS_MONITOR_PSI_THRESHOLD": f"{psi_threshold:g}",
-        # Model Monitor would publish metric files into its own namespace, which the drift alarms
-        # do not watch: the job calls PutMetricData itself (the execution role allows exactly this namespace).
-        "MLOPS_MONITOR_PUBLISH": "cloudwatch",
-        **metrics.monitor_environment(),
+        PUBLISH_SWITCH: "Enabled",
+        **metrics.monitor_environment(namespace=False),
     }
 
 
@@ -64,7 +83,7 @@ class DriftMonitorArgs:
 
 
 class DriftMonitor(pulumi.ComponentResource):
-    """The endpoint's hourly (by default) drift job."""
+    """The endpoint's hourly (by default) drift job, network-isolated (module docstring)."""
 
     schedule: aws.sagemaker.MonitoringSchedule
 
@@ -83,6 +102,7 @@ class DriftMonitor(pulumi.ComponentResource):
                     output_uri=pulumi.Output.concat("s3://", args.capture_bucket, "/monitoring/", endpoint_name),
                     kms_key_arn=args.kms_key_arn, instance_type=args.instance_type,
                     environment=job_environment(psi_threshold=args.psi_threshold), role_arn=args.role_arn, network=args.network,
+                    isolated=True,
                     baseline={"statistics_resource": {"s3_uri": baseline_uri(args.baseline_model_data_url)}},
                 ),
             },

@@ -39,6 +39,7 @@ def dashboard_body(*, namer: Namer, region: str, endpoints: dict[str, EndpointCo
             {
                 "name": namer.endpoint(key),
                 "variants": list(endpoint.all_variants()),
+                "drift_schedule": namer.monitoring_schedule(key),
                 "drift_threshold": drift_psi,
                 # CloudWatch's alarm widget takes 1 to 100 alarms; with none the template leaves it out.
                 "alarm_arns": [alarm_arn(region=region, account_id=namer.account_id, name=s.name) for s in specs if s.endpoint == key][:100],

@@ -12,6 +12,19 @@ copies into the container (the last hour) has almost no labels yet. The job read
 the ground-truth prefix directly (the execution role reads both buckets) over `window_hours` before the
 end time Model Monitor passes.
 
+Why it is therefore not network-isolated (the drift job is): an isolated container reads only its
+channels, and a MonitoringJobDefinition's only channels are EndpointInput or BatchTransformInput
+(botocore's SageMaker model, shape `MonitoringInput`). EndpointInput's `StartTimeOffset` could widen
+the capture window, but the labels have no channel: `GroundTruthS3Input` belongs to
+ModelQualityJobDefinition, which pulumi-aws does not have (pulumi-aws-native's
+`sagemaker.ModelQualityJobDefinition` does; a schedule could name such a definition through
+`monitoring_job_definition_name`, at the cost of a second provider). It also calls PutMetricData
+itself into `MLOps/ModelMonitor`, which the monitoring role allows. The policy pack's
+`monitoring-jobs-isolated` allows this exception for this entry point only.
+
+Model Monitor "is no longer open to new customers" (https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-byoc-cloudwatch.html):
+see drift_monitor.py.
+
 Must not import: `mlops`, `mlops_training` or `mlops_serving` (a component builds resources from
 specifications; the operator CLI drives the components, and the containers run inside the images they
 deploy)."""
@@ -104,6 +117,7 @@ class QualityMonitor(pulumi.ComponentResource):
                     output_uri=pulumi.Output.concat("s3://", args.report_bucket, "/monitoring-quality/", endpoint_name),
                     kms_key_arn=args.kms_key_arn, instance_type=args.instance_type, environment=environment,
                     role_arn=args.role_arn, network=args.network,
+                    isolated=False,  # it reads labels and captures from S3 (module docstring)
                 ),
             },
             tags=args.tags,

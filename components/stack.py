@@ -18,7 +18,6 @@ from components.model_registry import ModelRegistry, ModelRegistryArgs
 from components.tracking import MlflowTracking, MlflowTrackingArgs, SharedMlflowTracking, SharedMlflowTrackingArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from specs.naming import Namer
-from mlops_contracts import metrics
 from specs import alarms
 from specs.feature_schema import feature_schema
 from components.drift_monitor import DriftMonitor, DriftMonitorArgs
@@ -275,7 +274,7 @@ def _retraining(config: StackConfig, namer: Namer, foundation: Foundation, featu
         # The drift and live-quality alarms of every endpoint serving this model start a retrain.
         triggers = [
             s.name for s in monitoring.specs
-            if config.endpoints[s.endpoint].model == model and s.namespace == metrics.NAMESPACE
+            if config.endpoints[s.endpoint].model == model and alarms.watches_the_model(s)
         ]
         if not triggers and not config.training.schedule:
             continue

@@ -107,7 +107,8 @@ class AlarmRow:
     """The alarm's statistic; for a metric-math row, the statistic of its inputs."""
     extended_statistic: str | None = None
     dimension_names: tuple[str, ...] = SAGEMAKER_DIMENSIONS
-    """Dimension names, filled with the endpoint's name and (for per-variant rows) the variant."""
+    """Dimension names (of `contract`), filled with the endpoint's name, the variant (per-variant rows
+    only) and the endpoint's drift schedule (`Namer.monitoring_schedule`)."""
     math: MetricMath | None = None
     period: int = 60
     evaluation_periods: int = 1
@@ -179,15 +180,28 @@ def live_quality_rows(gates: Mapping[str, float]) -> list[AlarmRow]:
 
 
 def drift_rows() -> list[AlarmRow]:
-    """An endpoint-wide alarm per drift metric of the contract, at the configured PSI threshold."""
+    """An endpoint-wide alarm per drift metric of the contract, at the configured PSI threshold. The
+    drift job is network-isolated: SageMaker publishes its metric records into Model Monitor's
+    namespace (`contract.MODEL_MONITOR_NAMESPACE`), with the endpoint and the schedule as dimensions
+    (`contract.DRIFT_DIMENSIONS`); an alarm matches dimensions exactly, so it names both."""
     return [
         AlarmRow(
             drift.suffix, "endpoint", drift.description.replace("{", "{{").replace("}", "}}") + " (PSI above {value:g})",
-            "GreaterThanThreshold", "drift_psi", namespace=contract.NAMESPACE, metric=drift.metric,
-            statistic="Maximum", dimension_names=(contract.ENDPOINT_DIMENSION,), period=3600,
+            "GreaterThanThreshold", "drift_psi", namespace=contract.MODEL_MONITOR_NAMESPACE, metric=drift.metric,
+            statistic="Maximum", dimension_names=contract.DRIFT_DIMENSIONS, period=3600,
         )
         for drift in DRIFT_ALARMS
     ]
+
+
+MODEL_ALARM_NAMESPACES = (contract.MODEL_MONITOR_NAMESPACE, contract.NAMESPACE)
+"""Where the monitoring jobs' metrics are: drift (SageMaker publishes it) and live quality."""
+
+
+def watches_the_model(spec: AlarmSpec) -> bool:
+    """A drift or live-quality alarm: it says the model no longer fits its traffic (these start a
+    retrain), not that a variant is unhealthy."""
+    return spec.namespace in MODEL_ALARM_NAMESPACES
 
 
 def endpoint_alarms(
@@ -217,7 +231,10 @@ def _spec(
         return None
     endpoint_name = namer.endpoint(key)
     per_variant = variant is not None
-    dimensions = dict(zip(row.dimension_names, (endpoint_name, variant) if per_variant else (endpoint_name,)))
+    values = {contract.ENDPOINT_DIMENSION: endpoint_name, contract.SCHEDULE_DIMENSION: namer.monitoring_schedule(key)}
+    if per_variant:
+        values[contract.VARIANT_DIMENSION] = variant
+    dimensions = {name: values[name] for name in row.dimension_names}
     return AlarmSpec(
         name=namer.alarm(key, variant if per_variant else ENDPOINT_WIDE_GROUP, row.suffix),
         description=row.description.format(role="production" if production else "shadow", variant=variant, value=value),

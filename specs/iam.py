@@ -261,7 +261,10 @@ def s3_object_arn(uri: str) -> str:
 def monitoring_policy(*, scope: JobScope, artifacts_bucket_arn: str, capture_bucket_arn: str, ground_truth_uris: list[str],
                       repository_arns: list[str]) -> Document:
     """Model Monitor jobs: read the captures, the ground truth and the baselines (beside the models),
-    write their reports and metrics only."""
+    write their reports and metrics only. PutMetricData stays (scoped by namespace, `_job_basics`): the
+    live-quality job calls it into `MLOps/ModelMonitor`, as it is not network-isolated
+    (components/quality_monitor.py). The drift job calls no AWS API: SageMaker copies its inputs in and
+    publishes its metric files (components/drift_monitor.py)."""
     truth = sorted({s3_object_arn(uri) for uri in ground_truth_uris})
     truth_buckets = sorted({arn.split("/", 1)[0] for arn in truth})
     return document(

@@ -198,6 +198,9 @@ def faulty_artifact(source: Path, target: Path) -> Path:
 SHADOW_COUNTS = ("mirrored", "sent", "dropped", "failed")
 CAPTURE_CEILING_S = 120.0
 """How long the drift phase waits for the captures of its traffic (only a bug takes that long)."""
+ISOLATED_ENDPOINT = "http://127.0.0.1:9"
+"""The AWS endpoint the drift job is given locally: the discard port, where any call is refused at
+once (its schedule runs network-isolated; the job must need no AWS API)."""
 
 
 def _shadow_counts(status: dict[str, Any], endpoint: str, variant: str) -> dict[str, int]:
@@ -608,25 +611,43 @@ def drifted_traffic(stack: LocalStack, console: Console, *, endpoint_name: str, 
             "ingested": {"rows": ingested.rows, "written": ingested.written}, "ground_truth": truth}
 
 
+def isolated_job_environment(environ: dict[str, str], *, region: str) -> dict[str, str]:
+    """`environ` without its AWS settings, standing in for network isolation: the only AWS endpoint
+    refuses connections (`ISOLATED_ENDPOINT`) and the credentials reach nothing, so an AWS call fails at
+    once instead of looking for credentials elsewhere (instance metadata lookups are off)."""
+    return {**{k: v for k, v in environ.items() if not k.startswith("AWS_")}, "AWS_ENDPOINT_URL": ISOLATED_ENDPOINT,
+            "AWS_ACCESS_KEY_ID": "isolated", "AWS_SECRET_ACCESS_KEY": "isolated", "AWS_DEFAULT_REGION": region,
+            "AWS_EC2_METADATA_DISABLED": "true"}
+
+
 def drift_job(stack: LocalStack, console: Console, *, endpoint_name: str, model: str, champion_version: int, since: datetime) -> list[str]:
     """`mlops-monitor drift` over the endpoint's captures since `since` against the champion's baseline,
-    publishing its metrics to the local CloudWatch; returns the drifted features."""
+    run as its network-isolated schedule runs it: Model Monitor's file target, its schedule's name as a
+    dimension, and no AWS endpoint it could reach (any AWS call would be refused). Then what SageMaker
+    does after the job: its metric records go to the local CloudWatch in Model Monitor's namespace
+    (mlops.local.monitor_metrics), where the drift alarms watch. Returns the drifted features."""
     import os
     import subprocess
     import sys
 
+    from mlops.local.monitor_metrics import publish_metric_files
+
+    key = next(k for k in stack.config.endpoints if stack.namer.endpoint(k) == endpoint_name)
     out = stack.env.dir / "monitoring" / since.strftime("%Y%m%dT%H%M%S")
     job = subprocess.run(
         [str(Path(sys.executable).parent / "mlops-monitor"), "drift", "--captures", str(stack.env.dir / "captures"),
          "--baseline", str(stack.env.artifact_path(model, champion_version)), "--out", str(out), "--endpoint", endpoint_name,
-         "--start", since.isoformat(), "--publish", "cloudwatch"],
-        env={**os.environ, **stack.env.aws_env(stack.region)}, capture_output=True, text=True,
+         "--monitoring-schedule", stack.namer.monitoring_schedule(key), "--start", since.isoformat(),
+         "--publish", "file", "--metrics-dir", str(out / "metrics")],
+        env=isolated_job_environment(dict(os.environ), region=stack.region), capture_output=True, text=True,
     )
     if job.returncode != 0:
         raise RuntimeError(f"the monitoring job failed (exit {job.returncode}):\n{job.stderr[-2000:]}")
+    published = publish_metric_files(stack.client("cloudwatch"), out / "metrics")
     report = json.loads((out / "drift_report.json").read_text())
     flagged = sorted(name for name, f in report.get("features", {}).items() if f.get("drifted"))
-    console.print(f"   drift job: {report.get('rows', '?')} rows, drifted features: {', '.join(flagged) or 'none'}; report {out / 'drift_report.html'}")
+    console.print(f"   drift job (no AWS endpoint, as isolated): {report.get('rows', '?')} rows, drifted features: {', '.join(flagged) or 'none'}; "
+                  f"report {out / 'drift_report.html'}; {published} metric records published as SageMaker would")
     return flagged
 
 

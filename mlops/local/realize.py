@@ -495,8 +495,11 @@ LOCAL_LIMITATIONS: dict[str, str] = {
         "are checked against Kubernetes' schemas and by checkov instead)"
     ),
     "aws:sagemaker/monitoringSchedule:MonitoringSchedule": (
-        "moto does not implement CreateMonitoringSchedule; locally the monitoring job runs directly "
-        "(mlops-monitor drift) and publishes to the local CloudWatch"
+        "moto does not implement CreateMonitoringSchedule; locally the jobs run directly as processes: the drift "
+        "job (mlops-monitor drift) with no AWS endpoint it could reach and Model Monitor's metric files, which are "
+        "then published into the local CloudWatch's /aws/sagemaker/Endpoint/data-metrics as SageMaker would "
+        "(mlops.local.monitor_metrics); the quality job (mlops-monitor quality) reads the local S3 and calls "
+        "PutMetricData itself"
     ),
 }
 """Resource types the local emulator cannot hold faithfully, and why (shown by `mlops local up`)."""

@@ -71,12 +71,14 @@ def test_4xx_rate_is_metric_math_over_the_variants_errors_and_invocations():
     assert spec.threshold == 7
 
 
-def test_drift_alarms_use_the_monitor_namespace_and_the_psi_threshold():
+def test_drift_alarms_watch_model_monitors_namespace_per_endpoint_and_schedule_at_the_psi_threshold():
     drift = {n: s for n, s in specs(ab(2), drift_psi=0.15).items() if s.variant is None}
     assert sorted(drift) == ["t-dev-e-drift-max-feature-psi", "t-dev-e-drift-prediction-psi"]
     for spec in drift.values():
-        assert (spec.namespace, spec.statistic, spec.threshold, spec.dimensions) == ("MLOps/ModelMonitor", "Maximum", 0.15, {"EndpointName": "t-dev-e"})
+        assert (spec.namespace, spec.statistic, spec.threshold, spec.dimensions) == (
+            "/aws/sagemaker/Endpoint/data-metrics", "Maximum", 0.15, {"EndpointName": "t-dev-e", "MonitoringSchedule": "t-dev-e-drift"})
         assert spec.rollback is False
+        assert alarms.watches_the_model(spec)
 
 
 def test_live_quality_alarms_follow_the_models_gates_per_production_variant():

@@ -178,12 +178,12 @@ def test_min_invocations_zero_creates_no_no_traffic_alarm(mock_pulumi, namer):
     assert [a.inputs["name"] for a in run.of_type(ALARM) if a.inputs["name"].endswith("-no-traffic")] == []
 
 
-def test_drift_alarms_watch_the_monitor_namespace_per_endpoint(built):
+def test_drift_alarms_watch_model_monitors_namespace_per_endpoint_and_drift_schedule(built):
     for suffix, metric in (("max-feature-psi", "MaxFeaturePSI"), ("prediction-psi", "PredictionPSI")):
         alarm = _alarm(built, f"t-dev-quotes-drift-{suffix}")
         assert {k: alarm[k] for k in ("namespace", "metricName", "statistic", "dimensions", "period", "comparisonOperator", "threshold")} == {
-            "namespace": "MLOps/ModelMonitor", "metricName": metric, "statistic": "Maximum",
-            "dimensions": {"EndpointName": "t-dev-quotes"}, "period": 3600,
+            "namespace": "/aws/sagemaker/Endpoint/data-metrics", "metricName": metric, "statistic": "Maximum",
+            "dimensions": {"EndpointName": "t-dev-quotes", "MonitoringSchedule": "t-dev-quotes-drift"}, "period": 3600,
             "comparisonOperator": "GreaterThanThreshold", "threshold": 0.3,
         }
 
@@ -205,7 +205,8 @@ def test_dashboard_json_parses_and_charts_every_variant_and_alarm_of_each_endpoi
         ["AWS/SageMaker", "ModelLatency", "EndpointName", "t-dev-scoring", "VariantName", "candidate"],
         ["AWS/SageMaker", "ModelLatency", "EndpointName", "t-dev-quotes", "VariantName", "main"],
     ]
-    assert ["MLOps/ModelMonitor", "MaxFeaturePSI", "EndpointName", "t-dev-quotes"] in metric_lines
+    assert ["/aws/sagemaker/Endpoint/data-metrics", "MaxFeaturePSI", "EndpointName", "t-dev-quotes",
+            "MonitoringSchedule", "t-dev-quotes-drift"] in metric_lines
     alarm_widgets = {w["properties"]["title"]: w["properties"]["alarms"] for w in body["widgets"] if w["type"] == "alarm"}
     names = sorted(built.component.alarms)
     arn = "arn:aws:cloudwatch:eu-west-1:111111111111:alarm:{}".format

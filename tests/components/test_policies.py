@@ -59,6 +59,21 @@ def pipeline_definition(*, instances: int, encrypted: bool, nested: bool = False
     return json.dumps({"Version": "2020-12-01", "Steps": steps})
 
 
+SCHEDULE = "aws:sagemaker/monitoringSchedule:MonitoringSchedule"
+ISOLATION = "monitoringScheduleConfig.monitoringJobDefinition.networkConfig.enableNetworkIsolation"
+
+
+def schedule(name: str, kind: str | None, *, isolated: bool, entrypoint: list[str] | None = None) -> tuple[str, dict]:
+    job: dict[str, Any] = {"networkConfig": {"enableNetworkIsolation": isolated, "enableInterContainerTrafficEncryption": True},
+                           "monitoringAppSpecification": {"imageUri": "img:serve"}}
+    if entrypoint is not None:
+        job["monitoringAppSpecification"]["containerEntrypoints"] = entrypoint
+    config: dict[str, Any] = {"monitoringJobDefinition": job, "scheduleConfig": {"scheduleExpression": "cron(0 * ? * * *)"}}
+    if kind is not None:
+        config["monitoringType"] = kind
+    return SCHEDULE, {"name": name, "monitoringScheduleConfig": config}
+
+
 # rule -> (compliant (type, props), [(non-compliant (type, props), exact messages)])
 RESOURCE_CASES: dict[str, tuple[tuple[str, dict], list[tuple[tuple[str, dict], list[str]]]]] = {
     "feature-groups-encrypted": (
@@ -120,6 +135,23 @@ RESOURCE_CASES: dict[str, tuple[tuple[str, dict], list[tuple[tuple[str, dict], l
              ["training step Train runs on 2 instances without EnableInterContainerTrafficEncryption"]),
             ((PIPE, {"pipelineDefinition": pipeline_definition(instances=4, encrypted=False, nested=True)}),
              ["training step Train runs on 4 instances without EnableInterContainerTrafficEncryption"]),
+        ],
+    ),
+    "monitoring-jobs-isolated": (
+        schedule("t-dev-scoring-drift", "DataQuality", isolated=True, entrypoint=["mlops-monitor"]),
+        [
+            (schedule("t-dev-scoring-drift", "DataQuality", isolated=False, entrypoint=["mlops-monitor"]),
+             [f"DataQuality schedule t-dev-scoring-drift runs its job without network isolation; set {ISOLATION} to true "
+              "(the job reads its captures and baseline from its channels, and SageMaker publishes its metric files)"]),
+            (schedule("t-dev-x", None, isolated=False),
+             [f"untyped schedule t-dev-x runs its job without network isolation; set {ISOLATION} to true "
+              "(the job reads its captures and baseline from its channels, and SageMaker publishes its metric files)"]),
+            (schedule("t-dev-scoring-quality", "ModelQuality", isolated=False, entrypoint=["python", "evaluate.py"]),
+             [f"ModelQuality schedule t-dev-scoring-quality runs python evaluate.py without network isolation; set {ISOLATION} "
+              "to true (only the live-quality job, mlops-monitor quality, may reach the network: it reads ground truth "
+              "from S3, which a MonitoringJobDefinition has no input for)"]),
+            (("aws:sagemaker/dataQualityJobDefinition:DataQualityJobDefinition", {"name": "dq", "networkConfig": {}}),
+             ["DataQualityJobDefinition dq runs without network isolation; set networkConfig.enableNetworkIsolation to true"]),
         ],
     ),
     "prod-data-capture": (
@@ -393,6 +425,31 @@ def test_administrator_access_in_a_roles_managed_policies_is_reported():
 def test_allow_with_not_action_is_reported_as_a_wildcard():
     policy = doc({"Effect": "Allow", "NotAction": ["iam:*"], "Resource": "*"})
     assert len(no_wildcard_iam_actions.check("aws:iam/rolePolicy:RolePolicy", {"policy": policy})) == 1
+
+
+def test_only_the_live_quality_entry_point_may_run_a_model_quality_schedule_unisolated():
+    from components import quality_monitor
+    from specs.policies import monitoring_jobs_isolated
+
+    # the rule cannot import the component (pure layer): the exception it names is the component's
+    assert monitoring_jobs_isolated.QUALITY_ENTRYPOINT == quality_monitor.ENTRYPOINT
+    assert monitoring_jobs_isolated.MODEL_QUALITY == quality_monitor.MONITORING_TYPE
+    rule = RESOURCE_RULES["monitoring-jobs-isolated"]
+    assert rule.check(*schedule("t-dev-scoring-quality", "ModelQuality", isolated=False, entrypoint=["mlops-monitor", "quality"])) == []
+    # the same entry point under another monitoring type is no exception
+    assert len(rule.check(*schedule("t-dev-x", "DataQuality", isolated=False, entrypoint=["mlops-monitor", "quality"]))) == 1
+    # a schedule naming a separate definition is judged on that definition's resource
+    assert rule.check(SCHEDULE, {"name": "s", "monitoringScheduleConfig": {"monitoringJobDefinitionName": "dq"}}) == []
+
+
+def test_shipped_drift_schedules_are_isolated_and_quality_schedules_are_the_named_exception(shipped_plan):
+    plan = shipped_plan("fraud-prod")
+    schedules = plan.of_type(SCHEDULE)
+    network = {r.name: r.inputs["monitoringScheduleConfig"]["monitoringJobDefinition"]["networkConfig"]["enableNetworkIsolation"]
+               for r in schedules}
+    assert {n for n, isolated in network.items() if isolated} == {n for n in network if n.endswith("-drift-schedule")} != set()
+    assert {n for n, isolated in network.items() if not isolated} == {n for n in network if n.endswith("-quality-schedule")} != set()
+    assert [m for r in schedules for m in RESOURCE_RULES["monitoring-jobs-isolated"].check(r.type, r.inputs)] == []
 
 
 def test_evaluate_reports_rule_level_and_resource_of_each_finding():

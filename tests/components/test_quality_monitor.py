@@ -56,6 +56,7 @@ def test_schedule_runs_the_serving_images_quality_command_over_captures_and_grou
     assert job["environment"]["MLOPS_MONITOR_CAPTURES"] == "s3://t-dev-capture-111111111111/datacapture"
     assert job["environment"]["MLOPS_MONITOR_TASK"] == "binary_classification"
     assert job["monitoringInputs"]["endpointInput"]["endpointName"] == "t-dev-scoring"
+    # Not isolated: it reads labels and a 24-hour capture window from S3 (quality_monitor.py says why).
     assert job["networkConfig"] == {"enableNetworkIsolation": False, "enableInterContainerTrafficEncryption": True}
     assert job["monitoringOutputConfig"]["kmsKeyId"] == job["monitoringResources"]["clusterConfig"]["volumeKmsKeyId"] == KEY
     assert job["monitoringOutputConfig"]["monitoringOutputs"]["s3Output"]["s3Uri"] == "s3://t-dev-capture-111111111111/monitoring-quality/t-dev-scoring"

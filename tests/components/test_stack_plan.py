@@ -184,3 +184,17 @@ def test_endpoint_resources_wait_for_the_foundation_and_their_alarms(mock_pulumi
             assert rollback_alarms <= deps, resource.name
     assert sorted(platform.endpoints) == ["scoring"]
     assert sorted(platform.monitoring.alarms) == sorted(a.inputs["name"] for a in run.of_type(ALARM))
+
+
+def test_the_retraining_rule_of_fraud_prod_is_started_by_its_drift_and_live_quality_alarms(shipped_plan):
+    """The drift alarms moved to Model Monitor's namespace: they must still start the retraining."""
+    import json
+
+    plan = shipped_plan("fraud-prod")
+    patterns = [json.loads(r.inputs["eventPattern"]) for r in plan.of_type("aws:cloudwatch/eventRule:EventRule")]
+    (pattern,) = [p for p in patterns if p.get("detail-type") == ["CloudWatch Alarm State Change"]]
+    names = set(pattern["detail"]["alarmName"])
+    drift = {a.inputs["name"] for a in plan.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+             if a.inputs.get("namespace") in ("/aws/sagemaker/Endpoint/data-metrics", "MLOps/ModelMonitor")}
+    assert {"fraud-prod-scoring-drift-max-feature-psi", "fraud-prod-scoring-drift-prediction-psi"} <= drift
+    assert drift <= names

@@ -20,7 +20,9 @@ CONTAINERS = (ROOT / "training" / "mlops_training", ROOT / "serving" / "mlops_se
 
 def test_metric_names_are_the_published_wire_values():
     assert metrics.NAMESPACE == "MLOps/ModelMonitor"
+    assert metrics.MODEL_MONITOR_NAMESPACE == "/aws/sagemaker/Endpoint/data-metrics"
     assert (metrics.ENDPOINT_DIMENSION, metrics.FEATURE_DIMENSION, metrics.VARIANT_DIMENSION) == ("EndpointName", "Feature", "VariantName")
+    assert metrics.DRIFT_DIMENSIONS == ("EndpointName", "MonitoringSchedule")
     assert (metrics.FEATURE_PSI, metrics.FEATURE_KS, metrics.MAX_FEATURE_PSI, metrics.DRIFTED_FEATURES, metrics.PREDICTION_PSI) == (
         "FeaturePSI", "FeatureKS", "MaxFeaturePSI", "DriftedFeatureCount", "PredictionPSI")
     assert [metrics.live_metric(m) for m in ("auc", "accuracy", "log_loss", "rmse", "mae")] == [
@@ -37,7 +39,10 @@ def test_monitor_environment_names_every_metric_name_once():
         "MLOPS_METRIC_DRIFTED_FEATURES": "DriftedFeatureCount", "MLOPS_METRIC_PREDICTION_PSI": "PredictionPSI",
         "MLOPS_METRIC_LIVE_PREFIX": "Live", "MLOPS_DIMENSION_ENDPOINT": "EndpointName",
         "MLOPS_DIMENSION_FEATURE": "Feature", "MLOPS_DIMENSION_VARIANT": "VariantName",
+        "MLOPS_DIMENSION_SCHEDULE": "MonitoringSchedule",
     }
+    without = metrics.monitor_environment(namespace=False)
+    assert "MLOPS_MONITOR_NAMESPACE" not in without and len(without) == len(metrics.MONITOR_ENV) - 1
 
 
 def test_live_metric_rejects_a_metric_that_is_not_published_live():
@@ -134,4 +139,6 @@ def test_drift_schedule_environment_carries_the_contracts_names():
     from components.drift_monitor import job_environment
 
     env = job_environment(psi_threshold=0.25)
-    assert {k: env[k] for k in metrics.MONITOR_ENV.values()} == metrics.monitor_environment()
+    # all but the namespace: SageMaker chooses where the drift job's metric files are published
+    names = metrics.monitor_environment(namespace=False)
+    assert {k: env[k] for k in names} == names

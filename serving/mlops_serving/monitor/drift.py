@@ -254,7 +254,11 @@ def _violations(name: str, entry: dict[str, Any], settings: DriftSettings) -> li
 
 def _metrics(report: dict[str, Any], settings: DriftSettings, now: datetime) -> list[dict[str, Any]]:
     names = settings.names
+    # Every metric names its endpoint and, under a schedule, the schedule (AWS's recommendation for
+    # Model Monitor's metric files; the drift alarms match both, mlops_contracts.metrics.DRIFT_DIMENSIONS).
     endpoint = {names.endpoint_dimension: settings.endpoint}
+    if settings.monitoring_schedule:
+        endpoint[names.schedule_dimension] = settings.monitoring_schedule
     when = settings.end or now
     out = []
     for name, entry in report["features"].items():

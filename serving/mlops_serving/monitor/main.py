@@ -1,7 +1,8 @@
 """`mlops-monitor`: the serving image's second entry point (also `python -m mlops_serving.monitor`).
 
     mlops-monitor drift   --captures DIR|s3://... --baseline FILE|s3://... --out DIR --endpoint NAME
-                          [--publish cloudwatch|file|none] [--psi-threshold 0.2] [--start T] [--end T]
+                          [--publish cloudwatch|file|none] [--monitoring-schedule NAME] [--psi-threshold 0.2]
+                          [--start T] [--end T]
     mlops-monitor quality --captures DIR|s3://... --labels FILE|DIR|s3://... --out DIR --endpoint NAME
                           [--window-hours 24] [--min-auc 0.8] [--publish cloudwatch] ...
 
@@ -189,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     drift.add_argument("--baseline", help="baseline.json or model.tar.gz, local or s3:// "
                                           "[MLOPS_MONITOR_BASELINE, baseline_statistics]")
     drift.add_argument("--schema", help="the model's schema.json (column order) [MLOPS_MONITOR_SCHEMA]")
+    drift.add_argument("--monitoring-schedule", help="the MonitoringSchedule running the job: a dimension of every "
+                                                      "metric [sagemaker_monitoring_schedule_name; default none]")
     drift.add_argument("--psi-threshold", type=float, help="PSI above which a feature has drifted [default 0.2]")
     drift.add_argument("--null-rate-tolerance", type=float, help="allowed null-rate increase [default 0.05]")
     drift.add_argument("--new-category-tolerance", type=float, help="allowed share of unseen categories [default 0.01]")

@@ -1,15 +1,15 @@
 """Metric records and where they go: CloudWatch's PutMetricData, or Model Monitor's metric files.
 
-`cloudwatch`: the job calls PutMetricData itself (a CronJob, a local run, or a MonitoringSchedule
-whose role may publish to the namespace) into the configured namespace, where the Monitoring
-component's alarms watch.
+`cloudwatch`: the job calls PutMetricData itself into the configured namespace (the live-quality
+job's schedule, whose role may publish to `MLOps/ModelMonitor`, a CronJob, or a local run).
 
-`file`: Model Monitor's bring-your-own-container contract. With `publish_cloudwatch_metrics`
-`Enabled`, the container writes JSON lines shaped like PutMetricData's `MetricData` entries
-(`MetricName`, `Timestamp`, `Dimensions`, `Value`, `Unit`) under `/opt/ml/output/metrics/cloudwatch/`
-and SageMaker publishes them. The contract gives no way to name the namespace: SageMaker puts
-them in `/aws/sagemaker/Endpoint/data-metrics`, not in ours, so alarms on our namespace need the
-`cloudwatch` target (both can be selected).
+`file`: Model Monitor's bring-your-own-container contract, what the drift job's network-isolated
+schedule uses. With `publish_cloudwatch_metrics` `Enabled`, the container writes JSON lines shaped
+like PutMetricData's `MetricData` entries (`MetricName`, `Timestamp`, `Dimensions`, `Value`, `Unit`)
+under `/opt/ml/output/metrics/cloudwatch/` and SageMaker publishes them after the job into
+`/aws/sagemaker/Endpoint/data-metrics` (the contract cannot name a namespace; the drift alarms watch
+that one, `mlops_contracts.metrics.MODEL_MONITOR_NAMESPACE`). The job itself then needs no network.
+Source: https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-byoc-cloudwatch.html
 
 Must not import: anything of the project but `mlops_contracts`: no `pulumi` or its providers, `components`,
 `specs`, `mlops` or `mlops_training` (it runs inside the serving container, whose image installs only

@@ -57,6 +57,9 @@ class MetricNames:
     """Env `MLOPS_DIMENSION_FEATURE`."""
     variant_dimension: str = contract.VARIANT_DIMENSION
     """Env `MLOPS_DIMENSION_VARIANT`."""
+    schedule_dimension: str = contract.SCHEDULE_DIMENSION
+    """Names the drift job's schedule (`DriftSettings.monitoring_schedule`) in its metrics' dimensions.
+    Env `MLOPS_DIMENSION_SCHEDULE`."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> MetricNames:
@@ -150,7 +153,10 @@ class DriftSettings:
     """Status line for SageMaker (`Completed...` / `CompletedWithViolations...`). Default: none, or
     `/opt/ml/output/message` under a MonitoringSchedule. Env `MLOPS_MONITOR_MESSAGE_FILE`."""
     monitoring_schedule: str | None = None
-    """For the report only. Env `sagemaker_monitoring_schedule_name`."""
+    """The MonitoringSchedule running the job: in the report, and a dimension of every metric
+    (`names.schedule_dimension`, as AWS recommends for Model Monitor's metric files; the drift alarms
+    match it). Default none: no such dimension. Env `sagemaker_monitoring_schedule_name`,
+    flag `--monitoring-schedule`."""
     psi_threshold: float = 0.2
     """A feature (or the prediction) whose PSI is above this has drifted. Default 0.2, the drift
     alarms' default. Env `MLOPS_MONITOR_PSI_THRESHOLD`."""
@@ -172,6 +178,9 @@ class DriftSettings:
         _problems_common(self, problems)
         if not self.baseline:
             problems.append("baseline='': allowed a baseline.json or model.tar.gz, local or s3:// (--baseline)")
+        if self.monitoring_schedule is not None and not self.monitoring_schedule.strip():
+            problems.append(f"monitoring_schedule={self.monitoring_schedule!r}: allowed the MonitoringSchedule's name "
+                            "(--monitoring-schedule), not blank")
         for name in ("psi_threshold", "null_rate_tolerance", "new_category_tolerance"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
