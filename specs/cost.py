@@ -226,6 +226,7 @@ PIPELINE = "aws:sagemaker/pipeline:Pipeline"
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 SCHEDULE = "aws:sagemaker/monitoringSchedule:MonitoringSchedule"
 BUCKET = "aws:s3/bucket:Bucket"
+TRACKING_SERVER = "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer"
 FEATURE_GROUP = "aws:sagemaker/featureGroup:FeatureGroup"
 
 
@@ -246,6 +247,7 @@ def estimate(name: str, region: str, resources: list[Any], prices: dict[str, Any
     out.lines += [line for r in resources if r.type == SCHEDULE for line in _schedule_volume_line(r, book)]
     out.lines += [line for r in resources if r.type == PIPELINE for line in _pipeline_volume_lines(r, book)]
     out.lines += _bucket_lines(resources, book) + _capture_lines(resources, book) + _feature_store_lines(resources, book)
+    out.lines += _tracking_lines(resources, book)
     return out
 
 
@@ -412,6 +414,14 @@ def _feature_store_lines(resources: list[Any], book: _Book) -> list[Line]:
             lines.append(Line("feature-store", group.inputs.get("featureGroupName", group.name), detail, "month",
                               unpriced=book.unconfirmed("SageMaker Feature Store's online store")))
     return lines
+
+
+def _tracking_lines(resources: list[Any], book: _Book) -> list[Line]:
+    """Each MLflow tracking server the stack creates, billed while it runs (unpriced: its Price List
+    attributes are not confirmed, so `mlops prices refresh` does not ask for them)."""
+    return [Line("tracking", r.inputs.get("trackingServerName", r.name), f"MLflow tracking server ({r.inputs.get('trackingServerSize', 'Small')}), "
+                 "running all month", "month", unpriced=book.unconfirmed("SageMaker's MLflow tracking server"))
+            for r in resources if r.type == TRACKING_SERVER]
 
 
 def format_estimate(est: Estimate) -> list[str]:

@@ -358,7 +358,7 @@ def pipeline_definition(
                                                sources=sources, dataset=dataset, train=candidate)
         register = steps.register_step(session, model=model, spec=spec, serving_image=serving_image, image=image, role_arn=role_arn,
                                        model_package_group=model_package_group, sources=sources, dataset=dataset, train=candidate,
-                                       evaluate=evaluate)
+                                       evaluate=evaluate, report=report if tracking_uri else None)
         condition = steps.decision_steps(evaluate=evaluate, report=report, register=register)
         pipeline = Pipeline(
             name=pipeline_name,

@@ -200,8 +200,12 @@ def evaluate_step(session: Any, *, model: str, spec: ModelConfig, training: Trai
 
 
 def register_step(session: Any, *, model: str, spec: ModelConfig, serving_image: str, image: str, role_arn: str,
-                  model_package_group: str, sources: RetrainingSources, dataset: Any, train: Any, evaluate: Any) -> Any:
-    """The Register ModelStep: a CreateModelPackage request with the evaluation attached."""
+                  model_package_group: str, sources: RetrainingSources, dataset: Any, train: Any, evaluate: Any,
+                  report: Any = None) -> Any:
+    """The Register ModelStep: a CreateModelPackage request with the evaluation attached. With `report`
+    (the Evaluate step's property file; given when the Train step logs to MLflow) the version also carries
+    the candidate's MLflow run id, read from the evaluation's lineage (`mlops-train evaluate` records it
+    there from the candidate's metadata.json)."""
     from sagemaker.core.model_metrics import MetricsSource, ModelMetrics
     from sagemaker.core.model_registry import create_model_package_from_containers
     from sagemaker.core.workflow.execution_variables import ExecutionVariables
@@ -228,20 +232,28 @@ def register_step(session: Any, *, model: str, spec: ModelConfig, serving_image:
         customer_metadata_properties={
             lineage.EVALUATION: _join(evaluation, f"/{evaluation_contract.EVALUATION_FILE}"),
             **{k: _value(parts) for k, parts in _lineage(dataset=dataset, train=train, sources=sources, image=image).items()},
+            **({lineage.MLFLOW_RUN: _evaluation_field(evaluate, report, f"lineage['{lineage.MLFLOW_RUN}']")} if report is not None else {}),
         },
     )
     return ModelStep(name=REGISTER_STEP, step_args=step_args)
 
 
+def _evaluation_field(evaluate: Any, report: Any, path: str) -> Any:
+    """A field of the Evaluate step's evaluation.json (its property file), read when the step runs."""
+    from sagemaker.core.workflow.functions import JsonGet
+
+    return JsonGet(step_name=evaluate.name, property_file=report, json_path=path)
+
+
 def decision_steps(*, evaluate: Any, report: Any, register: Any) -> Any:
     """Condition: `decision.passed` is true -> Register, else Fail with the decision's reason."""
     from sagemaker.core.workflow.conditions import ConditionEquals
-    from sagemaker.core.workflow.functions import Join, JsonGet
+    from sagemaker.core.workflow.functions import Join
     from sagemaker.mlops.workflow.condition_step import ConditionStep
     from sagemaker.mlops.workflow.fail_step import FailStep
 
     def field(path: str) -> Any:
-        return JsonGet(step_name=evaluate.name, property_file=report, json_path=path)
+        return _evaluation_field(evaluate, report, path)
 
     fail = FailStep(name=FAIL_STEP, error_message=Join(on=" ", values=[FAILURE_PREFIX, field("decision.reason")]))
     return ConditionStep(name=CONDITION_STEP, conditions=[ConditionEquals(left=field("decision.passed"), right=True)],

@@ -133,7 +133,8 @@ def test_plan_text_and_json_show_volumes_unit_prices_and_what_is_unpriced(stacks
                                 "declared)"] for line in text), result.output
     assert any("capture" in line and "$0.005 per 1,000 PUT requests (usage not declared)" in line for line in text)
     assert any("feature-store" in line and "unpriced: SageMaker Feature Store's online store" in line for line in text)
-    assert "total         $167.90 - $341.40 per month for the priced lines only; 2 unpriced; 4 with usage not declared" in result.output
+    assert any(line.split()[:2] == ["tracking", "demo-local-mlflow"] and "unpriced: SageMaker's MLflow tracking server" in line for line in text)
+    assert "total         $167.90 - $341.40 per month for the priced lines only; 3 unpriced; 4 with usage not declared" in result.output
     [estimate] = json.loads((tmp_path / "plan.json").read_text())["cost"]
     assert estimate["monthly_usd"]["high"] == 341.4 and estimate["monthly_usd"]["usage_not_declared_lines"] == 4
     volume = next(ln for ln in estimate["lines"] if (ln["kind"], ln["item"]) == ("volume", "demo-local-scoring-quality"))

@@ -252,13 +252,15 @@ def test_the_estimate_of_a_shipped_stack_is_the_hand_computation_from_the_price_
     assert capture.detail == "100% of requests (Input+Output) to s3://demo-local-capture-123456789012/datacapture"
     # Monthly: 2 x 83.95 always; at most 4 x 83.95 + 2 x 2.80 = 341.40. Per-run and rate lines are not in it.
     assert (est.monthly_low, est.monthly_high) == (167.9, 341.4)
-    assert [ln.item for ln in est.unpriced] == ["demo-local-fraud-detector-train/training", "demo-local-transactions"]
+    tracking = by["tracking", "demo-local-mlflow"]
+    assert tracking.low_usd is None and "MLflow tracking server: its Price List attributes could not be confirmed" in tracking.unpriced
+    assert [ln.item for ln in est.unpriced] == ["demo-local-fraud-detector-train/training", "demo-local-transactions", "demo-local-mlflow"]
     assert len(est.undeclared) == 4
     text = cost.format_estimate(est)
-    assert text[-1] == "  total         $167.90 - $341.40 per month for the priced lines only; 2 unpriced; 4 with usage not declared"
+    assert text[-1] == "  total         $167.90 - $341.40 per month for the priced lines only; 3 unpriced; 4 with usage not declared"
     assert any(line.endswith("$0.023 per GB-month (usage not declared)") and "demo-local-artifacts-123456789012" in line for line in text)
     assert est.to_json()["monthly_usd"] == {"low": 167.9, "high": 341.4, "covers_priced_lines_only": True,
-                                           "unpriced_lines": 2, "usage_not_declared_lines": 4}
+                                           "unpriced_lines": 3, "usage_not_declared_lines": 4}
 
 
 def test_a_declared_endpoint_volume_is_priced_as_hosting_ml_storage():

@@ -71,7 +71,11 @@ def pipeline(endpoint: tuple[str, Path], tmp_path_factory: pytest.TempPathFactor
     s3.upload_file(str(scratch / "label_events.parquet"), FEATURES, "labels/fraud/label_events.parquet")
     s3.put_object(Bucket=ARTIFACTS, Key=pd.schema_key("fraud"), Body=json.dumps(schema_document("binary_classification")).encode())
     sagemaker.create_model_package_group(ModelPackageGroupName=GROUP)
-    return {"s3": s3, "sagemaker": sagemaker, "state": state}
+    # The team's MLflow tracking server (a real `mlflow server` behind the local endpoint): every run's
+    # Train step logs to it through MLFLOW_TRACKING_URI, the server's ARN.
+    tracking = sagemaker.create_mlflow_tracking_server(TrackingServerName="t-dev-mlflow", ArtifactStoreUri=f"s3://{ARTIFACTS}/mlflow",
+                                                       RoleArn=ROLE)["TrackingServerArn"]
+    return {"s3": s3, "sagemaker": sagemaker, "state": state, "tracking": tracking}
 
 
 def _create(aws: dict[str, Any], *, champions: tuple[tuple[str, str], ...], gates: dict[str, float]) -> str:
@@ -81,7 +85,7 @@ def _create(aws: dict[str, Any], *, champions: tuple[tuple[str, str], ...], gate
         spec=ModelConfig(feature_group="transactions", label="is_fraud", task="binary_classification", approval="auto", gates=gates),
         training=TrainingConfig(hyperparameters=FAST), image="img:train", role_arn=ROLE, training_role_arn=ROLE,
         features_uri=f"s3://{FEATURES}/offline-store/transactions", artifacts_bucket=ARTIFACTS, kms_key="alias/local",
-        model_package_group=GROUP, serving_image="img:serve", network=None,
+        model_package_group=GROUP, serving_image="img:serve", network=None, tracking_uri=aws["tracking"],
         sources=RetrainingSources(feature_group="transactions", label_events_uri=f"s3://{FEATURES}/labels/fraud/label_events.parquet",
                                   champions=champions, config_hash="sha256:" + "0" * 64),
     )
@@ -128,6 +132,14 @@ def test_the_generated_pipeline_builds_trains_evaluates_and_registers_from_one_d
     assert model_data.endswith("/output/model.tar.gz")
     manifest = json.loads(pipeline["s3"].get_object(Bucket=ARTIFACTS, Key=f"datasets/fraud/{execution_id}/manifest.json")["Body"].read())
     assert manifest["window"]["days"] == 30
+    # The registered version carries its training run, and the team's tracking server has it, finished.
+    from mlops.local.tracking_servers import resolve_environment
+
+    url = resolve_environment({"MLFLOW_TRACKING_URI": pipeline["tracking"]}, pipeline["sagemaker"])["MLFLOW_TRACKING_URI"]
+    run = requests.get(f"{url}/api/2.0/mlflow/runs/get", params={"run_id": metadata["mlops:mlflow_run"]}, timeout=30).json()["run"]
+    assert run["info"]["status"] == "FINISHED"
+    assert {p["key"]: p["value"] for p in run["data"]["params"]}["model_name"] == "fraud"
+    assert "validation_auc" in {m["key"] for m in run["data"]["metrics"]}
 
 
 def test_the_shuffled_labels_drill_against_a_good_champion_is_refused_with_the_evaluations_reason(pipeline, registered):

@@ -33,6 +33,15 @@ def _train_environment(plan, model: str = "fraud-detector") -> dict | None:
     return pd.training_step_arguments(json.loads(pipeline.inputs["pipelineDefinition"])).get("Environment")
 
 
+def _register_properties(plan, model: str = "fraud-detector") -> dict:
+    import json
+
+    from specs.pipelines import retraining as pd
+
+    [pipeline] = [r for r in plan.of_type("aws:sagemaker/pipeline:Pipeline") if model in r.name]
+    return pd.step_arguments(json.loads(pipeline.inputs["pipelineDefinition"]), "Register")["CustomerMetadataProperties"]
+
+
 def _access(plan, name: str) -> list[str]:
     import json
 
@@ -41,12 +50,17 @@ def _access(plan, name: str) -> list[str]:
 
 
 def test_the_pipelines_training_job_logs_to_the_stacks_own_server(edit):
-    assert _train_environment(plan_stack("fraud-dev")) is None  # off: the definition carries no Environment
+    off = plan_stack("fraud-dev")
+    assert _train_environment(off) is None  # off: the definition carries no Environment
+    assert "mlops:mlflow_run" not in _register_properties(off)
     edit("teams/fraud.yaml", lambda d: d.update(tracking={"enabled": True}))
     plan = plan_stack("fraud-dev")
     [server] = plan.of_type(SERVER)
     arn = server.outputs["arn"]
     assert _train_environment(plan) == {"MLFLOW_TRACKING_URI": arn}
+    # The registered version carries the run id, read from the evaluation's lineage when Register runs.
+    assert _register_properties(plan)["mlops:mlflow_run"] == {"Std:JsonGet": {
+        "PropertyFile": {"Get": "Steps.Evaluate.PropertyFiles.Evaluation"}, "Path": "lineage['mlops:mlflow_run']"}}
     assert _access(plan, "fraud-dev-tracking-training-access") == [[arn], [arn], ["arn:aws:s3:::fraud-dev-artifacts-111111111111/mlflow/*"]]
 
 
