@@ -343,6 +343,7 @@ def _training_cluster(config: StackConfig, *, namer: Namer, foundation: Foundati
         max_runtime_seconds=config.training.max_runtime_hours * 3600,
         models=models,
         tracking_server_arn=tracking_server_arn,
+        cluster_autoscaler_digest=config.images.cluster_autoscaler_digest,
         tracking_artifacts_bucket_arn=foundation.buckets["artifacts"].arn if config.tracking.shared_stack is None else None,
         tags=config.all_tags(),
     ))

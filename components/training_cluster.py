@@ -160,6 +160,8 @@ class TrainingClusterArgs:
     tracking_server_arn: pulumi.Input[str] | None = None
     """The MLflow tracking server the runs log to (issue #20): the pods get MLFLOW_TRACKING_URI and their
     role what a run does on that server (specs.tracking.client_policy). @default none."""
+    cluster_autoscaler_digest: str | None = None
+    """The digest the created cluster's autoscaler image tag resolved to (`Images.cluster_autoscaler_digest`). @default none: the tag."""
     tracking_artifacts_bucket_arn: pulumi.Input[str] | None = None
     """The server's artifact store bucket when this stack owns the server (the pods may upload there). @default none."""
     tags: dict[str, str]
@@ -416,7 +418,7 @@ class TrainingCluster(pulumi.ComponentResource):
         )
         for obj in cluster_autoscaler.cluster_autoscaler(
             cluster_name=namer.eks_cluster(), region=args.region, role_arn=autoscaler_role.arn,
-            kubernetes_version=cluster.kubernetes_version,
+            kubernetes_version=cluster.kubernetes_version, image_digest=args.cluster_autoscaler_digest,
         ):
             self._apply(f"{name}-autoscaler-{_snake(obj['kind'])}-{obj['metadata']['name']}", obj, system_opts)
 

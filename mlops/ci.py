@@ -219,11 +219,26 @@ def format_matrix(entries: list[dict[str, str]], fmt: str) -> str:
 # Image digests
 
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+PINNED_IMAGES = ("training", "serving", "cluster_autoscaler")
+"""The images CI pins by digest: the team's two (built, scanned and pushed by the job) and, for a stack
+that creates its EKS cluster, the cluster-autoscaler release its Kubernetes minor pins by tag (resolved
+in registry.k8s.io by `docker buildx imagetools inspect`)."""
+
+
+def cluster_autoscaler_image(config: Any) -> str | None:
+    """The cluster-autoscaler image (by tag) a stack's created EKS cluster runs, or None (no cluster of its own)."""
+    from specs.config.schema import CreatedCluster
+    from specs.k8s.cluster_autoscaler import cluster_autoscaler_image as image_for
+
+    eks = config.training.eks
+    if config.training.kind != "eks" or eks is None or not isinstance(eks.cluster, CreatedCluster):
+        return None
+    return image_for(eks.cluster.kubernetes_version)
 
 
 def pin_images_text(text: str, digests: dict[str, str]) -> str:
     """The stack file `text` with `images.<image>_digest` set under `mlops:overrides` for each
-    `digests` entry ("training" or "serving" -> `sha256:<64 hex>`).
+    `digests` entry ("training", "serving" or "cluster_autoscaler" -> `sha256:<64 hex>`).
 
     A ruamel round trip: comments, key order and quoting stay as they were. CI runs it on the stack
     file it is about to apply, so `pulumi up` runs exactly the images it built, scanned and pushed.
@@ -232,8 +247,8 @@ def pin_images_text(text: str, digests: dict[str, str]) -> str:
     from ruamel.yaml.comments import CommentedMap
 
     for image, digest in digests.items():
-        if image not in ("training", "serving"):
-            raise ValueError(f"image {image!r} is not allowed; allowed: training, serving")
+        if image not in PINNED_IMAGES:
+            raise ValueError(f"image {image!r} is not allowed; allowed: {', '.join(PINNED_IMAGES)}")
         if not _DIGEST.match(digest):
             raise ValueError(f"{image} digest {digest!r} is not allowed; allowed: sha256: and 64 lowercase hex digits")
     y = YAML(typ="rt")

@@ -913,14 +913,16 @@ def ci_pin_images(
     stack: Annotated[str, typer.Option("--stack", "-s", help="Stack whose file gets the digests.")],
     training: Annotated[Optional[str], typer.Option("--training", help="Digest of the training image: sha256:<64 hex>.")] = None,
     serving: Annotated[Optional[str], typer.Option("--serving", help="Digest of the serving image: sha256:<64 hex>.")] = None,
+    cluster_autoscaler: Annotated[Optional[str], typer.Option(
+        "--cluster-autoscaler", help="Digest of the created EKS cluster's cluster-autoscaler image (`mlops ci cluster-autoscaler-image`).")] = None,
 ) -> None:
     """Write image digests into stacks/Pulumi.<stack>.yaml (`images.<image>_digest` under
     `mlops:overrides`), so that the stack runs `<repository>@<digest>`; the file must still validate."""
     from mlops import ci
 
-    digests = {k: v for k, v in (("training", training), ("serving", serving)) if v is not None}
+    digests = {k: v for k, v in (("training", training), ("serving", serving), ("cluster_autoscaler", cluster_autoscaler)) if v is not None}
     if not digests:
-        _usage("give --training and/or --serving")
+        _usage("give --training, --serving and/or --cluster-autoscaler")
     path = stack_files.stack_file(stack)
     if not path.exists():
         _usage(f"no stack file {path}; stacks: {', '.join(stack_files.list_stacks())}")
@@ -932,6 +934,23 @@ def ci_pin_images(
         path.write_text(before, encoding="utf-8")
         _usage(str(exc))
     out.print(f"{stack}: " + ", ".join(f"{k} @ {v}" for k, v in digests.items()), markup=False)
+
+
+@ci_app.command("cluster-autoscaler-image")
+def ci_cluster_autoscaler_image(
+    stack: Annotated[str, typer.Option("--stack", "-s", help="A stack.")],
+) -> None:
+    """Print the cluster-autoscaler image (by tag) the stack's created EKS cluster runs, for CI to resolve
+    to a digest (`docker buildx imagetools inspect`) and pin with `mlops ci pin-images --cluster-autoscaler`;
+    print nothing for a stack that creates no cluster."""
+    from mlops import ci
+
+    try:
+        image = ci.cluster_autoscaler_image(stack_files.load(stack))
+    except stack_files.ConfigError as exc:
+        _fail(exc)
+    if image:
+        sys.stdout.write(image + "\n")
 
 
 # --------------------------------------------------------------------------------------------

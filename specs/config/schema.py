@@ -144,6 +144,10 @@ class Images(Strict):
     instead of the tag (CI writes the digest it built, scanned and pushed). @default none: the tag."""
     serving_digest: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")] | None = None
     """Digest of the serving image, like `training_digest`. @default none: the tag."""
+    cluster_autoscaler_digest: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")] | None = None
+    """Digest of the cluster-autoscaler release a created EKS cluster runs (the tag its Kubernetes minor
+    pins, specs.k8s.cluster_autoscaler); when set the Deployment runs `<image>:<tag>@<digest>`. CI resolves
+    the tag in the registry and writes it (`mlops ci pin-images --cluster-autoscaler`). @default none: the tag."""
 
 
 class Network(Strict):

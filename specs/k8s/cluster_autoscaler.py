@@ -40,8 +40,9 @@ def _minor(kubernetes_version: str) -> str:
     return f"{match[1]}.{match[2]}"
 
 
-def cluster_autoscaler_image(kubernetes_version: str, image_tag: str | None = None) -> str:
-    """The autoscaler image for a cluster version: the pinned tag of its minor, or `image_tag` (same minor)."""
+def cluster_autoscaler_image(kubernetes_version: str, image_tag: str | None = None, *, digest: str | None = None) -> str:
+    """The autoscaler image for a cluster version: the pinned tag of its minor, or `image_tag` (same minor),
+    and `@<digest>` when the stack pins the digest that tag resolved to (a moved tag then cannot change it)."""
     minor = _minor(kubernetes_version)
     if image_tag is None:
         if minor not in CLUSTER_AUTOSCALER_TAGS:
@@ -52,7 +53,9 @@ def cluster_autoscaler_image(kubernetes_version: str, image_tag: str | None = No
         image_tag = CLUSTER_AUTOSCALER_TAGS[minor]
     elif not re.fullmatch(rf"v{re.escape(minor)}\.\d+", image_tag):
         raise ValueError(f"cluster-autoscaler image_tag {image_tag!r} does not match Kubernetes {minor}; allowed: 'v{minor}.<patch>'")
-    return f"{CLUSTER_AUTOSCALER_IMAGE}:{image_tag}"
+    if digest is not None and not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+        raise ValueError(f"cluster-autoscaler digest {digest!r}; allowed: sha256: and 64 lowercase hex digits")
+    return f"{CLUSTER_AUTOSCALER_IMAGE}:{image_tag}" + (f"@{digest}" if digest else "")
 
 
 def cluster_autoscaler_policy(cluster_name: str) -> iam.Document:
@@ -231,8 +234,10 @@ def _deployment(*, image: str, cluster_name: str, region: str) -> Manifest:
 
 def cluster_autoscaler(
     *, cluster_name: str, region: str, role_arn: Any, kubernetes_version: str, image_tag: str | None = None,
+    image_digest: str | None = None,
 ) -> list[Manifest]:
     """The objects of upstream's cluster-autoscaler-autodiscover.yaml: a service account bound to
-    `role_arn` (opaque, IRSA), RBAC and the Deployment, discovering this cluster's tagged groups."""
-    image = cluster_autoscaler_image(kubernetes_version, image_tag)
+    `role_arn` (opaque, IRSA), RBAC and the Deployment, discovering this cluster's tagged groups; the
+    image by digest when `image_digest` is given (`Images.cluster_autoscaler_digest`)."""
+    image = cluster_autoscaler_image(kubernetes_version, image_tag, digest=image_digest)
     return [*_rbac(role_arn), _deployment(image=image, cluster_name=cluster_name, region=region)]

@@ -94,8 +94,11 @@ def test_dev_deploy_builds_scans_pushes_and_pins_the_images_before_pulumi_up(git
                    '--tag "$REGISTRY/$repo:$GITHUB_SHA"', "aws ecr wait image-scan-complete",
                    "aws ecr describe-image-scan-findings", "(.CRITICAL // 0) + (.HIGH // 0)", "exit 1"):
         assert needed in script, needed
-    pin = job["steps"][names.index("Pin the image digests into the stack file")]
-    assert pin["run"] == '.venv/bin/mlops ci pin-images --stack "$STACK" --training "$TRAINING" --serving "$SERVING"'
+    pin = job["steps"][names.index("Pin the image digests into the stack file")]["run"]
+    assert 'autoscaler=$(.venv/bin/mlops ci cluster-autoscaler-image --stack "$STACK")' in pin
+    assert ('digest=$(docker buildx imagetools inspect "$autoscaler" --format \'{{json .Manifest.Digest}}\' | jq -r .)' in pin
+            and '--cluster-autoscaler "$digest"' in pin)
+    assert '.venv/bin/mlops ci pin-images --stack "$STACK" --training "$TRAINING" --serving "$SERVING"\n' in pin  # no cluster of its own
 
 
 def test_gitlab_installs_no_cli_through_a_pipe_and_pins_the_pulumi_image(tmp_path: Path):
@@ -128,6 +131,11 @@ def test_gitlab_dev_deploy_builds_scans_pushes_and_pins_the_images_before_pulumi
     assert up["needs"] == ["changed-dev", "images-dev"]
     assert 'mlops ci pin-images --stack "$stack" --training "$training" --serving "$serving"' in up["script"][0]
     assert "pulumi up" in up["script"][1]
+    # A created cluster's cluster-autoscaler: its image named by changed-dev, resolved by images-dev, pinned by up-dev.
+    assert "mlops ci cluster-autoscaler-image" in "\n".join(doc["changed-dev"]["script"])
+    assert "autoscaler-images.tsv" in doc["changed-dev"]["artifacts"]["paths"]
+    assert "docker buildx imagetools inspect \"$autoscaler\" --format '{{json .Manifest.Digest}}' | jq -r ." in script
+    assert '--cluster-autoscaler "$autoscaler"' in up["script"][0]
 
 
 def test_pin_images_writes_digests_the_stack_then_runs(tmp_path: Path):
@@ -215,3 +223,26 @@ def test_the_ecr_requests_of_the_image_jobs_fit_botocore_s_model(tmp_path: Path)
     assert scripts.count("'imageScanFindings.findingSeverityCounts'") == 2
     assert "findingSeverityCounts" in model.shape_for("ImageScanFindings").members
     assert "imageDigest" in model.operation_model("DescribeImages").output_shape.members["imageDetails"].member.members
+
+
+def test_a_created_clusters_autoscaler_is_pinned_by_digest(stacks: Path):
+    """`mlops ci cluster-autoscaler-image` names the tag CI resolves; the pinned digest is what the
+    cluster's Deployment then runs (on a private copy of stacks/)."""
+    from mlops.plan import plan_stack
+    from specs.config import stack_files
+    from specs.k8s.cluster_autoscaler import CLUSTER_AUTOSCALER_IMAGE
+
+    runner = CliRunner()
+    created = [s for s in stack_files.list_stacks() if ci.cluster_autoscaler_image(stack_files.load(s))]
+    assert created, "no shipped stack creates its EKS cluster"
+    stack = created[0]
+    image = runner.invoke(app, ["ci", "cluster-autoscaler-image", "--stack", stack]).stdout.strip()
+    assert image.startswith(f"{CLUSTER_AUTOSCALER_IMAGE}:v")
+    assert runner.invoke(app, ["ci", "cluster-autoscaler-image", "--stack", "fraud-dev"]).stdout == ""  # SageMaker training
+    path = stack_files.stack_file(stack)
+    before = path.read_text()
+    path.write_text(ci.pin_images_text(before, {"cluster_autoscaler": DIGEST}))
+    [deployment] = [r for r in plan_stack(stack).of_type("kubernetes:apps/v1:Deployment") if "autoscaler" in r.name]
+    assert deployment.inputs["spec"]["template"]["spec"]["containers"][0]["image"] == f"{image}@{DIGEST}"
+    with pytest.raises(ValueError, match="allowed: training, serving, cluster_autoscaler"):
+        ci.pin_images_text(before, {"autoscaler": DIGEST})
