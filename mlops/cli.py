@@ -953,6 +953,23 @@ def ci_cluster_autoscaler_image(
         sys.stdout.write(image + "\n")
 
 
+@ci_app.command("resolve-digest")
+def ci_resolve_digest(
+    image: Annotated[str, typer.Argument(help="A public image by tag: <registry host>/<repository>:<tag>.")],
+) -> None:
+    """Print the digest the tag points at now, read from its registry (OCI distribution API, anonymous
+    token if the registry asks for one). CI pins a created cluster's cluster-autoscaler with it."""
+    from mlops import registry
+
+    try:
+        sys.stdout.write(registry.manifest_digest(image) + "\n")
+    except ValueError as exc:
+        _usage(str(exc))
+    except (registry.RegistryError, OSError) as exc:
+        err.print(f"mlops ci resolve-digest: {exc}", markup=False)
+        raise typer.Exit(1)
+
+
 # --------------------------------------------------------------------------------------------
 # Online experiments
 

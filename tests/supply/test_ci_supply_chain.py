@@ -96,8 +96,7 @@ def test_dev_deploy_builds_scans_pushes_and_pins_the_images_before_pulumi_up(git
         assert needed in script, needed
     pin = job["steps"][names.index("Pin the image digests into the stack file")]["run"]
     assert 'autoscaler=$(.venv/bin/mlops ci cluster-autoscaler-image --stack "$STACK")' in pin
-    assert ('digest=$(docker buildx imagetools inspect "$autoscaler" --format \'{{json .Manifest.Digest}}\' | jq -r .)' in pin
-            and '--cluster-autoscaler "$digest"' in pin)
+    assert 'digest=$(.venv/bin/mlops ci resolve-digest "$autoscaler")' in pin and '--cluster-autoscaler "$digest"' in pin
     assert '.venv/bin/mlops ci pin-images --stack "$STACK" --training "$TRAINING" --serving "$SERVING"\n' in pin  # no cluster of its own
 
 
@@ -132,10 +131,13 @@ def test_gitlab_dev_deploy_builds_scans_pushes_and_pins_the_images_before_pulumi
     assert 'mlops ci pin-images --stack "$stack" --training "$training" --serving "$serving"' in up["script"][0]
     assert "pulumi up" in up["script"][1]
     # A created cluster's cluster-autoscaler: its image named by changed-dev, resolved by images-dev, pinned by up-dev.
-    assert "mlops ci cluster-autoscaler-image" in "\n".join(doc["changed-dev"]["script"])
-    assert "autoscaler-images.tsv" in doc["changed-dev"]["artifacts"]["paths"]
-    assert "docker buildx imagetools inspect \"$autoscaler\" --format '{{json .Manifest.Digest}}' | jq -r ." in script
+    changed = "\n".join(doc["changed-dev"]["script"])
+    assert "mlops ci cluster-autoscaler-image" in changed and 'digest=$(.venv/bin/mlops ci resolve-digest "$image")' in changed
+    assert "autoscaler-images.tsv" in doc["changed-dev"]["artifacts"]["paths"] and "autoscaler-images.tsv" in script
     assert '--cluster-autoscaler "$autoscaler"' in up["script"][0]
+    for target in ("staging", "prod"):  # promotions pin it too, before the commit
+        promote = "\n".join(doc[f"promote-{target}"]["script"])
+        assert promote.index("mlops ci resolve-digest") < promote.index("git commit") < promote.index("pulumi up")
 
 
 def test_pin_images_writes_digests_the_stack_then_runs(tmp_path: Path):
