@@ -30,19 +30,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mlops.local.featurestore import FeatureStoreError, ValidationError
+from mlops.local.endpoint_updates import ValidationException  # SageMaker's control-plane validation error
+from mlops.local.featurestore import FeatureStoreError
 
 OPERATIONS = ("CreateMlflowTrackingServer", "DescribeMlflowTrackingServer", "ListMlflowTrackingServers", "DeleteMlflowTrackingServer")
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 ARN_PREFIX = "arn:aws:sagemaker:"
 READY_CEILING_S = 180.0
 """How long a job waits for a `Creating` server (the process imports mlflow and migrates SQLite first)."""
-
-
-class ValidationException(ValidationError):
-    """SageMaker's control-plane validation error (its `__type`)."""
-
-    code = "ValidationException"
 
 
 class ResourceNotFound(FeatureStoreError):
