@@ -132,6 +132,12 @@ class LocalStack:
                 f"stack {stack} targets account {self.config.aws.account_id}; local stacks must name the local "
                 f"emulator's account {ACCOUNT_ID} in aws:allowedAccountIds"
             )
+        if self.config.tracking.shared_stack is not None:
+            raise LocalStackError(
+                f"stack {stack} uses the MLflow tracking server of stack {self.config.tracking.shared_stack} "
+                "(tracking.shared_stack), which does not run on this machine; locally a stack needs its own: "
+                "remove tracking.shared_stack"
+            )
         self.region = self.config.aws.region
         self.namer = Namer(team=self.config.team, environment=self.config.environment, account_id=ACCOUNT_ID)
 

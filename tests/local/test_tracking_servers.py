@@ -92,3 +92,16 @@ def test_a_deleted_server_is_gone_with_its_process(sagemaker):
         sagemaker.describe_mlflow_tracking_server(TrackingServerName=NAME)
     with pytest.raises(OSError):  # nothing listens there any more: the delete waited for the process to exit
         urllib.request.urlopen(f"{url}/health", timeout=5)
+
+
+def test_a_local_stack_that_shares_another_stacks_server_is_refused_naming_the_fix(stacks):
+    import yaml
+
+    from mlops.local.stack import LocalStack, LocalStackError
+
+    team = stacks / "teams" / "demo.yaml"
+    doc = yaml.safe_load(team.read_text())
+    doc["tracking"] = {"enabled": True, "shared_stack": "acme/mlops/platform-prod"}
+    team.write_text(yaml.safe_dump(doc))
+    with pytest.raises(LocalStackError, match="acme/mlops/platform-prod.*does not run on this machine.*remove tracking.shared_stack"):
+        LocalStack("demo-local")
