@@ -3,6 +3,7 @@ the versions the stack pins and serves them, refuses pins it cannot produce befo
 anything, and on a failure stops every process it started."""
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import socket
@@ -63,8 +64,16 @@ def test_cold_no_demo_trains_the_pinned_versions_and_serves_them(cold: Path):
         with urllib.request.urlopen(f"http://127.0.0.1:{process.port}/ping", timeout=10) as response:
             assert response.status == 200
     assert [e["version"] for e in env.journal()] == [1, 2]
+    # The stack's MLflow tracking server (the local endpoint runs it) has both training runs.
+    url = result.stdout.split("MLflow: ", 1)[1].split()[0]
+    search = urllib.request.Request(f"{url}/api/2.0/mlflow/runs/search", data=b'{"experiment_ids": ["1"]}',
+                                    headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(search, timeout=30) as response:
+        runs = json.loads(response.read())["runs"]
+    assert sorted(r["info"]["run_name"] for r in runs) == [f"{STACK}-fraud-detector-1", f"{STACK}-fraud-detector-2"]
     down = CliRunner().invoke(app, ["local", "down", "-s", STACK])
     assert down.exit_code == 0 and "stopped 4 process(es)" in down.stdout
+    assert refuses_connections(int(url.rsplit(":", 1)[1]))  # stopped with the endpoint
 
 
 def test_pins_local_training_cannot_produce_are_refused_before_anything_starts(cold: Path):
