@@ -306,13 +306,17 @@ def _pipeline_line(pipeline: Any, book: _Book) -> Line:
     return Line("training", pipeline.inputs.get("pipelineName", pipeline.name), "; ".join(parts), "run", round(usd, 2), round(usd, 2), note=note)
 
 
-def _schedule_line(schedule: Any, book: _Book) -> Line:
+def _schedule_parts(schedule: Any) -> tuple[str, str, dict[str, Any], int | None, int]:
+    """A monitoring schedule's name, cron, job cluster config, runs a month (None: not hourly or daily) and instance count."""
     config = schedule.inputs.get("monitoringScheduleConfig") or {}
     cron = (config.get("scheduleConfig") or {}).get("scheduleExpression", "")
     cluster = ((config.get("monitoringJobDefinition") or {}).get("monitoringResources") or {}).get("clusterConfig") or {}
-    instance, count = cluster.get("instanceType", "?"), int(cluster.get("instanceCount", 1))
-    item = schedule.inputs.get("name", schedule.name)
-    runs = runs_per_month(cron)
+    return schedule.inputs.get("name", schedule.name), cron, cluster, runs_per_month(cron), int(cluster.get("instanceCount", 1))
+
+
+def _schedule_line(schedule: Any, book: _Book) -> Line:
+    item, cron, cluster, runs, count = _schedule_parts(schedule)
+    instance = cluster.get("instanceType", "?")
     if runs is None:
         return Line("monitoring", item, f"{cron} on {instance}", "month", unpriced=f"schedule {cron} is neither hourly nor daily: not estimated")
     hours = runs * count * MONITORING_MAX_RUNTIME_HOURS
@@ -322,11 +326,8 @@ def _schedule_line(schedule: Any, book: _Book) -> Line:
 
 def _schedule_volume_line(schedule: Any, book: _Book) -> list[Line]:
     """A monitoring schedule's ML storage: each run's volume for at most the run's limit (none if it declares no volume)."""
-    config = schedule.inputs.get("monitoringScheduleConfig") or {}
-    cron = (config.get("scheduleConfig") or {}).get("scheduleExpression", "")
-    cluster = ((config.get("monitoringJobDefinition") or {}).get("monitoringResources") or {}).get("clusterConfig") or {}
-    gb, count, item = float(cluster.get("volumeSizeInGb") or 0), int(cluster.get("instanceCount", 1)), schedule.inputs.get("name", schedule.name)
-    runs = runs_per_month(cron)
+    item, cron, cluster, runs, count = _schedule_parts(schedule)
+    gb = float(cluster.get("volumeSizeInGb") or 0)
     if not gb:
         return []
     if runs is None:
@@ -361,6 +362,13 @@ def _pipeline_volume_lines(pipeline: Any, book: _Book) -> list[Line]:
     return lines
 
 
+def _captures(resources: list[Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(endpoint name, data capture config) of each endpoint configuration that captures."""
+    served = _endpoint_names(resources)
+    return [(served.get(c.inputs.get("name"), c.name), c.inputs["dataCaptureConfig"]) for c in resources
+            if c.type == ENDPOINT_CONFIG and (c.inputs.get("dataCaptureConfig") or {}).get("enableCapture")]
+
+
 def _bucket_of(uri: str) -> str:
     return uri.removeprefix("s3://").split("/", 1)[0]
 
@@ -371,12 +379,8 @@ def _bucket_lines(resources: list[Any], book: _Book) -> list[Line]:
     for group in (r for r in resources if r.type == FEATURE_GROUP):
         uri = ((group.inputs.get("offlineStoreConfig") or {}).get("s3StorageConfig") or {}).get("s3Uri", "")
         uses.setdefault(_bucket_of(uri), []).append(f"offline store of {group.inputs.get('featureGroupName', group.name)}")
-    served = _endpoint_names(resources)
-    for config in (r for r in resources if r.type == ENDPOINT_CONFIG):
-        capture = config.inputs.get("dataCaptureConfig") or {}
-        if capture.get("enableCapture"):
-            uses.setdefault(_bucket_of(capture.get("destinationS3Uri", "")), []).append(
-                f"data capture of {served.get(config.inputs.get('name'), config.name)}")
+    for endpoint, capture in _captures(resources):
+        uses.setdefault(_bucket_of(capture.get("destinationS3Uri", "")), []).append(f"data capture of {endpoint}")
     price, missing = book.unit("s3-standard-storage")
     lines = []
     for bucket in (r for r in resources if r.type == BUCKET):
@@ -390,14 +394,11 @@ def _capture_lines(resources: list[Any], book: _Book) -> list[Line]:
     """Each endpoint's data capture: the S3 PUT requests it makes (one object per batch of captured
     requests; how many depends on traffic, which no stack declares). Its objects' storage is the
     capture bucket's line."""
-    served, (price, missing), lines = _endpoint_names(resources), book.unit("s3-put-requests"), []
-    for config in (r for r in resources if r.type == ENDPOINT_CONFIG):
-        capture = config.inputs.get("dataCaptureConfig") or {}
-        if not capture.get("enableCapture"):
-            continue
+    (price, missing), lines = book.unit("s3-put-requests"), []
+    for endpoint, capture in _captures(resources):
         modes = "+".join(o.get("captureMode", "?") for o in capture.get("captureOptions") or [])
         detail = f"{float(capture.get('initialSamplingPercentage', 100)):g}% of requests ({modes}) to {capture.get('destinationS3Uri', '?')}"
-        lines.append(Line("capture", served.get(config.inputs.get("name"), config.name), detail, "month", unpriced=missing,
+        lines.append(Line("capture", endpoint, detail, "month", unpriced=missing,
                           rate=price and f"${price * 1000:.6g} per 1,000 PUT requests"))
     return lines
 

@@ -90,15 +90,20 @@ def test_cost_diff_shows_each_changed_line_and_the_monthly_delta(stacks: Path, t
     assert unknown.exit_code == 2 and "git cannot read revision 'no-such-ref'" in unknown.output
 
 
-def test_a_new_stack_is_all_change_and_the_pull_request_jobs_print_the_diff(stacks: Path, tmp_path: Path):
-    from mlops import ci
-
-    _prices(stacks)
+def _diff_as_new_stack(tmp_path: Path) -> dict:
+    """`mlops cost diff --json` of demo-local against an empty stacks directory (a new stack)."""
     empty = tmp_path / "empty"
     (empty / "teams").mkdir(parents=True)
     result = CliRunner().invoke(app, ["cost", "diff", "-s", "demo-local", "--base-dir", str(empty), "--json"])
     assert result.exit_code == 0, result.output
-    diff = json.loads(result.output)
+    return json.loads(result.output)
+
+
+def test_a_new_stack_is_all_change_and_the_pull_request_jobs_print_the_diff(stacks: Path, tmp_path: Path):
+    from mlops import ci
+
+    _prices(stacks)
+    diff = _diff_as_new_stack(tmp_path)
     assert diff["monthly_usd"]["base"] == [0.0, 0.0] and diff["monthly_usd"]["new"] == [167.9, 335.8]
     assert all(row["base"] is None for row in diff["changes"])
     out = tmp_path / "ci"
@@ -145,17 +150,13 @@ def test_plan_text_and_json_show_volumes_unit_prices_and_what_is_unpriced(stacks
 
 def test_cost_diff_shows_a_new_stacks_unit_priced_lines_without_a_delta(stacks: Path, tmp_path: Path):
     _unit_prices(stacks)
-    empty = tmp_path / "empty"
-    (empty / "teams").mkdir(parents=True)
-    result = CliRunner().invoke(app, ["cost", "diff", "-s", "demo-local", "--base-dir", str(empty), "--json"])
-    assert result.exit_code == 0, result.output
-    diff = json.loads(result.output)
+    diff = _diff_as_new_stack(tmp_path)
     assert diff["monthly_usd"]["new"] == [167.9, 341.4] and diff["unpriced"]
     rows = {(row["kind"], row["item"]): row for row in diff["changes"]}
     bucket = rows["storage", "demo-local-artifacts-123456789012"]
     assert bucket["delta_high_usd"] is None and bucket["new"]["rate"] == "$0.023 per GB-month"
     assert rows["volume", "demo-local-scoring-drift"]["delta_high_usd"] == 2.8
-    text = CliRunner().invoke(app, ["cost", "diff", "-s", "demo-local", "--base-dir", str(empty)]).output
+    text = CliRunner().invoke(app, ["cost", "diff", "-s", "demo-local", "--base-dir", str(tmp_path / "empty")]).output
     assert "storage    demo-local-artifacts-123456789012: (none) -> S3 Standard: $0.023 per GB-month (usage not declared)" in text
     assert "volume     demo-local-scoring-drift: (none) -> 730 runs x 1 x 20 GB ML storage, <= 1 h each: $2.80 per month (+2.80)" in text
     assert "feature-store demo-local-transactions: (none) -> online store (Standard, OnDemand): writes, reads, storage: unpriced" in text
